@@ -1,0 +1,213 @@
+// Package config reads lbgpt.toml, the one configuration file of lbgpt: the
+// daemon's settings and the upstream accounts ("backends") it balances over.
+//
+// A program loads the file with [Load], which decodes it strictly, applies the
+// defaults, validates it and resolves every API key:
+//
+//	cfg, warnings, err := config.Load(config.DefaultPath(), os.Getenv)
+//
+// Without a file, [FromEnv] builds the same [Config] from OPENAI_API_KEY and
+// AZURE_OPENAI_API_KEY + AZURE_OPENAI_ENDPOINT, the variables the OpenAI SDKs
+// read. [Parse] is the decoding half alone: it never reads files or the
+// environment.
+//
+// Decoding is strict: an unknown or misspelt key, a value of the wrong type or
+// an invalid setting is an error naming the file, the line and the key, and
+// every such problem is reported at once (the error is an [errors.Join] of
+// [*Error] values). A file states its format with "version = 1".
+//
+// API keys are [Secret] values. They are referenced by environment variable
+// (api_key_env) or file (api_key_file); a literal api_key is accepted but
+// warned about when the file is readable by others. A Secret prints, logs and
+// marshals as "[redacted]", and no error or warning from this package ever
+// contains a key.
+//
+// A Config is plain data: after loading, it is safe for concurrent reads.
+package config
+
+import (
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Version is the only format version this package reads: a file must say
+// "version = 1".
+const Version = 1
+
+// Backend types.
+const (
+	TypeOpenAI           = "openai"
+	TypeAzure            = "azure"
+	TypeOpenAICompatible = "openai-compatible"
+)
+
+// Defaults applied by [Parse] and [FromEnv] to settings the file leaves out.
+const (
+	DefaultRequestTimeout  = 120 * time.Second
+	DefaultMaxAttempts     = 10 // the original LBGPT's
+	DefaultMaxMessageBytes = 8 << 20
+	DefaultOpenAIBaseURL   = "https://api.openai.com/v1"
+	DefaultAzureAPIVersion = "2024-10-21"
+	DefaultWeight          = 1.0
+	DefaultMaxConcurrent   = 5 // the original LBGPT's
+)
+
+// Config is a decoded, validated lbgpt.toml.
+type Config struct {
+	Version  int       `toml:"version"`
+	Daemon   Daemon    `toml:"daemon"`
+	Backends []Backend `toml:"backend"`
+
+	// Path is the file the config was loaded from; "" when it was built from
+	// the environment or by Parse.
+	Path string `toml:"-"`
+}
+
+// Daemon holds the settings of lbgptd itself: the [daemon] table.
+type Daemon struct {
+	// Socket is the absolute path of the daemon's Unix socket; "" means the
+	// client's default socket path.
+	Socket string `toml:"socket"`
+	// RequestTimeout is the total deadline of one request, retries included.
+	// Default 120s.
+	RequestTimeout Duration `toml:"request_timeout"`
+	// MaxAttempts is the number of upstream attempts one request may make,
+	// across all backends, 1 to 100. Default 10.
+	MaxAttempts int `toml:"max_attempts"`
+	// MaxMessageBytes is the longest JSON-RPC line the daemon accepts.
+	// Default 8 MiB.
+	MaxMessageBytes int `toml:"max_message_bytes"`
+}
+
+// Backend is one upstream account: a [[backend]] table.
+type Backend struct {
+	// Name identifies the backend in logs, stats and responses: required,
+	// unique, [a-z0-9][a-z0-9._-]* and at most 64 bytes.
+	Name string `toml:"name"`
+	// Type is TypeOpenAI, TypeAzure or TypeOpenAICompatible.
+	Type string `toml:"type"`
+	// BaseURL is the API's absolute http(s) URL, without a trailing slash.
+	// OpenAI: default https://api.openai.com/v1. Azure: required, the
+	// resource endpoint https://RESOURCE.openai.azure.com. OpenAI-compatible:
+	// required, for example http://localhost:11434/v1.
+	BaseURL string `toml:"base_url"`
+
+	// At most one of APIKeyEnv, APIKeyFile and APIKey is set. The openai and
+	// azure types need one; openai-compatible may have none.
+
+	// APIKeyEnv names the environment variable holding the key.
+	APIKeyEnv string `toml:"api_key_env"`
+	// APIKeyFile is the absolute path ("~/" allowed) of a file holding the key.
+	APIKeyFile string `toml:"api_key_file"`
+	// APIKey is a key written in the file itself.
+	APIKey Secret `toml:"api_key"`
+
+	// APIVersion is the Azure api-version; azure only, default 2024-10-21.
+	APIVersion string `toml:"api_version"`
+	// ModelMap maps OpenAI model names to Azure deployment names; azure only.
+	ModelMap map[string]string `toml:"model_map"`
+	// Models lists the models the backend serves; empty means any model
+	// (azure: the ModelMap keys, when ModelMap is not empty).
+	Models []string `toml:"models"`
+
+	// Weight is the backend's share of traffic relative to the others of its
+	// priority tier; > 0, default 1.
+	Weight float64 `toml:"weight"`
+	// Priority is the backend's tier: the priority strategy tries lower tiers
+	// first. Default 0.
+	Priority int `toml:"priority"`
+	// LimitRPM and LimitTPM are the account's requests and tokens per minute;
+	// 0 means unknown or unlimited.
+	LimitRPM int `toml:"limit_rpm"`
+	LimitTPM int `toml:"limit_tpm"`
+	// MaxConcurrent caps the requests in flight to this backend; >= 1,
+	// default 5.
+	MaxConcurrent int `toml:"max_concurrent"`
+
+	// Key is the resolved API key, filled by [Load], [FromEnv] and
+	// [Config.Resolve]; "" for a backend without a key.
+	Key Secret `toml:"-"`
+}
+
+// Serves reports whether b serves model: a model listed in Models or, for an
+// azure backend with an empty Models and a non-empty ModelMap, a ModelMap
+// key; any model when both are empty.
+func (b Backend) Serves(model string) bool {
+	if len(b.Models) > 0 {
+		return slices.Contains(b.Models, model)
+	}
+	if b.Type == TypeAzure && len(b.ModelMap) > 0 {
+		_, ok := b.ModelMap[model]
+		return ok
+	}
+	return true
+}
+
+// Deployment returns the name to send upstream for model: for an azure
+// backend the ModelMap entry when there is one, otherwise model itself.
+func (b Backend) Deployment(model string) string {
+	if b.Type == TypeAzure {
+		if d, ok := b.ModelMap[model]; ok {
+			return d
+		}
+	}
+	return model
+}
+
+// KeySource says where b's key comes from, for display: "env NAME",
+// "file PATH", "api_key" or "none". It never contains the key.
+func (b Backend) KeySource() string {
+	switch {
+	case b.APIKeyEnv != "":
+		return "env " + b.APIKeyEnv
+	case b.APIKeyFile != "":
+		return "file " + b.APIKeyFile
+	case b.APIKey != "":
+		return "api_key"
+	}
+	return "none"
+}
+
+// LogValue shows b in logs by name, type, URL and key source: never the
+// key, nor the model lists.
+func (b Backend) LogValue() slog.Value {
+	u := b.BaseURL
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		u = p.Redacted()
+	}
+	return slog.GroupValue(
+		slog.String("name", b.Name),
+		slog.String("type", b.Type),
+		slog.String("base_url", u),
+		slog.String("key", b.KeySource()),
+	)
+}
+
+// Backend returns the backend called name.
+func (c *Config) Backend(name string) (*Backend, bool) {
+	for i := range c.Backends {
+		if c.Backends[i].Name == name {
+			return &c.Backends[i], true
+		}
+	}
+	return nil, false
+}
+
+// DefaultPath returns the default config file:
+// $XDG_CONFIG_HOME/lbgpt/lbgpt.toml, else ~/.config/lbgpt/lbgpt.toml.
+func DefaultPath() string {
+	return defaultPath(getenv(nil))
+}
+
+func defaultPath(env func(string) string) string {
+	if x := env("XDG_CONFIG_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "lbgpt", "lbgpt.toml")
+	}
+	if h := env("HOME"); h != "" {
+		return filepath.Join(h, ".config", "lbgpt", "lbgpt.toml")
+	}
+	return filepath.Join("~", ".config", "lbgpt", "lbgpt.toml")
+}
