@@ -1,0 +1,175 @@
+// Package tokens counts tokens the way OpenAI's models do, offline.
+//
+// It wraps tiktoken-go with the encodings compiled into the binary
+// (tiktoken-go-loader), so counting never touches the network. Each encoding
+// is loaded once, on first use (loading o200k_base takes a few hundred
+// milliseconds); after that Count is safe for concurrent use by any number of
+// goroutines.
+//
+// Models are mapped to encodings by name prefix, with a table kept here
+// because tiktoken-go's own table predates the newer models:
+//
+//	gpt-4o*, gpt-4.1*, gpt-4.5*, gpt-5*, o1*, o3*, o4*, chatgpt-4o*  → o200k_base
+//	gpt-4*, gpt-3.5*, gpt-35* (Azure), text-embedding-*               → cl100k_base
+//	anything else                                                    → o200k_base
+//
+// Unknown models use o200k_base because every current OpenAI model does; for
+// other vendors' models the count is an estimate of the right magnitude. Names
+// are matched case-insensitively after stripping decorations: a provider
+// prefix ("openai/gpt-4o") and a fine-tune wrapper
+// ("ft:gpt-4o-mini:org::id" counts as gpt-4o-mini). An Azure deployment name
+// is not a model name: map it to its model before asking.
+package tokens
+
+import (
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	tiktoken "github.com/pkoukk/tiktoken-go"
+	tiktoken_loader "github.com/pkoukk/tiktoken-go-loader"
+)
+
+// Encoding names returned by Encoding.
+const (
+	O200kBase  = "o200k_base"
+	Cl100kBase = "cl100k_base"
+)
+
+// Message is one chat message as CountMessages sees it.
+type Message struct {
+	Role, Name, Content string
+}
+
+// Chat accounting constants from OpenAI's cookbook ("How to count tokens
+// with tiktoken"), valid for every gpt-3.5-turbo-0613-and-later chat model.
+const (
+	perMessage = 3 // <|start|>{role/name}\n{content}<|end|>\n
+	perName    = 1 // a name field costs one more token
+	perReply   = 3 // every reply is primed with <|start|>assistant<|message|>
+)
+
+// The loader is set before any encoding can load; tiktoken-go keeps it in a
+// plain package variable, so it must not be assigned concurrently with use.
+func init() {
+	tiktoken.SetBpeLoader(tiktoken_loader.NewOfflineLoader())
+}
+
+var (
+	o200k  = sync.OnceValues(func() (*tiktoken.Tiktoken, error) { return tiktoken.GetEncoding(O200kBase) })
+	cl100k = sync.OnceValues(func() (*tiktoken.Tiktoken, error) { return tiktoken.GetEncoding(Cl100kBase) })
+)
+
+// prefixes maps model-name prefixes to encodings; the first match wins, so
+// longer prefixes come before the shorter ones they extend.
+var prefixes = []struct{ prefix, encoding string }{
+	{"gpt-4o", O200kBase},
+	{"gpt-4.1", O200kBase},
+	{"gpt-4.5", O200kBase},
+	{"gpt-5", O200kBase},
+	{"chatgpt-4o", O200kBase},
+	{"o1", O200kBase},
+	{"o3", O200kBase},
+	{"o4", O200kBase},
+	{"gpt-4", Cl100kBase},
+	{"gpt-3.5", Cl100kBase},
+	{"gpt-35", Cl100kBase},
+	{"text-embedding-", Cl100kBase},
+}
+
+// Encoding returns the name of the encoding used for model: "o200k_base" or
+// "cl100k_base".
+func Encoding(model string) string {
+	m := Canonical(model)
+	for _, p := range prefixes {
+		if strings.HasPrefix(m, p.prefix) {
+			return p.encoding
+		}
+	}
+	return O200kBase
+}
+
+// Canonical returns model stripped of the decorations Encoding ignores:
+// surrounding space, letter case, a provider prefix ("openai/gpt-4o") and a
+// fine-tune wrapper ("ft:gpt-4o-mini:org::id" → "gpt-4o-mini").
+func Canonical(model string) string {
+	m := strings.ToLower(strings.TrimSpace(model))
+	if i := strings.LastIndexByte(m, '/'); i >= 0 {
+		m = m[i+1:]
+	}
+	if rest, ok := strings.CutPrefix(m, "ft:"); ok {
+		m, _, _ = strings.Cut(rest, ":")
+	}
+	return m
+}
+
+func encoder(model string) *tiktoken.Tiktoken {
+	get := o200k
+	if Encoding(model) == Cl100kBase {
+		get = cl100k
+	}
+	enc, err := get()
+	if err != nil {
+		// The encodings are compiled in; failing to load one is a build
+		// defect, not a run-time condition callers could handle.
+		panic("tokens: load encoding: " + err.Error())
+	}
+	return enc
+}
+
+// Count returns the number of tokens text encodes to for model. Special
+// tokens such as "<|endoftext|>" are counted as ordinary text, as the API
+// does for user content.
+func Count(model, text string) int {
+	if text == "" {
+		return 0
+	}
+	return len(encoder(model).EncodeOrdinary(text))
+}
+
+// CountMessages returns the prompt tokens a chat request with msgs costs on
+// model, by OpenAI's accounting: 3 tokens per message plus the tokens of its
+// role, content and name (and 1 more when it has a name), plus 3 that prime
+// the reply.
+func CountMessages(model string, msgs []Message) int {
+	enc := encoder(model)
+	n := perReply
+	for _, m := range msgs {
+		n += perMessage + count(enc, m.Role) + count(enc, m.Content)
+		if m.Name != "" {
+			n += perName + count(enc, m.Name)
+		}
+	}
+	return n
+}
+
+// Truncate returns the longest prefix of text, cut at a token boundary, that
+// encodes to at most n tokens for model, and its token count. A cut that would
+// split a UTF-8 sequence backs off to the previous whole character.
+func Truncate(model, text string, n int) (string, int) {
+	if n <= 0 || text == "" {
+		return "", 0
+	}
+	enc := encoder(model)
+	ids := enc.EncodeOrdinary(text)
+	if len(ids) <= n {
+		return text, len(ids)
+	}
+	for k := n; k > 0; k-- {
+		s := enc.Decode(ids[:k])
+		if !utf8.ValidString(s) || !strings.HasPrefix(text, s) {
+			continue
+		}
+		if c := count(enc, s); c <= n {
+			return s, c
+		}
+	}
+	return "", 0
+}
+
+func count(enc *tiktoken.Tiktoken, s string) int {
+	if s == "" {
+		return 0
+	}
+	return len(enc.EncodeOrdinary(s))
+}
