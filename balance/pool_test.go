@@ -1,0 +1,239 @@
+package balance
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/lbgpt/lbgpt/config"
+	"github.com/lbgpt/lbgpt/provider"
+)
+
+func member(name string, weight float64, models ...string) *Member {
+	return &Member{Config: config.Backend{Name: name, Type: "openai", Weight: weight, MaxConcurrent: 5, Models: models}}
+}
+
+// script answers each call by member name from a list of errors; nil means
+// success. Calls beyond the list succeed.
+type script struct {
+	errs  map[string][]error
+	calls []string
+}
+
+func (s *script) call(_ context.Context, m *Member) (string, error) {
+	s.calls = append(s.calls, m.Name())
+	errs := s.errs[m.Name()]
+	if len(errs) == 0 {
+		return "answer from " + m.Name(), nil
+	}
+	err := errs[0]
+	s.errs[m.Name()] = errs[1:]
+	return "", err
+}
+
+func upstream(kind provider.Kind, retryAfter time.Duration) error {
+	return &provider.Error{Kind: kind, Backend: "x", Message: string(kind), RetryAfter: retryAfter}
+}
+
+func TestSmoothWeightedRoundRobin(t *testing.T) {
+	p := New([]*Member{member("a", 1), member("b", 3)}, Options{})
+	var seq strings.Builder
+	for range 8 {
+		m, _, _ := p.pickLocked(time.Now(), "gpt-4o", nil, nil)
+		seq.WriteString(m.Name())
+	}
+	// 1:3 spread evenly, never four b in a row as a plain rotation would.
+	if got := seq.String(); got != "babbbabb" {
+		t.Errorf("sequence = %s, want babbbabb", got)
+	}
+}
+
+func TestModelFilter(t *testing.T) {
+	p := New([]*Member{member("a", 1, "gpt-4o"), member("b", 1, "gpt-4o-mini")}, Options{})
+	s := &script{errs: map[string][]error{}}
+	for range 3 {
+		v, rep, err := Do(t.Context(), p, "gpt-4o-mini", s.call)
+		if err != nil || v != "answer from b" || rep.Backend != "b" {
+			t.Fatalf("Do = %q, %+v, %v", v, rep, err)
+		}
+	}
+	_, _, err := Do(t.Context(), p, "o3", s.call)
+	var be *Error
+	if !errors.As(err, &be) || be.Kind != KindNoBackend || !strings.Contains(err.Error(), `no backend serves model "o3" (backends: a, b)`) {
+		t.Errorf("unserved model: %v", err)
+	}
+}
+
+func TestRetryPolicy(t *testing.T) {
+	tests := []struct {
+		name      string
+		errs      map[string][]error
+		wantCalls string
+		wantKind  provider.Kind // "" = success
+		check     func(t *testing.T, p *Pool)
+	}{
+		{
+			name:      "refused key fails over without backoff and marks the key dead",
+			errs:      map[string][]error{"a": {upstream(provider.KindAuth, 0)}},
+			wantCalls: "a b",
+			check: func(t *testing.T, p *Pool) {
+				if !p.State()[0].Dead {
+					t.Error("a is not marked dead")
+				}
+			},
+		},
+		{
+			name:      "model missing on one backend goes to another",
+			errs:      map[string][]error{"a": {upstream(provider.KindNotFound, 0)}},
+			wantCalls: "a b",
+			check: func(t *testing.T, p *Pool) {
+				if st := p.State()[0]; st.Dead || !st.CooldownUntil.IsZero() {
+					t.Errorf("a's state changed for a per-request failure: %+v", st)
+				}
+			},
+		},
+		{
+			name:      "model missing everywhere",
+			errs:      map[string][]error{"a": {upstream(provider.KindNotFound, 0)}, "b": {upstream(provider.KindNotFound, 0)}},
+			wantCalls: "a b",
+			wantKind:  provider.KindNotFound,
+		},
+		{
+			name:      "bad request is not retried",
+			errs:      map[string][]error{"a": {upstream(provider.KindBadRequest, 0)}},
+			wantCalls: "a",
+			wantKind:  provider.KindBadRequest,
+		},
+		{
+			name:      "server error moves to the other backend",
+			errs:      map[string][]error{"a": {upstream(provider.KindServer, 0)}},
+			wantCalls: "a b",
+		},
+		{
+			name:      "rate limit cools the backend down for Retry-After",
+			errs:      map[string][]error{"a": {upstream(provider.KindRateLimited, 7*time.Second)}},
+			wantCalls: "a b",
+			check: func(t *testing.T, p *Pool) {
+				until := p.State()[0].CooldownUntil
+				if d := time.Until(until); d < 6*time.Second || d > 7*time.Second {
+					t.Errorf("a cools down for %v, want the 7s Retry-After", d)
+				}
+			},
+		},
+		{
+			name: "attempt budget",
+			errs: map[string][]error{
+				"a": {upstream(provider.KindServer, 0), upstream(provider.KindServer, 0), upstream(provider.KindServer, 0)},
+				"b": {upstream(provider.KindNetwork, 0), upstream(provider.KindNetwork, 0), upstream(provider.KindNetwork, 0)},
+			},
+			wantCalls: "a b a b",
+			wantKind:  provider.KindNetwork,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// a is always chosen first: weight 2 against 1.
+			p := New([]*Member{member("a", 2), member("b", 1)}, Options{MaxAttempts: 4, BackoffBase: time.Microsecond, BackoffMax: time.Microsecond})
+			s := &script{errs: tt.errs}
+			v, rep, err := Do(t.Context(), p, "gpt-4o", s.call)
+			if got := strings.Join(s.calls, " "); got != tt.wantCalls {
+				t.Errorf("calls = %q, want %q", got, tt.wantCalls)
+			}
+			if rep.Attempts != len(s.calls) {
+				t.Errorf("attempts = %d, calls = %d", rep.Attempts, len(s.calls))
+			}
+			if tt.wantKind == "" {
+				if err != nil || v == "" {
+					t.Errorf("Do = %q, %v; want an answer", v, err)
+				}
+			} else {
+				var be *Error
+				if !errors.As(err, &be) || be.Kind != tt.wantKind {
+					t.Errorf("err = %v, want kind %s", err, tt.wantKind)
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, p)
+			}
+		})
+	}
+}
+
+func TestCooldownEnds(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := New([]*Member{member("a", 1)}, Options{Now: func() time.Time { return now }})
+	a := p.members[0]
+	a.inFlight = 1
+	p.release(a, &provider.Error{Kind: provider.KindRateLimited, RetryAfter: 2 * time.Second})
+	if m, wake, ok := p.pickLocked(now, "gpt-4o", nil, nil); m != nil || !ok || !wake.Equal(now.Add(2*time.Second)) {
+		t.Fatalf("while cooling: picked %v, wake %v, ok %v", m, wake, ok)
+	}
+	// A shorter Retry-After never shortens a cooldown already running.
+	a.inFlight = 1
+	p.release(a, &provider.Error{Kind: provider.KindRateLimited, RetryAfter: time.Second})
+	if got := p.State()[0].CooldownUntil; !got.Equal(now.Add(2 * time.Second)) {
+		t.Errorf("cooldown until %v, want unchanged %v", got, now.Add(2*time.Second))
+	}
+	now = now.Add(2 * time.Second)
+	if m, _, _ := p.pickLocked(now, "gpt-4o", nil, nil); m != a {
+		t.Error("not picked again after the cooldown")
+	}
+	if !p.State()[0].CooldownUntil.IsZero() {
+		t.Error("State still reports a cooldown that ended")
+	}
+}
+
+func TestWaitsForSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := member("a", 1)
+		m.Config.MaxConcurrent = 1
+		p := New([]*Member{m}, Options{})
+		s := &script{errs: map[string][]error{}}
+		_, _, done, err := Open(t.Context(), p, "gpt-4o", s.call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		returned := make(chan error)
+		go func() {
+			_, _, err := Do(t.Context(), p, "gpt-4o", s.call)
+			returned <- err
+		}()
+		synctest.Wait()
+		select {
+		case <-returned:
+			t.Fatal("a second call ran while the only slot was held")
+		default:
+		}
+		done()
+		if err := <-returned; err != nil {
+			t.Fatal(err)
+		}
+		if st := p.State()[0]; st.InFlight != 0 || st.Requests != 2 {
+			t.Errorf("state = %+v", st)
+		}
+	})
+}
+
+func TestDeadlineWhileCooling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := New([]*Member{member("a", 1)}, Options{})
+		s := &script{errs: map[string][]error{"a": {upstream(provider.KindRateLimited, time.Minute)}}}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, rep, err := Do(ctx, p, "gpt-4o", s.call)
+		var be *Error
+		if !errors.As(err, &be) || be.Kind != provider.KindRateLimited || !strings.Contains(err.Error(), "until the deadline") {
+			t.Errorf("err = %v", err)
+		}
+		if rep.Attempts != 1 {
+			t.Errorf("attempts = %d: the cooling backend was called again", rep.Attempts)
+		}
+		if waited := time.Since(start); waited != 10*time.Second {
+			t.Errorf("waited %v, want the whole 10s deadline", waited)
+		}
+	})
+}
