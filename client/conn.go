@@ -1,0 +1,298 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// conn is one connection to the daemon, shared by concurrent calls. A reader
+// goroutine owns the read side; it stops when the connection fails.
+type conn struct {
+	nc net.Conn
+
+	wmu sync.Mutex // serialises writes to nc
+
+	done chan struct{} // closed when the reader stops
+
+	mu      sync.Mutex // guards the fields below
+	nextID  int64
+	pending map[int64]*pendingCall
+	err     error // set once the connection failed; no new calls start
+}
+
+// pendingCall collects what arrives for one request. The reader appends and
+// never blocks, so a slow consumer of one stream does not stall the others.
+type pendingCall struct {
+	id     int64
+	stream bool
+
+	mu     sync.Mutex // guards chunks, resp, err
+	chunks []json.RawMessage
+	resp   *response
+	err    error
+	wake   chan struct{} // capacity 1: something arrived
+}
+
+type response struct {
+	Result json.RawMessage `json:"result"`
+	Error  *rpc.Error      `json:"error"`
+}
+
+func (r *response) decode(out any) error {
+	if r.Error != nil {
+		return r.Error
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(r.Result, out); err != nil {
+		return fmt.Errorf("decode lbgptd result: %w", err)
+	}
+	return nil
+}
+
+// envelope is any message from the daemon: a response or a notification.
+type envelope struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+	Result json.RawMessage `json:"result"`
+	Error  *rpc.Error      `json:"error"`
+}
+
+func newConn(nc net.Conn) *conn {
+	c := &conn{nc: nc, pending: make(map[int64]*pendingCall), done: make(chan struct{})}
+	go c.read()
+	return c
+}
+
+func (c *conn) closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err != nil
+}
+
+// start registers a call and writes its request.
+func (c *conn) start(method string, params any, stream bool) (*pendingCall, error) {
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.nextID++
+	pc := &pendingCall{id: c.nextID, stream: stream, wake: make(chan struct{}, 1)}
+	c.pending[pc.id] = pc
+	c.mu.Unlock()
+
+	req := struct {
+		JSONRPC string `json:"jsonrpc"`
+		ID      int64  `json:"id"`
+		Method  string `json:"method"`
+		Params  any    `json:"params,omitempty"`
+	}{"2.0", pc.id, method, params}
+	if err := c.write(req); err != nil {
+		c.finish(pc)
+		return nil, c.cause(err)
+	}
+	return pc, nil
+}
+
+func (c *conn) write(msg any) error {
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+	b = append(b, '\n')
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if _, err := c.nc.Write(b); err != nil {
+		return fmt.Errorf("send to lbgptd: %w", err)
+	}
+	return nil
+}
+
+// cause explains a failed write: when the daemon closed the connection on
+// purpose (it refused this user, say), its last message says why.
+func (c *conn) cause(writeErr error) error {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var re *rpc.Error
+	if errors.As(c.err, &re) {
+		return re
+	}
+	return writeErr
+}
+
+// finish forgets a call.
+func (c *conn) finish(pc *pendingCall) {
+	c.mu.Lock()
+	delete(c.pending, pc.id)
+	c.mu.Unlock()
+}
+
+// cancel asks the daemon to stop working on request id. Best effort.
+func (c *conn) cancel(id int64) {
+	_ = c.write(struct {
+		JSONRPC string           `json:"jsonrpc"`
+		Method  string           `json:"method"`
+		Params  rpc.CancelParams `json:"params"`
+	}{"2.0", rpc.MethodCancel, rpc.CancelParams{ID: json.RawMessage(strconv.FormatInt(id, 10))}})
+}
+
+// fail closes the connection and fails every pending call with err.
+func (c *conn) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	pending := c.pending
+	c.pending = make(map[int64]*pendingCall)
+	c.mu.Unlock()
+	c.nc.Close()
+	for _, pc := range pending {
+		pc.deliver(nil, nil, err)
+	}
+}
+
+func (c *conn) read() {
+	defer close(c.done)
+	lr := rpc.NewLineReader(c.nc, maxLine)
+	for {
+		line, err := lr.Next()
+		if err != nil {
+			if errors.Is(err, rpc.ErrLineTooLong) {
+				err = fmt.Errorf("lbgptd sent a message over %d bytes", maxLine)
+			} else {
+				err = fmt.Errorf("connection to lbgptd lost: %w", err)
+			}
+			c.fail(err)
+			return
+		}
+		var env envelope
+		if err := json.Unmarshal(line, &env); err != nil {
+			c.fail(fmt.Errorf("lbgptd sent invalid JSON: %w", err))
+			return
+		}
+		c.dispatch(&env)
+	}
+}
+
+func (c *conn) dispatch(env *envelope) {
+	if env.Method == rpc.NotifyChatChunk {
+		var p rpc.ChunkParams
+		if json.Unmarshal(env.Params, &p) != nil {
+			return
+		}
+		if pc := c.lookup(p.ID); pc != nil && pc.stream {
+			pc.deliver(p.Chunk, nil, nil)
+		}
+		return
+	}
+	if env.Method != "" {
+		return // a notification this client does not know
+	}
+	if bytes.Equal(env.ID, []byte("null")) || len(env.ID) == 0 {
+		// An error not tied to a request (the daemon refused the
+		// connection, or could not parse what we sent): it ends the
+		// connection for every call.
+		if env.Error != nil {
+			c.fail(env.Error)
+		}
+		return
+	}
+	if pc := c.lookup(env.ID); pc != nil {
+		pc.deliver(nil, &response{Result: env.Result, Error: env.Error}, nil)
+	}
+}
+
+func (c *conn) lookup(id json.RawMessage) *pendingCall {
+	n, err := strconv.ParseInt(string(id), 10, 64)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending[n]
+}
+
+func (pc *pendingCall) deliver(chunk json.RawMessage, resp *response, err error) {
+	pc.mu.Lock()
+	switch {
+	case chunk != nil:
+		pc.chunks = append(pc.chunks, bytes.Clone(chunk))
+	case resp != nil && pc.resp == nil && pc.err == nil:
+		pc.resp = resp
+	case err != nil && pc.resp == nil && pc.err == nil:
+		pc.err = err
+	}
+	pc.mu.Unlock()
+	select {
+	case pc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next chunk, or the response once every chunk before it
+// has been returned, or an error.
+func (pc *pendingCall) next(ctx context.Context) (json.RawMessage, *response, error) {
+	for {
+		pc.mu.Lock()
+		switch {
+		case len(pc.chunks) > 0:
+			chunk := pc.chunks[0]
+			pc.chunks[0] = nil
+			pc.chunks = pc.chunks[1:]
+			pc.mu.Unlock()
+			return chunk, nil, nil
+		case pc.resp != nil:
+			resp := pc.resp
+			pc.mu.Unlock()
+			return nil, resp, nil
+		case pc.err != nil:
+			err := pc.err
+			pc.mu.Unlock()
+			return nil, nil, err
+		}
+		pc.mu.Unlock()
+		select {
+		case <-pc.wake:
+		case <-ctx.Done():
+			return nil, nil, ctxError(ctx)
+		}
+	}
+}
+
+// ctxError is the error of a call whose context ended first. It matches
+// both the context's error and the rpc sentinel a daemon would have sent
+// (rpc.ErrTimeout or rpc.ErrCanceled).
+func ctxError(ctx context.Context) error {
+	e := &rpc.Error{Code: rpc.CodeCanceled, Message: "canceled"}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		e = &rpc.Error{Code: rpc.CodeTimeout, Message: "deadline exceeded waiting for lbgptd"}
+	}
+	return &ctxErr{rpcErr: e, cause: ctx.Err()}
+}
+
+type ctxErr struct {
+	rpcErr *rpc.Error
+	cause  error
+}
+
+func (e *ctxErr) Error() string   { return e.rpcErr.Message }
+func (e *ctxErr) Unwrap() []error { return []error{e.rpcErr, e.cause} }

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lbgpt/lbgpt/client"
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+const demoUsage = `Usage: lbgpt demo
+
+Starts a private lbgptd on SIMULATED backends (lbgpt's built-in simulator:
+an OpenAI, an Azure OpenAI and an OpenAI-compatible account with different
+limits and speeds), sends a handful of prompts through it, prints which
+backend answered each and how fast, and stops the daemon. It needs no API
+key and calls no real API.
+
+Flags:
+`
+
+var demoPrompts = []string{
+	"What is a load balancer, in one sentence?",
+	"Name three prime numbers greater than 100.",
+	"Why do APIs return HTTP 429?",
+	"Write a haiku about rate limits.",
+	"What does exponential backoff with jitter avoid?",
+	"Translate 'good morning' into French.",
+	"Summarise the CAP theorem for a new engineer.",
+	"How many minutes are there in a day?",
+}
+
+func runDemo(ctx context.Context, args []string, e env) error {
+	fs := newFlagSet("demo", demoUsage, e)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("demo takes no arguments")
+	}
+	dir, err := os.MkdirTemp("", "lbgpt-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	c := &client.Client{Socket: filepath.Join(dir, "lbgptd.sock")}
+	defer c.Close()
+
+	out := e.stdout
+	fmt.Fprintln(out, "lbgpt demo — every backend below is SIMULATED by lbgpt's built-in simulator.")
+	fmt.Fprintln(out, "No API key is used and no real API is called; answers are placeholder text.")
+	fmt.Fprintln(out)
+
+	pid, err := startDaemon(ctx, c, []string{"--demo", "--socket", c.Socket}, filepath.Join(dir, "lbgptd.log"), false)
+	if err != nil {
+		return &exitError{code: exitUnreachable, err: err}
+	}
+	defer stopDaemon(pid)
+
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if !st.Simulated {
+		return fmt.Errorf("the daemon on %s is not the simulated demo daemon", c.Socket)
+	}
+	fmt.Fprintf(out, "Started a private lbgptd (pid %d) with %d simulated backends:\n", pid, len(st.Backends))
+	printStatus(out, st, "  ")
+	fmt.Fprintln(out)
+
+	fmt.Fprintf(out, "Sending %d prompts at once:\n", len(demoPrompts))
+	type answer struct {
+		res     *rpc.ChatResult
+		err     error
+		elapsed time.Duration
+	}
+	answers := make([]answer, len(demoPrompts))
+	var wg sync.WaitGroup
+	for i, p := range demoPrompts {
+		wg.Go(func() {
+			start := time.Now()
+			res, err := c.Chat(ctx, map[string]any{
+				"model":    "gpt-4o-mini",
+				"messages": []map[string]string{{"role": "user", "content": p}},
+			}, rpc.Options{})
+			answers[i] = answer{res, err, time.Since(start)}
+		})
+	}
+	wg.Wait()
+	perBackend := map[string]int{}
+	failed := 0
+	for i, a := range answers {
+		if a.err != nil {
+			failed++
+			fmt.Fprintf(out, "  %d. %-52s  FAILED: %v\n", i+1, clip(demoPrompts[i], 52), a.err)
+			continue
+		}
+		perBackend[a.res.Meta.Backend]++
+		fmt.Fprintf(out, "  %d. %-52s  %-10s %6s  %q\n", i+1, clip(demoPrompts[i], 52), a.res.Meta.Backend,
+			a.elapsed.Round(time.Millisecond), clip(client.AnswerText(a.res.Response), 48))
+	}
+	fmt.Fprintln(out)
+
+	fmt.Fprintln(out, "One more, streamed token by token:")
+	fmt.Fprint(out, "  ")
+	start := time.Now()
+	res, err := askStream(ctx, c, map[string]any{
+		"model":    "gpt-4o",
+		"messages": []map[string]string{{"role": "user", "content": "Explain in two sentences why a daemon shares one rate-limit budget."}},
+	}, rpc.Options{}, out)
+	if err != nil {
+		failed++
+		fmt.Fprintf(out, "  FAILED: %v\n", err)
+	} else {
+		perBackend[res.Meta.Backend]++
+		fmt.Fprintf(out, "  %s\n", describe(res.Meta, time.Since(start)))
+	}
+	fmt.Fprintln(out)
+
+	names := make([]string, 0, len(perBackend))
+	for n := range perBackend {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %d", n, perBackend[n])
+	}
+	fmt.Fprintf(out, "Answered by: %s (weights 1:3:1, smooth weighted round-robin).\n", strings.Join(parts, ", "))
+	fmt.Fprintln(out, "Simulated backends only. To use real ones: set OPENAI_API_KEY (or write a config,")
+	fmt.Fprintln(out, "see lbgpt.toml.example) and run `lbgpt ask \"...\"`.")
+	if failed > 0 {
+		return &exitError{code: exitFailed, err: fmt.Errorf("%d demo requests failed", failed)}
+	}
+	return nil
+}
+
+// stopDaemon asks the demo daemon to stop and waits briefly for it.
+func stopDaemon(pid int) {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return
+	}
+	p.Signal(syscall.SIGTERM)
+	for range 50 {
+		if p.Signal(syscall.Signal(0)) != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.Kill()
+}
+
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

@@ -1,0 +1,126 @@
+// Command lbgpt is the client of lbgptd, the lbgpt daemon: one-shot commands
+// (ask, status, demo) over the daemon's Unix socket.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes, documented in the help text.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // the daemon answered with an error
+	exitUsage       = 2 // bad command line
+	exitUnreachable = 3 // no daemon could be reached or started
+)
+
+// exitError carries an exit code for main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// env is what a command may touch of the outside world, so tests can
+// capture it.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "lbgpt:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitFailed
+}
+
+const help = `lbgpt talks to lbgptd, the daemon that balances OpenAI-style requests over
+many API accounts, retries, and fails over.
+
+Usage:
+  lbgpt ask [flags] [PROMPT...]   ask one question (prompt from the arguments, or stdin)
+  lbgpt status [--json]           the daemon and its backends
+  lbgpt demo                      start a private daemon on SIMULATED backends and show it working
+  lbgpt help                      this text
+
+Every command takes --socket PATH (default $LBGPT_SOCKET, else
+$XDG_RUNTIME_DIR/lbgpt/lbgptd.sock, else /tmp/lbgpt-$UID/lbgptd.sock).
+When no daemon is running, ask and status start one in the background
+(lbgptd, found next to lbgpt or on $PATH) unless --no-autostart is given.
+
+Exit codes: 0 done, 1 the daemon answered with an error, 2 bad usage,
+3 no daemon could be reached or started.
+
+Run "lbgpt COMMAND --help" for a command's flags.
+`
+
+func run(ctx context.Context, args []string, e env) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stdout, help)
+		return nil
+	}
+	switch args[0] {
+	case "ask":
+		return runAsk(ctx, args[1:], e)
+	case "status":
+		return runStatus(ctx, args[1:], e)
+	case "demo":
+		return runDemo(ctx, args[1:], e)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(e.stdout, help)
+		return nil
+	}
+	return usageErr("unknown command %q (see lbgpt help)", args[0])
+}
+
+// newFlagSet returns a flag set whose errors and help go to stderr.
+func newFlagSet(name, usage string, e env) *flag.FlagSet {
+	fs := flag.NewFlagSet("lbgpt "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, turning a flag error into a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: exitUsage, err: err}
+	}
+	return nil
+}

@@ -1,0 +1,63 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/lbgpt/lbgpt/config"
+)
+
+// FuzzServe sends one arbitrary line, then a status request, and checks
+// that the daemon answers the status request on the same connection:
+// nothing a client sends can wedge or crash it.
+func FuzzServe(f *testing.F) {
+	for _, seed := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"status"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"chat","params":{"request":{"model":"m","messages":[]}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"chat","params":{"request":{"model":"m","messages":[{"role":"user","content":"x"}]},"options":{"timeout":0.001}}}`,
+		`{"jsonrpc":"2.0","method":"cancel","params":{"id":1}}`,
+		`[{"jsonrpc":"2.0","id":1,"method":"status"},{"jsonrpc":"2.0","id":2}]`,
+		`{"jsonrpc":"2.0","id":{},"method":"status"}`,
+		`{`, `null`, `[]`, "\x00\xff",
+	} {
+		f.Add([]byte(seed))
+	}
+	cfg, err := config.Parse([]byte("version = 1\n[daemon]\nmax_attempts = 1\nrequest_timeout = \"50ms\"\nmax_message_bytes = 65536\n[[backend]]\nname = \"nowhere\"\ntype = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:1/v1\"\n"), "fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	d, err := New(Options{Config: cfg})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		server, conn := net.Pipe()
+		done := make(chan struct{})
+		go func() { d.serveConn(server); close(done) }()
+		defer func() { conn.Close(); <-done }()
+		line = bytes.ReplaceAll(line, []byte("\n"), nil)
+		go conn.Write(append(append(line, '\n'), []byte(`{"jsonrpc":"2.0","id":"probe","method":"status"}`+"\n")...))
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		r := bufio.NewReader(conn)
+		for {
+			reply, err := r.ReadBytes('\n')
+			if err != nil {
+				t.Fatalf("no answer to the status request after %q: %v", line, err)
+			}
+			var m struct {
+				ID     json.RawMessage `json:"id"`
+				Result json.RawMessage `json:"result"`
+			}
+			if json.Unmarshal(reply, &m) == nil && string(m.ID) == `"probe"` {
+				if len(m.Result) == 0 {
+					t.Fatalf("status after %q failed: %s", line, reply)
+				}
+				return
+			}
+		}
+	})
+}

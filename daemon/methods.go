@@ -1,0 +1,97 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"time"
+
+	"github.com/creachadair/jrpc2"
+	"github.com/creachadair/jrpc2/handler"
+
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// methodTable maps every method of the protocol to its handler: the one
+// place where wire names meet code. Sorted by name.
+func (d *Daemon) methodTable() map[string]jrpc2.Handler {
+	return map[string]jrpc2.Handler{
+		rpc.MethodCancel: d.cancel,
+		rpc.MethodChat:   d.chat,
+		rpc.MethodStatus: d.status,
+	}
+}
+
+func methodMap(m map[string]jrpc2.Handler) handler.Map { return handler.Map(m) }
+
+// cancel stops an in-flight request of the same connection.
+func (d *Daemon) cancel(ctx context.Context, req *jrpc2.Request) (any, error) {
+	var p rpc.CancelParams
+	if err := decodeParams(req, &p); err != nil {
+		return nil, err
+	}
+	if len(p.ID) == 0 {
+		return nil, invalidParams("id", "cancel needs the id of the request to cancel")
+	}
+	jrpc2.ServerFromContext(ctx).CancelRequest(string(compactJSON(p.ID)))
+	return nil, nil
+}
+
+// status reports the daemon and its backends.
+func (d *Daemon) status(ctx context.Context, req *jrpc2.Request) (any, error) {
+	now := time.Now()
+	res := rpc.StatusResult{
+		Version:   Version,
+		Protocol:  rpc.Version,
+		PID:       os.Getpid(),
+		StartedAt: d.started,
+		UptimeS:   now.Sub(d.started).Seconds(),
+		Simulated: d.simulated,
+		Config:    d.cfg.Path,
+	}
+	states := d.pool.State()
+	for i, m := range d.pool.Members() {
+		st := states[i]
+		b := rpc.BackendStatus{
+			Name:          m.Name(),
+			Type:          m.Config.Type,
+			BaseURL:       m.Config.BaseURL,
+			Models:        m.Config.Models,
+			State:         rpc.StateOK,
+			Requests:      st.Requests,
+			Errors:        st.Errors,
+			InFlight:      int64(st.InFlight),
+			CooldownUntil: st.CooldownUntil,
+		}
+		if b.Models == nil {
+			b.Models = []string{}
+		}
+		switch {
+		case st.Dead:
+			b.State = rpc.StateDeadKey
+		case !st.CooldownUntil.IsZero():
+			b.State = rpc.StateCooling
+		}
+		res.Backends = append(res.Backends, b)
+	}
+	return res, nil
+}
+
+// decodeParams decodes a request's params strictly: an unknown field is an
+// invalid-params error that names it.
+func decodeParams(req *jrpc2.Request, v any) error {
+	if !req.HasParams() {
+		return nil
+	}
+	return strictUnmarshal([]byte(req.ParamString()), v, "params")
+}
+
+// compactJSON is b without insignificant space, as jrpc2 keeps request ids.
+func compactJSON(b json.RawMessage) []byte {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return b
+	}
+	return buf.Bytes()
+}
