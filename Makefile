@@ -1,0 +1,38 @@
+# lbgpt: the daemon (lbgptd), its client (lbgpt), the simulator (lbgpt-sim)
+# and the benchmark harness (lbgpt-bench).
+GO ?= go
+BIN ?= bin
+FUZZTIME ?= 10s
+
+.PHONY: all build test demo bench fuzz vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# The whole suite, as CI runs it (.ci/run): vet, every test with the race
+# detector, then each fuzz target briefly.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./rpc/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./daemon/
+
+# A private daemon on simulated backends: no API key needed.
+demo: build
+	$(BIN)/lbgpt demo
+
+# Benchmarks print figures; docs/benchmarks.md keeps the results table.
+bench: build
+	$(BIN)/lbgpt-bench -scenario overhead
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN)
