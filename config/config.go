@@ -53,17 +53,48 @@ const (
 	DefaultAzureAPIVersion = "2024-10-21"
 	DefaultWeight          = 1.0
 	DefaultMaxConcurrent   = 5 // the original LBGPT's
+	DefaultStrategy        = StrategyMaxHeadroom
+	DefaultBackoffBase     = 200 * time.Millisecond
+	DefaultBackoffMax      = 10 * time.Second
+	DefaultReprobe         = 5 * time.Minute
+)
+
+// Balancing strategies ([balance] strategy).
+const (
+	StrategyWeighted    = "weighted"     // smooth weighted round-robin by weight
+	StrategyMaxHeadroom = "max_headroom" // the backend with the most room left; ties by weight
+	StrategyPriority    = "priority"     // the lowest priority tier with room, max_headroom within it
 )
 
 // Config is a decoded, validated lbgpt.toml.
 type Config struct {
 	Version  int       `toml:"version"`
 	Daemon   Daemon    `toml:"daemon"`
+	Balance  Balance   `toml:"balance"`
 	Backends []Backend `toml:"backend"`
 
 	// Path is the file the config was loaded from; "" when it was built from
 	// the environment or by Parse.
 	Path string `toml:"-"`
+}
+
+// Balance holds how requests are spread over the backends: the [balance]
+// table.
+type Balance struct {
+	// Strategy picks among the backends that have room for a request:
+	// "weighted", "max_headroom" or "priority". Default "max_headroom".
+	Strategy string `toml:"strategy"`
+	// Overallocate sends a request to the best backend even when every
+	// backend is at its limits, instead of waiting for room (the original
+	// LBGPT's escape hatch; it invites 429s). Default false.
+	Overallocate bool `toml:"overallocate"`
+	// BackoffBase and BackoffMax bound the exponential backoff, with full
+	// jitter, after server, network and timeout errors. Defaults 200ms, 10s.
+	BackoffBase Duration `toml:"backoff_base"`
+	BackoffMax  Duration `toml:"backoff_max"`
+	// Reprobe is how long a backend whose key was refused rests before one
+	// request tries it again. Default 5m.
+	Reprobe Duration `toml:"reprobe"`
 }
 
 // Daemon holds the settings of lbgptd itself: the [daemon] table.

@@ -170,6 +170,7 @@ func FromEnv(env func(string) string) (*Config, error) {
 			MaxMessageBytes: DefaultMaxMessageBytes,
 		},
 	}
+	c.Balance.setDefaults(nil)
 	var errs []error
 	baseURL := func(name string) string {
 		u := strings.TrimSpace(env(name))

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -55,6 +56,7 @@ func TestFromEnv(t *testing.T) {
 			want := &Config{
 				Version:  1,
 				Daemon:   Daemon{RequestTimeout: Duration{DefaultRequestTimeout}, MaxAttempts: 10, MaxMessageBytes: 8 << 20},
+				Balance:  Balance{Strategy: StrategyMaxHeadroom, BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}},
 				Backends: tt.want,
 			}
 			if diff := cmp.Diff(want, c); diff != "" {

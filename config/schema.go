@@ -25,6 +25,7 @@ const (
 	kindFloat                    // float64
 	kindStrings                  // []string
 	kindDuration                 // Duration
+	kindBool                     // bool
 )
 
 // want says what a value of each kind must be, in errors.
@@ -37,6 +38,7 @@ var want = map[kind]string{
 	kindFloat:    "a number",
 	kindStrings:  "an array of strings",
 	kindDuration: `a duration such as "30s" or "2m"`,
+	kindBool:     "true or false",
 }
 
 type node struct {
@@ -74,6 +76,8 @@ func buildSchema(t reflect.Type, name, where string) *node {
 			c = &node{name: tag, kind: kindInt}
 		case ft.Kind() == reflect.Float64:
 			c = &node{name: tag, kind: kindFloat}
+		case ft.Kind() == reflect.Bool:
+			c = &node{name: tag, kind: kindBool}
 		case ft.Kind() == reflect.Struct:
 			c = buildSchema(ft, tag, "in ["+tag+"]")
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
@@ -302,6 +306,10 @@ func (ck *checker) checkValue(in, f *node, v any, path []seg) {
 		switch v.(type) {
 		case int64, float64:
 		default:
+			bad()
+		}
+	case kindBool:
+		if _, ok := v.(bool); !ok {
 			bad()
 		}
 	case kindStrings:

@@ -40,6 +40,8 @@ func setDefaults(c *Config, raw map[string]any) {
 	if _, ok := d["max_message_bytes"]; !ok {
 		c.Daemon.MaxMessageBytes = DefaultMaxMessageBytes
 	}
+	bal, _ := raw["balance"].(map[string]any)
+	c.Balance.setDefaults(bal)
 	var bs []map[string]any
 	switch v := raw["backend"].(type) {
 	case []map[string]any:
@@ -66,6 +68,41 @@ func setDefaults(c *Config, raw map[string]any) {
 	}
 }
 
+// setDefaults fills the [balance] settings the file leaves out; set holds the
+// keys it has.
+func (b *Balance) setDefaults(set map[string]any) {
+	if _, ok := set["strategy"]; !ok {
+		b.Strategy = DefaultStrategy
+	}
+	if _, ok := set["backoff_base"]; !ok {
+		b.BackoffBase.Duration = DefaultBackoffBase
+	}
+	if _, ok := set["backoff_max"]; !ok {
+		b.BackoffMax.Duration = DefaultBackoffMax
+	}
+	if _, ok := set["reprobe"]; !ok {
+		b.Reprobe.Duration = DefaultReprobe
+	}
+}
+
+func (ck *checker) validateBalance(b *Balance) {
+	at := func(key string) []seg { return []seg{{"balance", -1}, {key, -1}} }
+	switch b.Strategy {
+	case StrategyWeighted, StrategyMaxHeadroom, StrategyPriority:
+	default:
+		ck.errorf(at("strategy"), "balance: strategy must be %q, %q or %q, not %q", StrategyWeighted, StrategyMaxHeadroom, StrategyPriority, b.Strategy)
+	}
+	if b.BackoffBase.Duration <= 0 {
+		ck.errorf(at("backoff_base"), "balance: backoff_base must be positive, not %q", b.BackoffBase.Duration)
+	}
+	if b.BackoffMax.Duration < b.BackoffBase.Duration {
+		ck.errorf(at("backoff_max"), "balance: backoff_max (%s) must not be less than backoff_base (%s)", b.BackoffMax.Duration, b.BackoffBase.Duration)
+	}
+	if b.Reprobe.Duration <= 0 {
+		ck.errorf(at("reprobe"), "balance: reprobe must be positive, not %q", b.Reprobe.Duration)
+	}
+}
+
 // setTypeDefaults fills BaseURL and APIVersion when the type has a default.
 func (b *Backend) setTypeDefaults() {
 	if b.Type == TypeOpenAI && b.BaseURL == "" {
@@ -80,6 +117,7 @@ func (b *Backend) setTypeDefaults() {
 // slash of each base_url.
 func (ck *checker) validate(c *Config) {
 	ck.validateDaemon(&c.Daemon)
+	ck.validateBalance(&c.Balance)
 	if len(c.Backends) == 0 {
 		ck.errorf(nil, "no backends: add a [[backend]] table (see lbgpt.toml.example)")
 	}
