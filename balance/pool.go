@@ -1,56 +1,49 @@
-// Package balance spreads requests over a pool of upstream backends and
-// retries them: it picks a backend that serves the request's model and has
-// room for it, calls it, classifies the failure, and tries again elsewhere
-// within one attempt budget and one deadline.
+// Package balance spreads requests over a pool of upstream backends without
+// ever going over their rate limits, and retries them: it admits a request
+// to a backend that serves its model and has room for it (free slot, RPM
+// and TPM headroom for its estimated tokens), calls it, reconciles the
+// estimate with the real usage and the server's rate-limit headers,
+// classifies failures, and tries again elsewhere within one attempt budget
+// and one deadline. When no backend has room, requests wait in a
+// first-come queue until one has or their deadline passes.
 //
-// A Pool is safe for concurrent use. Its live state (in-flight calls,
-// cooldowns, dead keys) is plain data guarded by one mutex and read with a
-// clock passed in, so tests can drive it without sleeping.
+// A Pool is safe for concurrent use. Its state is plain data guarded by one
+// mutex and read with a clock passed in (Options.Now), so tests can drive it
+// with a fake clock or testing/synctest; one timer per pool wakes the queue
+// when a limit refills or a cooldown ends.
 package balance
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/provider"
 )
 
-// Member is one backend of a pool: its configuration, the provider that
-// calls it, and its live state.
-type Member struct {
-	Config   config.Backend
-	Provider *provider.Provider
-
-	// Counters, read without the pool's lock.
-	requests atomic.Int64
-	errors   atomic.Int64
-
-	// Guarded by the pool's mu.
-	inFlight      int
-	cooldownUntil time.Time
-	dead          bool
-	current       float64 // smooth weighted round-robin state
-}
-
-// Name is the backend's configured name.
-func (m *Member) Name() string { return m.Config.Name }
-
 // Options tune a Pool. The zero value gives the defaults.
 type Options struct {
+	// Strategy is config.StrategyWeighted, StrategyMaxHeadroom (default)
+	// or StrategyPriority.
+	Strategy string
+	// Overallocate admits a request to the best backend even when every
+	// backend is at its limits, instead of queueing it.
+	Overallocate bool
 	// MaxAttempts is the upstream calls one request may make, the
 	// successful one included. Default 10.
 	MaxAttempts int
 	// BackoffBase and BackoffMax bound the exponential backoff (with full
 	// jitter) after server, network and timeout errors. Defaults 200ms, 10s.
 	BackoffBase, BackoffMax time.Duration
+	// Reprobe is how long a backend with a refused key rests before one
+	// request tries it again. Default 5m.
+	Reprobe time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -60,59 +53,84 @@ type Pool struct {
 	opts    Options
 	members []*Member
 
-	mu      sync.Mutex    // guards the members' live state and changed
-	changed chan struct{} // closed and replaced whenever a slot frees
+	mu    sync.Mutex // guards the members' live state, queue and timer
+	queue []*waiter  // requests waiting for room, first come first
+	timer *time.Timer
+	wake  time.Time // when timer fires; zero when stopped
 }
 
-// New returns a pool over members, in order.
-func New(members []*Member, opts Options) *Pool {
+// Member is one backend of a pool: its configuration, the provider that
+// calls it, and its live state.
+type Member struct {
+	Config   config.Backend
+	Provider *provider.Provider
+
+	// Guarded by the pool's mu.
+	rpm, tpm      bucket
+	inFlight      int
+	reserved      int // estimated tokens of the requests in flight
+	cooldownUntil time.Time
+	deadUntil     time.Time // zero while the key works
+	probing       bool      // one request is re-trying a dead key
+	current       float64   // smooth weighted round-robin state
+	avgCost       float64   // moving average of estimated request tokens
+	stats         stats
+}
+
+// Name is the backend's configured name.
+func (m *Member) Name() string { return m.Config.Name }
+
+// New returns a pool over backends, in order.
+func New(backends []config.Backend, providers []*provider.Provider, opts Options) *Pool {
+	if opts.Strategy == "" {
+		opts.Strategy = config.StrategyMaxHeadroom
+	}
 	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 10
+		opts.MaxAttempts = config.DefaultMaxAttempts
 	}
 	if opts.BackoffBase <= 0 {
-		opts.BackoffBase = 200 * time.Millisecond
+		opts.BackoffBase = config.DefaultBackoffBase
 	}
-	if opts.BackoffMax <= 0 {
-		opts.BackoffMax = 10 * time.Second
+	if opts.BackoffMax < opts.BackoffBase {
+		opts.BackoffMax = max(config.DefaultBackoffMax, opts.BackoffBase)
+	}
+	if opts.Reprobe <= 0 {
+		opts.Reprobe = config.DefaultReprobe
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Pool{opts: opts, members: members, changed: make(chan struct{})}
+	now := opts.Now()
+	p := &Pool{opts: opts}
+	for i, b := range backends {
+		if b.MaxConcurrent <= 0 {
+			b.MaxConcurrent = config.DefaultMaxConcurrent
+		}
+		if b.Weight <= 0 {
+			b.Weight = config.DefaultWeight
+		}
+		m := &Member{Config: b, rpm: newBucket(b.LimitRPM, now), tpm: newBucket(b.LimitTPM, now)}
+		if i < len(providers) {
+			m.Provider = providers[i]
+		}
+		p.members = append(p.members, m)
+	}
+	return p
 }
 
 // Members returns the pool's members in configuration order.
 func (p *Pool) Members() []*Member { return p.members }
 
-// MemberState is a snapshot of one member's live state.
-type MemberState struct {
-	Name          string
-	Requests      int64
-	Errors        int64
-	InFlight      int
-	CooldownUntil time.Time // zero unless cooling down now
-	Dead          bool
+// Request is what the pool needs to know of a request to admit it.
+type Request struct {
+	Model  string
+	Tokens int // estimated total tokens: prompt + the answer's bound or estimate
 }
 
-// State returns a snapshot of every member, in configuration order.
-func (p *Pool) State() []MemberState {
-	now := p.opts.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]MemberState, len(p.members))
-	for i, m := range p.members {
-		out[i] = MemberState{
-			Name:     m.Name(),
-			Requests: m.requests.Load(),
-			Errors:   m.errors.Load(),
-			InFlight: m.inFlight,
-			Dead:     m.dead,
-		}
-		if m.cooldownUntil.After(now) {
-			out[i].CooldownUntil = m.cooldownUntil
-		}
-	}
-	return out
+// Outcome is what one upstream call reports back.
+type Outcome struct {
+	Obs    provider.Observation // status and rate-limit headers
+	Tokens int                  // real total tokens from the usage; 0 if unknown
 }
 
 // Report says how a request was answered.
@@ -120,6 +138,7 @@ type Report struct {
 	Backend  string        // the member that answered (or made the last attempt)
 	Attempts int           // upstream calls made
 	Upstream time.Duration // time spent inside calls
+	Queued   time.Duration // time spent waiting for room
 }
 
 // Error is the failure of a whole request: the last attempt's error plus
@@ -142,57 +161,58 @@ func (e *Error) Unwrap() error {
 	return e.Last
 }
 
-// Do runs call on a backend chosen for model, retrying on other backends
+// Do runs call on a backend admitted for req, retrying on other backends
 // (or the same after a backoff) until it succeeds, fails in a way retrying
 // cannot fix, the attempt budget is spent, or ctx ends. call must return a
 // *provider.Error (possibly wrapped) when the upstream failed.
-func Do[T any](ctx context.Context, p *Pool, model string, call func(context.Context, *Member) (T, error)) (T, Report, error) {
-	v, rep, _, err := do(ctx, p, model, call, false)
+func Do[T any](ctx context.Context, p *Pool, req Request, call func(context.Context, *Member) (T, Outcome, error)) (T, Report, error) {
+	v, rep, _, err := do(ctx, p, req, call, false)
 	return v, rep, err
 }
 
 // Open is Do for calls whose use outlasts call, such as streams: the
-// backend's slot stays taken until done is called (exactly once, and only
-// when err is nil).
-func Open[T any](ctx context.Context, p *Pool, model string, call func(context.Context, *Member) (T, error)) (v T, rep Report, done func(), err error) {
-	return do(ctx, p, model, call, true)
+// backend's slot stays taken until done is called (once, and only when err
+// is nil) with the final outcome and the error that ended the use, if any.
+func Open[T any](ctx context.Context, p *Pool, req Request, call func(context.Context, *Member) (T, Outcome, error)) (v T, rep Report, done func(Outcome, error), err error) {
+	return do(ctx, p, req, call, true)
 }
 
-func do[T any](ctx context.Context, p *Pool, model string, call func(context.Context, *Member) (T, error), keep bool) (T, Report, func(), error) {
+func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Context, *Member) (T, Outcome, error), keep bool) (T, Report, func(Outcome, error), error) {
 	var zero T
 	var rep Report
-	if err := p.servesModel(model); err != nil {
+	if err := p.servesModel(req.Model); err != nil {
 		return zero, rep, nil, err
 	}
-	excluded := map[*Member]bool{} // failed for this request in a way only another backend can fix
-	var avoid *Member              // failed transiently: prefer another if there is one
+	w := &waiter{req: req, excluded: map[*Member]bool{}, grant: make(chan grant, 1)}
 	var last *provider.Error
 	backoffs := 0
 	for rep.Attempts < p.opts.MaxAttempts {
-		m, err := p.acquire(ctx, model, excluded, avoid)
+		queued := time.Now()
+		m, err := p.acquire(ctx, w)
+		rep.Queued += time.Since(queued)
 		if err != nil {
 			return zero, rep, nil, p.finalError(err, rep, last)
 		}
 		rep.Attempts++
 		rep.Backend = m.Name()
 		start := time.Now()
-		v, err := call(ctx, m)
-		rep.Upstream += time.Since(start)
-		m.requests.Add(1)
+		v, out, err := call(ctx, m)
+		elapsed := time.Since(start)
+		rep.Upstream += elapsed
+		retry := rep.Attempts > 1
 		if err == nil {
 			if keep {
-				return v, rep, sync.OnceFunc(func() { p.release(m, nil) }), nil
+				var once sync.Once
+				return v, rep, func(out Outcome, err error) {
+					once.Do(func() { p.release(m, req, out, classify(m, err), retry, elapsed) })
+				}, nil
 			}
-			p.release(m, nil)
+			p.release(m, req, out, nil, retry, elapsed)
 			return v, rep, nil, nil
 		}
-		m.errors.Add(1)
-		var pe *provider.Error
-		if !errors.As(err, &pe) {
-			pe = &provider.Error{Kind: provider.KindServer, Backend: m.Name(), Message: err.Error(), Err: err}
-		}
+		pe := classify(m, err)
 		last = pe
-		p.release(m, pe)
+		p.release(m, req, out, pe, retry, elapsed)
 		switch pe.Kind {
 		case provider.KindCanceled, provider.KindBadRequest:
 			return zero, rep, nil, p.finalError(ctx.Err(), rep, last)
@@ -201,19 +221,39 @@ func do[T any](ctx context.Context, p *Pool, model string, call func(context.Con
 				return zero, rep, nil, p.finalError(ctx.Err(), rep, last)
 			}
 		case provider.KindAuth, provider.KindNotFound:
-			excluded[m] = true
+			w.excluded[m] = true
 			continue // another backend, no backoff
 		case provider.KindRateLimited:
 			continue // the member cools down; acquire waits or goes elsewhere
 		}
-		// Server, network, timeout: back off, prefer another backend.
-		avoid = m
+		// Server, network, timeout: back off holding no slot, then prefer
+		// another backend.
+		w.avoid = m
 		backoffs++
 		if err := sleep(ctx, p.backoff(backoffs)); err != nil {
 			return zero, rep, nil, p.finalError(err, rep, last)
 		}
 	}
 	return zero, rep, nil, p.finalError(nil, rep, last)
+}
+
+// classify returns err as a *provider.Error (nil for nil).
+func classify(m *Member, err error) *provider.Error {
+	if err == nil {
+		return nil
+	}
+	var pe *provider.Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	kind := provider.KindServer
+	switch {
+	case errors.Is(err, context.Canceled):
+		kind = provider.KindCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		kind = provider.KindTimeout
+	}
+	return &provider.Error{Kind: kind, Backend: m.Name(), Message: err.Error(), Err: err}
 }
 
 func (p *Pool) backoff(n int) time.Duration {
@@ -251,76 +291,248 @@ func (p *Pool) servesModel(model string) error {
 // errNoCandidate: every member that serves the model is dead or excluded.
 var errNoCandidate = errors.New("no candidate")
 
-// acquire picks a member for model and takes one of its slots, waiting while
-// every candidate is cooling down or full.
-func (p *Pool) acquire(ctx context.Context, model string, excluded map[*Member]bool, avoid *Member) (*Member, error) {
-	for {
-		now := p.opts.Now()
-		p.mu.Lock()
-		m, wake, ok := p.pickLocked(now, model, excluded, avoid)
-		if m != nil {
-			m.inFlight++
+// waiter is one request looking for a backend.
+type waiter struct {
+	req      Request
+	excluded map[*Member]bool // failed for this request in a way only another backend can fix
+	avoid    *Member          // failed transiently: prefer another if there is one
+	grant    chan grant       // capacity 1: the pool's answer while queued
+}
+
+type grant struct {
+	m   *Member
+	err error
+}
+
+// acquire admits w to a member, queueing while none has room.
+func (p *Pool) acquire(ctx context.Context, w *waiter) (*Member, error) {
+	now := p.opts.Now()
+	p.mu.Lock()
+	if len(p.queue) == 0 {
+		if m := p.admitLocked(now, w, nil); m != nil {
 			p.mu.Unlock()
 			return m, nil
 		}
-		changed := p.changed
+	}
+	if !p.hasCandidateLocked(now, w) {
 		p.mu.Unlock()
-		if !ok {
-			return nil, errNoCandidate
-		}
-		if err := waitChange(ctx, changed, wake, now); err != nil {
-			return nil, err
-		}
+		return nil, errNoCandidate
 	}
-}
+	p.queue = append(p.queue, w)
+	p.dispatchLocked(now)
+	p.mu.Unlock()
 
-// waitChange waits until changed is closed, the clock reaches wake (when
-// set), or ctx ends.
-func waitChange(ctx context.Context, changed <-chan struct{}, wake, now time.Time) error {
-	var timer <-chan time.Time
-	if !wake.IsZero() {
-		t := time.NewTimer(wake.Sub(now))
-		defer t.Stop()
-		timer = t.C
-	}
 	select {
-	case <-changed:
-	case <-timer:
+	case g := <-w.grant:
+		return g.m, g.err
 	case <-ctx.Done():
-		return ctx.Err()
 	}
-	return nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, q := range p.queue {
+		if q == w {
+			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			return nil, ctx.Err()
+		}
+	}
+	// Granted while the context ended: hand the reservation back.
+	if g := <-w.grant; g.m != nil {
+		p.unreserveLocked(g.m, w.req)
+		p.dispatchLocked(p.opts.Now())
+	}
+	return nil, ctx.Err()
 }
 
-// pickLocked chooses by smooth weighted round-robin among the members that
-// can take the request now. When none can, it says whether any could later
-// (ok) and, if one is cooling down, when the first cooldown ends.
-func (p *Pool) pickLocked(now time.Time, model string, excluded map[*Member]bool, avoid *Member) (chosen *Member, wake time.Time, ok bool) {
+// dispatchLocked admits queued requests in arrival order, then sets the
+// timer for the next time one could be admitted. A member that an earlier
+// waiter could use but found full is kept for it: later waiters may not
+// take its refill, so large requests are not starved by small ones.
+func (p *Pool) dispatchLocked(now time.Time) {
+	kept := map[*Member]bool{}
+	q := p.queue[:0]
+	for _, w := range p.queue {
+		if !p.hasCandidateLocked(now, w) {
+			w.grant <- grant{err: errNoCandidate}
+			continue
+		}
+		if m := p.admitLocked(now, w, kept); m != nil {
+			w.grant <- grant{m: m}
+			continue
+		}
+		for _, m := range p.members {
+			if p.candidateLocked(now, m, w) {
+				kept[m] = true
+			}
+		}
+		q = append(q, w)
+	}
+	clear(p.queue[len(q):])
+	p.queue = q
+	p.scheduleLocked(now)
+}
+
+// scheduleLocked sets the timer to the earliest time a queued request could
+// fit because a bucket refilled, a cooldown ended or a dead key is due for a
+// probe. Slots that free up wake the queue on release instead.
+func (p *Pool) scheduleLocked(now time.Time) {
+	var next time.Time
+	for _, w := range p.queue {
+		for _, m := range p.members {
+			if !p.candidateLocked(now, m, w) {
+				continue
+			}
+			t := later(m.cooldownUntil, m.rpm.when(1, now), m.tpm.when(float64(w.req.Tokens), now))
+			if next.IsZero() || t.Before(next) {
+				next = t
+			}
+		}
+	}
+	if next.IsZero() || (!p.wake.IsZero() && !next.Before(p.wake) && p.wake.After(now)) {
+		return
+	}
+	p.wake = next
+	d := max(next.Sub(now), time.Millisecond)
+	if p.timer == nil {
+		p.timer = time.AfterFunc(d, p.onTimer)
+	} else {
+		p.timer.Reset(d)
+	}
+}
+
+func (p *Pool) onTimer() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wake = time.Time{}
+	p.dispatchLocked(p.opts.Now())
+}
+
+func later(ts ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
+}
+
+// candidateLocked reports whether m could ever take w: it serves the model,
+// its key is not refused (or is due for a probe), and w has not excluded it.
+func (p *Pool) candidateLocked(now time.Time, m *Member, w *waiter) bool {
+	return m.Config.Serves(w.req.Model) && !w.excluded[m] && !m.deadUntil.After(now)
+}
+
+// hasCandidateLocked reports whether any member could take w eventually.
+func (p *Pool) hasCandidateLocked(now time.Time, w *waiter) bool {
+	for _, m := range p.members {
+		if p.candidateLocked(now, m, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// readyLocked reports whether m has room for w now.
+func (p *Pool) readyLocked(now time.Time, m *Member, w *waiter) bool {
+	switch {
+	case m.cooldownUntil.After(now):
+		return false
+	case !m.deadUntil.IsZero() && m.probing: // one probe of a refused key at a time
+		return false
+	case m.inFlight >= m.Config.MaxConcurrent:
+		return false
+	}
+	return m.rpm.fits(1, now) && m.tpm.fits(float64(w.req.Tokens), now)
+}
+
+// admitLocked picks a member with room for w by the pool's strategy and
+// reserves it. kept members are skipped (see dispatchLocked).
+func (p *Pool) admitLocked(now time.Time, w *waiter, kept map[*Member]bool) *Member {
 	var ready []*Member
 	for _, m := range p.members {
-		if !m.Config.Serves(model) || m.dead || excluded[m] {
-			continue
+		if p.candidateLocked(now, m, w) && !kept[m] && p.readyLocked(now, m, w) {
+			ready = append(ready, m)
 		}
-		ok = true
-		if m.cooldownUntil.After(now) {
-			if wake.IsZero() || m.cooldownUntil.Before(wake) {
-				wake = m.cooldownUntil
-			}
-			continue
-		}
-		if m.inFlight >= m.Config.MaxConcurrent {
-			continue
-		}
-		ready = append(ready, m)
 	}
-	if avoid != nil && len(ready) > 1 {
-		ready = slices.DeleteFunc(ready, func(m *Member) bool { return m == avoid })
+	if w.avoid != nil && len(ready) > 1 {
+		for i, m := range ready {
+			if m == w.avoid {
+				ready = append(ready[:i], ready[i+1:]...)
+				break
+			}
+		}
+	}
+	if len(ready) == 0 && p.opts.Overallocate {
+		for _, m := range p.members {
+			if p.candidateLocked(now, m, w) && !m.cooldownUntil.After(now) && m.deadUntil.IsZero() {
+				ready = append(ready, m)
+			}
+		}
 	}
 	if len(ready) == 0 {
-		return nil, wake, ok
+		return nil
 	}
-	var total float64
+	m := p.choose(now, ready, float64(max(w.req.Tokens, 1)))
+	p.reserveLocked(now, m, w.req)
+	return m
+}
+
+// choose applies the strategy to members that all have room.
+func (p *Pool) choose(now time.Time, ready []*Member, cost float64) *Member {
+	switch p.opts.Strategy {
+	case config.StrategyWeighted:
+		return swrr(ready)
+	case config.StrategyPriority:
+		best := ready[0].Config.Priority
+		for _, m := range ready {
+			best = min(best, m.Config.Priority)
+		}
+		tier := ready[:0:0]
+		for _, m := range ready {
+			if m.Config.Priority == best {
+				tier = append(tier, m)
+			}
+		}
+		ready = tier
+	}
+	// max_headroom: the most requests like this one that still fit; ties
+	// (equal limits, or none known) go by smooth weighted round-robin.
+	var top []*Member
+	bestScore := math.Inf(-1)
 	for _, m := range ready {
+		s := headroom(now, m, cost)
+		switch {
+		case s > bestScore+1e-9:
+			bestScore, top = s, append(top[:0], m)
+		case math.Abs(s-bestScore) <= 1e-9:
+			top = append(top, m)
+		}
+	}
+	return swrr(top)
+}
+
+// headroom is how many more requests of cost tokens m could take now: the
+// least of its RPM room, TPM room and free slots, over the limits it knows.
+func headroom(now time.Time, m *Member, cost float64) float64 {
+	h := float64(m.Config.MaxConcurrent - m.inFlight)
+	if m.rpm.known() || m.tpm.known() {
+		h = math.Inf(1)
+	}
+	if m.rpm.known() {
+		h = math.Min(h, m.rpm.room(now))
+	}
+	if m.tpm.known() {
+		h = math.Min(h, m.tpm.room(now)/cost)
+	}
+	return h
+}
+
+// swrr is smooth weighted round-robin: over time each member is chosen in
+// proportion to its weight, evenly spread.
+func swrr(ms []*Member) *Member {
+	var chosen *Member
+	var total float64
+	for _, m := range ms {
 		m.current += m.Config.Weight
 		total += m.Config.Weight
 		if chosen == nil || m.current > chosen.current {
@@ -328,31 +540,74 @@ func (p *Pool) pickLocked(now time.Time, model string, excluded map[*Member]bool
 		}
 	}
 	chosen.current -= total
-	return chosen, time.Time{}, true
+	return chosen
 }
 
-// release frees m's slot and records what the upstream said.
-func (p *Pool) release(m *Member, pe *provider.Error) {
+func (p *Pool) reserveLocked(now time.Time, m *Member, req Request) {
+	m.inFlight++
+	m.reserved += req.Tokens
+	m.rpm.take(1, now)
+	m.tpm.take(float64(req.Tokens), now)
+	if !m.deadUntil.IsZero() {
+		m.probing = true
+	}
+	const alpha = 0.1
+	if m.avgCost == 0 {
+		m.avgCost = float64(req.Tokens)
+	}
+	m.avgCost += alpha * (float64(req.Tokens) - m.avgCost)
+}
+
+// unreserveLocked undoes a reservation that was never used.
+func (p *Pool) unreserveLocked(m *Member, req Request) {
+	now := p.opts.Now()
+	m.inFlight--
+	m.reserved -= req.Tokens
+	m.probing = false
+	m.rpm.give(1, now)
+	m.tpm.give(float64(req.Tokens), now)
+}
+
+// release frees m's slot, reconciles the reservation with what the upstream
+// reported, records the outcome, and admits whoever can go now.
+func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, retry bool, elapsed time.Duration) {
 	now := p.opts.Now()
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	m.inFlight--
-	if pe != nil {
-		switch pe.Kind {
-		case provider.KindAuth:
-			m.dead = true
-		case provider.KindRateLimited:
-			wait := pe.RetryAfter
-			if wait <= 0 {
-				wait = time.Second
-			}
-			if until := now.Add(wait); until.After(m.cooldownUntil) {
-				m.cooldownUntil = until
-			}
+	m.reserved -= req.Tokens
+	m.probing = false
+	if pe == nil && out.Tokens > 0 {
+		if d := out.Tokens - req.Tokens; d > 0 {
+			m.tpm.take(float64(d), now)
+		} else {
+			m.tpm.give(float64(-d), now)
 		}
 	}
-	close(p.changed)
-	p.changed = make(chan struct{})
-	p.mu.Unlock()
+	// Failures keep their reservation: the upstream may have counted them.
+	if out.Obs.Status != 0 { // a response arrived: its headers are readings
+		rl := out.Obs.RateLimit
+		m.rpm.learn(rl.LimitRequests, now)
+		m.tpm.learn(rl.LimitTokens, now)
+		m.rpm.resync(rl.RemainingRequests, now)
+		m.tpm.resync(rl.RemainingTokens, now)
+	}
+	switch {
+	case pe == nil:
+		m.deadUntil = time.Time{}
+	case pe.Kind == provider.KindAuth:
+		m.deadUntil = now.Add(p.opts.Reprobe)
+	case pe.Kind == provider.KindRateLimited:
+		wait := pe.RetryAfter
+		if wait <= 0 {
+			wait = time.Second
+		}
+		if until := now.Add(wait); until.After(m.cooldownUntil) {
+			m.cooldownUntil = until
+		}
+	}
+	m.stats.record(now, pe, retry, out.Tokens, elapsed)
+	p.dispatchLocked(now)
 }
 
 // finalError explains why a request ended without an answer.
@@ -361,10 +616,14 @@ func (p *Pool) finalError(cause error, rep Report, last *provider.Error) error {
 	switch {
 	case errors.Is(cause, context.DeadlineExceeded):
 		e.Kind = provider.KindTimeout
-		e.Message = fmt.Sprintf("deadline exceeded after %d attempts", rep.Attempts)
+		e.Message = fmt.Sprintf("deadline exceeded after %s", plural(rep.Attempts, "attempt"))
+		if rep.Attempts == 0 {
+			e.Kind = provider.KindRateLimited
+			e.Message = fmt.Sprintf("deadline exceeded waiting %s for a backend with room under its limits", rep.Queued.Round(time.Millisecond))
+		}
 		if last != nil && last.Kind == provider.KindRateLimited {
 			e.Kind = provider.KindRateLimited
-			e.Message = fmt.Sprintf("every backend stayed rate limited until the deadline (%d attempts)", rep.Attempts)
+			e.Message = fmt.Sprintf("every backend stayed rate limited until the deadline (%s)", plural(rep.Attempts, "attempt"))
 		}
 	case errors.Is(cause, context.Canceled):
 		e.Kind = provider.KindCanceled
@@ -376,9 +635,9 @@ func (p *Pool) finalError(cause error, rep Report, last *provider.Error) error {
 		e.Kind = last.Kind
 		switch {
 		case errors.Is(cause, errNoCandidate) && rep.Attempts > 1:
-			e.Message = fmt.Sprintf("no backend left to try after %d attempts; the last said: %v", rep.Attempts, last)
+			e.Message = fmt.Sprintf("no backend left to try after %s; the last said: %v", plural(rep.Attempts, "attempt"), last)
 		case rep.Attempts >= p.opts.MaxAttempts && last.Kind.Retryable():
-			e.Message = fmt.Sprintf("gave up after %d attempts; the last said: %v", rep.Attempts, last)
+			e.Message = fmt.Sprintf("gave up after %s; the last said: %v", plural(rep.Attempts, "attempt"), last)
 		default:
 			e.Message = last.Error()
 		}
@@ -387,4 +646,11 @@ func (p *Pool) finalError(cause error, rep Report, last *provider.Error) error {
 		e.Message = fmt.Sprintf("request failed: %v", cause)
 	}
 	return e
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

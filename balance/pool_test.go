@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,26 +13,33 @@ import (
 	"github.com/lbgpt/lbgpt/provider"
 )
 
-func member(name string, weight float64, models ...string) *Member {
-	return &Member{Config: config.Backend{Name: name, Type: "openai", Weight: weight, MaxConcurrent: 5, Models: models}}
+func backend(name string, weight float64, models ...string) config.Backend {
+	return config.Backend{Name: name, Type: "openai", Weight: weight, MaxConcurrent: 5, Models: models}
 }
+
+func pool(opts Options, backends ...config.Backend) *Pool { return New(backends, nil, opts) }
+
+func req(model string) Request { return Request{Model: model, Tokens: 10} }
 
 // script answers each call by member name from a list of errors; nil means
 // success. Calls beyond the list succeed.
 type script struct {
+	mu    sync.Mutex
 	errs  map[string][]error
 	calls []string
 }
 
-func (s *script) call(_ context.Context, m *Member) (string, error) {
+func (s *script) call(_ context.Context, m *Member) (string, Outcome, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.calls = append(s.calls, m.Name())
 	errs := s.errs[m.Name()]
 	if len(errs) == 0 {
-		return "answer from " + m.Name(), nil
+		return "answer from " + m.Name(), Outcome{Tokens: 10}, nil
 	}
 	err := errs[0]
 	s.errs[m.Name()] = errs[1:]
-	return "", err
+	return "", Outcome{}, err
 }
 
 func upstream(kind provider.Kind, retryAfter time.Duration) error {
@@ -39,11 +47,14 @@ func upstream(kind provider.Kind, retryAfter time.Duration) error {
 }
 
 func TestSmoothWeightedRoundRobin(t *testing.T) {
-	p := New([]*Member{member("a", 1), member("b", 3)}, Options{})
+	p := pool(Options{Strategy: config.StrategyWeighted}, backend("a", 1), backend("b", 3))
 	var seq strings.Builder
 	for range 8 {
-		m, _, _ := p.pickLocked(time.Now(), "gpt-4o", nil, nil)
-		seq.WriteString(m.Name())
+		_, rep, err := Do(t.Context(), p, req("gpt-4o"), (&script{errs: map[string][]error{}}).call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq.WriteString(rep.Backend)
 	}
 	// 1:3 spread evenly, never four b in a row as a plain rotation would.
 	if got := seq.String(); got != "babbbabb" {
@@ -52,15 +63,15 @@ func TestSmoothWeightedRoundRobin(t *testing.T) {
 }
 
 func TestModelFilter(t *testing.T) {
-	p := New([]*Member{member("a", 1, "gpt-4o"), member("b", 1, "gpt-4o-mini")}, Options{})
+	p := pool(Options{}, backend("a", 1, "gpt-4o"), backend("b", 1, "gpt-4o-mini"))
 	s := &script{errs: map[string][]error{}}
 	for range 3 {
-		v, rep, err := Do(t.Context(), p, "gpt-4o-mini", s.call)
+		v, rep, err := Do(t.Context(), p, req("gpt-4o-mini"), s.call)
 		if err != nil || v != "answer from b" || rep.Backend != "b" {
 			t.Fatalf("Do = %q, %+v, %v", v, rep, err)
 		}
 	}
-	_, _, err := Do(t.Context(), p, "o3", s.call)
+	_, _, err := Do(t.Context(), p, req("o3"), s.call)
 	var be *Error
 	if !errors.As(err, &be) || be.Kind != KindNoBackend || !strings.Contains(err.Error(), `no backend serves model "o3" (backends: a, b)`) {
 		t.Errorf("unserved model: %v", err)
@@ -80,7 +91,7 @@ func TestRetryPolicy(t *testing.T) {
 			errs:      map[string][]error{"a": {upstream(provider.KindAuth, 0)}},
 			wantCalls: "a b",
 			check: func(t *testing.T, p *Pool) {
-				if !p.State()[0].Dead {
+				if p.State()[0].State != "dead_key" {
 					t.Error("a is not marked dead")
 				}
 			},
@@ -90,7 +101,7 @@ func TestRetryPolicy(t *testing.T) {
 			errs:      map[string][]error{"a": {upstream(provider.KindNotFound, 0)}},
 			wantCalls: "a b",
 			check: func(t *testing.T, p *Pool) {
-				if st := p.State()[0]; st.Dead || !st.CooldownUntil.IsZero() {
+				if st := p.State()[0]; st.State != "ok" {
 					t.Errorf("a's state changed for a per-request failure: %+v", st)
 				}
 			},
@@ -136,9 +147,9 @@ func TestRetryPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// a is always chosen first: weight 2 against 1.
-			p := New([]*Member{member("a", 2), member("b", 1)}, Options{MaxAttempts: 4, BackoffBase: time.Microsecond, BackoffMax: time.Microsecond})
+			p := pool(Options{Strategy: config.StrategyWeighted, MaxAttempts: 4, BackoffBase: time.Microsecond, BackoffMax: time.Microsecond}, backend("a", 2), backend("b", 1))
 			s := &script{errs: tt.errs}
-			v, rep, err := Do(t.Context(), p, "gpt-4o", s.call)
+			v, rep, err := Do(t.Context(), p, req("gpt-4o"), s.call)
 			if got := strings.Join(s.calls, " "); got != tt.wantCalls {
 				t.Errorf("calls = %q, want %q", got, tt.wantCalls)
 			}
@@ -164,41 +175,46 @@ func TestRetryPolicy(t *testing.T) {
 
 func TestCooldownEnds(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := New([]*Member{member("a", 1)}, Options{Now: func() time.Time { return now }})
+	p := pool(Options{Now: func() time.Time { return now }}, backend("a", 1))
 	a := p.members[0]
-	a.inFlight = 1
-	p.release(a, &provider.Error{Kind: provider.KindRateLimited, RetryAfter: 2 * time.Second})
-	if m, wake, ok := p.pickLocked(now, "gpt-4o", nil, nil); m != nil || !ok || !wake.Equal(now.Add(2*time.Second)) {
-		t.Fatalf("while cooling: picked %v, wake %v, ok %v", m, wake, ok)
+	w := &waiter{req: req("gpt-4o")}
+	rateLimited := func(d time.Duration) {
+		p.mu.Lock()
+		p.reserveLocked(now, a, w.req)
+		p.mu.Unlock()
+		p.release(a, w.req, Outcome{}, &provider.Error{Kind: provider.KindRateLimited, RetryAfter: d}, false, 0)
+	}
+	rateLimited(2 * time.Second)
+	if p.readyLocked(now, a, w) {
+		t.Fatal("ready while cooling down")
 	}
 	// A shorter Retry-After never shortens a cooldown already running.
-	a.inFlight = 1
-	p.release(a, &provider.Error{Kind: provider.KindRateLimited, RetryAfter: time.Second})
+	rateLimited(time.Second)
 	if got := p.State()[0].CooldownUntil; !got.Equal(now.Add(2 * time.Second)) {
 		t.Errorf("cooldown until %v, want unchanged %v", got, now.Add(2*time.Second))
 	}
 	now = now.Add(2 * time.Second)
-	if m, _, _ := p.pickLocked(now, "gpt-4o", nil, nil); m != a {
-		t.Error("not picked again after the cooldown")
+	if !p.readyLocked(now, a, w) {
+		t.Error("not ready after the cooldown")
 	}
-	if !p.State()[0].CooldownUntil.IsZero() {
-		t.Error("State still reports a cooldown that ended")
+	if st := p.State()[0]; !st.CooldownUntil.IsZero() || st.State != "ok" || st.Status429 != 2 {
+		t.Errorf("state after the cooldown: %+v", st)
 	}
 }
 
 func TestWaitsForSlot(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m := member("a", 1)
-		m.Config.MaxConcurrent = 1
-		p := New([]*Member{m}, Options{})
+		b := backend("a", 1)
+		b.MaxConcurrent = 1
+		p := pool(Options{}, b)
 		s := &script{errs: map[string][]error{}}
-		_, _, done, err := Open(t.Context(), p, "gpt-4o", s.call)
+		_, _, done, err := Open(t.Context(), p, req("gpt-4o"), s.call)
 		if err != nil {
 			t.Fatal(err)
 		}
 		returned := make(chan error)
 		go func() {
-			_, _, err := Do(t.Context(), p, "gpt-4o", s.call)
+			_, _, err := Do(t.Context(), p, req("gpt-4o"), s.call)
 			returned <- err
 		}()
 		synctest.Wait()
@@ -207,7 +223,7 @@ func TestWaitsForSlot(t *testing.T) {
 			t.Fatal("a second call ran while the only slot was held")
 		default:
 		}
-		done()
+		done(Outcome{Tokens: 10}, nil)
 		if err := <-returned; err != nil {
 			t.Fatal(err)
 		}
@@ -219,12 +235,12 @@ func TestWaitsForSlot(t *testing.T) {
 
 func TestDeadlineWhileCooling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := New([]*Member{member("a", 1)}, Options{})
+		p := pool(Options{}, backend("a", 1))
 		s := &script{errs: map[string][]error{"a": {upstream(provider.KindRateLimited, time.Minute)}}}
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		start := time.Now()
-		_, rep, err := Do(ctx, p, "gpt-4o", s.call)
+		_, rep, err := Do(ctx, p, req("gpt-4o"), s.call)
 		var be *Error
 		if !errors.As(err, &be) || be.Kind != provider.KindRateLimited || !strings.Contains(err.Error(), "until the deadline") {
 			t.Errorf("err = %v", err)

@@ -1,0 +1,103 @@
+package balance
+
+import (
+	"math"
+	"time"
+)
+
+// bucket is one rate limit (requests or tokens per minute) as OpenAI applies
+// it: a bucket of capacity = the limit that refills continuously at
+// limit/60 per second. Reservations take from it at admission; reconciling
+// with the real usage gives back or takes more. A zero capacity is an
+// unknown limit: it never blocks.
+//
+// bucket is plain data; its methods take the time, so tests need no clock.
+type bucket struct {
+	capacity float64 // 0: unknown
+	level    float64 // what is left, <= capacity; may go below 0 after reconciling
+	last     time.Time
+}
+
+func newBucket(limit int, now time.Time) bucket {
+	return bucket{capacity: float64(limit), level: float64(limit), last: now}
+}
+
+func (b *bucket) known() bool { return b.capacity > 0 }
+
+// refill brings the level up to now.
+func (b *bucket) refill(now time.Time) {
+	if !b.known() {
+		return
+	}
+	if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.level = math.Min(b.capacity, b.level+dt*b.capacity/60)
+	}
+	b.last = now
+}
+
+// room is what could be taken now.
+func (b *bucket) room(now time.Time) float64 {
+	if !b.known() {
+		return math.Inf(1)
+	}
+	b.refill(now)
+	return b.level
+}
+
+// fits reports whether n fits now. A reservation larger than the whole
+// capacity fits once the bucket is full: it can never fit better.
+func (b *bucket) fits(n float64, now time.Time) bool {
+	if !b.known() {
+		return true
+	}
+	return b.room(now) >= math.Min(n, b.capacity)
+}
+
+// take reserves n (the level may go negative: a debt that refills).
+func (b *bucket) take(n float64, now time.Time) {
+	if !b.known() {
+		return
+	}
+	b.refill(now)
+	b.level -= n
+}
+
+// give returns n, up to the capacity.
+func (b *bucket) give(n float64, now time.Time) {
+	if !b.known() {
+		return
+	}
+	b.refill(now)
+	b.level = math.Min(b.capacity, b.level+n)
+}
+
+// when is the earliest time n fits; now when it already does.
+func (b *bucket) when(n float64, now time.Time) time.Time {
+	if !b.known() {
+		return now
+	}
+	missing := math.Min(n, b.capacity) - b.room(now)
+	if missing <= 0 {
+		return now
+	}
+	return now.Add(time.Duration(missing / (b.capacity / 60) * float64(time.Second)))
+}
+
+// resync lowers the level to what the server reported left; it never raises
+// it, because the server has not yet seen the reservations in flight.
+func (b *bucket) resync(remaining int64, now time.Time) {
+	if !b.known() || remaining < 0 {
+		return
+	}
+	b.refill(now)
+	b.level = math.Min(b.level, float64(remaining))
+}
+
+// learn adopts a limit the server reported when the configuration gave
+// none.
+func (b *bucket) learn(limit int64, now time.Time) {
+	if b.known() || limit <= 0 {
+		return
+	}
+	b.capacity, b.level, b.last = float64(limit), float64(limit), now
+}
