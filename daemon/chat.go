@@ -26,31 +26,80 @@ func (d *Daemon) chat(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	timeout := time.Duration(p.Options.Timeout)
-	if timeout <= 0 {
-		timeout = d.cfg.Daemon.RequestTimeout.Duration
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, d.timeout(p.Options))
 	defer cancel()
 	if req.Stream {
 		return d.chatStream(ctx, jreq, req, start)
 	}
-
-	var served string
-	resp, rep, err := balance.Do(ctx, d.pool, req.Model, func(ctx context.Context, m *balance.Member) (openai.ChatCompletionResponse, error) {
-		served = m.Config.Deployment(req.Model)
-		r, _, err := m.Provider.Chat(ctx, req)
-		return r, err
-	})
+	res, err := d.complete(ctx, req, start)
 	if err != nil {
-		d.log.Debug("chat failed", "model", req.Model, "attempts", rep.Attempts, "err", err)
-		return nil, rpcError(err, nil)
+		return nil, err
 	}
+	return res, nil
+}
+
+// timeout is a request's deadline: its own, else the configured one.
+func (d *Daemon) timeout(o rpc.Options) time.Duration {
+	if t := time.Duration(o.Timeout); t > 0 {
+		return t
+	}
+	return d.cfg.Daemon.RequestTimeout.Duration
+}
+
+// answer is one upstream answer, shareable by coalesced requests.
+type answer struct {
+	response json.RawMessage
+	rep      balance.Report
+	served   string // model or deployment sent upstream
+}
+
+// complete answers a whole (not streamed) chat request. Identical requests
+// in flight at the same time share one upstream call.
+func (d *Daemon) complete(ctx context.Context, req openai.ChatCompletionRequest, start time.Time) (rpc.ChatResult, error) {
+	var ans answer
+	var shared bool
+	var err error
+	waitStart := time.Now()
+	if key := requestKey(req); key != "" {
+		ans, shared, err = d.calls.do(ctx, key, func(ctx context.Context) (answer, error) { return d.upstream(ctx, req) })
+	} else {
+		ans, err = d.upstream(ctx, req)
+	}
+	if err != nil {
+		d.log.Debug("chat failed", "model", req.Model, "attempts", ans.rep.Attempts, "err", err)
+		return rpc.ChatResult{}, rpcError(err, nil)
+	}
+	if shared {
+		// This request made no call; its wait for the shared answer is its
+		// upstream time.
+		rep := balance.Report{Backend: ans.rep.Backend}
+		m := d.meta(rep, ans.served, false, start, time.Since(waitStart))
+		m.Cache = rpc.CacheCoalesced
+		return rpc.ChatResult{Response: ans.response, Meta: m}, nil
+	}
+	m := d.meta(ans.rep, ans.served, false, start, ans.rep.Upstream)
+	return rpc.ChatResult{Response: ans.response, Meta: m}, nil
+}
+
+// upstream makes the balanced, retried upstream call for req.
+func (d *Daemon) upstream(ctx context.Context, req openai.ChatCompletionRequest) (answer, error) {
+	_, total := d.est.estimate(&req)
+	var served string
+	resp, rep, err := balance.Do(ctx, d.pool, balance.Request{Model: req.Model, Tokens: total},
+		func(ctx context.Context, m *balance.Member) (openai.ChatCompletionResponse, balance.Outcome, error) {
+			served = m.Config.Deployment(req.Model)
+			r, obs, err := m.Provider.Chat(ctx, req)
+			return r, balance.Outcome{Obs: obs, Tokens: r.Usage.TotalTokens}, err
+		})
+	if err != nil {
+		return answer{rep: rep}, err
+	}
+	d.est.observe(resp.Usage.CompletionTokens)
 	raw, err := json.Marshal(resp)
 	if err != nil {
-		return nil, rpcError(err, nil)
+		return answer{rep: rep}, err
 	}
-	return rpc.ChatResult{Response: raw, Meta: meta(rep, served, false, start, rep.Upstream)}, nil
+	return answer{response: raw, rep: rep, served: served}, nil
 }
 
 // chatParams is rpc.ChatParams with the request decoded in the same pass:
@@ -73,8 +122,11 @@ func checkChatRequest(req *openai.ChatCompletionRequest) (openai.ChatCompletionR
 	return *req, nil
 }
 
-func meta(rep balance.Report, served string, streamed bool, start time.Time, upstream time.Duration) rpc.Meta {
+// meta describes an answered request and records the daemon's overhead.
+func (d *Daemon) meta(rep balance.Report, served string, streamed bool, start time.Time, upstream time.Duration) rpc.Meta {
 	total := time.Since(start)
+	own := max(total-upstream-rep.Queued, 0)
+	d.overhead.record(own)
 	return rpc.Meta{
 		Backend:    rep.Backend,
 		Model:      served,
@@ -82,7 +134,8 @@ func meta(rep balance.Report, served string, streamed bool, start time.Time, ups
 		Cache:      rpc.CacheMiss,
 		Streamed:   streamed,
 		UpstreamUS: upstream.Microseconds(),
-		DaemonUS:   max(total-upstream, 0).Microseconds(),
+		QueuedUS:   rep.Queued.Microseconds(),
+		DaemonUS:   own.Microseconds(),
 	}
 }
 
@@ -98,38 +151,50 @@ type opened struct {
 // to another backend until its first content token, never after.
 func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai.ChatCompletionRequest, start time.Time) (any, error) {
 	wantUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	_, total := d.est.estimate(&req)
 	var served string
-	o, rep, done, err := balance.Open(ctx, d.pool, req.Model, func(ctx context.Context, m *balance.Member) (opened, error) {
-		served = m.Config.Deployment(req.Model)
-		s, err := m.Provider.ChatStream(ctx, req)
-		if err != nil {
-			return opened{}, err
-		}
-		var head []openai.ChatCompletionStreamResponse
-		for {
-			chunk, err := s.Recv()
-			if errors.Is(err, io.EOF) {
-				s.Close()
-				return opened{head: head}, nil
-			}
+	o, rep, done, err := balance.Open(ctx, d.pool, balance.Request{Model: req.Model, Tokens: total},
+		func(ctx context.Context, m *balance.Member) (opened, balance.Outcome, error) {
+			served = m.Config.Deployment(req.Model)
+			s, err := m.Provider.ChatStream(ctx, req)
 			if err != nil {
-				s.Close()
-				return opened{}, err
+				out := balance.Outcome{}
+				if s != nil {
+					out.Obs = s.Observation()
+				}
+				return opened{}, out, err
 			}
-			head = append(head, chunk)
-			if hasContent(chunk) {
-				return opened{stream: s, head: head}, nil
+			out := balance.Outcome{Obs: s.Observation()}
+			var head []openai.ChatCompletionStreamResponse
+			for {
+				chunk, err := s.Recv()
+				if errors.Is(err, io.EOF) {
+					s.Close()
+					return opened{head: head}, out, nil
+				}
+				if err != nil {
+					s.Close()
+					return opened{}, out, err
+				}
+				head = append(head, chunk)
+				if hasContent(chunk) {
+					return opened{stream: s, head: head}, out, nil
+				}
 			}
-		}
-	})
+		})
 	if err != nil {
 		return nil, rpcError(err, nil)
 	}
-	defer done()
+	var asm assembler
+	var streamErr error
+	defer func() {
+		usage := asm.resp.Usage
+		d.est.observe(usage.CompletionTokens)
+		done(balance.Outcome{Tokens: usage.TotalTokens}, streamErr)
+	}()
 
 	srv := jrpc2.ServerFromContext(ctx)
 	id := json.RawMessage(jreq.ID())
-	var asm assembler
 	send := func(chunk openai.ChatCompletionStreamResponse) error {
 		asm.add(chunk)
 		if len(chunk.Choices) == 0 && !wantUsage {
@@ -158,7 +223,10 @@ func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai
 				break
 			}
 			if err != nil {
-				return nil, rpcError(&balance.Error{Kind: kindOf(err), Attempts: rep.Attempts, Last: asProviderError(err)}, asm.partial())
+				streamErr = err
+				pe := asProviderError(err)
+				return nil, rpcError(&balance.Error{Kind: pe.Kind, Attempts: rep.Attempts, Last: pe,
+					Message: "the stream broke after its first token, so it could not move to another backend: " + pe.Error()}, asm.partial())
 			}
 			if err := send(chunk); err != nil {
 				return nil, rpcError(err, asm.partial())
@@ -169,7 +237,7 @@ func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai
 	if err != nil {
 		return nil, rpcError(err, nil)
 	}
-	return rpc.ChatResult{Response: raw, Meta: meta(rep, served, true, start, upstream)}, nil
+	return rpc.ChatResult{Response: raw, Meta: d.meta(rep, served, true, start, upstream)}, nil
 }
 
 func closeStream(s *provider.Stream) {

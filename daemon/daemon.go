@@ -22,6 +22,7 @@ import (
 
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/config"
+	"github.com/lbgpt/lbgpt/internal/tokens"
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -50,6 +51,9 @@ type Daemon struct {
 	started   time.Time
 	uid       int
 	methods   map[string]jrpc2.Handler
+	est       estimator
+	calls     flights[answer]
+	overhead  overhead
 
 	mu    sync.Mutex // guards conns
 	conns map[*jrpc2.Server]struct{}
@@ -67,24 +71,35 @@ func New(opts Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	members := make([]*balance.Member, 0, len(opts.Config.Backends))
+	providers := make([]*provider.Provider, 0, len(opts.Config.Backends))
 	for _, b := range opts.Config.Backends {
 		p, err := provider.New(b, opts.Transport)
 		if err != nil {
 			return nil, fmt.Errorf("backend %q: %w", b.Name, err)
 		}
-		members = append(members, &balance.Member{Config: b, Provider: p})
+		providers = append(providers, p)
 	}
+	bal := opts.Config.Balance
 	d := &Daemon{
 		cfg:       opts.Config,
 		log:       log,
 		simulated: opts.Simulated,
-		pool:      balance.New(members, balance.Options{MaxAttempts: opts.Config.Daemon.MaxAttempts}),
-		started:   time.Now(),
-		uid:       os.Getuid(),
-		conns:     make(map[*jrpc2.Server]struct{}),
+		pool: balance.New(opts.Config.Backends, providers, balance.Options{
+			Strategy:     bal.Strategy,
+			Overallocate: bal.Overallocate,
+			MaxAttempts:  opts.Config.Daemon.MaxAttempts,
+			BackoffBase:  bal.BackoffBase.Duration,
+			BackoffMax:   bal.BackoffMax.Duration,
+			Reprobe:      bal.Reprobe.Duration,
+		}),
+		started: time.Now(),
+		uid:     os.Getuid(),
+		conns:   make(map[*jrpc2.Server]struct{}),
 	}
 	d.methods = d.methodTable()
+	// Load the tokenizers now: the first request should not pay for it.
+	tokens.Count("gpt-4o", "")
+	tokens.Count("gpt-4", "")
 	return d, nil
 }
 

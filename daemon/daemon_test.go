@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -260,12 +261,14 @@ func TestFailover(t *testing.T) {
 		{"server errors", accounts(sim.Faults{Error503: 1}), rpc.StateOK, ""},
 		{"connection resets", accounts(sim.Faults{Reset: 1}), rpc.StateOK, ""},
 		{"malformed bodies", accounts(sim.Faults{Malformed: 1}), rpc.StateOK, ""},
-		{"rate limited", sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, RPM: 1}, {Name: "b", Key: keyB}}}, rpc.StateCooling, ""},
+		// a's one request a minute is learnt from the simulator's headers:
+		// the daemon never sends it a second one, so it never sees a 429.
+		{"limit learnt from headers", sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, RPM: 1}, {Name: "b", Key: keyB}}}, rpc.StateSaturated, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := start(t, tt.opts, twoBackends)
-			if tt.name == "rate limited" { // spend a's only request
+			if tt.wantState == rpc.StateSaturated { // spend a's only request
 				if _, err := h.client.Chat(t.Context(), userRequest("gpt-4o-mini", "first"), rpc.Options{}); err != nil {
 					t.Fatal(err)
 				}
@@ -286,7 +289,49 @@ func TestFailover(t *testing.T) {
 			if got := st.Backends[0].State; got != tt.wantState {
 				t.Errorf("backend a state = %s, want %s", got, tt.wantState)
 			}
+			if n := h.sim.Stats()["a"].RateLimited; n != 0 {
+				t.Errorf("a answered %d requests with 429", n)
+			}
 		})
+	}
+}
+
+// TestRetryAfterHonoured: another client spends a's requests behind the
+// daemon's back, so the daemon meets a 429. It then sends nothing to a until
+// the Retry-After has passed and serves everything from b.
+func TestRetryAfterHonoured(t *testing.T) {
+	h := start(t, sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, RPM: 2}, {Name: "b", Key: keyB}}},
+		strings.Replace(twoBackends, "api_key_env = \"KEY_B\"", "api_key_env = \"KEY_B\"\npriority = 1", 1)+"[balance]\nstrategy = \"priority\"\n")
+	for range 2 { // the other client
+		req, _ := http.NewRequest("POST", h.url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"elsewhere"}]}`))
+		req.Header.Set("Authorization", "Bearer "+keyA)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("direct request: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	for i := range 6 {
+		res, err := h.client.Chat(t.Context(), userRequest("gpt-4o-mini", fmt.Sprintf("q%d", i)), rpc.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Meta.Backend != "b" {
+			t.Errorf("request %d went to %s", i, res.Meta.Backend)
+		}
+	}
+	var toA []sim.Record
+	for _, r := range h.sim.Log() {
+		if r.Account == "a" {
+			toA = append(toA, r)
+		}
+	}
+	if len(toA) != 3 || toA[2].Status != 429 {
+		t.Errorf("a saw %d requests, want the 2 direct ones and one 429: %+v", len(toA), toA)
+	}
+	st, _ := h.client.Status(t.Context())
+	if a := st.Backends[0]; a.State != rpc.StateCooling || time.Until(a.CooldownUntil) < 20*time.Second || a.Status429 != 1 {
+		t.Errorf("a = %+v, want cooling for the ~30s Retry-After", a)
 	}
 }
 

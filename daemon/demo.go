@@ -10,7 +10,6 @@ import (
 
 	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/internal/sim"
-	"github.com/lbgpt/lbgpt/internal/tokens"
 )
 
 // Demo is lbgpt's simulated upstream running in-process for lbgptd --demo:
@@ -30,10 +29,6 @@ func StartDemo() (*Demo, error) {
 		{Name: "sim-azure", Key: "sim-azure-demo-key", RPM: 1200, TPM: 120_000, TTFT: 60 * time.Millisecond, PerToken: 2 * time.Millisecond},
 		{Name: "sim-local", Key: "sim-local-demo-key", RPM: 120, TPM: 20_000, TTFT: 200 * time.Millisecond, PerToken: 6 * time.Millisecond},
 	}
-	// The simulator counts tokens with real tokenizers; load them now rather
-	// than in the first requests.
-	tokens.Count("gpt-4o-mini", "warm up")
-	tokens.Count("gpt-4", "warm up")
 	s := sim.New(sim.Options{
 		Accounts:    accounts,
 		Deployments: map[string]string{"demo-gpt-4o-mini": "gpt-4o-mini", "demo-gpt-4o": "gpt-4o"},

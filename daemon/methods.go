@@ -17,9 +17,11 @@ import (
 // place where wire names meet code. Sorted by name.
 func (d *Daemon) methodTable() map[string]jrpc2.Handler {
 	return map[string]jrpc2.Handler{
+		rpc.MethodBatch:  d.batch,
 		rpc.MethodCancel: d.cancel,
 		rpc.MethodChat:   d.chat,
 		rpc.MethodStatus: d.status,
+		rpc.MethodWatch:  d.watch,
 	}
 }
 
@@ -40,15 +42,24 @@ func (d *Daemon) cancel(ctx context.Context, req *jrpc2.Request) (any, error) {
 
 // status reports the daemon and its backends.
 func (d *Daemon) status(ctx context.Context, req *jrpc2.Request) (any, error) {
-	now := time.Now()
+	return d.snapshot(), nil
+}
+
+// snapshot is the daemon's status now.
+func (d *Daemon) snapshot() rpc.StatusResult {
+	p50, p99 := d.overhead.percentiles()
 	res := rpc.StatusResult{
-		Version:   Version,
-		Protocol:  rpc.Version,
-		PID:       os.Getpid(),
-		StartedAt: d.started,
-		UptimeS:   now.Sub(d.started).Seconds(),
-		Simulated: d.simulated,
-		Config:    d.cfg.Path,
+		Version:     Version,
+		Protocol:    rpc.Version,
+		PID:         os.Getpid(),
+		StartedAt:   d.started,
+		UptimeS:     time.Since(d.started).Seconds(),
+		Simulated:   d.simulated,
+		Config:      d.cfg.Path,
+		Strategy:    d.cfg.Balance.Strategy,
+		Queue:       d.pool.QueueLen(),
+		DaemonP50US: p50.Microseconds(),
+		DaemonP99US: p99.Microseconds(),
 	}
 	states := d.pool.State()
 	for i, m := range d.pool.Members() {
@@ -58,25 +69,33 @@ func (d *Daemon) status(ctx context.Context, req *jrpc2.Request) (any, error) {
 			Type:          m.Config.Type,
 			BaseURL:       m.Config.BaseURL,
 			Models:        m.Config.Models,
-			State:         rpc.StateOK,
+			State:         st.State,
 			Requests:      st.Requests,
 			Errors:        st.Errors,
+			Status429:     st.Status429,
+			Retries:       st.Retries,
+			Tokens:        st.Tokens,
 			InFlight:      int64(st.InFlight),
+			LimitRPM:      st.LimitRPM,
+			LimitTPM:      st.LimitTPM,
+			UsedRPM:       st.UsedRPM,
+			UsedTPM:       st.UsedTPM,
+			RemainingRPM:  st.RemainingRPM,
+			RemainingTPM:  st.RemainingTPM,
+			LatencyP50MS:  ms(st.LatencyP50),
+			LatencyP95MS:  ms(st.LatencyP95),
 			CooldownUntil: st.CooldownUntil,
+			Traffic:       st.Traffic,
 		}
 		if b.Models == nil {
 			b.Models = []string{}
 		}
-		switch {
-		case st.Dead:
-			b.State = rpc.StateDeadKey
-		case !st.CooldownUntil.IsZero():
-			b.State = rpc.StateCooling
-		}
 		res.Backends = append(res.Backends, b)
 	}
-	return res, nil
+	return res
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // decodeParams decodes a request's params strictly: an unknown field is an
 // invalid-params error that names it.

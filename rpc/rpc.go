@@ -26,6 +26,11 @@ const Version = 1
 // Methods and notifications, sorted. The daemon's method table (daemon/methods.go)
 // is the one place that maps them to handlers.
 const (
+	// MethodBatch answers a list of chat requests, each on its own, with
+	// results in input order. Params BatchParams, result BatchResult. While
+	// it runs, NotifyBatchItem carries each finished item and
+	// NotifyBatchProgress the counts (at most 10 a second).
+	MethodBatch = "batch"
 	// MethodCancel is a notification (no id) that cancels an in-flight
 	// request of the same connection: params {"id": <the request's id>}.
 	MethodCancel = "cancel"
@@ -36,10 +41,23 @@ const (
 	// MethodStatus reports the daemon and its backends. No params, result
 	// StatusResult.
 	MethodStatus = "status"
+	// MethodWatch subscribes to the daemon's status: a NotifyWatchStatus
+	// with the full StatusResult at once, then again whenever it changes,
+	// at most WatchParams.MaxPerSecond times a second, until the call is
+	// canceled. It never returns otherwise.
+	MethodWatch = "watch"
+
+	// NotifyBatchItem carries one finished item of a batch: BatchItemParams.
+	NotifyBatchItem = "batch.item"
+	// NotifyBatchProgress carries a batch's counts: BatchProgress.
+	NotifyBatchProgress = "batch.progress"
 
 	// NotifyChatChunk carries one streamed chunk of a chat request:
 	// params ChunkParams.
 	NotifyChatChunk = "chat.chunk"
+	// NotifyWatchStatus carries one status snapshot of a watch:
+	// WatchStatusParams.
+	NotifyWatchStatus = "watch.status"
 )
 
 // ChatParams are the params of MethodChat.
@@ -76,12 +94,14 @@ type Meta struct {
 	Cache      string `json:"cache"`       // CacheMiss for now
 	Streamed   bool   `json:"streamed"`    // the answer was streamed as notifications
 	UpstreamUS int64  `json:"upstream_us"` // time spent waiting on upstream calls, microseconds
-	DaemonUS   int64  `json:"daemon_us"`   // time spent in the daemon outside upstream calls
+	QueuedUS   int64  `json:"queued_us"`   // time spent waiting for a backend with room under its limits
+	DaemonUS   int64  `json:"daemon_us"`   // time spent in the daemon itself: neither upstream nor queued
 }
 
 // Cache outcomes in Meta.Cache.
 const (
-	CacheMiss = "miss"
+	CacheMiss      = "miss"
+	CacheCoalesced = "coalesced" // answered by an identical request in flight at the same time
 )
 
 // ChunkParams are the params of NotifyChatChunk.
@@ -93,6 +113,67 @@ type ChunkParams struct {
 	Chunk json.RawMessage `json:"chunk"`
 }
 
+// BatchParams are the params of MethodBatch.
+type BatchParams struct {
+	// Requests are full OpenAI chat completion requests. "stream" is
+	// ignored: batch items are answered whole.
+	Requests []json.RawMessage `json:"requests"`
+	// Options apply to every item; Timeout bounds each item, not the batch.
+	Options Options `json:"options,omitzero"`
+	// Concurrency bounds the items in flight at once; 0 means 64. Backend
+	// limits still apply whatever it is.
+	Concurrency int `json:"concurrency,omitempty"`
+}
+
+// BatchItem is the outcome of one batch request: Result or Error.
+type BatchItem struct {
+	Index  int         `json:"index"`
+	Result *ChatResult `json:"result,omitempty"`
+	Error  *Error      `json:"error,omitempty"`
+}
+
+// BatchResult is the result of MethodBatch: one item per request, in input
+// order, whatever failed.
+type BatchResult struct {
+	Items   []BatchItem  `json:"items"`
+	Summary BatchSummary `json:"summary"`
+}
+
+// BatchSummary counts a batch's outcomes.
+type BatchSummary struct {
+	Total     int   `json:"total"`
+	OK        int   `json:"ok"`
+	Failed    int   `json:"failed"`
+	Retries   int   `json:"retries"`   // upstream calls beyond the first, over all items
+	Coalesced int   `json:"coalesced"` // items answered by an identical item in flight
+	ElapsedMS int64 `json:"elapsed_ms"`
+}
+
+// BatchItemParams are the params of NotifyBatchItem.
+type BatchItemParams struct {
+	ID   json.RawMessage `json:"id"` // the batch request's id
+	Item BatchItem       `json:"item"`
+}
+
+// BatchProgress are the params of NotifyBatchProgress.
+type BatchProgress struct {
+	ID           json.RawMessage `json:"id"` // the batch request's id
+	BatchSummary                 // the counts so far
+	Done         int             `json:"done"`
+}
+
+// WatchParams are the params of MethodWatch.
+type WatchParams struct {
+	// MaxPerSecond bounds the updates; 0 means 4. At most 20.
+	MaxPerSecond float64 `json:"max_per_second,omitempty"`
+}
+
+// WatchStatusParams are the params of NotifyWatchStatus.
+type WatchStatusParams struct {
+	ID     json.RawMessage `json:"id"` // the watch request's id
+	Status StatusResult    `json:"status"`
+}
+
 // CancelParams are the params of MethodCancel.
 type CancelParams struct {
 	ID json.RawMessage `json:"id"`
@@ -100,35 +181,56 @@ type CancelParams struct {
 
 // StatusResult is the result of MethodStatus.
 type StatusResult struct {
-	Version   string          `json:"version"`  // lbgptd's version
-	Protocol  int             `json:"protocol"` // Version
-	PID       int             `json:"pid"`
-	StartedAt time.Time       `json:"started_at"`
-	UptimeS   float64         `json:"uptime_s"`
-	Simulated bool            `json:"simulated"` // the backends are lbgpt's built-in simulator (lbgptd --demo)
-	Config    string          `json:"config"`    // the config file in use, "" when built from the environment
-	Backends  []BackendStatus `json:"backends"`
+	Version   string    `json:"version"`  // lbgptd's version
+	Protocol  int       `json:"protocol"` // Version
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"started_at"`
+	UptimeS   float64   `json:"uptime_s"`
+	Simulated bool      `json:"simulated"` // the backends are lbgpt's built-in simulator (lbgptd --demo)
+	Config    string    `json:"config"`    // the config file in use, "" when built from the environment
+	Strategy  string    `json:"strategy"`  // the balancing strategy: "weighted", "max_headroom" or "priority"
+	Queue     int       `json:"queue"`     // requests waiting for headroom
+	// DaemonP50US and DaemonP99US are the time requests spend in the
+	// daemon outside upstream calls, over the last 1024 requests.
+	DaemonP50US int64           `json:"daemon_p50_us"`
+	DaemonP99US int64           `json:"daemon_p99_us"`
+	Backends    []BackendStatus `json:"backends"`
 }
 
 // BackendStatus is one backend in StatusResult.
 type BackendStatus struct {
-	Name     string   `json:"name"`
-	Type     string   `json:"type"` // "openai" | "azure" | "openai-compatible"
-	BaseURL  string   `json:"base_url"`
-	Models   []string `json:"models"` // empty: any model
-	State    string   `json:"state"`  // one of the State constants
-	Requests int64    `json:"requests"`
-	Errors   int64    `json:"errors"`
-	InFlight int64    `json:"in_flight"`
+	Name      string   `json:"name"`
+	Type      string   `json:"type"` // "openai" | "azure" | "openai-compatible"
+	BaseURL   string   `json:"base_url"`
+	Models    []string `json:"models"`   // empty: any model
+	State     string   `json:"state"`    // one of the State constants
+	Requests  int64    `json:"requests"` // upstream calls made
+	Errors    int64    `json:"errors"`   // upstream calls that failed, 429s included
+	Status429 int64    `json:"status_429"`
+	Retries   int64    `json:"retries"` // calls that were a retry of an earlier attempt
+	Tokens    int64    `json:"tokens"`  // prompt + completion tokens answered
+	InFlight  int64    `json:"in_flight"`
+	// Limits and their use over the last minute; a limit of 0 is unknown.
+	LimitRPM     int64   `json:"limit_rpm"`
+	LimitTPM     int64   `json:"limit_tpm"`
+	UsedRPM      int64   `json:"used_rpm"`      // requests in the last 60 s, in flight included
+	UsedTPM      int64   `json:"used_tpm"`      // tokens in the last 60 s, reservations included
+	RemainingRPM int64   `json:"remaining_rpm"` // -1 when the limit is unknown
+	RemainingTPM int64   `json:"remaining_tpm"`
+	LatencyP50MS float64 `json:"latency_p50_ms"` // successful calls, last 256
+	LatencyP95MS float64 `json:"latency_p95_ms"`
 	// CooldownUntil is set while the backend is cooling down after a 429.
 	CooldownUntil time.Time `json:"cooldown_until,omitzero"`
+	// Traffic is the requests answered in each of the last 60 seconds, oldest first.
+	Traffic []int `json:"traffic,omitempty"`
 }
 
 // Backend states in BackendStatus.State.
 const (
-	StateOK      = "ok"
-	StateCooling = "cooling"  // rate limited upstream, waiting for Retry-After
-	StateDeadKey = "dead_key" // the upstream refused the API key (401/403)
+	StateOK        = "ok"
+	StateCooling   = "cooling"   // rate limited upstream, waiting for Retry-After
+	StateDeadKey   = "dead_key"  // the upstream refused the API key (401/403); re-probed now and then
+	StateSaturated = "saturated" // at a limit: no room for another request right now
 )
 
 // Duration is a time.Duration that reads a number of seconds or a Go

@@ -1,0 +1,166 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/creachadair/jrpc2"
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+const (
+	defaultBatchConcurrency = 64
+	maxBatchConcurrency     = 4096
+	progressEvery           = 100 * time.Millisecond // at most 10 progress notifications a second
+)
+
+// batch answers a list of chat requests, each on its own: a bad or failed
+// item is that item's error and never fails the batch. Items go through the
+// same path as chat requests (limits, retries, coalescing of identical
+// items). Canceling the batch cancels the items still running.
+func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
+	start := time.Now()
+	var p rpc.BatchParams
+	if err := decodeParams(jreq, &p); err != nil {
+		return nil, err
+	}
+	if p.Concurrency < 0 || p.Concurrency > maxBatchConcurrency {
+		return nil, invalidParams("concurrency", "concurrency must be from 0 (the default, %d) to %d", defaultBatchConcurrency, maxBatchConcurrency)
+	}
+	conc := p.Concurrency
+	if conc == 0 {
+		conc = defaultBatchConcurrency
+	}
+	timeout := d.timeout(p.Options)
+
+	b := &batchRun{
+		d:     d,
+		srv:   jrpc2.ServerFromContext(ctx),
+		id:    json.RawMessage(jreq.ID()),
+		items: make([]rpc.BatchItem, len(p.Requests)),
+		start: start,
+	}
+	b.sum.Total = len(p.Requests)
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	for i, raw := range p.Requests {
+		req, err := decodeChatRequestJSON(raw)
+		if err != nil {
+			b.finish(ctx, i, rpc.ChatResult{}, err)
+			continue
+		}
+		req.Stream, req.StreamOptions = false, nil
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			b.finish(ctx, i, rpc.ChatResult{}, rpcError(ctx.Err(), nil))
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ictx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			res, err := d.complete(ictx, req, time.Now())
+			b.finish(ctx, i, res, err)
+		})
+	}
+	wg.Wait()
+	b.progress(ctx, true)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sum.ElapsedMS = time.Since(start).Milliseconds()
+	return rpc.BatchResult{Items: b.items, Summary: b.sum}, nil
+}
+
+// batchRun is one batch in progress.
+type batchRun struct {
+	d     *Daemon
+	srv   *jrpc2.Server
+	id    json.RawMessage
+	start time.Time
+
+	mu       sync.Mutex // guards the fields below
+	items    []rpc.BatchItem
+	sum      rpc.BatchSummary
+	done     int
+	lastNote time.Time
+}
+
+// finish records item i and tells the client.
+func (b *batchRun) finish(ctx context.Context, i int, res rpc.ChatResult, err error) {
+	item := rpc.BatchItem{Index: i}
+	if err != nil {
+		item.Error = wireError(err)
+	} else {
+		item.Result = &res
+	}
+	b.mu.Lock()
+	b.items[i] = item
+	b.done++
+	if err != nil {
+		b.sum.Failed++
+		if item.Error.Data != nil {
+			b.sum.Retries += max(item.Error.Data.Attempts-1, 0)
+		}
+	} else {
+		b.sum.OK++
+		b.sum.Retries += max(res.Meta.Attempts-1, 0)
+		if res.Meta.Cache == rpc.CacheCoalesced {
+			b.sum.Coalesced++
+		}
+	}
+	b.mu.Unlock()
+	if ctx.Err() == nil {
+		b.srv.Notify(ctx, rpc.NotifyBatchItem, rpc.BatchItemParams{ID: b.id, Item: item})
+	}
+	b.progress(ctx, false)
+}
+
+// progress sends the counts, at most every progressEvery unless final.
+func (b *batchRun) progress(ctx context.Context, final bool) {
+	b.mu.Lock()
+	now := time.Now()
+	if !final && now.Sub(b.lastNote) < progressEvery {
+		b.mu.Unlock()
+		return
+	}
+	b.lastNote = now
+	p := rpc.BatchProgress{ID: b.id, BatchSummary: b.sum, Done: b.done}
+	p.ElapsedMS = now.Sub(b.start).Milliseconds()
+	b.mu.Unlock()
+	if ctx.Err() == nil {
+		b.srv.Notify(ctx, rpc.NotifyBatchProgress, p)
+	}
+}
+
+// wireError is err as the error object of a batch item.
+func wireError(err error) *rpc.Error {
+	var je *jrpc2.Error
+	if !errors.As(rpcError(err, nil), &je) {
+		return &rpc.Error{Code: rpc.CodeInternal, Message: err.Error()}
+	}
+	e := &rpc.Error{Code: int(je.Code), Message: je.Message}
+	if len(je.Data) > 0 {
+		var data rpc.ErrorData
+		if json.Unmarshal(je.Data, &data) == nil {
+			e.Data = &data
+		}
+	}
+	return e
+}
+
+// decodeChatRequestJSON decodes and checks one OpenAI request strictly.
+func decodeChatRequestJSON(raw json.RawMessage) (openai.ChatCompletionRequest, error) {
+	var req *openai.ChatCompletionRequest
+	if err := strictUnmarshal(raw, &req, "request"); err != nil {
+		return openai.ChatCompletionRequest{}, err
+	}
+	return checkChatRequest(req)
+}

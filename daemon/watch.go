@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/creachadair/jrpc2"
+
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// watch sends the status at once, then again whenever it changed, at most
+// max_per_second times a second, until the client cancels the call.
+func (d *Daemon) watch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
+	var p rpc.WatchParams
+	if err := decodeParams(jreq, &p); err != nil {
+		return nil, err
+	}
+	rate := p.MaxPerSecond
+	switch {
+	case rate == 0:
+		rate = 4
+	case rate < 0 || rate > 20:
+		return nil, invalidParams("max_per_second", "max_per_second must be from 0 (the default, 4) to 20")
+	}
+	srv := jrpc2.ServerFromContext(ctx)
+	id := json.RawMessage(jreq.ID())
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	var last []byte
+	for {
+		st := d.snapshot()
+		// Uptime always changes; compare the rest.
+		st.UptimeS = 0
+		cur, err := json.Marshal(st)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(cur, last) {
+			last = cur
+			st.UptimeS = time.Since(d.started).Seconds()
+			if err := srv.Notify(ctx, rpc.NotifyWatchStatus, rpc.WatchStatusParams{ID: id, Status: st}); err != nil {
+				return nil, rpcError(context.Canceled, nil)
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, rpcError(ctx.Err(), nil)
+		}
+	}
+}
