@@ -10,6 +10,12 @@
 // errors.Is (errors.Is(err, rpc.ErrTimeout)). When no daemon listens on the
 // socket, calls fail with an error that matches ErrDaemonNotRunning and says
 // how to start one.
+//
+// Bounded streams are iterators (iter.Seq2): ChatStream yields a chat's
+// chunks, Batch a batch's items and progress; stopping the iteration early
+// cancels the request in the daemon. The long-lived status subscription is
+// a Watcher from Watch: Next returns a snapshot at once, then one per
+// change, until Close.
 package client
 
 import (
@@ -134,20 +140,14 @@ func (c *Client) ChatStream(ctx context.Context, req any, opts rpc.Options) iter
 			yield(Event{}, err)
 			return
 		}
-		cn, err := c.connect(ctx)
+		cn, pc, err := c.open(ctx, rpc.MethodChat, params, keepAll)
 		if err != nil {
-			yield(Event{}, err)
-			return
-		}
-		pc, err := cn.start(rpc.MethodChat, params, true)
-		if err != nil {
-			c.drop(cn)
 			yield(Event{}, err)
 			return
 		}
 		defer cn.finish(pc)
 		for {
-			chunk, resp, err := pc.next(ctx)
+			n, resp, err := pc.next(ctx)
 			switch {
 			case err != nil:
 				if ctx.Err() != nil {
@@ -155,8 +155,12 @@ func (c *Client) ChatStream(ctx context.Context, req any, opts rpc.Options) iter
 				}
 				yield(Event{}, err)
 				return
-			case chunk != nil:
-				if !yield(Event{Chunk: chunk}, nil) {
+			case n != nil:
+				var p rpc.ChunkParams
+				if n.Method != rpc.NotifyChatChunk || json.Unmarshal(n.Params, &p) != nil || p.Chunk == nil {
+					continue
+				}
+				if !yield(Event{Chunk: p.Chunk}, nil) {
 					cn.cancel(pc.id)
 					return
 				}
@@ -175,13 +179,8 @@ func (c *Client) ChatStream(ctx context.Context, req any, opts rpc.Options) iter
 
 // call makes one request and decodes its result into out.
 func (c *Client) call(ctx context.Context, method string, params, out any) error {
-	cn, err := c.connect(ctx)
+	cn, pc, err := c.open(ctx, method, params, keepNone)
 	if err != nil {
-		return err
-	}
-	pc, err := cn.start(method, params, false)
-	if err != nil {
-		c.drop(cn)
 		return err
 	}
 	defer cn.finish(pc)
@@ -193,6 +192,20 @@ func (c *Client) call(ctx context.Context, method string, params, out any) error
 		return err
 	}
 	return resp.decode(out)
+}
+
+// open starts a call on the live connection. The caller finishes it.
+func (c *Client) open(ctx context.Context, method string, params any, k keep) (*conn, *pendingCall, error) {
+	cn, err := c.connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	pc, err := cn.start(method, params, k)
+	if err != nil {
+		c.drop(cn)
+		return nil, nil, err
+	}
+	return cn, pc, nil
 }
 
 // connect returns the live connection, dialing if there is none.

@@ -29,17 +29,33 @@ type conn struct {
 	err     error // set once the connection failed; no new calls start
 }
 
+// keep says what a call keeps of the notifications addressed to it (those
+// whose params.id is the call's id).
+type keep int
+
+const (
+	keepNone   keep = iota // a plain call: notifications are dropped
+	keepAll                // a stream: every notification, in order
+	keepLatest             // a subscription to full snapshots: only the newest
+)
+
+// notification is one notification addressed to a call.
+type notification struct {
+	Method string
+	Params json.RawMessage // the whole params object, "id" included
+}
+
 // pendingCall collects what arrives for one request. The reader appends and
 // never blocks, so a slow consumer of one stream does not stall the others.
 type pendingCall struct {
-	id     int64
-	stream bool
+	id   int64
+	keep keep
 
-	mu     sync.Mutex // guards chunks, resp, err
-	chunks []json.RawMessage
-	resp   *response
-	err    error
-	wake   chan struct{} // capacity 1: something arrived
+	mu    sync.Mutex // guards notes, resp, err
+	notes []notification
+	resp  *response
+	err   error
+	wake  chan struct{} // capacity 1: something arrived
 }
 
 type response struct {
@@ -82,7 +98,7 @@ func (c *conn) closed() bool {
 }
 
 // start registers a call and writes its request.
-func (c *conn) start(method string, params any, stream bool) (*pendingCall, error) {
+func (c *conn) start(method string, params any, k keep) (*pendingCall, error) {
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
@@ -90,7 +106,7 @@ func (c *conn) start(method string, params any, stream bool) (*pendingCall, erro
 		return nil, err
 	}
 	c.nextID++
-	pc := &pendingCall{id: c.nextID, stream: stream, wake: make(chan struct{}, 1)}
+	pc := &pendingCall{id: c.nextID, keep: k, wake: make(chan struct{}, 1)}
 	c.pending[pc.id] = pc
 	c.mu.Unlock()
 
@@ -166,7 +182,7 @@ func (c *conn) fail(err error) {
 	c.mu.Unlock()
 	c.nc.Close()
 	for _, pc := range pending {
-		pc.deliver(nil, nil, err)
+		pc.deliver(nil, err)
 	}
 }
 
@@ -194,18 +210,21 @@ func (c *conn) read() {
 }
 
 func (c *conn) dispatch(env *envelope) {
-	if env.Method == rpc.NotifyChatChunk {
-		var p rpc.ChunkParams
+	if env.Method != "" {
+		// Every notification lbgptd sends names the request it belongs to
+		// in params.id; the call decides what it means.
+		var p struct {
+			ID json.RawMessage `json:"id"`
+		}
 		if json.Unmarshal(env.Params, &p) != nil {
 			return
 		}
-		if pc := c.lookup(p.ID); pc != nil && pc.stream {
-			pc.deliver(p.Chunk, nil, nil)
+		if pc := c.lookup(p.ID); pc != nil {
+			// env.Params is a copy (json.RawMessage copies what it
+			// decodes), not a slice of the reader's buffer.
+			pc.notify(notification{Method: env.Method, Params: env.Params})
 		}
 		return
-	}
-	if env.Method != "" {
-		return // a notification this client does not know
 	}
 	if bytes.Equal(env.ID, []byte("null")) || len(env.ID) == 0 {
 		// An error not tied to a request (the daemon refused the
@@ -217,7 +236,7 @@ func (c *conn) dispatch(env *envelope) {
 		return
 	}
 	if pc := c.lookup(env.ID); pc != nil {
-		pc.deliver(nil, &response{Result: env.Result, Error: env.Error}, nil)
+		pc.deliver(&response{Result: env.Result, Error: env.Error}, nil)
 	}
 }
 
@@ -231,35 +250,70 @@ func (c *conn) lookup(id json.RawMessage) *pendingCall {
 	return c.pending[n]
 }
 
-func (pc *pendingCall) deliver(chunk json.RawMessage, resp *response, err error) {
+// notify queues a notification. Once the call has its response or failed,
+// notifications are dropped: the daemon sends them all before the response.
+// n.Params must not be shared with the reader's buffer.
+func (pc *pendingCall) notify(n notification) {
 	pc.mu.Lock()
 	switch {
-	case chunk != nil:
-		pc.chunks = append(pc.chunks, bytes.Clone(chunk))
-	case resp != nil && pc.resp == nil && pc.err == nil:
+	case pc.keep == keepNone || pc.resp != nil || pc.err != nil:
+		pc.mu.Unlock()
+		return
+	case pc.keep == keepLatest:
+		clear(pc.notes)
+		pc.notes = append(pc.notes[:0], n)
+	default:
+		pc.notes = append(pc.notes, n)
+	}
+	pc.mu.Unlock()
+	pc.signal()
+}
+
+// deliver sets the call's response or error; the first one wins.
+func (pc *pendingCall) deliver(resp *response, err error) {
+	pc.mu.Lock()
+	switch {
+	case pc.resp != nil || pc.err != nil:
+	case resp != nil:
 		pc.resp = resp
-	case err != nil && pc.resp == nil && pc.err == nil:
+	case err != nil:
 		pc.err = err
 	}
 	pc.mu.Unlock()
+	pc.signal()
+}
+
+// abort ends the call from the caller's side: what is queued is dropped and
+// next returns err from now on.
+func (pc *pendingCall) abort(err error) {
+	pc.mu.Lock()
+	clear(pc.notes)
+	pc.notes = nil
+	pc.resp = nil
+	pc.err = err
+	pc.mu.Unlock()
+	pc.signal()
+}
+
+func (pc *pendingCall) signal() {
 	select {
 	case pc.wake <- struct{}{}:
 	default:
 	}
 }
 
-// next returns the next chunk, or the response once every chunk before it
-// has been returned, or an error.
-func (pc *pendingCall) next(ctx context.Context) (json.RawMessage, *response, error) {
+// next returns the next notification, or the response once every
+// notification before it has been returned, or an error.
+func (pc *pendingCall) next(ctx context.Context) (*notification, *response, error) {
 	for {
 		pc.mu.Lock()
 		switch {
-		case len(pc.chunks) > 0:
-			chunk := pc.chunks[0]
-			pc.chunks[0] = nil
-			pc.chunks = pc.chunks[1:]
+		case len(pc.notes) > 0:
+			n := pc.notes[0]
+			pc.notes[0] = notification{}
+			pc.notes = pc.notes[1:]
 			pc.mu.Unlock()
-			return chunk, nil, nil
+			return &n, nil, nil
 		case pc.resp != nil:
 			resp := pc.resp
 			pc.mu.Unlock()

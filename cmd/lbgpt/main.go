@@ -1,5 +1,5 @@
 // Command lbgpt is the client of lbgptd, the lbgpt daemon: one-shot commands
-// (ask, status, demo) over the daemon's Unix socket.
+// (ask, batch, status, demo) over the daemon's Unix socket.
 package main
 
 import (
@@ -16,8 +16,8 @@ import (
 // Exit codes, documented in the help text.
 const (
 	exitOK          = 0
-	exitFailed      = 1 // the daemon answered with an error
-	exitUsage       = 2 // bad command line
+	exitFailed      = 1 // the daemon answered with an error; batch: a request failed
+	exitUsage       = 2 // bad command line or input
 	exitUnreachable = 3 // no daemon could be reached or started
 )
 
@@ -69,17 +69,19 @@ many API accounts, retries, and fails over.
 
 Usage:
   lbgpt ask [flags] [PROMPT...]   ask one question (prompt from the arguments, or stdin)
-  lbgpt status [--json]           the daemon and its backends
+  lbgpt batch [flags] [FILE]      answer a JSONL file of chat requests; JSONL results in order
+  lbgpt status [--json]           the daemon and its backends: state, limits, latency
   lbgpt demo                      start a private daemon on SIMULATED backends and show it working
   lbgpt help                      this text
 
 Every command takes --socket PATH (default $LBGPT_SOCKET, else
 $XDG_RUNTIME_DIR/lbgpt/lbgptd.sock, else /tmp/lbgpt-$UID/lbgptd.sock).
-When no daemon is running, ask and status start one in the background
+When no daemon is running, ask, batch and status start one in the background
 (lbgptd, found next to lbgpt or on $PATH) unless --no-autostart is given.
 
-Exit codes: 0 done, 1 the daemon answered with an error, 2 bad usage,
-3 no daemon could be reached or started.
+Exit codes: 0 done, 1 the daemon answered with an error (batch: a request
+failed; every other line is still written), 2 bad usage or input, 3 no daemon
+could be reached or started.
 
 Run "lbgpt COMMAND --help" for a command's flags.
 `
@@ -92,6 +94,8 @@ func run(ctx context.Context, args []string, e env) error {
 	switch args[0] {
 	case "ask":
 		return runAsk(ctx, args[1:], e)
+	case "batch":
+		return runBatch(ctx, args[1:], e)
 	case "status":
 		return runStatus(ctx, args[1:], e)
 	case "demo":

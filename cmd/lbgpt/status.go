@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,9 +15,19 @@ import (
 
 const statusUsage = `Usage: lbgpt status [flags]
 
-Shows the daemon (version, uptime, config) and one line per backend: its
-state (ok, cooling after a 429, dead_key after a refused key), requests,
-errors and calls in flight.
+Shows the daemon (version, uptime, config, balancing strategy, requests
+queued for headroom, the time requests spend in the daemon itself) and one
+line per backend:
+
+  STATE     ok; saturated (at a limit, requests wait); cooling and how long
+            still (after a 429); dead_key (the key was refused, re-probed)
+  RPM, TPM  requests and tokens over the last minute / the limit (- unknown)
+  FLIGHT    calls in flight now
+  429, RETRIES, ERRORS   upstream 429s, retried calls, failed calls (429s included)
+  P50       median latency of the last successful calls
+
+Then each backend's type and models. --json prints everything, including
+the remaining headroom, p95 latency and the last minute's traffic.
 
 Flags:
 `
@@ -53,7 +64,8 @@ func runStatus(ctx context.Context, args []string, e env) error {
 	return nil
 }
 
-// printStatus writes st as a table, every line starting with prefix.
+// printStatus writes st as a table, every line starting with prefix. With
+// three backends of short names it fits 100 columns.
 func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 	cfg := st.Config
 	if cfg == "" {
@@ -63,20 +75,120 @@ func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 		cfg = "(built-in demo)"
 		fmt.Fprintln(w, prefix+"SIMULATED backends: this daemon runs on lbgpt's built-in simulator, not a real API.")
 	}
-	fmt.Fprintf(w, "%slbgptd %s  pid %d  up %s  config %s\n\n", prefix, st.Version, st.PID,
+	fmt.Fprintf(w, "%slbgptd %s  pid %d  up %s  config %s\n", prefix, st.Version, st.PID,
 		(time.Duration(st.UptimeS * float64(time.Second))).Round(time.Second), cfg)
+	strategy := st.Strategy
+	if strategy == "" {
+		strategy = "-"
+	}
+	fmt.Fprintf(w, "%sstrategy %s  queue %d  daemon overhead p50 %s  p99 %s\n\n", prefix, strategy, st.Queue,
+		micros(st.DaemonP50US), micros(st.DaemonP99US))
+
+	now := snapshotTime(st)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, prefix+"BACKEND\tTYPE\tSTATE\tREQUESTS\tERRORS\tIN FLIGHT\tMODELS")
+	fmt.Fprintln(tw, prefix+"BACKEND\tSTATE\tRPM\tTPM\tFLIGHT\tREQUESTS\t429\tRETRIES\tERRORS\tP50")
 	for _, b := range st.Backends {
-		state := b.State
-		if b.State == rpc.StateCooling {
-			state = fmt.Sprintf("cooling %s", time.Until(b.CooldownUntil).Round(100*time.Millisecond))
-		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", prefix, b.Name, backendState(b, now),
+			usedOf(b.UsedRPM, b.LimitRPM), usedOf(b.UsedTPM, b.LimitTPM), b.InFlight, b.Requests,
+			b.Status429, b.Retries, b.Errors, millis(b.LatencyP50MS))
+	}
+	tw.Flush()
+
+	if len(st.Backends) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, prefix+"BACKEND\tTYPE\tMODELS")
+	for _, b := range st.Backends {
 		models := strings.Join(b.Models, ",")
 		if models == "" {
 			models = "any"
 		}
-		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%d\t%d\t%d\t%s\n", prefix, b.Name, b.Type, state, b.Requests, b.Errors, b.InFlight, models)
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", prefix, b.Name, b.Type, models)
 	}
 	tw.Flush()
+}
+
+// snapshotTime is the daemon's clock when it took st, so that countdowns
+// read the same whenever the snapshot is printed.
+func snapshotTime(st *rpc.StatusResult) time.Time {
+	if st.StartedAt.IsZero() {
+		return time.Now()
+	}
+	return st.StartedAt.Add(time.Duration(st.UptimeS * float64(time.Second)))
+}
+
+// backendState is the state column: the state, and for a cooling backend
+// how long it still cools.
+func backendState(b rpc.BackendStatus, now time.Time) string {
+	switch b.State {
+	case rpc.StateCooling:
+		left := b.CooldownUntil.Sub(now)
+		if b.CooldownUntil.IsZero() || left <= 0 {
+			return "cooling"
+		}
+		if left < 10*time.Second {
+			return "cooling " + left.Round(100*time.Millisecond).String()
+		}
+		return "cooling " + left.Round(time.Second).String()
+	case "":
+		return "-"
+	}
+	return b.State
+}
+
+// usedOf is "used/limit", the limit "-" when unknown.
+func usedOf(used, limit int64) string {
+	if limit <= 0 {
+		return compact(used) + "/-"
+	}
+	return compact(used) + "/" + compact(limit)
+}
+
+// compact writes n in at most five characters: 950, 12.5k, 150k, 2M, 1.5M.
+func compact(n int64) string {
+	if n < 10_000 && n > -10_000 {
+		return strconv.FormatInt(n, 10)
+	}
+	v := float64(n)
+	for _, unit := range []string{"k", "M"} {
+		if v /= 1000; v < 999.5 && v > -999.5 {
+			return trimZero(v) + unit
+		}
+	}
+	return trimZero(v/1000) + "G"
+}
+
+// trimZero formats v with one decimal under 100 and none from there,
+// dropping a trailing ".0".
+func trimZero(v float64) string {
+	if v >= 100 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0")
+}
+
+func millis(ms float64) string {
+	d := time.Duration(ms * float64(time.Millisecond))
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Millisecond:
+		return "<1ms"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(10 * time.Millisecond).String()
+}
+
+func micros(us int64) string {
+	if us <= 0 {
+		return "-"
+	}
+	d := time.Duration(us) * time.Microsecond
+	if d >= time.Millisecond {
+		d = d.Round(100 * time.Microsecond)
+	}
+	return d.String()
 }

@@ -234,7 +234,9 @@ func TestAskThroughDaemon(t *testing.T) {
 	}
 
 	r = run(t, env, "", "lbgpt", "status", "--socket", socket)
-	if r.code != 0 || !regexp.MustCompile(`sim\s+openai\s+ok\s+4\s+1\s+0\s+any`).MatchString(r.stdout) {
+	// BACKEND STATE RPM TPM FLIGHT REQUESTS 429 RETRIES ERRORS P50, then BACKEND TYPE MODELS.
+	if r.code != 0 || !regexp.MustCompile(`sim\s+ok\s+\d+/-\s+\d+/-\s+0\s+4\s+0\s+0\s+1\s`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`sim\s+openai\s+any`).MatchString(r.stdout) {
 		t.Errorf("status: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 

@@ -1,0 +1,97 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// BatchEvent is one step of a batch: exactly one field is set. Items and
+// Progress arrive while the batch runs, items in the order they finish;
+// Result comes last, with every item in input order.
+type BatchEvent struct {
+	Item     *rpc.BatchItem     // one finished item (rpc.NotifyBatchItem)
+	Progress *rpc.BatchProgress // the counts so far (rpc.NotifyBatchProgress)
+	Result   *rpc.BatchResult   // the final result; nothing follows it
+}
+
+// Batch answers reqs, each a full OpenAI chat completion request (anything
+// that marshals to one, as for Chat), as one batch: opts apply to every item
+// (opts.Timeout bounds each item), and at most concurrency items are in
+// flight at once (0: the daemon's default). One item's failure is that
+// item's Error; the sequence yields an error only when the batch itself
+// fails (a request that does not encode, the connection, ctx). Stopping the
+// iteration early, or ctx ending, cancels the remaining items in the daemon.
+//
+// The final Result repeats every item, so a caller that only wants the
+// answers can skip the Item events; a notification that does not decode is
+// skipped for the same reason.
+func (c *Client) Batch(ctx context.Context, reqs []any, opts rpc.Options, concurrency int) iter.Seq2[BatchEvent, error] {
+	return func(yield func(BatchEvent, error) bool) {
+		params := rpc.BatchParams{Requests: make([]json.RawMessage, len(reqs)), Options: opts, Concurrency: concurrency}
+		for i, req := range reqs {
+			raw, err := marshalRequest(req)
+			if err != nil {
+				yield(BatchEvent{}, fmt.Errorf("batch request %d: %w", i, err))
+				return
+			}
+			params.Requests[i] = raw
+		}
+		cn, pc, err := c.open(ctx, rpc.MethodBatch, params, keepAll)
+		if err != nil {
+			yield(BatchEvent{}, err)
+			return
+		}
+		defer cn.finish(pc)
+		for {
+			n, resp, err := pc.next(ctx)
+			switch {
+			case err != nil:
+				if ctx.Err() != nil {
+					cn.cancel(pc.id)
+				}
+				yield(BatchEvent{}, err)
+				return
+			case n != nil:
+				ev, ok := batchEvent(n)
+				if !ok {
+					continue
+				}
+				if !yield(ev, nil) {
+					cn.cancel(pc.id)
+					return
+				}
+			default:
+				var res rpc.BatchResult
+				if err := resp.decode(&res); err != nil {
+					yield(BatchEvent{}, err)
+					return
+				}
+				yield(BatchEvent{Result: &res}, nil)
+				return
+			}
+		}
+	}
+}
+
+// batchEvent decodes a batch notification; ok is false for anything else.
+func batchEvent(n *notification) (ev BatchEvent, ok bool) {
+	switch n.Method {
+	case rpc.NotifyBatchItem:
+		var p rpc.BatchItemParams
+		if json.Unmarshal(n.Params, &p) != nil {
+			return ev, false
+		}
+		return BatchEvent{Item: &p.Item}, true
+	case rpc.NotifyBatchProgress:
+		var p rpc.BatchProgress
+		if json.Unmarshal(n.Params, &p) != nil {
+			return ev, false
+		}
+		return BatchEvent{Progress: &p}, true
+	}
+	return ev, false
+}
