@@ -40,58 +40,37 @@ func (c *Client) Batch(ctx context.Context, reqs []any, opts rpc.Options, concur
 			}
 			params.Requests[i] = raw
 		}
-		cn, pc, err := c.open(ctx, rpc.MethodBatch, params, keepAll)
-		if err != nil {
-			yield(BatchEvent{}, err)
-			return
-		}
-		defer cn.finish(pc)
-		for {
-			n, resp, err := pc.next(ctx)
-			switch {
-			case err != nil:
-				if ctx.Err() != nil {
-					cn.cancel(pc.id)
-				}
-				yield(BatchEvent{}, err)
-				return
-			case n != nil:
-				ev, ok := batchEvent(n)
-				if !ok {
-					continue
-				}
-				if !yield(ev, nil) {
-					cn.cancel(pc.id)
-					return
-				}
-			default:
-				var res rpc.BatchResult
-				if err := resp.decode(&res); err != nil {
-					yield(BatchEvent{}, err)
-					return
-				}
-				yield(BatchEvent{Result: &res}, nil)
+		for ev, err := range stream(ctx, c, rpc.MethodBatch, params, batchEvent) {
+			if !yield(ev, err) || err != nil {
 				return
 			}
 		}
 	}
 }
 
-// batchEvent decodes a batch notification; ok is false for anything else.
-func batchEvent(n *notification) (ev BatchEvent, ok bool) {
+// batchEvent decodes a batch notification or the final result; ok is false
+// for a notification it does not know.
+func batchEvent(n *notification, resp *response) (ev BatchEvent, ok bool, err error) {
+	if n == nil {
+		var res rpc.BatchResult
+		if err := resp.decode(&res); err != nil {
+			return ev, true, err
+		}
+		return BatchEvent{Result: &res}, true, nil
+	}
 	switch n.Method {
 	case rpc.NotifyBatchItem:
 		var p rpc.BatchItemParams
 		if json.Unmarshal(n.Params, &p) != nil {
-			return ev, false
+			return ev, false, nil
 		}
-		return BatchEvent{Item: &p.Item}, true
+		return BatchEvent{Item: &p.Item}, true, nil
 	case rpc.NotifyBatchProgress:
 		var p rpc.BatchProgress
 		if json.Unmarshal(n.Params, &p) != nil {
-			return ev, false
+			return ev, false, nil
 		}
-		return BatchEvent{Progress: &p}, true
+		return BatchEvent{Progress: &p}, true, nil
 	}
-	return ev, false
+	return ev, false, nil
 }

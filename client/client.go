@@ -140,37 +140,61 @@ func (c *Client) ChatStream(ctx context.Context, req any, opts rpc.Options) iter
 			yield(Event{}, err)
 			return
 		}
-		cn, pc, err := c.open(ctx, rpc.MethodChat, params, keepAll)
+		for ev, err := range stream(ctx, c, rpc.MethodChat, params, chatEvent) {
+			if !yield(ev, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// chatEvent decodes a chat notification or the final result; ok is false
+// for a notification that is not a chunk.
+func chatEvent(n *notification, resp *response) (ev Event, ok bool, err error) {
+	if n == nil {
+		var res rpc.ChatResult
+		if err := resp.decode(&res); err != nil {
+			return ev, true, err
+		}
+		return Event{Result: &res}, true, nil
+	}
+	var p rpc.ChunkParams
+	if n.Method != rpc.NotifyChatChunk || json.Unmarshal(n.Params, &p) != nil || p.Chunk == nil {
+		return ev, false, nil
+	}
+	return Event{Chunk: p.Chunk}, true, nil
+}
+
+// stream runs a call whose notifications come before its result: decode
+// turns each notification (ok false: skip it) and then the final response
+// (n nil) into events. Stopping the iteration, or ctx ending, cancels the
+// call in the daemon.
+func stream[E any](ctx context.Context, c *Client, method string, params any, decode func(n *notification, resp *response) (E, bool, error)) iter.Seq2[E, error] {
+	return func(yield func(E, error) bool) {
+		var zero E
+		cn, pc, err := c.open(ctx, method, params, keepAll)
 		if err != nil {
-			yield(Event{}, err)
+			yield(zero, err)
 			return
 		}
 		defer cn.finish(pc)
 		for {
 			n, resp, err := pc.next(ctx)
-			switch {
-			case err != nil:
+			if err != nil {
 				if ctx.Err() != nil {
 					cn.cancel(pc.id)
 				}
-				yield(Event{}, err)
+				yield(zero, err)
 				return
-			case n != nil:
-				var p rpc.ChunkParams
-				if n.Method != rpc.NotifyChatChunk || json.Unmarshal(n.Params, &p) != nil || p.Chunk == nil {
-					continue
-				}
-				if !yield(Event{Chunk: p.Chunk}, nil) {
+			}
+			ev, ok, err := decode(n, resp)
+			if !ok {
+				continue
+			}
+			if !yield(ev, err) || err != nil || n == nil {
+				if n != nil {
 					cn.cancel(pc.id)
-					return
 				}
-			default:
-				var res rpc.ChatResult
-				if err := resp.decode(&res); err != nil {
-					yield(Event{}, err)
-					return
-				}
-				yield(Event{Result: &res}, nil)
 				return
 			}
 		}

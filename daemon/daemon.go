@@ -56,7 +56,7 @@ type Daemon struct {
 	overhead  overhead
 
 	mu    sync.Mutex // guards conns
-	conns map[*jrpc2.Server]struct{}
+	conns map[net.Conn]struct{}
 }
 
 // New checks the configuration and builds the backends.
@@ -94,7 +94,7 @@ func New(opts Options) (*Daemon, error) {
 		}),
 		started: time.Now(),
 		uid:     os.Getuid(),
-		conns:   make(map[*jrpc2.Server]struct{}),
+		conns:   make(map[net.Conn]struct{}),
 	}
 	d.methods = d.methodTable()
 	// Load the tokenizers now: the first request should not pay for it.
@@ -150,24 +150,23 @@ func (d *Daemon) serveConn(nc net.Conn) {
 		Concurrency: 4096, // the default (NumCPU) would queue cancels behind streams
 	})
 	d.mu.Lock()
-	d.conns[srv] = struct{}{}
+	d.conns[nc] = struct{}{}
 	d.mu.Unlock()
 	srv.Start(ch)
 	srv.Wait()
 	d.mu.Lock()
-	delete(d.conns, srv)
+	delete(d.conns, nc)
 	d.mu.Unlock()
 }
 
-// shutdown stops every connection, which cancels its requests in flight.
+// shutdown closes every connection: each server then stops and cancels its
+// requests in flight. (Closing the connection rather than calling
+// Server.Stop lets jrpc2's reader stop the server itself: Stop racing an
+// incoming message panics in jrpc2 v1.3.6.)
 func (d *Daemon) shutdown() {
 	d.mu.Lock()
-	conns := make([]*jrpc2.Server, 0, len(d.conns))
-	for s := range d.conns {
-		conns = append(conns, s)
-	}
-	d.mu.Unlock()
-	for _, s := range conns {
-		s.Stop()
+	defer d.mu.Unlock()
+	for nc := range d.conns {
+		nc.Close()
 	}
 }
