@@ -148,17 +148,22 @@ type Error struct {
 	Attempts int
 	Last     *provider.Error // nil when no call was made
 	Message  string
+	Cause    error // why the request stopped, when it was not the upstream: the context's cause
 }
 
 // KindNoBackend: no backend of the pool serves the model.
 const KindNoBackend provider.Kind = "no_backend"
 
 func (e *Error) Error() string { return e.Message }
-func (e *Error) Unwrap() error {
-	if e.Last == nil {
-		return nil
+func (e *Error) Unwrap() []error {
+	var errs []error
+	if e.Last != nil {
+		errs = append(errs, e.Last)
 	}
-	return e.Last
+	if e.Cause != nil {
+		errs = append(errs, e.Cause)
+	}
+	return errs
 }
 
 // Do runs call on a backend admitted for req, retrying on other backends
@@ -196,14 +201,18 @@ func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Cont
 		rep.Attempts++
 		rep.Backend = m.Name()
 		start := time.Now()
-		v, out, err := call(ctx, m)
+		v, out, err := safeCall(ctx, m, call)
 		elapsed := time.Since(start)
 		rep.Upstream += elapsed
 		retry := rep.Attempts > 1
 		if err == nil {
 			if keep {
 				var once sync.Once
+				opened := out.Obs
 				return v, rep, func(out Outcome, err error) {
+					if out.Obs.Status == 0 {
+						out.Obs = opened // the headers of the response that opened the stream
+					}
 					once.Do(func() { p.release(m, req, out, classify(m, err), retry, elapsed) })
 				}, nil
 			}
@@ -215,10 +224,10 @@ func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Cont
 		p.release(m, req, out, pe, retry, elapsed)
 		switch pe.Kind {
 		case provider.KindCanceled, provider.KindBadRequest:
-			return zero, rep, nil, p.finalError(ctx.Err(), rep, last)
+			return zero, rep, nil, p.finalError(context.Cause(ctx), rep, last)
 		case provider.KindTimeout:
 			if ctx.Err() != nil { // our own deadline, not the upstream's
-				return zero, rep, nil, p.finalError(ctx.Err(), rep, last)
+				return zero, rep, nil, p.finalError(context.Cause(ctx), rep, last)
 			}
 		case provider.KindAuth, provider.KindNotFound:
 			w.excluded[m] = true
@@ -231,29 +240,30 @@ func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Cont
 		w.avoid = m
 		backoffs++
 		if err := sleep(ctx, p.backoff(backoffs)); err != nil {
-			return zero, rep, nil, p.finalError(err, rep, last)
+			return zero, rep, nil, p.finalError(context.Cause(ctx), rep, last)
 		}
 	}
 	return zero, rep, nil, p.finalError(nil, rep, last)
 }
 
-// classify returns err as a *provider.Error (nil for nil).
+// safeCall runs call, turning a panic into an error so that the member's
+// slot is still released.
+func safeCall[T any](ctx context.Context, m *Member, call func(context.Context, *Member) (T, Outcome, error)) (v T, out Outcome, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &provider.Error{Kind: provider.KindBadRequest, Backend: m.Name(), Message: fmt.Sprintf("internal error: %v", r)}
+		}
+	}()
+	return call(ctx, m)
+}
+
+// classify returns err as a *provider.Error naming m (nil for nil).
 func classify(m *Member, err error) *provider.Error {
-	if err == nil {
-		return nil
+	pe := provider.AsError(err)
+	if pe != nil && pe.Backend == "" {
+		pe.Backend = m.Name()
 	}
-	var pe *provider.Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	kind := provider.KindServer
-	switch {
-	case errors.Is(err, context.Canceled):
-		kind = provider.KindCanceled
-	case errors.Is(err, context.DeadlineExceeded):
-		kind = provider.KindTimeout
-	}
-	return &provider.Error{Kind: kind, Backend: m.Name(), Message: err.Error(), Err: err}
+	return pe
 }
 
 func (p *Pool) backoff(n int) time.Duration {
@@ -332,7 +342,7 @@ func (p *Pool) acquire(ctx context.Context, w *waiter) (*Member, error) {
 	for i, q := range p.queue {
 		if q == w {
 			p.queue = append(p.queue[:i], p.queue[i+1:]...)
-			return nil, ctx.Err()
+			return nil, context.Cause(ctx)
 		}
 	}
 	// Granted while the context ended: hand the reservation back.
@@ -340,7 +350,7 @@ func (p *Pool) acquire(ctx context.Context, w *waiter) (*Member, error) {
 		p.unreserveLocked(g.m, w.req)
 		p.dispatchLocked(p.opts.Now())
 	}
-	return nil, ctx.Err()
+	return nil, context.Cause(ctx)
 }
 
 // dispatchLocked admits queued requests in arrival order, then sets the
@@ -382,6 +392,9 @@ func (p *Pool) scheduleLocked(now time.Time) {
 				continue
 			}
 			t := later(m.cooldownUntil, m.rpm.when(1, now), m.tpm.when(float64(w.req.Tokens), now))
+			if !t.After(now) {
+				continue // waits for a slot or a probe: release wakes the queue
+			}
 			if next.IsZero() || t.Before(next) {
 				next = t
 			}
@@ -613,6 +626,9 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 // finalError explains why a request ended without an answer.
 func (p *Pool) finalError(cause error, rep Report, last *provider.Error) error {
 	e := &Error{Attempts: rep.Attempts, Last: last}
+	if cause != nil && !errors.Is(cause, errNoCandidate) {
+		e.Cause = cause
+	}
 	switch {
 	case errors.Is(cause, context.DeadlineExceeded):
 		e.Kind = provider.KindTimeout
@@ -642,8 +658,8 @@ func (p *Pool) finalError(cause error, rep Report, last *provider.Error) error {
 			e.Message = last.Error()
 		}
 	default:
-		e.Kind = provider.KindServer
-		e.Message = fmt.Sprintf("request failed: %v", cause)
+		e.Kind = provider.KindCanceled
+		e.Message = fmt.Sprintf("request stopped: %v", cause)
 	}
 	return e
 }

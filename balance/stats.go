@@ -22,6 +22,9 @@ type stats struct {
 }
 
 func (s *stats) record(now time.Time, pe *provider.Error, retry bool, tokens int, elapsed time.Duration) {
+	if pe != nil && pe.Kind == provider.KindCanceled {
+		return // the client changed its mind: says nothing about the backend
+	}
 	s.requests++
 	if retry {
 		s.retries++

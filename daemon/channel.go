@@ -6,16 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"sync"
+	"time"
 
 	"github.com/creachadair/jrpc2/channel"
 
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
+// writeTimeout bounds one write to a client. A client that stops reading
+// (a paused terminal, a stuck pager) would otherwise block its streams and
+// keep their backend slots forever; instead its connection is closed, which
+// cancels its requests.
+const writeTimeout = 10 * time.Second
+
 // lineChannel is jrpc2's newline framing with a bound on the line length:
-// an over-long line is answered with a CodeTooLarge error and skipped, and
-// the connection goes on serving.
+// an over-long line is answered with a CodeTooLarge error (carrying the
+// request's id when its first bytes name it) and skipped, and the
+// connection goes on serving.
 type lineChannel struct {
 	nc  net.Conn
 	lr  *rpc.LineReader
@@ -39,23 +48,31 @@ func (c *lineChannel) Send(msg []byte) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, err := c.nc.Write(append(msg, '\n'))
-	return err
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := c.nc.Write(append(msg, '\n')); err != nil {
+		c.nc.Close() // a half-written line leaves nothing to save
+		return err
+	}
+	return nil
 }
+
+// idInPrefix finds a request id ("id": 7 or "id": "x") in the start of a
+// line.
+var idInPrefix = regexp.MustCompile(`"id"\s*:\s*(-?[0-9]+|"(?:[^"\\]|\\.)*")`)
 
 func (c *lineChannel) Recv() ([]byte, error) {
 	for {
 		line, err := c.lr.Next()
 		if errors.Is(err, rpc.ErrLineTooLong) {
-			b, _ := json.Marshal(struct {
-				JSONRPC string     `json:"jsonrpc"`
-				ID      *int       `json:"id"`
-				Error   *rpc.Error `json:"error"`
-			}{"2.0", nil, &rpc.Error{
+			var id json.RawMessage
+			if m := idInPrefix.FindSubmatch(c.lr.Prefix()); m != nil {
+				id = bytes.Clone(m[1])
+			}
+			e := &rpc.Error{
 				Code:    rpc.CodeTooLarge,
 				Message: fmt.Sprintf("message too large: lines are limited to %d bytes (daemon.max_message_bytes); the line was skipped", c.max),
-			}})
-			if err := c.Send(b); err != nil {
+			}
+			if err := c.Send(errorLine(id, e)); err != nil {
 				return nil, err
 			}
 			continue
@@ -69,3 +86,16 @@ func (c *lineChannel) Recv() ([]byte, error) {
 }
 
 func (c *lineChannel) Close() error { return c.nc.Close() }
+
+// errorLine is a JSON-RPC error response; a nil id is sent as null.
+func errorLine(id json.RawMessage, e *rpc.Error) []byte {
+	if id == nil {
+		id = json.RawMessage("null")
+	}
+	b, _ := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   *rpc.Error      `json:"error"`
+	}{"2.0", id, e})
+	return b
+}

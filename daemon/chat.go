@@ -224,7 +224,10 @@ func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai
 			}
 			if err != nil {
 				streamErr = err
-				pe := asProviderError(err)
+				if ctx.Err() != nil { // the client canceled, the deadline passed, or lbgptd is stopping
+					return nil, rpcError(context.Cause(ctx), asm.partial())
+				}
+				pe := provider.AsError(err)
 				return nil, rpcError(&balance.Error{Kind: pe.Kind, Attempts: rep.Attempts, Last: pe,
 					Message: "the stream broke after its first token, so it could not move to another backend: " + pe.Error()}, asm.partial())
 			}
@@ -253,25 +256,4 @@ func hasContent(c openai.ChatCompletionStreamResponse) bool {
 		}
 	}
 	return false
-}
-
-func asProviderError(err error) *provider.Error {
-	var pe *provider.Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &provider.Error{Kind: kindOf(err), Message: err.Error(), Err: err}
-}
-
-func kindOf(err error) provider.Kind {
-	var pe *provider.Error
-	switch {
-	case errors.As(err, &pe):
-		return pe.Kind
-	case errors.Is(err, context.DeadlineExceeded):
-		return provider.KindTimeout
-	case errors.Is(err, context.Canceled):
-		return provider.KindCanceled
-	}
-	return provider.KindNetwork
 }

@@ -16,9 +16,11 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/creachadair/jrpc2"
+	"github.com/creachadair/jrpc2/handler"
 
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/config"
@@ -55,8 +57,15 @@ type Daemon struct {
 	calls     flights[answer]
 	overhead  overhead
 
-	mu    sync.Mutex // guards conns
-	conns map[net.Conn]struct{}
+	// base is the parent context of every handler; stop cancels it with
+	// a cause at shutdown. active counts the handlers running.
+	base   context.Context
+	stop   context.CancelCauseFunc
+	active sync.WaitGroup
+
+	mu      sync.Mutex // guards conns and closing
+	conns   map[net.Conn]struct{}
+	closing bool // shutting down: new connections are refused
 }
 
 // New checks the configuration and builds the backends.
@@ -96,6 +105,7 @@ func New(opts Options) (*Daemon, error) {
 		uid:     os.Getuid(),
 		conns:   make(map[net.Conn]struct{}),
 	}
+	d.base, d.stop = context.WithCancelCause(context.Background())
 	d.methods = d.methodTable()
 	// Load the tokenizers now: the first request should not pay for it.
 	tokens.Count("gpt-4o", "")
@@ -103,23 +113,23 @@ func New(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
-// Run listens on socket (see Listen) and serves until ctx ends.
-func (d *Daemon) Run(ctx context.Context, socket string) error {
-	ln, err := Listen(socket)
-	if err != nil {
-		return err
-	}
-	return d.Serve(ctx, ln)
-}
+// errShuttingDown is the cause of the requests canceled by a shutdown.
+var errShuttingDown = errors.New("lbgptd is shutting down")
+
+// drainTimeout bounds how long a shutdown waits for canceled handlers to
+// send their errors before it closes the connections.
+const drainTimeout = 5 * time.Second
 
 // Serve accepts connections on ln until ctx ends, then closes ln, cancels
-// the requests in flight and waits for their handlers to return.
+// the requests in flight (their clients get a "shutting down" error) and
+// waits for every connection to close.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.log.Info("serving", "socket", ln.Addr().String(), "backends", len(d.cfg.Backends), "simulated", d.simulated)
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -127,14 +137,24 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 				d.shutdown()
 				return nil
 			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			if isTemporary(err) { // out of file descriptors, an aborted connection
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				d.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
 				continue
 			}
 			d.shutdown()
 			return fmt.Errorf("accept: %w", err)
 		}
+		backoff = 0
 		wg.Go(func() { d.serveConn(nc) })
 	}
+}
+
+func isTemporary(err error) bool {
+	var ne net.Error
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ECONNABORTED) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // serveConn checks the peer and serves one connection until it closes.
@@ -144,14 +164,20 @@ func (d *Daemon) serveConn(nc net.Conn) {
 		refuse(nc, &rpc.Error{Code: rpc.CodePermission, Message: err.Error()})
 		return
 	}
-	ch := newLineChannel(nc, d.cfg.Daemon.MaxMessageBytes)
-	srv := jrpc2.NewServer(methodMap(d.methods), &jrpc2.ServerOptions{
-		AllowPush:   true, // stream chunks are server notifications
-		Concurrency: 4096, // the default (NumCPU) would queue cancels behind streams
-	})
 	d.mu.Lock()
+	if d.closing {
+		d.mu.Unlock()
+		refuse(nc, &rpc.Error{Code: rpc.CodeShuttingDown, Message: errShuttingDown.Error()})
+		return
+	}
 	d.conns[nc] = struct{}{}
 	d.mu.Unlock()
+	ch := newLineChannel(nc, d.cfg.Daemon.MaxMessageBytes)
+	srv := jrpc2.NewServer(handler.Map(d.methods), &jrpc2.ServerOptions{
+		AllowPush:   true, // stream chunks are server notifications
+		Concurrency: 4096, // the default (NumCPU) would queue cancels behind streams
+		NewContext:  func() context.Context { return d.base },
+	})
 	srv.Start(ch)
 	srv.Wait()
 	d.mu.Lock()
@@ -159,11 +185,23 @@ func (d *Daemon) serveConn(nc net.Conn) {
 	d.mu.Unlock()
 }
 
-// shutdown closes every connection: each server then stops and cancels its
-// requests in flight. (Closing the connection rather than calling
-// Server.Stop lets jrpc2's reader stop the server itself: Stop racing an
-// incoming message panics in jrpc2 v1.3.6.)
+// shutdown cancels every request in flight with errShuttingDown, gives the
+// handlers a moment to send that error, then closes every connection: each
+// server stops by itself. (Closing the connection rather than calling
+// Server.Stop lets jrpc2's reader stop the server: Stop racing an incoming
+// message panics in jrpc2 v1.3.6.)
 func (d *Daemon) shutdown() {
+	d.mu.Lock()
+	d.closing = true
+	d.mu.Unlock()
+	d.stop(errShuttingDown)
+	drained := make(chan struct{})
+	go func() { d.active.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+		d.log.Warn("handlers still running after the drain timeout; closing their connections")
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for nc := range d.conns {

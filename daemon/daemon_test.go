@@ -32,6 +32,7 @@ type harness struct {
 	client *client.Client
 	logs   *syncBuffer
 	daemon *Daemon
+	stop   func() // stops the daemon (once; also at cleanup)
 }
 
 type syncBuffer struct {
@@ -62,7 +63,11 @@ const (
 // simulator's address.
 func start(t *testing.T, opts sim.Options, cfgText string) *harness {
 	t.Helper()
-	s := sim.New(opts)
+	return startWith(t, sim.New(opts), cfgText)
+}
+
+func startWith(t *testing.T, s *sim.Server, cfgText string) *harness {
+	t.Helper()
 	hs := httptest.NewServer(s)
 	t.Cleanup(func() { s.Close(); hs.Close() })
 	cfg, err := config.Parse([]byte(strings.ReplaceAll(cfgText, "{{URL}}", hs.URL)), "test.toml")
@@ -87,19 +92,25 @@ func start(t *testing.T, opts sim.Options, cfgText string) *harness {
 	done := make(chan error, 1)
 	go func() { done <- d.Serve(ctx, ln) }()
 	c := &client.Client{Socket: socket}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
 	t.Cleanup(func() {
 		c.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
+		stop()
 		for _, secret := range []string{keyA, keyB, keyAzure} {
 			if strings.Contains(logs.String(), secret) {
 				t.Errorf("daemon log contains an API key:\n%s", logs.String())
 			}
 		}
 	})
-	return &harness{sim: s, url: hs.URL, socket: socket, client: c, logs: logs, daemon: d}
+	return &harness{sim: s, url: hs.URL, socket: socket, client: c, logs: logs, daemon: d, stop: stop}
 }
 
 const twoBackends = `version = 1
@@ -455,11 +466,15 @@ func TestBadInputKeepsServing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := errorCode(c.send(tt.line)); got != tt.code {
+			reply := c.send(tt.line)
+			if got := errorCode(reply); got != tt.code {
 				t.Errorf("code = %d, want %d", got, tt.code)
 			}
+			if tt.code == rpc.CodeTooLarge && reply["id"] != float64(6) {
+				t.Errorf("too-long line answered with id %v, want the request's 6", reply["id"])
+			}
 			// The same connection still serves the next request.
-			reply := c.send(`{"jsonrpc":"2.0","id":"next","method":"status"}`)
+			reply = c.send(`{"jsonrpc":"2.0","id":"next","method":"status"}`)
 			if reply["id"] != "next" || reply["result"] == nil {
 				t.Errorf("status after bad input: %v", reply)
 			}

@@ -42,6 +42,9 @@ func StartDemo() (*Demo, error) {
 	// parsing, defaults and validation as a user's lbgpt.toml.
 	text := fmt.Sprintf(`version = 1
 
+[balance]
+strategy = "weighted"
+
 [[backend]]
 name = "sim-openai"
 type = "openai"

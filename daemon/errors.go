@@ -2,11 +2,11 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 
 	"github.com/creachadair/jrpc2"
@@ -37,15 +37,19 @@ func rpcError(err error, received json.RawMessage) error {
 	if errors.As(err, &je) {
 		return je
 	}
+	if errors.Is(err, errShuttingDown) {
+		return (&jrpc2.Error{Code: rpc.CodeShuttingDown, Message: errShuttingDown.Error() + ": the request was canceled; retry it once lbgptd is back"}).
+			WithData(rpc.ErrorData{Kind: "shutting_down", Received: received})
+	}
 	var be *balance.Error
 	if !errors.As(err, &be) {
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			be = &balance.Error{Kind: provider.KindTimeout}
-		case errors.Is(err, context.Canceled):
-			be = &balance.Error{Kind: provider.KindCanceled}
-		default:
+		pe := provider.AsError(err)
+		if pe.Kind == provider.KindServer { // not an upstream failure: ours
 			return &jrpc2.Error{Code: rpc.CodeInternal, Message: err.Error()}
+		}
+		be = &balance.Error{Kind: pe.Kind, Message: string(pe.Kind)}
+		if pe.Backend != "" {
+			be.Last = pe
 		}
 	}
 	code, ok := kindCodes[be.Kind]
@@ -99,10 +103,28 @@ func fieldOf(err error) string {
 func describeJSONError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q: want %s, got JSON %s", te.Field, te.Type, te.Value)
+		if te.Field == "" {
+			return fmt.Sprintf("want a JSON object, got JSON %s", te.Value)
+		}
+		return fmt.Sprintf("field %q: want %s, got JSON %s", te.Field, jsonKind(te.Type.Kind()), te.Value)
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return "unknown field " + f
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonKind names a Go kind as the JSON a client should send.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct, reflect.Pointer, reflect.Interface:
+		return "an object"
+	}
+	return "a number"
 }

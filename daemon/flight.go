@@ -7,10 +7,11 @@ import (
 
 // flights coalesces identical requests in flight at the same time: the first
 // makes the upstream call, the others wait for its answer. The call runs on
-// its own context, canceled only when every waiter has gone, so one
-// impatient client cannot fail the others.
+// its own context with no deadline of its own, canceled only when its last
+// waiter has gone (with that waiter's reason as the cause), so one impatient
+// client cannot fail the others.
 type flights[T any] struct {
-	mu sync.Mutex // guards m
+	mu sync.Mutex // guards m and every flight's waiters
 	m  map[string]*flight[T]
 }
 
@@ -19,7 +20,7 @@ type flight[T any] struct {
 	val     T
 	err     error
 	waiters int
-	cancel  context.CancelFunc
+	cancel  context.CancelCauseFunc
 }
 
 // do returns fn's result for key, calling fn only if no call for key is in
@@ -29,20 +30,19 @@ func (f *flights[T]) do(ctx context.Context, key string, fn func(context.Context
 	if f.m == nil {
 		f.m = make(map[string]*flight[T])
 	}
-	fl, ok := f.m[key]
-	if !ok {
-		// The call keeps the first request's deadline but not its
-		// cancellation.
-		callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		if dl, ok := ctx.Deadline(); ok {
-			callCtx, cancel = context.WithDeadline(context.WithoutCancel(ctx), dl)
-		}
+	fl, shared := f.m[key]
+	if !shared {
+		callCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 		fl = &flight[T]{done: make(chan struct{}), cancel: cancel}
 		f.m[key] = fl
 		go func() {
 			fl.val, fl.err = fn(callCtx)
-			f.forget(key, fl)
-			cancel()
+			f.mu.Lock()
+			if f.m[key] == fl {
+				delete(f.m, key)
+			}
+			f.mu.Unlock()
+			cancel(nil)
 			close(fl.done)
 		}()
 	}
@@ -51,26 +51,24 @@ func (f *flights[T]) do(ctx context.Context, key string, fn func(context.Context
 
 	select {
 	case <-fl.done:
-		return fl.val, ok, fl.err
+		return fl.val, shared, fl.err
 	case <-ctx.Done():
-		f.mu.Lock()
-		fl.waiters--
-		last := fl.waiters == 0
-		f.mu.Unlock()
-		if last { // nobody wants the answer: stop the call, let the next request start afresh
-			f.forget(key, fl)
-			fl.cancel()
-		}
-		var zero T
-		return zero, ok, ctx.Err()
 	}
-}
-
-// forget removes fl from the map if it is still the flight for key.
-func (f *flights[T]) forget(key string, fl *flight[T]) {
 	f.mu.Lock()
-	if f.m[key] == fl {
-		delete(f.m, key)
+	fl.waiters--
+	last := fl.waiters == 0
+	if last && f.m[key] == fl {
+		delete(f.m, key) // the next identical request starts afresh
 	}
 	f.mu.Unlock()
+	if !last {
+		var zero T
+		return zero, shared, context.Cause(ctx)
+	}
+	// Nobody else wants the answer: stop the call, and report how it ended
+	// (a deadline spent waiting for a backend reads differently from one
+	// spent upstream).
+	fl.cancel(context.Cause(ctx))
+	<-fl.done
+	return fl.val, shared, fl.err
 }

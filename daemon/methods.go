@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/creachadair/jrpc2"
-	"github.com/creachadair/jrpc2/handler"
 
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -16,16 +17,40 @@ import (
 // methodTable maps every method of the protocol to its handler: the one
 // place where wire names meet code. Sorted by name.
 func (d *Daemon) methodTable() map[string]jrpc2.Handler {
-	return map[string]jrpc2.Handler{
+	m := map[string]jrpc2.Handler{
 		rpc.MethodBatch:  d.batch,
 		rpc.MethodCancel: d.cancel,
 		rpc.MethodChat:   d.chat,
 		rpc.MethodStatus: d.status,
 		rpc.MethodWatch:  d.watch,
 	}
+	for name, h := range m {
+		m[name] = d.guard(h)
+	}
+	return m
 }
 
-func methodMap(m map[string]jrpc2.Handler) handler.Map { return handler.Map(m) }
+// guard counts a handler as active while it runs, and turns a panic into
+// an internal error for its client instead of taking the daemon down.
+func (d *Daemon) guard(h jrpc2.Handler) jrpc2.Handler {
+	return func(ctx context.Context, req *jrpc2.Request) (v any, err error) {
+		d.mu.Lock()
+		if d.closing {
+			d.mu.Unlock()
+			return nil, &jrpc2.Error{Code: rpc.CodeShuttingDown, Message: errShuttingDown.Error()}
+		}
+		d.active.Add(1) // under mu: never concurrent with shutdown's Wait
+		d.mu.Unlock()
+		defer d.active.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				d.log.Error("handler panicked", "method", req.Method(), "panic", r, "stack", string(debug.Stack()))
+				v, err = nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: fmt.Sprintf("internal error in %s: %v", req.Method(), r)}
+			}
+		}()
+		return h(ctx, req)
+	}
+}
 
 // cancel stops an in-flight request of the same connection.
 func (d *Daemon) cancel(ctx context.Context, req *jrpc2.Request) (any, error) {
@@ -42,6 +67,9 @@ func (d *Daemon) cancel(ctx context.Context, req *jrpc2.Request) (any, error) {
 
 // status reports the daemon and its backends.
 func (d *Daemon) status(ctx context.Context, req *jrpc2.Request) (any, error) {
+	if err := decodeParams(req, &struct{}{}); err != nil {
+		return nil, err
+	}
 	return d.snapshot(), nil
 }
 

@@ -298,3 +298,23 @@ func redact(s, key string) string {
 		return tok
 	})
 }
+
+// AsError returns err as an *Error: the one it wraps, or a new one classed
+// by what err is (a context's end is canceled or timeout; anything else is
+// treated as a server-side failure). AsError(nil) is nil.
+func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	if pe, ok := errors.AsType[*Error](err); ok {
+		return pe
+	}
+	kind := KindServer
+	switch {
+	case errors.Is(err, context.Canceled):
+		kind = KindCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		kind = KindTimeout
+	}
+	return &Error{Kind: kind, Message: err.Error(), Err: err}
+}

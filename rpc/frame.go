@@ -12,16 +12,26 @@ import (
 const DefaultMaxMessageBytes = 8 << 20
 
 // ErrLineTooLong is returned by LineReader.Next for a line longer than the
-// reader's limit. The line has been skipped; the reader is still usable.
+// reader's limit. The line has been skipped, but for its first bytes
+// (LineReader.Prefix); the reader is still usable.
 var ErrLineTooLong = errors.New("line too long")
 
 // A LineReader splits a stream into newline-terminated messages of bounded
 // length. It is not safe for concurrent use.
 type LineReader struct {
-	r   *bufio.Reader
-	max int
-	buf []byte
+	r      *bufio.Reader
+	max    int
+	buf    []byte
+	prefix []byte // the start of the last over-long line
 }
+
+// prefixLen is how much of an over-long line Prefix keeps: enough for the
+// envelope of a JSON-RPC request written in the usual order.
+const prefixLen = 512
+
+// Prefix returns the first bytes of the line skipped by the last
+// ErrLineTooLong, so that a server can still find the request's id.
+func (l *LineReader) Prefix() []byte { return l.prefix }
 
 // NewLineReader returns a LineReader that reads from r and refuses lines
 // longer than max bytes (not counting the newline). max <= 0 means
@@ -62,6 +72,7 @@ func (l *LineReader) next() ([]byte, error) {
 		if !tooLong {
 			if len(l.buf)+len(chunk) > l.max+1 { // +1: the newline
 				tooLong = true
+				l.prefix = append(append(l.prefix[:0], l.buf[:min(len(l.buf), prefixLen)]...), chunk[:min(len(chunk), prefixLen-min(len(l.buf), prefixLen))]...)
 				l.buf = l.buf[:0]
 			} else {
 				l.buf = append(l.buf, chunk...)
@@ -71,7 +82,11 @@ func (l *LineReader) next() ([]byte, error) {
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case err != nil:
-			if tooLong || len(l.buf) > l.max {
+			if !tooLong && len(l.buf) > l.max {
+				l.prefix = append(l.prefix[:0], l.buf[:min(len(l.buf), prefixLen)]...)
+				tooLong = true
+			}
+			if tooLong {
 				return nil, ErrLineTooLong
 			}
 			return l.buf, err

@@ -59,9 +59,22 @@ func TestLineReader(t *testing.T) {
 	}
 }
 
+func TestLineReaderPrefix(t *testing.T) {
+	head := `{"jsonrpc":"2.0","id":42,"method":"chat","params":`
+	lr := NewLineReader(strings.NewReader(head+strings.Repeat("x", 200<<10)+"\nnext\n"), 1<<10)
+	if _, err := lr.Next(); !errors.Is(err, ErrLineTooLong) {
+		t.Fatalf("err = %v", err)
+	}
+	if p := string(lr.Prefix()); !strings.HasPrefix(p, head) || len(p) != prefixLen {
+		t.Errorf("prefix = %.80q (%d bytes)", p, len(p))
+	}
+	if line, err := lr.Next(); err != nil || string(line) != "next" {
+		t.Errorf("after the long line: %q, %v", line, err)
+	}
+}
+
 // FuzzLineReader checks that whatever arrives, every line returned is within
-// the limit, contains no newline, and the lines plus the skipped ones account
-// for the input.
+// the limit, contains no newline, and comes from the input.
 func FuzzLineReader(f *testing.F) {
 	f.Add([]byte("{\"jsonrpc\":\"2.0\"}\n"), 8)
 	f.Add([]byte("a\r\n\n\nbbbbbbbbbbbbbbbbbbbbbbbb\nc"), 4)
