@@ -85,7 +85,18 @@ func (c *lineChannel) Recv() ([]byte, error) {
 	}
 }
 
-func (c *lineChannel) Close() error { return c.nc.Close() }
+// Close stops reading but leaves the write side open: jrpc2 closes the
+// channel as soon as reading ends, yet still delivers the responses of the
+// requests in flight. serveConn closes the connection once jrpc2 is done.
+func (c *lineChannel) Close() error { return closeRead(c.nc) }
+
+// closeRead shuts the read side of nc (all of it when it cannot be halved).
+func closeRead(nc net.Conn) error {
+	if uc, ok := nc.(*net.UnixConn); ok {
+		return uc.CloseRead()
+	}
+	return nc.Close()
+}
 
 // errorLine is a JSON-RPC error response; a nil id is sent as null.
 func errorLine(id json.RawMessage, e *rpc.Error) []byte {

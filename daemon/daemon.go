@@ -179,17 +179,19 @@ func (d *Daemon) serveConn(nc net.Conn) {
 		NewContext:  func() context.Context { return d.base },
 	})
 	srv.Start(ch)
-	srv.Wait()
+	srv.Wait() // every response delivered
+	nc.Close()
 	d.mu.Lock()
 	delete(d.conns, nc)
 	d.mu.Unlock()
 }
 
-// shutdown cancels every request in flight with errShuttingDown, gives the
-// handlers a moment to send that error, then closes every connection: each
-// server stops by itself. (Closing the connection rather than calling
-// Server.Stop lets jrpc2's reader stop the server: Stop racing an incoming
-// message panics in jrpc2 v1.3.6.)
+// shutdown cancels every request in flight with errShuttingDown, waits (a
+// bounded time) for the handlers to return, then stops reading from every
+// connection: each jrpc2 server then delivers the responses it owes and
+// stops, and serveConn closes the connection. (Ending the reads rather than
+// calling Server.Stop lets jrpc2's reader stop the server: Stop racing an
+// incoming message panics in jrpc2 v1.3.6, and Stop drops the responses.)
 func (d *Daemon) shutdown() {
 	d.mu.Lock()
 	d.closing = true
@@ -205,6 +207,6 @@ func (d *Daemon) shutdown() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for nc := range d.conns {
-		nc.Close()
+		closeRead(nc)
 	}
 }
