@@ -28,8 +28,11 @@ demo: build
 	$(BIN)/lbgpt demo
 
 # Benchmarks print figures; docs/benchmarks.md keeps the results table.
+# Each scenario runs for about a minute or two on two cores.
 bench: build
-	$(BIN)/lbgpt-bench -scenario overhead
+	$(BIN)/lbgpt-bench -json -scenario overhead
+	$(BIN)/lbgpt-bench -json -scenario goodput
+	$(BIN)/lbgpt-bench -json -scenario faults
 
 vet:
 	$(GO) vet ./...

@@ -29,10 +29,12 @@ func (b *bucket) refill(now time.Time) {
 	if !b.known() {
 		return
 	}
+	// Callers read the clock before taking the pool's lock, so now may be
+	// a little older than last: never refill the same time twice.
 	if dt := now.Sub(b.last).Seconds(); dt > 0 {
 		b.level = math.Min(b.capacity, b.level+dt*b.capacity/60)
+		b.last = now
 	}
-	b.last = now
 }
 
 // room is what could be taken now.
@@ -94,10 +96,15 @@ func (b *bucket) resync(remaining int64, now time.Time) {
 }
 
 // learn adopts a limit the server reported when the configuration gave
-// none.
+// none or a higher one: the server's word is the limit in force.
 func (b *bucket) learn(limit int64, now time.Time) {
-	if b.known() || limit <= 0 {
-		return
+	switch {
+	case limit <= 0:
+	case !b.known():
+		b.capacity, b.level, b.last = float64(limit), float64(limit), now
+	case float64(limit) < b.capacity:
+		b.refill(now)
+		b.capacity = float64(limit)
+		b.level = math.Min(b.level, b.capacity)
 	}
-	b.capacity, b.level, b.last = float64(limit), float64(limit), now
 }

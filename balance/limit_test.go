@@ -265,3 +265,77 @@ func TestPriorityFallsThrough(t *testing.T) {
 		t.Errorf("went %v, want primary:2 (its RPM) then spare:2", h.count)
 	}
 }
+
+func TestRefillNeverCountsTimeTwice(t *testing.T) {
+	b := newBucket(60, t0) // 1 a second
+	b.take(60, t0)
+	b.refill(t0.Add(time.Second))
+	b.refill(t0.Add(500 * time.Millisecond)) // a clock read before the lock
+	if got := b.room(t0.Add(time.Second)); got != 1 {
+		t.Errorf("room = %v after 1s, want 1", got)
+	}
+}
+
+func TestLearnsALowerServerLimit(t *testing.T) {
+	b := newBucket(500, t0)
+	b.learn(100, t0)
+	if b.capacity != 100 || b.room(t0) != 100 {
+		t.Errorf("capacity %v room %v, want the server's 100", b.capacity, b.room(t0))
+	}
+	b.learn(1000, t0)
+	if b.capacity != 100 {
+		t.Error("a higher reported limit raised the configured one")
+	}
+}
+
+// The upstream charges max_tokens whatever the answer's length: a short
+// answer gives nothing back. Without max_tokens the estimate is reconciled.
+func TestReconcile(t *testing.T) {
+	for _, tt := range []struct {
+		bounded bool
+		want    int64
+	}{{true, 400}, {false, 40}} {
+		p := pool(Options{Now: fixedClock()}, limited("a", 0, 6000))
+		_, _, err := Do(t.Context(), p, Request{Model: "gpt-4o", Tokens: 400, Bounded: tt.bounded}, func(context.Context, *Member) (int, Outcome, error) {
+			return 0, Outcome{Tokens: 40}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := 6000 - p.State()[0].RemainingTPM; got != tt.want {
+			t.Errorf("bounded %v: %d tokens charged, want %d", tt.bounded, got, tt.want)
+		}
+	}
+}
+
+// A backend that fails call after call is taken out for a while instead of
+// being tried by every request, then probed.
+func TestFailingBackendGoesDown(t *testing.T) {
+	now := t0
+	p := pool(Options{Now: func() time.Time { return now }, MaxAttempts: 1}, backend("a", 1), backend("b", 1))
+	refused := func(_ context.Context, m *Member) (string, Outcome, error) {
+		if m.Name() == "a" {
+			return "", Outcome{}, &provider.Error{Kind: provider.KindNetwork, Message: "connection refused"}
+		}
+		return "b", Outcome{}, nil
+	}
+	for range 6 { // a gets about every other request until it has failed 3 times in a row
+		Do(t.Context(), p, req("gpt-4o"), refused)
+	}
+	if st := p.State()[0]; st.State != "down" || st.Errors != downAfter {
+		t.Fatalf("a = %+v, want down after %d failures", st, downAfter)
+	}
+	for range 5 {
+		if _, rep, _ := Do(t.Context(), p, req("gpt-4o"), refused); rep.Backend != "b" {
+			t.Fatal("a down backend was tried")
+		}
+	}
+	now = now.Add(time.Second) // rested: one request probes it
+	ok := func(_ context.Context, m *Member) (string, Outcome, error) { return m.Name(), Outcome{}, nil }
+	for range 2 {
+		Do(t.Context(), p, req("gpt-4o"), ok)
+	}
+	if st := p.State()[0]; st.State != "ok" || st.Requests != downAfter+1 {
+		t.Errorf("after the probe a = %+v", st)
+	}
+}

@@ -70,6 +70,8 @@ type Member struct {
 	inFlight      int
 	reserved      int // estimated tokens of the requests in flight
 	cooldownUntil time.Time
+	downUntil     time.Time // after failures in a row: rests until then, then one request probes it
+	failures      int       // server, network and timeout failures in a row
 	deadUntil     time.Time // zero while the key works
 	probing       bool      // one request is re-trying a dead key
 	current       float64   // smooth weighted round-robin state
@@ -125,6 +127,10 @@ func (p *Pool) Members() []*Member { return p.members }
 type Request struct {
 	Model  string
 	Tokens int // estimated total tokens: prompt + the answer's bound or estimate
+	// Bounded says Tokens counts the request's max_tokens: the upstream
+	// charges that bound whatever the answer's length, so a shorter answer
+	// gives nothing back.
+	Bounded bool
 }
 
 // Outcome is what one upstream call reports back.
@@ -298,6 +304,9 @@ func (p *Pool) servesModel(model string) error {
 	return &Error{Kind: KindNoBackend, Message: fmt.Sprintf("no backend serves model %q (backends: %s)", model, strings.Join(names, ", "))}
 }
 
+// downAfter is the failures in a row that take a backend out for a while.
+const downAfter = 3
+
 // errNoCandidate: every member that serves the model is dead or excluded.
 var errNoCandidate = errors.New("no candidate")
 
@@ -391,7 +400,7 @@ func (p *Pool) scheduleLocked(now time.Time) {
 			if !p.candidateLocked(now, m, w) {
 				continue
 			}
-			t := later(m.cooldownUntil, m.rpm.when(1, now), m.tpm.when(float64(w.req.Tokens), now))
+			t := later(m.cooldownUntil, m.downUntil, m.rpm.when(1, now), m.tpm.when(float64(w.req.Tokens), now))
 			if !t.After(now) {
 				continue // waits for a slot or a probe: release wakes the queue
 			}
@@ -448,9 +457,9 @@ func (p *Pool) hasCandidateLocked(now time.Time, w *waiter) bool {
 // readyLocked reports whether m has room for w now.
 func (p *Pool) readyLocked(now time.Time, m *Member, w *waiter) bool {
 	switch {
-	case m.cooldownUntil.After(now):
+	case m.cooldownUntil.After(now), m.downUntil.After(now):
 		return false
-	case !m.deadUntil.IsZero() && m.probing: // one probe of a refused key at a time
+	case (!m.deadUntil.IsZero() || !m.downUntil.IsZero()) && m.probing: // one probe at a time
 		return false
 	case m.inFlight >= m.Config.MaxConcurrent:
 		return false
@@ -477,7 +486,7 @@ func (p *Pool) admitLocked(now time.Time, w *waiter, kept map[*Member]bool) *Mem
 	}
 	if len(ready) == 0 && p.opts.Overallocate {
 		for _, m := range p.members {
-			if p.candidateLocked(now, m, w) && !m.cooldownUntil.After(now) && m.deadUntil.IsZero() {
+			if p.candidateLocked(now, m, w) && !m.cooldownUntil.After(now) && !m.downUntil.After(now) && m.deadUntil.IsZero() {
 				ready = append(ready, m)
 			}
 		}
@@ -561,7 +570,7 @@ func (p *Pool) reserveLocked(now time.Time, m *Member, req Request) {
 	m.reserved += req.Tokens
 	m.rpm.take(1, now)
 	m.tpm.take(float64(req.Tokens), now)
-	if !m.deadUntil.IsZero() {
+	if !m.deadUntil.IsZero() || !m.downUntil.IsZero() {
 		m.probing = true
 	}
 	const alpha = 0.1
@@ -591,9 +600,10 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 	m.reserved -= req.Tokens
 	m.probing = false
 	if pe == nil && out.Tokens > 0 {
-		if d := out.Tokens - req.Tokens; d > 0 {
+		switch d := out.Tokens - req.Tokens; {
+		case d > 0:
 			m.tpm.take(float64(d), now)
-		} else {
+		case d < 0 && !req.Bounded:
 			m.tpm.give(float64(-d), now)
 		}
 	}
@@ -607,7 +617,16 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 	}
 	switch {
 	case pe == nil:
-		m.deadUntil = time.Time{}
+		m.deadUntil, m.failures, m.downUntil = time.Time{}, 0, time.Time{}
+	case pe.Kind == provider.KindServer || pe.Kind == provider.KindNetwork || pe.Kind == provider.KindTimeout:
+		// A backend failing call after call (refusing connections, say) is
+		// taken out for a while, doubling from 1s up to a minute, rather
+		// than tried by every request: it keeps the most headroom because
+		// failed calls cost it nothing.
+		m.failures++
+		if n := m.failures - downAfter; n >= 0 {
+			m.downUntil = now.Add(min(time.Second<<min(n, 6), time.Minute))
+		}
 	case pe.Kind == provider.KindAuth:
 		m.deadUntil = now.Add(p.opts.Reprobe)
 	case pe.Kind == provider.KindRateLimited:

@@ -63,7 +63,7 @@ func (s *stats) advance(now time.Time) {
 // MemberState is a snapshot of one member's live state.
 type MemberState struct {
 	Name          string
-	State         string // "ok", "cooling", "dead_key" or "saturated" (rpc.State* values)
+	State         string // "ok", "cooling", "down", "dead_key" or "saturated" (rpc.State* values)
 	Requests      int64
 	Errors        int64
 	Status429     int64
@@ -125,6 +125,9 @@ func (p *Pool) State() []MemberState {
 		case m.cooldownUntil.After(now):
 			st.State = "cooling"
 			st.CooldownUntil = m.cooldownUntil
+		case !m.downUntil.IsZero():
+			st.State = "down"
+			st.CooldownUntil = m.downUntil
 		case m.inFlight >= m.Config.MaxConcurrent || !m.rpm.fits(1, now) || !m.tpm.fits(max(m.avgCost, 1), now):
 			st.State = "saturated"
 		default:

@@ -6,6 +6,14 @@
 // are multiplexed over the connection by JSON-RPC id. If the connection
 // breaks, the calls on it fail and the next call dials again.
 //
+// On connecting, the client checks who serves the socket (SO_PEERCRED): a
+// daemon run by anyone but the calling user or root is refused, so that no
+// other user's process sees the prompts.
+//
+// A request whose line would be longer than the daemon accepts
+// (MaxMessageBytes) fails with an *rpc.Error of code rpc.CodeTooLarge
+// without being sent; the other calls on the connection go on.
+//
 // Errors the daemon answered are *rpc.Error and match the rpc sentinels with
 // errors.Is (errors.Is(err, rpc.ErrTimeout)). When no daemon listens on the
 // socket, calls fail with an error that matches ErrDaemonNotRunning and says
@@ -58,6 +66,11 @@ const maxLine = 256 << 20
 type Client struct {
 	// Socket is the daemon's Unix socket; "" means rpc.DefaultSocketPath().
 	Socket string
+	// MaxMessageBytes is the longest request line the daemon accepts (its
+	// daemon.max_message_bytes); 0 means rpc.DefaultMaxMessageBytes. A
+	// longer request fails with rpc.CodeTooLarge without being sent. Set
+	// it before the first call.
+	MaxMessageBytes int
 
 	mu   sync.Mutex // guards conn
 	conn *conn
@@ -69,6 +82,15 @@ func (c *Client) SocketPath() string {
 		return c.Socket
 	}
 	return rpc.DefaultSocketPath()
+}
+
+// MessageLimit is the longest request line the client sends, in bytes:
+// MaxMessageBytes, or rpc.DefaultMaxMessageBytes when that is 0.
+func (c *Client) MessageLimit() int {
+	if c.MaxMessageBytes > 0 {
+		return c.MaxMessageBytes
+	}
+	return rpc.DefaultMaxMessageBytes
 }
 
 // Close closes the connection, failing the calls in flight. The Client may
@@ -226,7 +248,6 @@ func (c *Client) open(ctx context.Context, method string, params any, k keep) (*
 	}
 	pc, err := cn.start(method, params, k)
 	if err != nil {
-		c.drop(cn)
 		return nil, nil, err
 	}
 	return cn, pc, nil
@@ -248,18 +269,12 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 		}
 		return nil, fmt.Errorf("connect to lbgptd at %s: %w", path, err)
 	}
-	c.conn = newConn(nc)
-	return c.conn, nil
-}
-
-// drop forgets cn if it is still the client's connection.
-func (c *Client) drop(cn *conn) {
-	c.mu.Lock()
-	if c.conn == cn {
-		c.conn = nil
+	if err := checkPeer(nc, path); err != nil {
+		nc.Close()
+		return nil, err
 	}
-	c.mu.Unlock()
-	cn.fail(net.ErrClosed)
+	c.conn = newConn(nc, c.MessageLimit())
+	return c.conn, nil
 }
 
 func chatParams(req any, opts rpc.Options) (rpc.ChatParams, error) {

@@ -31,6 +31,11 @@ func newFake(t *testing.T, socket string, handle func(msg map[string]any, send f
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveFake(t, ln, handle)
+}
+
+// serveFake serves ln as a fake daemon until the test ends.
+func serveFake(t *testing.T, ln net.Listener, handle func(msg map[string]any, send func(string))) *fakeDaemon {
 	f := &fakeDaemon{ln: ln, handle: handle}
 	t.Cleanup(func() { ln.Close() })
 	go func() {

@@ -17,7 +17,8 @@ import (
 // conn is one connection to the daemon, shared by concurrent calls. A reader
 // goroutine owns the read side; it stops when the connection fails.
 type conn struct {
-	nc net.Conn
+	nc  net.Conn
+	max int // the longest request line this connection sends, in bytes
 
 	wmu sync.Mutex // serialises writes to nc
 
@@ -85,8 +86,8 @@ type envelope struct {
 	Error  *rpc.Error      `json:"error"`
 }
 
-func newConn(nc net.Conn) *conn {
-	c := &conn{nc: nc, pending: make(map[int64]*pendingCall), done: make(chan struct{})}
+func newConn(nc net.Conn, max int) *conn {
+	c := &conn{nc: nc, max: max, pending: make(map[int64]*pendingCall), done: make(chan struct{})}
 	go c.read()
 	return c
 }
@@ -97,7 +98,10 @@ func (c *conn) closed() bool {
 	return c.err != nil
 }
 
-// start registers a call and writes its request.
+// start registers a call and writes its request. A request that does not
+// encode, or whose line is longer than c.max, fails here without being
+// sent and without harm to the connection: the other calls on it go on. A
+// failed write fails the connection.
 func (c *conn) start(method string, params any, k keep) (*pendingCall, error) {
 	c.mu.Lock()
 	if c.err != nil {
@@ -106,32 +110,59 @@ func (c *conn) start(method string, params any, k keep) (*pendingCall, error) {
 		return nil, err
 	}
 	c.nextID++
-	pc := &pendingCall{id: c.nextID, keep: k, wake: make(chan struct{}, 1)}
-	c.pending[pc.id] = pc
+	id := c.nextID
 	c.mu.Unlock()
 
-	req := struct {
+	// "id" comes before "params", in the line's first bytes: a daemon that
+	// refuses a line as too long reads the id there to say which call it
+	// refused.
+	line, err := json.Marshal(struct {
 		JSONRPC string `json:"jsonrpc"`
 		ID      int64  `json:"id"`
 		Method  string `json:"method"`
 		Params  any    `json:"params,omitempty"`
-	}{"2.0", pc.id, method, params}
-	if err := c.write(req); err != nil {
+	}{"2.0", id, method, params})
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	if len(line) > c.max {
+		return nil, &rpc.Error{Code: rpc.CodeTooLarge,
+			Message: fmt.Sprintf("request of %d bytes exceeds the %d-byte message limit (daemon.max_message_bytes)", len(line), c.max)}
+	}
+
+	pc := &pendingCall{id: id, keep: k, wake: make(chan struct{}, 1)}
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.pending[id] = pc
+	c.mu.Unlock()
+	if err := c.writeLine(line); err != nil {
 		c.finish(pc)
-		return nil, c.cause(err)
+		err = c.cause(err)
+		c.fail(err)
+		return nil, err
 	}
 	return pc, nil
 }
 
+// write sends one message; it is meant for small ones (a cancel), which
+// the message limit does not concern.
 func (c *conn) write(msg any) error {
 	b, err := json.Marshal(msg)
 	if err != nil {
 		return fmt.Errorf("encode request: %w", err)
 	}
-	b = append(b, '\n')
+	return c.writeLine(b)
+}
+
+// writeLine sends line and its newline.
+func (c *conn) writeLine(line []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if _, err := c.nc.Write(b); err != nil {
+	if _, err := c.nc.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("send to lbgptd: %w", err)
 	}
 	return nil
@@ -227,10 +258,11 @@ func (c *conn) dispatch(env *envelope) {
 		return
 	}
 	if bytes.Equal(env.ID, []byte("null")) || len(env.ID) == 0 {
-		// An error not tied to a request (the daemon refused the
-		// connection, or could not parse what we sent): it ends the
-		// connection for every call.
-		if env.Error != nil {
+		// An error not tied to a request. The daemon's refusal of this
+		// user ends the connection for every call; any other (a line it
+		// could not parse, or too long for it to find the id in) cannot
+		// be matched to a call and leaves the calls alone.
+		if env.Error != nil && env.Error.Code == rpc.CodePermission {
 			c.fail(env.Error)
 		}
 		return

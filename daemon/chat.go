@@ -83,9 +83,8 @@ func (d *Daemon) complete(ctx context.Context, req openai.ChatCompletionRequest,
 
 // upstream makes the balanced, retried upstream call for req.
 func (d *Daemon) upstream(ctx context.Context, req openai.ChatCompletionRequest) (answer, error) {
-	_, total := d.est.estimate(&req)
 	var served string
-	resp, rep, err := balance.Do(ctx, d.pool, balance.Request{Model: req.Model, Tokens: total},
+	resp, rep, err := balance.Do(ctx, d.pool, d.est.request(&req),
 		func(ctx context.Context, m *balance.Member) (openai.ChatCompletionResponse, balance.Outcome, error) {
 			served = m.Config.Deployment(req.Model)
 			r, obs, err := m.Provider.Chat(ctx, req)
@@ -151,9 +150,8 @@ type opened struct {
 // to another backend until its first content token, never after.
 func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai.ChatCompletionRequest, start time.Time) (any, error) {
 	wantUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	_, total := d.est.estimate(&req)
 	var served string
-	o, rep, done, err := balance.Open(ctx, d.pool, balance.Request{Model: req.Model, Tokens: total},
+	o, rep, done, err := balance.Open(ctx, d.pool, d.est.request(&req),
 		func(ctx context.Context, m *balance.Member) (opened, balance.Outcome, error) {
 			served = m.Config.Deployment(req.Model)
 			s, err := m.Provider.ChatStream(ctx, req)

@@ -5,6 +5,7 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/internal/tokens"
 )
 
@@ -25,7 +26,8 @@ type estimator struct {
 // defaultAnswerTokens is the answer estimate before any answer was seen.
 const defaultAnswerTokens = 256
 
-func (e *estimator) estimate(req *openai.ChatCompletionRequest) (prompt, total int) {
+// request is what the pool needs to admit req.
+func (e *estimator) request(req *openai.ChatCompletionRequest) balance.Request {
 	msgs := make([]tokens.Message, 0, len(req.Messages))
 	images := 0
 	for _, m := range req.Messages {
@@ -43,16 +45,16 @@ func (e *estimator) estimate(req *openai.ChatCompletionRequest) (prompt, total i
 		}
 		msgs = append(msgs, tokens.Message{Role: m.Role, Name: m.Name, Content: content})
 	}
-	prompt = tokens.CountMessages(req.Model, msgs) + images*imageTokens
+	prompt := tokens.CountMessages(req.Model, msgs) + images*imageTokens
 	answer := req.MaxCompletionTokens
 	if answer <= 0 {
 		answer = req.MaxTokens
 	}
-	if answer <= 0 {
+	bounded := answer > 0
+	if !bounded {
 		answer = e.answer()
 	}
-	n := max(req.N, 1)
-	return prompt, prompt + n*answer
+	return balance.Request{Model: req.Model, Tokens: prompt + max(req.N, 1)*answer, Bounded: bounded}
 }
 
 func (e *estimator) answer() int {

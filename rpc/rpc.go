@@ -219,7 +219,8 @@ type BackendStatus struct {
 	RemainingTPM int64   `json:"remaining_tpm"`
 	LatencyP50MS float64 `json:"latency_p50_ms"` // successful calls, last 256
 	LatencyP95MS float64 `json:"latency_p95_ms"`
-	// CooldownUntil is set while the backend is cooling down after a 429.
+	// CooldownUntil is set while the backend is cooling down after a 429,
+	// or resting while down.
 	CooldownUntil time.Time `json:"cooldown_until,omitzero"`
 	// Traffic is the requests answered in each of the last 60 seconds, oldest first.
 	Traffic []int `json:"traffic,omitempty"`
@@ -231,6 +232,7 @@ const (
 	StateCooling   = "cooling"   // rate limited upstream, waiting for Retry-After
 	StateDeadKey   = "dead_key"  // the upstream refused the API key (401/403); re-probed now and then
 	StateSaturated = "saturated" // at a limit: no room for another request right now
+	StateDown      = "down"      // failing call after call (5xx, refused connections): rests until cooldown_until, then one request probes it
 )
 
 // Duration is a time.Duration that reads a number of seconds or a Go

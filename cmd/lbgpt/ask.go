@@ -22,6 +22,10 @@ the arguments joined by spaces; with no arguments (or "-") it is read from
 stdin. On a terminal the answer is streamed as it arrives; a line on stderr
 then says which backend answered, in how many attempts and how fast.
 
+With --json, stdout carries exactly one JSON object, the OpenAI response
+and lbgpt's metadata, and nothing else: with --stream always the request
+is still streamed from the daemon, but the text is not printed.
+
 Flags:
 `
 
@@ -55,7 +59,7 @@ func runAsk(ctx context.Context, args []string, e env) error {
 		model       = fs.String("model", "gpt-4o-mini", "model to ask")
 		system      = fs.String("system", "", "system prompt")
 		maxTokens   = fs.Int("max-tokens", 0, "upper bound on answer tokens (0: the model's default)")
-		jsonOut     = fs.Bool("json", false, "print the OpenAI response and lbgpt's metadata as one JSON object")
+		jsonOut     = fs.Bool("json", false, "print the OpenAI response and lbgpt's metadata as one JSON object, and nothing else on stdout")
 		stream      = fs.String("stream", "auto", "stream the answer: auto (when stdout is a terminal), always or never")
 		timeout     = fs.Duration("timeout", 0, "deadline for the whole request, retries included (0: the daemon's request_timeout)")
 	)
@@ -102,7 +106,11 @@ func runAsk(ctx context.Context, args []string, e env) error {
 	start := time.Now()
 	var res *rpc.ChatResult
 	if streaming {
-		res, err = askStream(ctx, c, req, opts, e.stdout)
+		text := e.stdout
+		if *jsonOut {
+			text = io.Discard // stdout carries the JSON object alone
+		}
+		res, err = askStream(ctx, c, req, opts, text)
 	} else {
 		res, err = c.Chat(ctx, req, opts)
 	}

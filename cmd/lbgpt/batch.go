@@ -32,7 +32,11 @@ the requests from 0 (blank lines are not counted):
   {"index":1,"error":{"code":-32004,"message":"...","data":{...}}}
 
 A line is written as soon as it and every line before it are answered, so
-the output streams. With --out FILE the lines go to FILE.partial, which is
+the output streams. An input too large for one message to lbgptd (its
+daemon.max_message_bytes, 8 MiB unless configured) is sent as several
+batches, one after the other; the output is the same. A single request
+too large for a message of its own stops the command with exit status 2,
+naming its line. With --out FILE the lines go to FILE.partial, which is
 renamed to FILE (atomically) once the batch has completed; when the batch is
 interrupted or fails, FILE is left as it was and FILE.partial keeps the
 lines written so far.
@@ -71,10 +75,18 @@ func runBatch(ctx context.Context, args []string, e env) error {
 	case *timeout < 0:
 		return usageErr("--timeout must not be negative")
 	}
-	reqs, err := readInput(fs.Arg(0), e.stdin, *model)
+	in, err := readInput(fs.Arg(0), e.stdin, *model)
 	if err != nil {
 		return err
 	}
+	opts := rpc.Options{Timeout: rpc.Duration(*timeout)}
+	c := &client.Client{Socket: df.socket}
+	defer c.Close()
+	parts, err := splitBatch(in, c.MessageLimit(), opts, *concurrency)
+	if err != nil {
+		return err
+	}
+	reqs := in.reqs
 	sink, err := openSink(*out, e.stdout)
 	if err != nil {
 		return err
@@ -86,12 +98,10 @@ func runBatch(ctx context.Context, args []string, e env) error {
 		fmt.Fprintln(e.stderr, "lbgpt batch: no requests in the input")
 		return nil
 	}
-	c, err := df.connect(ctx, e)
-	if err != nil {
+	if err := df.reach(ctx, c, e); err != nil {
 		sink.abandon()
 		return err
 	}
-	defer c.Close()
 
 	b := &batchRun{
 		results: newResults(sink.w, len(reqs)),
@@ -100,7 +110,7 @@ func runBatch(ctx context.Context, args []string, e env) error {
 	if isTerminal(e.stderr) {
 		b.bar = &progressBar{w: e.stderr, total: len(reqs)}
 	}
-	batchErr := b.run(ctx, c, reqs, rpc.Options{Timeout: rpc.Duration(*timeout)}, *concurrency)
+	batchErr := b.run(ctx, c, reqs, parts, opts, *concurrency)
 	b.bar.clear()
 
 	counts := b.counts(time.Since(b.start))
@@ -108,7 +118,7 @@ func runBatch(ctx context.Context, args []string, e env) error {
 		kept := sink.abandon()
 		fmt.Fprintln(e.stderr, "lbgpt batch: "+summaryLine(counts, len(reqs), false)+
 			fmt.Sprintf("; %d lines written", b.results.next)+keptNote(kept))
-		return batchError(ctx, batchErr, reqs)
+		return batchError(ctx, batchErr, c.MessageLimit())
 	}
 	if err := sink.commit(); err != nil {
 		fmt.Fprintln(e.stderr, "lbgpt batch: "+summaryLine(counts, len(reqs), true)+keptNote(sink.partial))
@@ -125,21 +135,52 @@ func runBatch(ctx context.Context, args []string, e env) error {
 	return nil
 }
 
-// batchRun is one batch in progress, owned by runBatch's goroutine.
+// batchRun is one batch in progress, owned by runBatch's goroutine. It
+// may take several batch calls (parts); its results and counts span them
+// all.
 type batchRun struct {
 	results *results
 	start   time.Time
-	bar     *progressBar      // nil when stderr is not a terminal
-	daemon  *rpc.BatchSummary // the daemon's latest counts, if it sent any
+	bar     *progressBar // nil when stderr is not a terminal
+	// The daemon's counts: the sum over the parts it finished, and the
+	// latest of the part in flight (nil until it sends some).
+	daemonDone rpc.BatchSummary
+	daemonPart *rpc.BatchSummary
+	daemonSent bool // the daemon sent counts at all
 }
 
-// run sends the batch and writes its items as they come. It returns when
-// the batch completed with every line written, or with the error that
-// stopped it (the batch is then canceled in the daemon).
-func (b *batchRun) run(ctx context.Context, c *client.Client, reqs []json.RawMessage, opts rpc.Options, concurrency int) error {
+// run sends the batch, part after part, and writes its items as they come.
+// It returns when the batch completed with every line written, or with the
+// error that stopped it (the part in flight is then canceled in the
+// daemon, and the parts after it are not sent).
+func (b *batchRun) run(ctx context.Context, c *client.Client, reqs []json.RawMessage, parts []span, opts rpc.Options, concurrency int) error {
+	for _, p := range parts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.runPart(ctx, c, reqs[p.from:p.to], p.from, opts, concurrency); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runPart sends reqs, the requests from index first on, as one batch call.
+// The daemon numbers the items of each call from 0; the output numbers
+// them over the whole input.
+func (b *batchRun) runPart(ctx context.Context, c *client.Client, reqs []json.RawMessage, first int, opts rpc.Options, concurrency int) error {
 	anyReqs := make([]any, len(reqs))
 	for i, r := range reqs {
 		anyReqs[i] = r
+	}
+	// global is it numbered over the whole input; ok is false for an
+	// index outside this part.
+	global := func(it rpc.BatchItem) (rpc.BatchItem, bool) {
+		if it.Index < 0 || it.Index >= len(reqs) {
+			return it, false
+		}
+		it.Index += first
+		return it, true
 	}
 	for ev, err := range c.Batch(ctx, anyReqs, opts, concurrency) {
 		if err != nil {
@@ -147,22 +188,28 @@ func (b *batchRun) run(ctx context.Context, c *client.Client, reqs []json.RawMes
 		}
 		switch {
 		case ev.Item != nil:
-			err = b.results.add(*ev.Item)
+			if it, ok := global(*ev.Item); ok {
+				err = b.results.add(it)
+			}
 		case ev.Progress != nil:
-			b.daemon = &ev.Progress.BatchSummary
+			b.daemonPart, b.daemonSent = &ev.Progress.BatchSummary, true
 		case ev.Result != nil:
 			// Every item again, in input order: fills in whatever no
 			// notification brought.
 			for i, it := range ev.Result.Items {
 				it.Index = i
-				if err = b.results.add(it); err != nil {
-					break
+				if it, ok := global(it); ok {
+					if err = b.results.add(it); err != nil {
+						break
+					}
 				}
 			}
 			if err == nil {
-				err = b.results.finish()
+				err = b.results.finish(first, first+len(reqs))
 			}
-			b.daemon = &ev.Result.Summary
+			b.daemonDone.Retries += ev.Result.Summary.Retries
+			b.daemonDone.Coalesced += ev.Result.Summary.Coalesced
+			b.daemonPart, b.daemonSent = nil, true
 		}
 		if err != nil {
 			// Returning stops the iteration, which cancels the batch.
@@ -181,25 +228,26 @@ func (b *batchRun) run(ctx context.Context, c *client.Client, reqs []json.RawMes
 // daemon when it sent them.
 func (b *batchRun) counts(elapsed time.Duration) batchCounts {
 	c := b.results.counts
-	if b.daemon != nil {
-		c.retries, c.coalesced = b.daemon.Retries, b.daemon.Coalesced
+	if b.daemonSent {
+		c.retries, c.coalesced = b.daemonDone.Retries, b.daemonDone.Coalesced
+		if b.daemonPart != nil {
+			c.retries += b.daemonPart.Retries
+			c.coalesced += b.daemonPart.Coalesced
+		}
 	}
 	c.elapsed = elapsed
 	return c
 }
 
-// batchError gives the error that stopped a batch its exit code.
-func batchError(ctx context.Context, err error, reqs []json.RawMessage) error {
+// batchError gives the error that stopped a batch its exit code. limit is
+// the message size the batch was split for.
+func batchError(ctx context.Context, err error, limit int) error {
 	if ctx.Err() != nil {
 		return &exitError{code: exitFailed, err: errors.New("canceled")}
 	}
 	if errors.Is(err, rpc.ErrTooLarge) {
-		size := 0
-		for _, r := range reqs {
-			size += len(r)
-		}
-		return &exitError{code: exitFailed, err: fmt.Errorf("the batch (%d bytes of requests) is more than lbgptd accepts in one message: "+
-			"raise [daemon] max_message_bytes in its config, or split the input: %w", size, err)}
+		return &exitError{code: exitFailed, err: fmt.Errorf("lbgptd refused a batch message as too large although lbgpt kept each under %d bytes: "+
+			"its [daemon] max_message_bytes must be lower; raise it to at least %d: %w", limit, limit, err)}
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
@@ -213,8 +261,59 @@ func batchError(ctx context.Context, err error, reqs []json.RawMessage) error {
 	return &exitError{code: exitUnreachable, err: err}
 }
 
+// envelopeMargin is the room a batch message keeps for what surrounds its
+// params: {"jsonrpc":"2.0","id":N,"method":"batch","params":...} takes at
+// most 69 bytes.
+const envelopeMargin = 128
+
+// span is the requests from index from up to to (excluded).
+type span struct{ from, to int }
+
+// splitBatch cuts the input into consecutive parts, each small enough to
+// go to lbgptd in one message of at most limit bytes: the encoded params
+// (the requests, the commas between them, opts and concurrency) plus
+// envelopeMargin. Each request is measured as it will be sent (readInput
+// made it compact). A request too large for a message of its own is a
+// usage error naming its line.
+func splitBatch(in *input, limit int, opts rpc.Options, concurrency int) ([]span, error) {
+	empty, err := json.Marshal(rpc.BatchParams{Requests: []json.RawMessage{}, Options: opts, Concurrency: concurrency})
+	if err != nil {
+		return nil, err
+	}
+	base := len(empty) + envelopeMargin
+	var parts []span
+	from, size := 0, base
+	for i, r := range in.reqs {
+		if base+len(r) > limit {
+			return nil, usageErr("%s:%d: the request is %d bytes, more than lbgptd accepts in one message "+
+				"(%d bytes with the batch around it; [daemon] max_message_bytes is %d)", in.name, in.lines[i], len(r), base+len(r), limit)
+		}
+		add := len(r)
+		if i > from {
+			add++ // the comma
+		}
+		if size+add > limit {
+			parts = append(parts, span{from, i})
+			from, add = i, len(r)
+			size = base
+		}
+		size += add
+	}
+	if from < len(in.reqs) {
+		parts = append(parts, span{from, len(in.reqs)})
+	}
+	return parts, nil
+}
+
+// input is the checked requests of the input.
+type input struct {
+	name  string            // the file's name, or "stdin"
+	reqs  []json.RawMessage // compact, as they will be sent
+	lines []int             // the line of each request, from 1
+}
+
 // readInput reads and checks the requests of path ("" or "-": stdin).
-func readInput(path string, stdin io.Reader, model string) ([]json.RawMessage, error) {
+func readInput(path string, stdin io.Reader, model string) (*input, error) {
 	name := path
 	r := stdin
 	switch path {
@@ -237,10 +336,10 @@ func readInput(path string, stdin io.Reader, model string) ([]json.RawMessage, e
 // readRequests reads one request a line, skipping blank lines. A line that
 // is not a JSON object, or that names no model when model is "", is a usage
 // error naming the line; a line without a model gets model.
-func readRequests(r io.Reader, name, model string) ([]json.RawMessage, error) {
+func readRequests(r io.Reader, name, model string) (*input, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxInputLine)
-	var reqs []json.RawMessage
+	in := &input{name: name}
 	n := 0
 	for sc.Scan() {
 		n++
@@ -252,7 +351,8 @@ func readRequests(r io.Reader, name, model string) ([]json.RawMessage, error) {
 		if err != nil {
 			return nil, usageErr("%s:%d: %v", name, n, err)
 		}
-		reqs = append(reqs, req)
+		in.reqs = append(in.reqs, req)
+		in.lines = append(in.lines, n)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -260,10 +360,12 @@ func readRequests(r io.Reader, name, model string) ([]json.RawMessage, error) {
 		}
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	return reqs, nil
+	return in, nil
 }
 
-// checkRequest returns line as a request, with model set when it has none.
+// checkRequest returns line as a request, with model set when it has none,
+// compact and encoded as the client will send it, so that its length is
+// what it adds to a message.
 func checkRequest(line []byte, model string) (json.RawMessage, error) {
 	if line[0] != '{' {
 		return nil, errors.New("not a JSON object")
@@ -275,7 +377,7 @@ func checkRequest(line []byte, model string) (json.RawMessage, error) {
 	switch string(m["model"]) {
 	case "", "null", `""`:
 	default:
-		return bytes.Clone(line), nil
+		return json.Marshal(json.RawMessage(line))
 	}
 	if model == "" {
 		return nil, errors.New(`no "model": give one in the line or use --model`)
@@ -415,10 +517,11 @@ func (r *results) add(it rpc.BatchItem) error {
 	return nil
 }
 
-// finish writes an error line for every request the daemon's result left
-// out, so that the output has one line per request.
-func (r *results) finish() error {
-	for i := r.next; i < r.total; i++ {
+// finish writes an error line for every request from index from up to to
+// that the daemon's result left out, so that the output has one line per
+// request.
+func (r *results) finish(from, to int) error {
+	for i := max(r.next, from); i < to; i++ {
 		if !r.seen[i] {
 			err := r.add(rpc.BatchItem{Index: i, Error: &rpc.Error{Code: rpc.CodeInternal, Message: "lbgptd's result left this request out"}})
 			if err != nil {

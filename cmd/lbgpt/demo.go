@@ -58,9 +58,16 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	fmt.Fprintln(out, "No API key is used and no real API is called; answers are placeholder text.")
 	fmt.Fprintln(out)
 
-	pid, err := startDaemon(ctx, c, []string{"--demo", "--socket", c.Socket}, filepath.Join(dir, "lbgptd.log"), false)
+	bin, err := findDaemon()
 	if err != nil {
 		return &exitError{code: exitUnreachable, err: err}
+	}
+	pid, ours, err := startDaemon(ctx, c, bin, []string{"--demo", "--socket", c.Socket}, filepath.Join(dir, "lbgptd.log"), false)
+	if err != nil {
+		return &exitError{code: exitUnreachable, err: err}
+	}
+	if !ours {
+		return &exitError{code: exitUnreachable, err: fmt.Errorf("another daemon (pid %d) answered on the demo's private socket %s", pid, c.Socket)}
 	}
 	defer stopDaemon(pid)
 
@@ -124,16 +131,7 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	}
 	fmt.Fprintln(out)
 
-	names := make([]string, 0, len(perBackend))
-	for n := range perBackend {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, n := range names {
-		parts[i] = fmt.Sprintf("%s %d", n, perBackend[n])
-	}
-	fmt.Fprintf(out, "Answered by: %s (weights 1:3:1, smooth weighted round-robin).\n", strings.Join(parts, ", "))
+	fmt.Fprintln(out, answeredBy(st, perBackend))
 	fmt.Fprintln(out, "Simulated backends only. To use real ones: set OPENAI_API_KEY (or write a config,")
 	fmt.Fprintln(out, "see lbgpt.toml.example) and run `lbgpt ask \"...\"`.")
 	if failed > 0 {
@@ -142,8 +140,38 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	return nil
 }
 
+// answeredBy is the demo's tally: the answers of each backend, in the
+// order status lists them (backends it does not list last, by name), and
+// the balancing strategy as the daemon reports it.
+func answeredBy(st *rpc.StatusResult, perBackend map[string]int) string {
+	var parts []string
+	listed := map[string]bool{}
+	for _, b := range st.Backends {
+		listed[b.Name] = true
+		parts = append(parts, fmt.Sprintf("%s %d", b.Name, perBackend[b.Name]))
+	}
+	var others []string
+	for n := range perBackend {
+		if !listed[n] {
+			others = append(others, n)
+		}
+	}
+	sort.Strings(others)
+	for _, n := range others {
+		parts = append(parts, fmt.Sprintf("%s %d", n, perBackend[n]))
+	}
+	line := "Answered by: " + strings.Join(parts, ", ")
+	if st.Strategy != "" {
+		line += " (balancing strategy: " + st.Strategy + ")"
+	}
+	return line + "."
+}
+
 // stopDaemon asks the demo daemon to stop and waits briefly for it.
 func stopDaemon(pid int) {
+	if pid <= 0 {
+		return
+	}
 	p, err := os.FindProcess(pid)
 	if err != nil {
 		return

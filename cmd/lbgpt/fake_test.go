@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,9 +20,13 @@ type fakeDaemon struct {
 	socket string
 	handle func(msg map[string]any, send func(string))
 
-	mu   sync.Mutex // guards seen
-	seen []map[string]any
+	mu    sync.Mutex // guards seen and sizes
+	seen  []map[string]any
+	sizes []int // the length of each message's line, newline excluded
 }
+
+// fakePID is the pid the fake's status reports.
+const fakePID = 4242
 
 func newFake(t *testing.T, handle func(msg map[string]any, send func(string))) *fakeDaemon {
 	t.Helper()
@@ -60,9 +65,10 @@ func (f *fakeDaemon) serve(nc net.Conn) {
 		}
 		f.mu.Lock()
 		f.seen = append(f.seen, msg)
+		f.sizes = append(f.sizes, len(sc.Bytes()))
 		f.mu.Unlock()
 		if msg["method"] == "status" {
-			send(`{"jsonrpc":"2.0","id":` + idOf(msg) + `,"result":{"version":"fake","backends":[]}}`)
+			send(`{"jsonrpc":"2.0","id":` + idOf(msg) + `,"result":{"version":"fake","pid":` + strconv.Itoa(fakePID) + `,"backends":[]}}`)
 			continue
 		}
 		if f.handle != nil {
@@ -76,6 +82,13 @@ func (f *fakeDaemon) messages() []map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]map[string]any(nil), f.seen...)
+}
+
+// lineSizes are the lengths of the lines of messages().
+func (f *fakeDaemon) lineSizes() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int(nil), f.sizes...)
 }
 
 func idOf(msg map[string]any) string {

@@ -1,0 +1,138 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// TestErrorWithoutID checks what an error the daemon could not tie to a
+// request does to a stream in flight on the same connection: only a
+// refusal of the user ends it.
+func TestErrorWithoutID(t *testing.T) {
+	tests := []struct {
+		name    string
+		errLine string
+		wantErr error // nil: the stream completes
+	}{
+		{"too large, id not found", `{"jsonrpc":"2.0","id":null,"error":{"code":-32008,"message":"message too large: lines are limited to 4096 bytes"}}`, nil},
+		{"parse error", `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}`, nil},
+		{"no id member", `{"jsonrpc":"2.0","error":{"code":-32600,"message":"invalid request"}}`, nil},
+		{"permission", `{"jsonrpc":"2.0","id":null,"error":{"code":-32009,"message":"permission denied: uid 1000 was refused"}}`, rpc.ErrPermission},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			socket := socketPath(t)
+			newFake(t, socket, func(msg map[string]any, send func(string)) {
+				if msg["method"] != rpc.MethodChat {
+					return
+				}
+				id := idOf(msg)
+				chunk := func(s string) {
+					send(fmt.Sprintf(`{"jsonrpc":"2.0","method":"chat.chunk","params":{"id":%s,"chunk":{"choices":[{"delta":{"content":%q}}]}}}`, id, s))
+				}
+				chunk("Hel")
+				send(tt.errLine)
+				chunk("lo")
+				send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"response":{},"lbgpt":{"backend":"x","streamed":true}}}`, id))
+			})
+			c := &Client{Socket: socket}
+			defer c.Close()
+			var text strings.Builder
+			var final *rpc.ChatResult
+			var err error
+			for ev, e := range c.ChatStream(t.Context(), json.RawMessage(`{"model":"m","messages":[]}`), rpc.Options{}) {
+				if e != nil {
+					err = e
+					break
+				}
+				if ev.Result != nil {
+					final = ev.Result
+				}
+				text.WriteString(DeltaText(ev.Chunk))
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Errorf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || text.String() != "Hello" || final == nil {
+				t.Errorf("streamed %q, final %+v, err %v; want the whole stream", text.String(), final, err)
+			}
+		})
+	}
+}
+
+func TestTooLargeRequestFailsLocally(t *testing.T) {
+	socket := socketPath(t)
+	release := make(chan struct{})
+	f := newFake(t, socket, func(msg map[string]any, send func(string)) {
+		id := idOf(msg)
+		result := `{"jsonrpc":"2.0","id":` + id + `,"result":{"response":{},"lbgpt":{"backend":"x"}}}`
+		req := msg["params"].(map[string]any)["request"].(map[string]any)
+		if req["stream"] != true {
+			send(result) // the large request, if it ever came
+			return
+		}
+		chunk := `{"jsonrpc":"2.0","method":"chat.chunk","params":{"id":` + id + `,"chunk":{"choices":[{"delta":{"content":"a"}}]}}}`
+		send(chunk)
+		go func() {
+			<-release
+			send(chunk)
+			send(result)
+		}()
+	})
+	const limit = 4096
+	c := &Client{Socket: socket, MaxMessageBytes: limit}
+	defer c.Close()
+	big := map[string]any{"model": "m", "messages": []map[string]string{{"role": "user", "content": strings.Repeat("x", limit)}}}
+
+	chunks := 0
+	var final *rpc.ChatResult
+	for ev, err := range c.ChatStream(t.Context(), json.RawMessage(`{"model":"m","messages":[]}`), rpc.Options{}) {
+		if err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+		if ev.Result != nil {
+			final = ev.Result
+			continue
+		}
+		chunks++
+		if chunks > 1 {
+			continue
+		}
+		// The stream is in flight: a request over the limit fails at
+		// once, without being sent.
+		_, err := c.Chat(t.Context(), big, rpc.Options{})
+		var re *rpc.Error
+		if !errors.As(err, &re) || !errors.Is(err, rpc.ErrTooLarge) {
+			t.Fatalf("large request: err = %v, want an *rpc.Error of code %d", err, rpc.CodeTooLarge)
+		}
+		m := regexp.MustCompile(`^request of (\d+) bytes exceeds the 4096-byte message limit \(daemon\.max_message_bytes\)$`).FindStringSubmatch(re.Message)
+		if m == nil {
+			t.Errorf("message %q", re.Message)
+		} else if n, _ := strconv.Atoi(m[1]); n <= limit {
+			t.Errorf("message %q: %d bytes is within the limit", re.Message, n)
+		}
+		close(release)
+	}
+	if chunks != 2 || final == nil {
+		t.Errorf("the stream gave %d chunks and result %+v, want 2 and a result", chunks, final)
+	}
+	for _, m := range f.messages() {
+		if r := m["params"].(map[string]any)["request"].(map[string]any); r["stream"] != true {
+			t.Errorf("the daemon received the large request")
+		}
+	}
+	// The connection is still good.
+	if _, err := c.Chat(t.Context(), json.RawMessage(`{"model":"m","messages":[]}`), rpc.Options{}); err != nil {
+		t.Errorf("a call after the refused one: %v", err)
+	}
+}
