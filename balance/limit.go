@@ -82,7 +82,8 @@ func (b *bucket) when(n float64, now time.Time) time.Time {
 	if missing <= 0 {
 		return now
 	}
-	return now.Add(time.Duration(missing / (b.capacity / 60) * float64(time.Second)))
+	// Round up: a sliver missing still needs a wait.
+	return now.Add(max(time.Duration(math.Ceil(missing/(b.capacity/60)*float64(time.Second))), 1))
 }
 
 // resync lowers the level to what the server reported left; it never raises

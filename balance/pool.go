@@ -120,6 +120,21 @@ func New(backends []config.Backend, providers []*provider.Provider, opts Options
 	return p
 }
 
+// CountsTokens reports whether a backend serving model has a known TPM
+// limit, so that a request for it needs its tokens estimated. Counting
+// tokens is the costliest step of admission; without a TPM limit it would
+// be thrown away.
+func (p *Pool) CountsTokens(model string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.members {
+		if m.tpm.known() && m.Config.Serves(model) {
+			return true
+		}
+	}
+	return false
+}
+
 // Members returns the pool's members in configuration order.
 func (p *Pool) Members() []*Member { return p.members }
 
@@ -127,16 +142,14 @@ func (p *Pool) Members() []*Member { return p.members }
 type Request struct {
 	Model  string
 	Tokens int // estimated total tokens: prompt + the answer's bound or estimate
-	// Bounded says Tokens counts the request's max_tokens: the upstream
-	// charges that bound whatever the answer's length, so a shorter answer
-	// gives nothing back.
-	Bounded bool
 }
 
 // Outcome is what one upstream call reports back.
 type Outcome struct {
-	Obs    provider.Observation // status and rate-limit headers
-	Tokens int                  // real total tokens from the usage; 0 if unknown
+	Obs provider.Observation // status and rate-limit headers
+	// Tokens is what the upstream counted against its TPM limit, from the
+	// usage it reported; 0 if unknown. The reservation is reconciled to it.
+	Tokens int
 }
 
 // Report says how a request was answered.
@@ -600,10 +613,9 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 	m.reserved -= req.Tokens
 	m.probing = false
 	if pe == nil && out.Tokens > 0 {
-		switch d := out.Tokens - req.Tokens; {
-		case d > 0:
+		if d := out.Tokens - req.Tokens; d > 0 {
 			m.tpm.take(float64(d), now)
-		case d < 0 && !req.Bounded:
+		} else {
 			m.tpm.give(float64(-d), now)
 		}
 	}

@@ -38,6 +38,15 @@ func (d *Daemon) chat(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	return res, nil
 }
 
+// admission is what the pool needs to admit req. Its tokens are counted
+// only when a backend that could take it has a TPM limit to respect.
+func (d *Daemon) admission(req *openai.ChatCompletionRequest) balance.Request {
+	if !d.pool.CountsTokens(req.Model) {
+		return balance.Request{Model: req.Model}
+	}
+	return d.est.request(req)
+}
+
 // timeout is a request's deadline: its own, else the configured one.
 func (d *Daemon) timeout(o rpc.Options) time.Duration {
 	if t := time.Duration(o.Timeout); t > 0 {
@@ -84,11 +93,11 @@ func (d *Daemon) complete(ctx context.Context, req openai.ChatCompletionRequest,
 // upstream makes the balanced, retried upstream call for req.
 func (d *Daemon) upstream(ctx context.Context, req openai.ChatCompletionRequest) (answer, error) {
 	var served string
-	resp, rep, err := balance.Do(ctx, d.pool, d.est.request(&req),
+	resp, rep, err := balance.Do(ctx, d.pool, d.admission(&req),
 		func(ctx context.Context, m *balance.Member) (openai.ChatCompletionResponse, balance.Outcome, error) {
 			served = m.Config.Deployment(req.Model)
 			r, obs, err := m.Provider.Chat(ctx, req)
-			return r, balance.Outcome{Obs: obs, Tokens: r.Usage.TotalTokens}, err
+			return r, balance.Outcome{Obs: obs, Tokens: charged(&req, r.Usage)}, err
 		})
 	if err != nil {
 		return answer{rep: rep}, err
@@ -151,7 +160,7 @@ type opened struct {
 func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai.ChatCompletionRequest, start time.Time) (any, error) {
 	wantUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	var served string
-	o, rep, done, err := balance.Open(ctx, d.pool, d.est.request(&req),
+	o, rep, done, err := balance.Open(ctx, d.pool, d.admission(&req),
 		func(ctx context.Context, m *balance.Member) (opened, balance.Outcome, error) {
 			served = m.Config.Deployment(req.Model)
 			s, err := m.Provider.ChatStream(ctx, req)
@@ -188,7 +197,7 @@ func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai
 	defer func() {
 		usage := asm.resp.Usage
 		d.est.observe(usage.CompletionTokens)
-		done(balance.Outcome{Tokens: usage.TotalTokens}, streamErr)
+		done(balance.Outcome{Tokens: charged(&req, usage)}, streamErr)
 	}()
 
 	srv := jrpc2.ServerFromContext(ctx)

@@ -46,15 +46,31 @@ func (e *estimator) request(req *openai.ChatCompletionRequest) balance.Request {
 		msgs = append(msgs, tokens.Message{Role: m.Role, Name: m.Name, Content: content})
 	}
 	prompt := tokens.CountMessages(req.Model, msgs) + images*imageTokens
-	answer := req.MaxCompletionTokens
-	if answer <= 0 {
-		answer = req.MaxTokens
-	}
-	bounded := answer > 0
-	if !bounded {
+	answer := bound(req)
+	if answer == 0 {
 		answer = e.answer()
 	}
-	return balance.Request{Model: req.Model, Tokens: prompt + max(req.N, 1)*answer, Bounded: bounded}
+	return balance.Request{Model: req.Model, Tokens: prompt + answer}
+}
+
+// bound is the most answer tokens req allows over all its choices; 0 when
+// it sets no max_tokens.
+func bound(req *openai.ChatCompletionRequest) int {
+	b := req.MaxCompletionTokens
+	if b <= 0 {
+		b = req.MaxTokens
+	}
+	return max(b, 0) * max(req.N, 1)
+}
+
+// charged is what the upstream counts against its TPM limit for req: like
+// OpenAI, the prompt plus the answer's bound when it sets one (a shorter
+// answer gives nothing back), else the tokens used.
+func charged(req *openai.ChatCompletionRequest, u openai.Usage) int {
+	if b := bound(req); b > 0 {
+		return u.PromptTokens + b
+	}
+	return u.TotalTokens
 }
 
 func (e *estimator) answer() int {
