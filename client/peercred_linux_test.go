@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/lbgpt/lbgpt/rpc"
 )
 
 func TestTrustPeer(t *testing.T) {
@@ -47,8 +49,8 @@ func TestPeerUIDIsTheListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if uid, err := peerUID(nc); err != nil || uid != os.Getuid() {
-		t.Errorf("peerUID = %d, %v; want %d", uid, err, os.Getuid())
+	if uid, err := rpc.PeerUID(nc); err != nil || uid != os.Getuid() {
+		t.Errorf("PeerUID = %d, %v; want %d", uid, err, os.Getuid())
 	}
 }
 

@@ -104,7 +104,7 @@ func (d *Daemon) checkPeer(nc net.Conn) error {
 	if !ok {
 		return nil // not a Unix socket (tests over pipes)
 	}
-	uid, err := peerUID(uc)
+	uid, err := rpc.PeerUID(uc)
 	if err != nil {
 		return fmt.Errorf("read peer credentials: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbgpt/lbgpt/client"
 	"github.com/lbgpt/lbgpt/internal/sim"
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -142,12 +143,12 @@ func runFaults(ctx context.Context, out io.Writer, o faultsOptions) (map[string]
 		if it.Index != i {
 			orderOK = false
 		}
-		if it.Result != nil && (it.Index < 0 || it.Index >= o.n || !answers(answerText(it.Result.Response), items[it.Index].tag)) {
+		if it.Result != nil && (it.Index < 0 || it.Index >= o.n || !answers(client.AnswerText(it.Result.Response), items[it.Index].tag)) {
 			wrong++
 		}
 	}
 	for _, a := range res.arrivals {
-		if r := a.item.Result; r != nil && (a.item.Index < 0 || a.item.Index >= o.n || !answers(answerText(r.Response), items[a.item.Index].tag)) {
+		if r := a.item.Result; r != nil && (a.item.Index < 0 || a.item.Index >= o.n || !answers(client.AnswerText(r.Response), items[a.item.Index].tag)) {
 			orderOK = false
 		}
 	}

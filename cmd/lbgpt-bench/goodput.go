@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbgpt/lbgpt/client"
 	"github.com/lbgpt/lbgpt/internal/sim"
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -311,7 +312,7 @@ func runBaseline(ctx context.Context, baseURL string, names, keys []string, weig
 		case err != nil:
 			return false, ctx.Err() == nil
 		case resp.StatusCode == http.StatusOK:
-			return answers(answerText(body), it.tag), false
+			return answers(client.AnswerText(body), it.tag), false
 		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 			return false, true // RateLimitError, InternalServerError
 		}

@@ -456,21 +456,6 @@ func runBatch(ctx context.Context, d *inProcDaemon, items []workItem, concurrenc
 	return o, nil
 }
 
-// answerText returns the assistant's text in an OpenAI chat completion.
-func answerText(resp json.RawMessage) string {
-	var r struct {
-		Choices []struct {
-			Message struct {
-				Content string `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
-	}
-	if json.Unmarshal(resp, &r) != nil || len(r.Choices) == 0 {
-		return ""
-	}
-	return r.Choices[0].Message.Content
-}
-
 // answers reports whether text is the simulator's answer to the item tagged
 // tag: it echoes the prompt's first words, the tag first.
 func answers(text, tag string) bool { return strings.Contains(text, `"`+tag) }
