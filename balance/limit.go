@@ -11,10 +11,17 @@ import (
 // with the real usage gives back or takes more. A zero capacity is an
 // unknown limit: it never blocks.
 //
+// The server charges a request when it arrives, later than we reserve it,
+// and its bucket never holds more than the capacity: while a request is on
+// its way the server's bucket may sit full, refilling nothing. So what is
+// held for requests on their way is never refilled: the level stays at most
+// capacity - held, and the refill resumes as their calls return.
+//
 // bucket is plain data; its methods take the time, so tests need no clock.
 type bucket struct {
 	capacity float64 // 0: unknown
-	level    float64 // what is left, <= capacity; may go below 0 after reconciling
+	level    float64 // what is left, <= capacity - held; may go below 0 after reconciling
+	held     float64 // reserved for requests in flight (known limit or not)
 	last     time.Time
 }
 
@@ -32,10 +39,13 @@ func (b *bucket) refill(now time.Time) {
 	// Callers read the clock before taking the pool's lock, so now may be
 	// a little older than last: never refill the same time twice.
 	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.level = math.Min(b.capacity, b.level+dt*b.capacity/60)
+		b.level = math.Min(b.ceiling(), b.level+dt*b.capacity/60)
 		b.last = now
 	}
 }
+
+// ceiling is the most the level can be: the capacity less what is held.
+func (b *bucket) ceiling() float64 { return b.capacity - b.held }
 
 // room is what could be taken now.
 func (b *bucket) room(now time.Time) float64 {
@@ -64,22 +74,37 @@ func (b *bucket) take(n float64, now time.Time) {
 	b.level -= n
 }
 
-// give returns n, up to the capacity.
+// give returns n, up to the ceiling.
 func (b *bucket) give(n float64, now time.Time) {
 	if !b.known() {
 		return
 	}
 	b.refill(now)
-	b.level = math.Min(b.capacity, b.level+n)
+	b.level = math.Min(b.ceiling(), b.level+n)
 }
 
-// when is the earliest time n fits; now when it already does.
+// hold reserves n for a request about to be sent.
+func (b *bucket) hold(n float64, now time.Time) {
+	b.take(n, now)
+	b.held += n
+}
+
+// unhold ends the hold of n when its call has returned: the server has
+// charged it by now, if ever.
+func (b *bucket) unhold(n float64, now time.Time) {
+	b.refill(now) // up to now under the old ceiling
+	b.held -= n
+}
+
+// when is the earliest time n fits; now when it already does, or when
+// only releasing a request in flight can make room (releases wake the queue).
 func (b *bucket) when(n float64, now time.Time) time.Time {
 	if !b.known() {
 		return now
 	}
-	missing := math.Min(n, b.capacity) - b.room(now)
-	if missing <= 0 {
+	n = math.Min(n, b.capacity)
+	missing := n - b.room(now)
+	if missing <= 0 || n > b.ceiling() {
 		return now
 	}
 	// Round up: a sliver missing still needs a wait.
@@ -102,10 +127,11 @@ func (b *bucket) learn(limit int64, now time.Time) {
 	switch {
 	case limit <= 0:
 	case !b.known():
-		b.capacity, b.level, b.last = float64(limit), float64(limit), now
+		b.capacity, b.last = float64(limit), now
+		b.level = b.ceiling()
 	case float64(limit) < b.capacity:
 		b.refill(now)
 		b.capacity = float64(limit)
-		b.level = math.Min(b.level, b.capacity)
+		b.level = math.Min(b.level, b.ceiling())
 	}
 }

@@ -336,3 +336,62 @@ func TestFailingBackendGoesDown(t *testing.T) {
 		t.Errorf("after the probe a = %+v", st)
 	}
 }
+
+// upstreamBucket is the server's side of a rate limit, as OpenAI (and the
+// simulator) keep it: full until a request arrives, charged on arrival,
+// never above its capacity.
+type upstreamBucket struct {
+	mu                    sync.Mutex
+	capacity, level, rate float64 // rate per second
+	last                  time.Time
+	refused               int
+}
+
+func (u *upstreamBucket) charge(n float64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	now := time.Now()
+	u.level = min(u.capacity, u.level+now.Sub(u.last).Seconds()*u.rate)
+	u.last = now
+	if u.level < n {
+		u.refused++
+		return
+	}
+	u.level -= n
+}
+
+// A reservation the server has not seen yet must not refill: until it
+// arrives the server's bucket may be full, where refill is lost. Here the
+// first request is slow to arrive (a new connection, say), the server stays
+// full meanwhile, and the refill the pool counted since sending it let in
+// requests the server had no room for.
+func TestUnseenReservationsDoNotRefill(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := pool(Options{}, limited("a", 0, 600)) // 10 tokens a second
+		up := &upstreamBucket{capacity: 600, level: 600, rate: 10, last: time.Now()}
+		call := func(transit time.Duration, tokens int) func(context.Context, *Member) (int, Outcome, error) {
+			return func(context.Context, *Member) (int, Outcome, error) {
+				time.Sleep(transit)
+				up.charge(float64(tokens))
+				return 0, Outcome{Tokens: tokens}, nil
+			}
+		}
+		var wg sync.WaitGroup
+		send := func(at, transit time.Duration, tokens int) {
+			wg.Go(func() {
+				time.Sleep(at)
+				if _, _, err := Do(t.Context(), p, Request{Model: "gpt-4o", Tokens: tokens}, call(transit, tokens)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		send(0, time.Second, 600)         // arrives at 1s: the server is full until then
+		send(500*time.Millisecond, 0, 5)  // refilling since 0, the pool would see 5 by now
+		send(1100*time.Millisecond, 0, 5) // and 6 by now, where the server has 1
+		send(1200*time.Millisecond, 0, 5)
+		wg.Wait()
+		if up.refused > 0 {
+			t.Errorf("the server refused %d of 4 requests the pool admitted", up.refused)
+		}
+	})
+}

@@ -222,6 +222,7 @@ func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Cont
 		start := time.Now()
 		v, out, err := safeCall(ctx, m, call)
 		elapsed := time.Since(start)
+		p.arrived(m, req)
 		rep.Upstream += elapsed
 		retry := rep.Attempts > 1
 		if err == nil {
@@ -581,8 +582,8 @@ func swrr(ms []*Member) *Member {
 func (p *Pool) reserveLocked(now time.Time, m *Member, req Request) {
 	m.inFlight++
 	m.reserved += req.Tokens
-	m.rpm.take(1, now)
-	m.tpm.take(float64(req.Tokens), now)
+	m.rpm.hold(1, now)
+	m.tpm.hold(float64(req.Tokens), now)
 	if !m.deadUntil.IsZero() || !m.downUntil.IsZero() {
 		m.probing = true
 	}
@@ -599,8 +600,22 @@ func (p *Pool) unreserveLocked(m *Member, req Request) {
 	m.inFlight--
 	m.reserved -= req.Tokens
 	m.probing = false
+	m.rpm.unhold(1, now)
+	m.tpm.unhold(float64(req.Tokens), now)
 	m.rpm.give(1, now)
 	m.tpm.give(float64(req.Tokens), now)
+}
+
+// arrived ends the hold of req's reservation once its call has returned
+// (for a stream, once it is open): the upstream has charged it by then, if
+// ever, so it refills from now on. The slot stays taken until release.
+func (p *Pool) arrived(m *Member, req Request) {
+	now := p.opts.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m.rpm.unhold(1, now)
+	m.tpm.unhold(float64(req.Tokens), now)
+	p.dispatchLocked(now) // a higher ceiling may bring a refill within reach
 }
 
 // release frees m's slot, reconciles the reservation with what the upstream
