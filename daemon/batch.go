@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/creachadair/jrpc2"
-	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -36,7 +35,6 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	if conc == 0 {
 		conc = defaultBatchConcurrency
 	}
-	timeout := d.timeout(p.Options)
 
 	b := &batchRun{
 		d:     d,
@@ -49,12 +47,11 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
 	for i, raw := range p.Requests {
-		req, err := decodeChatRequestJSON(raw)
+		req, err := parseChatRequest(raw)
 		if err != nil {
 			b.finish(ctx, i, rpc.ChatResult{}, err)
 			continue
 		}
-		req.Stream, req.StreamOptions = false, nil
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -65,9 +62,7 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			ictx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			res, err := d.complete(ictx, req, time.Now())
+			res, err := d.answer(ctx, req, p.Options, nil, time.Now())
 			b.finish(ctx, i, res, err)
 		})
 	}
@@ -154,13 +149,4 @@ func wireError(err error) *rpc.Error {
 		}
 	}
 	return e
-}
-
-// decodeChatRequestJSON decodes and checks one OpenAI request strictly.
-func decodeChatRequestJSON(raw json.RawMessage) (openai.ChatCompletionRequest, error) {
-	var req *openai.ChatCompletionRequest
-	if err := strictUnmarshal(raw, &req, "request"); err != nil {
-		return openai.ChatCompletionRequest{}, err
-	}
-	return checkChatRequest(req)
 }

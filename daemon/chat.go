@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"time"
 
 	"github.com/creachadair/jrpc2"
@@ -18,24 +19,83 @@ import (
 // chat answers one chat completion, streamed when the request says so.
 func (d *Daemon) chat(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	start := time.Now()
-	var p chatParams
+	var p rpc.ChatParams
 	if err := decodeParams(jreq, &p); err != nil {
 		return nil, err
 	}
-	req, err := checkChatRequest(p.Request)
+	req, err := parseChatRequest(p.Request)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.timeout(p.Options))
+	var emit func(json.RawMessage) error
+	if req.req.Stream {
+		srv := jrpc2.ServerFromContext(ctx)
+		id := json.RawMessage(jreq.ID())
+		emit = func(chunk json.RawMessage) error {
+			return srv.Notify(ctx, rpc.NotifyChatChunk, rpc.ChunkParams{ID: id, Chunk: chunk})
+		}
+	}
+	return d.answer(ctx, req, p.Options, emit, start)
+}
+
+// answer answers one chat request, whoever asked (the chat and batch
+// methods, the HTTP endpoint). A streamed request (req.req.Stream) hands
+// every chunk to emit, in order, before answer returns the assembled
+// response; emit is not used otherwise. start is when the request arrived.
+func (d *Daemon) answer(ctx context.Context, req chatRequest, opts rpc.Options, emit func(json.RawMessage) error, start time.Time) (rpc.ChatResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout(opts))
 	defer cancel()
-	if req.Stream {
-		return d.chatStream(ctx, jreq, req, start)
+	if req.req.Stream && emit != nil {
+		return d.chatStream(ctx, req.req, emit, start)
 	}
-	res, err := d.complete(ctx, req, start)
-	if err != nil {
-		return nil, err
+	req.req.Stream, req.req.StreamOptions = false, nil
+	return d.complete(ctx, req.req, start)
+}
+
+// chatRequest is one decoded chat request and the JSON it came from.
+type chatRequest struct {
+	raw json.RawMessage
+	req openai.ChatCompletionRequest
+}
+
+// parseChatRequest decodes and checks one OpenAI chat request strictly: a
+// field lbgpt would not pass upstream is an error naming it, not silently
+// dropped.
+func parseChatRequest(raw json.RawMessage) (chatRequest, error) {
+	var req *openai.ChatCompletionRequest
+	if err := strictUnmarshal(raw, &req, "request"); err != nil {
+		return chatRequest{}, err
 	}
-	return res, nil
+	switch {
+	case req == nil:
+		return chatRequest{}, invalidParams("request", "params.request is missing: send a full OpenAI chat completion request")
+	case req.Model == "":
+		return chatRequest{}, invalidParams("model", "request: model is required")
+	case len(req.Messages) == 0:
+		return chatRequest{}, invalidParams("messages", "request: messages must not be empty")
+	}
+	keepZeros(raw, req)
+	return chatRequest{raw: raw, req: *req}, nil
+}
+
+// keepZeros keeps an explicit "temperature": 0 or "top_p": 0. go-openai
+// omits zero floats when it encodes a request, which would turn the
+// greedy sampling the caller asked for into the model's default (1);
+// the smallest float32 above zero encodes, and samples, as zero does.
+func keepZeros(raw json.RawMessage, req *openai.ChatCompletionRequest) {
+	var z struct {
+		Temperature *float64 `json:"temperature"`
+		TopP        *float64 `json:"top_p"`
+	}
+	if json.Unmarshal(raw, &z) != nil {
+		return
+	}
+	if z.Temperature != nil && *z.Temperature == 0 {
+		req.Temperature = math.SmallestNonzeroFloat32
+	}
+	if z.TopP != nil && *z.TopP == 0 {
+		req.TopP = math.SmallestNonzeroFloat32
+	}
 }
 
 // admission is what the pool needs to admit req. Its tokens are counted
@@ -110,26 +170,6 @@ func (d *Daemon) upstream(ctx context.Context, req openai.ChatCompletionRequest)
 	return answer{response: raw, rep: rep, served: served}, nil
 }
 
-// chatParams is rpc.ChatParams with the request decoded in the same pass:
-// strictly, so a field lbgpt would not pass upstream is an error naming it,
-// not silently dropped.
-type chatParams struct {
-	Request *openai.ChatCompletionRequest `json:"request"`
-	Options rpc.Options                   `json:"options"`
-}
-
-func checkChatRequest(req *openai.ChatCompletionRequest) (openai.ChatCompletionRequest, error) {
-	switch {
-	case req == nil:
-		return openai.ChatCompletionRequest{}, invalidParams("request", "params.request is missing: send a full OpenAI chat completion request")
-	case req.Model == "":
-		return *req, invalidParams("model", "request: model is required")
-	case len(req.Messages) == 0:
-		return *req, invalidParams("messages", "request: messages must not be empty")
-	}
-	return *req, nil
-}
-
 // meta describes an answered request and records the daemon's overhead.
 func (d *Daemon) meta(rep balance.Report, served string, streamed bool, start time.Time, upstream time.Duration) rpc.Meta {
 	total := time.Since(start)
@@ -157,7 +197,7 @@ type opened struct {
 // chatStream answers a streamed request: chunks go to the client as
 // notifications, the assembled response is the result. The stream may move
 // to another backend until its first content token, never after.
-func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai.ChatCompletionRequest, start time.Time) (any, error) {
+func (d *Daemon) chatStream(ctx context.Context, req openai.ChatCompletionRequest, emit func(json.RawMessage) error, start time.Time) (rpc.ChatResult, error) {
 	wantUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	var served string
 	o, rep, done, err := balance.Open(ctx, d.pool, d.admission(&req),
@@ -190,7 +230,7 @@ func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai
 			}
 		})
 	if err != nil {
-		return nil, rpcError(err, nil)
+		return rpc.ChatResult{}, rpcError(err, nil)
 	}
 	var asm assembler
 	var streamErr error
@@ -200,8 +240,6 @@ func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai
 		done(balance.Outcome{Tokens: charged(&req, usage)}, streamErr)
 	}()
 
-	srv := jrpc2.ServerFromContext(ctx)
-	id := json.RawMessage(jreq.ID())
 	send := func(chunk openai.ChatCompletionStreamResponse) error {
 		asm.add(chunk)
 		if len(chunk.Choices) == 0 && !wantUsage {
@@ -211,12 +249,12 @@ func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai
 		if err != nil {
 			return err
 		}
-		return srv.Notify(ctx, rpc.NotifyChatChunk, rpc.ChunkParams{ID: id, Chunk: raw})
+		return emit(raw)
 	}
 	for _, chunk := range o.head {
 		if err := send(chunk); err != nil {
 			closeStream(o.stream)
-			return nil, rpcError(err, asm.partial())
+			return rpc.ChatResult{}, rpcError(err, asm.partial())
 		}
 	}
 	upstream := rep.Upstream
@@ -232,20 +270,20 @@ func (d *Daemon) chatStream(ctx context.Context, jreq *jrpc2.Request, req openai
 			if err != nil {
 				streamErr = err
 				if ctx.Err() != nil { // the client canceled, the deadline passed, or lbgptd is stopping
-					return nil, rpcError(context.Cause(ctx), asm.partial())
+					return rpc.ChatResult{}, rpcError(context.Cause(ctx), asm.partial())
 				}
 				pe := provider.AsError(err)
-				return nil, rpcError(&balance.Error{Kind: pe.Kind, Attempts: rep.Attempts, Last: pe,
+				return rpc.ChatResult{}, rpcError(&balance.Error{Kind: pe.Kind, Attempts: rep.Attempts, Last: pe,
 					Message: "the stream broke after its first token, so it could not move to another backend: " + pe.Error()}, asm.partial())
 			}
 			if err := send(chunk); err != nil {
-				return nil, rpcError(err, asm.partial())
+				return rpc.ChatResult{}, rpcError(err, asm.partial())
 			}
 		}
 	}
 	raw, err := json.Marshal(asm.response())
 	if err != nil {
-		return nil, rpcError(err, nil)
+		return rpc.ChatResult{}, rpcError(err, nil)
 	}
 	return rpc.ChatResult{Response: raw, Meta: d.meta(rep, served, true, start, upstream)}, nil
 }

@@ -31,6 +31,18 @@ const (
 	// it runs, NotifyBatchItem carries each finished item and
 	// NotifyBatchProgress the counts (at most 10 a second).
 	MethodBatch = "batch"
+	// MethodCacheCompact rewrites the cache file without its free pages.
+	// No params, result CacheCompactResult.
+	MethodCacheCompact = "cache.compact"
+	// MethodCacheForget removes one cache entry, exact or semantic, by the
+	// id a response's metadata named. Params CacheForgetParams, result
+	// CacheForgetResult.
+	MethodCacheForget = "cache.forget"
+	// MethodCachePurge removes the entries of a namespace, or those older
+	// than an age, or all. Params CachePurgeParams, result CachePurgeResult.
+	MethodCachePurge = "cache.purge"
+	// MethodCacheStats reports the caches. No params, result CacheStats.
+	MethodCacheStats = "cache.stats"
 	// MethodCancel is a notification (no id) that cancels an in-flight
 	// request of the same connection: params {"id": <the request's id>}.
 	MethodCancel = "cancel"
@@ -38,6 +50,10 @@ const (
 	// ChatResult. With "stream": true in the request, every chunk is first
 	// sent as a NotifyChatChunk notification.
 	MethodChat = "chat"
+	// MethodEmbeddings answers one OpenAI embeddings request, each input
+	// looked up in the cache on its own: only the inputs not cached go
+	// upstream. Params EmbeddingsParams, result EmbeddingsResult.
+	MethodEmbeddings = "embeddings"
 	// MethodStatus reports the daemon and its backends. No params, result
 	// StatusResult.
 	MethodStatus = "status"
@@ -75,7 +91,35 @@ type Options struct {
 	// daemon's request_timeout. On the wire: a number of seconds (30, 0.5)
 	// or a Go duration string ("30s", "1m30s").
 	Timeout Duration `json:"timeout,omitzero"`
+	// NoCache skips the cache lookups (exact and semantic); the answer is
+	// still stored. The original's use_cache=False.
+	NoCache bool `json:"no_cache,omitempty"`
+	// NoStore keeps the answer out of the caches.
+	NoStore bool `json:"no_store,omitempty"`
+	// Namespace partitions the caches: entries of one namespace never
+	// answer a request of another. "" is the default namespace.
+	Namespace string `json:"namespace,omitempty"`
+	// Semantic turns the semantic cache on for this request and names the
+	// text compared: one of the Semantic constants. "" means the daemon's
+	// default (cache.semantic in lbgpt.toml); SemanticOff turns it off.
+	Semantic string `json:"semantic,omitempty"`
+	// CacheTTL is how long this answer stays cached. Zero means the
+	// daemon's cache.ttl.
+	CacheTTL Duration `json:"cache_ttl,omitzero"`
+	// ModelAlias is the model the cache key names instead of the
+	// request's: a request for model X with model_alias Y is answered from
+	// (and stored as) Y's entries. It never goes upstream.
+	ModelAlias string `json:"model_alias,omitempty"`
 }
+
+// Semantic cache encodings in Options.Semantic: the text of a request the
+// semantic cache compares. Everything else must match exactly.
+const (
+	SemanticUserOnly   = "user_only"   // every user message, as "[user]: text", joined by blank lines
+	SemanticAll        = "all"         // every message with its role
+	SemanticSystemOnly = "system_only" // the system messages
+	SemanticOff        = "off"         // no semantic cache for this request, whatever the daemon's default
+)
 
 // ChatResult is the result of MethodChat.
 type ChatResult struct {
@@ -91,16 +135,30 @@ type Meta struct {
 	Backend    string `json:"backend"`     // name of the backend that answered
 	Model      string `json:"model"`       // model as sent upstream (Azure: the deployment)
 	Attempts   int    `json:"attempts"`    // upstream calls made, the successful one included
-	Cache      string `json:"cache"`       // CacheMiss for now
+	Cache      string `json:"cache"`       // one of the Cache constants
 	Streamed   bool   `json:"streamed"`    // the answer was streamed as notifications
 	UpstreamUS int64  `json:"upstream_us"` // time spent waiting on upstream calls, microseconds
 	QueuedUS   int64  `json:"queued_us"`   // time spent waiting for a backend with room under its limits
 	DaemonUS   int64  `json:"daemon_us"`   // time spent in the daemon itself: neither upstream nor queued
+	// CacheEntry is the id of the cache entry that answered (a hit) or
+	// that now holds the answer (a stored miss); cache.forget takes it.
+	CacheEntry string `json:"cache_entry,omitempty"`
+	// Similarity is a semantic hit's cosine similarity to the stored
+	// prompt, 0 to 1.
+	Similarity float64 `json:"similarity,omitempty"`
+	// SemanticExact says a semantic hit's compared text was identical to
+	// the stored one.
+	SemanticExact bool `json:"semantic_exact,omitempty"`
+	// Warning is set when the answer was good but something around it
+	// was not, for instance a cache write that failed.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Cache outcomes in Meta.Cache.
 const (
-	CacheMiss      = "miss"
+	CacheMiss      = "miss"      // answered upstream (and stored unless no_store)
+	CacheExact     = "exact"     // answered from the exact cache: no upstream call
+	CacheSemantic  = "semantic"  // answered from the semantic cache: see Similarity
 	CacheCoalesced = "coalesced" // answered by an identical request in flight at the same time
 )
 
@@ -195,6 +253,8 @@ type StatusResult struct {
 	DaemonP50US int64           `json:"daemon_p50_us"`
 	DaemonP99US int64           `json:"daemon_p99_us"`
 	Backends    []BackendStatus `json:"backends"`
+	// Cache is the caches' counters; nil when lbgptd runs without a cache.
+	Cache *CacheStats `json:"cache,omitempty"`
 }
 
 // BackendStatus is one backend in StatusResult.
