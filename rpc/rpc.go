@@ -202,8 +202,9 @@ type BatchSummary struct {
 	Total     int   `json:"total"`
 	OK        int   `json:"ok"`
 	Failed    int   `json:"failed"`
-	Retries   int   `json:"retries"`   // upstream calls beyond the first, over all items
-	Coalesced int   `json:"coalesced"` // items answered by an identical item in flight
+	Retries   int   `json:"retries"`    // upstream calls beyond the first, over all items
+	Coalesced int   `json:"coalesced"`  // items answered by an identical item in flight
+	CacheHits int   `json:"cache_hits"` // items answered from the caches (exact or semantic)
 	ElapsedMS int64 `json:"elapsed_ms"`
 }
 
@@ -255,6 +256,20 @@ type StatusResult struct {
 	Backends    []BackendStatus `json:"backends"`
 	// Cache is the caches' counters; nil when lbgptd runs without a cache.
 	Cache *CacheStats `json:"cache,omitempty"`
+	// Batches are the batches running now, from any client, oldest first.
+	Batches []BatchStatus `json:"batches,omitempty"`
+}
+
+// BatchStatus is one batch running in lbgptd, in StatusResult.
+type BatchStatus struct {
+	ID           string    `json:"id"` // lbgptd's own id for the batch, unique while it runs
+	StartedAt    time.Time `json:"started_at"`
+	BatchSummary           // the counts so far (ElapsedMS: since it started)
+	Done         int       `json:"done"`
+	RatePerS     float64   `json:"rate_per_s"` // items done per second since the start
+	ETAS         float64   `json:"eta_s"`      // seconds left at that rate; 0 when unknown
+	// Backends counts the items each backend answered.
+	Backends map[string]int `json:"backends,omitempty"`
 }
 
 // BackendStatus is one backend in StatusResult.
