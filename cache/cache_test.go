@@ -134,7 +134,7 @@ func TestEvictLRU(t *testing.T) {
 	clk := newClock()
 	value := strings.Repeat("x", 1000)
 	size := int64(len(encodeEntry(header{namespace: "", model: "m"}, []byte(value)))) + 2
-	s, path := openTest(t, Options{Now: clk.Now, MaxBytes: size*7/2})
+	s, path := openTest(t, Options{Now: clk.Now, MaxBytes: size * 7 / 2})
 	for _, k := range []string{"k1", "k2", "k3"} {
 		put(t, s, k, value, nil)
 		clk.Advance(time.Second)
