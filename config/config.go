@@ -57,6 +57,18 @@ const (
 	DefaultBackoffBase     = 200 * time.Millisecond
 	DefaultBackoffMax      = 10 * time.Second
 	DefaultReprobe         = 5 * time.Minute
+	DefaultCacheMaxBytes   = 1 << 30 // 1 GiB
+	DefaultEmbedder        = EmbedderLocal
+	DefaultEmbeddingModel  = "text-embedding-3-small"
+)
+
+// Semantic cache settings ([cache] semantic and embedder).
+const (
+	SemanticUserOnly   = "user_only"
+	SemanticAll        = "all"
+	SemanticSystemOnly = "system_only"
+	EmbedderLocal      = "local"   // built in, offline
+	EmbedderBackend    = "backend" // embedding_model through the backends
 )
 
 // Balancing strategies ([balance] strategy).
@@ -71,6 +83,7 @@ type Config struct {
 	Version  int       `toml:"version"`
 	Daemon   Daemon    `toml:"daemon"`
 	Balance  Balance   `toml:"balance"`
+	Cache    Cache     `toml:"cache"`
 	Backends []Backend `toml:"backend"`
 
 	// Path is the file the config was loaded from; "" when it was built from
@@ -95,6 +108,36 @@ type Balance struct {
 	// Reprobe is how long a backend whose key was refused rests before one
 	// request tries it again. Default 5m.
 	Reprobe Duration `toml:"reprobe"`
+}
+
+// Cache holds the answer caches' settings: the [cache] table.
+type Cache struct {
+	// Enabled turns the caches on. Default true.
+	Enabled bool `toml:"enabled"`
+	// Path is the absolute path of the cache file; "" (the default) is
+	// cache.db in $STATE_DIRECTORY, else $XDG_STATE_HOME/lbgpt, else
+	// ~/.local/state/lbgpt.
+	Path string `toml:"path"`
+	// TTL is how long an answer stays cached; 0 (the default) is forever.
+	// A request's cache_ttl option overrides it.
+	TTL Duration `toml:"ttl"`
+	// MaxBytes caps the cached entries' total size; past it the least
+	// recently used go. 0 is no cap. Default 1 GiB.
+	MaxBytes int `toml:"max_bytes"`
+	// DeterministicOnly caches only requests with an explicit temperature
+	// of 0. Default false: like the original LBGPT, every request is
+	// cached, sampled or not.
+	DeterministicOnly bool `toml:"deterministic_only"`
+	// Semantic is the semantic cache's default encoding: "" (off, the
+	// default), "user_only", "all" or "system_only". A request's semantic
+	// option overrides it.
+	Semantic string `toml:"semantic"`
+	// Embedder is "local" (the default: built in, offline) or "backend"
+	// (EmbeddingModel through the backends).
+	Embedder string `toml:"embedder"`
+	// EmbeddingModel is the backend embedder's model. Default
+	// text-embedding-3-small.
+	EmbeddingModel string `toml:"embedding_model"`
 }
 
 // Daemon holds the settings of lbgptd itself: the [daemon] table.

@@ -171,6 +171,7 @@ func FromEnv(env func(string) string) (*Config, error) {
 		},
 	}
 	c.Balance.setDefaults(nil)
+	c.Cache.setDefaults(nil)
 	var errs []error
 	baseURL := func(name string) string {
 		u := strings.TrimSpace(env(name))

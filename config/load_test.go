@@ -57,6 +57,7 @@ func TestFromEnv(t *testing.T) {
 				Version:  1,
 				Daemon:   Daemon{RequestTimeout: Duration{DefaultRequestTimeout}, MaxAttempts: 10, MaxMessageBytes: 8 << 20},
 				Balance:  Balance{Strategy: StrategyMaxHeadroom, BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}},
+				Cache:    Cache{Enabled: true, MaxBytes: DefaultCacheMaxBytes, Embedder: EmbedderLocal, EmbeddingModel: DefaultEmbeddingModel},
 				Backends: tt.want,
 			}
 			if diff := cmp.Diff(want, c); diff != "" {

@@ -42,6 +42,8 @@ func setDefaults(c *Config, raw map[string]any) {
 	}
 	bal, _ := raw["balance"].(map[string]any)
 	c.Balance.setDefaults(bal)
+	cache, _ := raw["cache"].(map[string]any)
+	c.Cache.setDefaults(cache)
 	var bs []map[string]any
 	switch v := raw["backend"].(type) {
 	case []map[string]any:
@@ -85,6 +87,46 @@ func (b *Balance) setDefaults(set map[string]any) {
 	}
 }
 
+// setDefaults fills the [cache] settings the file leaves out; set holds the
+// keys it has.
+func (c *Cache) setDefaults(set map[string]any) {
+	if _, ok := set["enabled"]; !ok {
+		c.Enabled = true
+	}
+	if _, ok := set["max_bytes"]; !ok {
+		c.MaxBytes = DefaultCacheMaxBytes
+	}
+	if c.Embedder == "" {
+		c.Embedder = DefaultEmbedder
+	}
+	if c.EmbeddingModel == "" {
+		c.EmbeddingModel = DefaultEmbeddingModel
+	}
+}
+
+func (ck *checker) validateCache(c *Cache) {
+	at := func(key string) []seg { return []seg{{"cache", -1}, {key, -1}} }
+	if c.Path != "" && !filepath.IsAbs(c.Path) {
+		ck.errorf(at("path"), "cache: path must be an absolute path")
+	}
+	if c.TTL.Duration < 0 {
+		ck.errorf(at("ttl"), "cache: ttl must not be negative (0 keeps answers forever)")
+	}
+	if c.MaxBytes < 0 {
+		ck.errorf(at("max_bytes"), "cache: max_bytes must not be negative (0 is no cap)")
+	}
+	switch c.Semantic {
+	case "", SemanticUserOnly, SemanticAll, SemanticSystemOnly:
+	default:
+		ck.errorf(at("semantic"), "cache: semantic must be \"\" (off), %q, %q or %q, not %q", SemanticUserOnly, SemanticAll, SemanticSystemOnly, c.Semantic)
+	}
+	switch c.Embedder {
+	case EmbedderLocal, EmbedderBackend:
+	default:
+		ck.errorf(at("embedder"), "cache: embedder must be %q or %q, not %q", EmbedderLocal, EmbedderBackend, c.Embedder)
+	}
+}
+
 func (ck *checker) validateBalance(b *Balance) {
 	at := func(key string) []seg { return []seg{{"balance", -1}, {key, -1}} }
 	switch b.Strategy {
@@ -118,6 +160,7 @@ func (b *Backend) setTypeDefaults() {
 func (ck *checker) validate(c *Config) {
 	ck.validateDaemon(&c.Daemon)
 	ck.validateBalance(&c.Balance)
+	ck.validateCache(&c.Cache)
 	if len(c.Backends) == 0 {
 		ck.errorf(nil, "no backends: add a [[backend]] table (see lbgpt.toml.example)")
 	}
