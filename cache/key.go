@@ -51,11 +51,36 @@ const keyVersion = "lbgpt-cache-v1"
 // canonical JSON (see Canonical) minus the Excluded fields, with the model
 // replaced by p.ModelAlias when set, together with p.Kind and p.Namespace.
 func Key(raw json.RawMessage, p KeyParams) (string, error) {
-	req, err := decodeRequest(raw)
+	r, err := ParseRequest(raw)
 	if err != nil {
 		return "", err
 	}
-	return keyOf(req, p), nil
+	return r.Key(p), nil
+}
+
+// Request is a request decoded once for its key, its semantic query and
+// its determinism. It is read-only and safe for concurrent use.
+type Request struct {
+	m map[string]any
+}
+
+// ParseRequest decodes a JSON request object, numbers kept as written.
+func ParseRequest(raw json.RawMessage) (*Request, error) {
+	m, err := decodeRequest(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &Request{m: m}, nil
+}
+
+// Key is the request's cache key; see the function Key.
+func (r *Request) Key(p KeyParams) string { return keyOf(r.m, p) }
+
+// Deterministic reports whether the request asks for greedy sampling: an
+// explicit temperature of 0. OpenAI's default temperature is 1.
+func (r *Request) Deterministic() bool {
+	t, ok := r.m["temperature"].(json.Number)
+	return ok && canonicalNumber(string(t)) == "0"
 }
 
 // keyOf is the key of an already decoded request object. It does not

@@ -32,15 +32,21 @@ type Query struct {
 // has tool calls or tool results, whose meaning no text similarity can
 // judge.
 func SemanticQuery(raw json.RawMessage, encoding string, p KeyParams) (q Query, ok bool, err error) {
+	r, err := ParseRequest(raw)
+	if err != nil {
+		return Query{}, false, err
+	}
+	return r.Semantic(encoding, p)
+}
+
+// Semantic is the request's semantic query; see SemanticQuery.
+func (r *Request) Semantic(encoding string, p KeyParams) (q Query, ok bool, err error) {
 	switch encoding {
 	case EncodingUserOnly, EncodingAll, EncodingSystemOnly:
 	default:
 		return Query{}, false, fmt.Errorf("semantic encoding %q: want %q, %q or %q", encoding, EncodingUserOnly, EncodingAll, EncodingSystemOnly)
 	}
-	req, err := decodeRequest(raw)
-	if err != nil {
-		return Query{}, false, err
-	}
+	req := r.m
 	msgs, _ := req["messages"].([]any)
 	var texts []string
 	var rest []any // what of the messages goes into the partition
