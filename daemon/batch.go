@@ -28,6 +28,9 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	if err := decodeParams(jreq, &p); err != nil {
 		return nil, err
 	}
+	if err := checkOptions(p.Options); err != nil {
+		return nil, err
+	}
 	if p.Concurrency < 0 || p.Concurrency > maxBatchConcurrency {
 		return nil, invalidParams("concurrency", "concurrency must be from 0 (the default, %d) to %d", defaultBatchConcurrency, maxBatchConcurrency)
 	}
@@ -107,8 +110,11 @@ func (b *batchRun) finish(ctx context.Context, i int, res rpc.ChatResult, err er
 	} else {
 		b.sum.OK++
 		b.sum.Retries += max(res.Meta.Attempts-1, 0)
-		if res.Meta.Cache == rpc.CacheCoalesced {
+		switch res.Meta.Cache {
+		case rpc.CacheCoalesced:
 			b.sum.Coalesced++
+		case rpc.CacheExact, rpc.CacheSemantic:
+			b.sum.CacheHits++
 		}
 	}
 	b.mu.Unlock()

@@ -42,6 +42,10 @@ type Options struct {
 	// Transport is the HTTP transport for upstream calls; nil gives each
 	// provider its own tuned transport.
 	Transport http.RoundTripper
+	// CachePath is the cache file; "" is [cache] path from the config,
+	// else cache.db in the state directory. Tests and the demo give a
+	// temporary one.
+	CachePath string
 }
 
 // Daemon is lbgptd.
@@ -56,6 +60,8 @@ type Daemon struct {
 	est       estimator
 	calls     flights[answer]
 	overhead  overhead
+	cache     caches
+	threshold float64 // the semantic cache's default threshold; 0 without one
 
 	// base is the parent context of every handler; stop cancels it with
 	// a cause at shutdown. active counts the handlers running.
@@ -105,12 +111,23 @@ func New(opts Options) (*Daemon, error) {
 		uid:     os.Getuid(),
 		conns:   make(map[net.Conn]struct{}),
 	}
+	if err := openCache(opts.Config.Cache, opts.CachePath, d); err != nil {
+		return nil, err
+	}
 	d.base, d.stop = context.WithCancelCause(context.Background())
 	d.methods = d.methodTable()
 	// Load the tokenizers now: the first request should not pay for it.
 	tokens.Count("gpt-4o", "")
 	tokens.Count("gpt-4", "")
 	return d, nil
+}
+
+// Close releases what New opened (the cache file, after saving what is
+// pending). Serve calls it when it returns; a Daemon that never served
+// must call it. It is idempotent.
+func (d *Daemon) Close() error {
+	d.closeCache()
+	return nil
 }
 
 // errShuttingDown is the cause of the requests canceled by a shutdown.
@@ -121,12 +138,13 @@ var errShuttingDown = errors.New("lbgptd is shutting down")
 const drainTimeout = 5 * time.Second
 
 // Serve accepts connections on ln until ctx ends, then closes ln, cancels
-// the requests in flight (their clients get a "shutting down" error) and
-// waits for every connection to close.
+// the requests in flight (their clients get a "shutting down" error),
+// waits for every connection to close and closes the cache.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.log.Info("serving", "socket", ln.Addr().String(), "backends", len(d.cfg.Backends), "simulated", d.simulated)
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	defer d.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var backoff time.Duration

@@ -79,7 +79,7 @@ func startWith(t *testing.T, s *sim.Server, cfgText string) *harness {
 		t.Fatalf("resolve: %v", err)
 	}
 	logs := &syncBuffer{}
-	d, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	d, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), CachePath: filepath.Join(t.TempDir(), "cache.db")})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,10 +31,11 @@ func FuzzServe(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	d, err := New(Options{Config: cfg})
+	d, err := New(Options{Config: cfg, CachePath: filepath.Join(f.TempDir(), "cache.db")})
 	if err != nil {
 		f.Fatal(err)
 	}
+	f.Cleanup(func() { d.Close() })
 	f.Fuzz(func(t *testing.T, line []byte) {
 		server, conn := net.Pipe()
 		done := make(chan struct{})

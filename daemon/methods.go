@@ -18,11 +18,16 @@ import (
 // place where wire names meet code. Sorted by name.
 func (d *Daemon) methodTable() map[string]jrpc2.Handler {
 	m := map[string]jrpc2.Handler{
-		rpc.MethodBatch:  d.batch,
-		rpc.MethodCancel: d.cancel,
-		rpc.MethodChat:   d.chat,
-		rpc.MethodStatus: d.status,
-		rpc.MethodWatch:  d.watch,
+		rpc.MethodBatch:        d.batch,
+		rpc.MethodCacheCompact: d.cacheCompact,
+		rpc.MethodCacheForget:  d.cacheForget,
+		rpc.MethodCachePurge:   d.cachePurge,
+		rpc.MethodCacheStats:   d.cacheStats,
+		rpc.MethodCancel:       d.cancel,
+		rpc.MethodChat:         d.chat,
+		rpc.MethodEmbeddings:   d.embeddings,
+		rpc.MethodStatus:       d.status,
+		rpc.MethodWatch:        d.watch,
 	}
 	for name, h := range m {
 		m[name] = d.guard(h)
@@ -88,6 +93,7 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 		Queue:       d.pool.QueueLen(),
 		DaemonP50US: p50.Microseconds(),
 		DaemonP99US: p99.Microseconds(),
+		Cache:       d.cacheSnapshot(),
 	}
 	states := d.pool.State()
 	for i, m := range d.pool.Members() {

@@ -59,6 +59,7 @@ func runOverhead(ctx context.Context, out io.Writer, n, c, tn, tc, rounds int) (
 	if _, err := cfg.Resolve(os.Getenv); err != nil {
 		return nil, err
 	}
+	cfg.Cache.Enabled = false // this scenario measures the balancer, not the cache
 	d, err := daemon.New(daemon.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, err

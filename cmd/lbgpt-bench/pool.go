@@ -308,6 +308,7 @@ func startDaemon(ctx context.Context, backends []benchBackend) (*inProcDaemon, e
 	if _, err := cfg.Resolve(os.Getenv); err != nil {
 		return nil, fmt.Errorf("daemon config: %w", err)
 	}
+	cfg.Cache.Enabled = false // this scenario measures the balancer, not the cache
 	d, err := daemon.New(daemon.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/lbgpt/lbgpt/config"
@@ -114,16 +115,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if path == "" {
 		path = rpc.DefaultSocketPath()
 	}
-	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Simulated: *demo})
-	if err != nil {
-		return usageError{err}
-	}
+	// The socket first: of two daemons started at once, the loser learns
+	// that the other runs before it waits for the cache file's lock.
 	ln, err := daemon.Listen(path)
 	if err != nil {
 		if errors.Is(err, daemon.ErrAlreadyRunning) {
 			return fmt.Errorf("%w; stop it first, or give this one another --socket", err)
 		}
 		return err
+	}
+	opts := daemon.Options{Config: cfg, Logger: log, Simulated: *demo}
+	if *demo {
+		// The demo's answers are simulated: keep them out of the real cache.
+		dir, err := os.MkdirTemp("", "lbgptd-demo-")
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer os.RemoveAll(dir)
+		opts.CachePath = filepath.Join(dir, "cache.db")
+	}
+	d, err := daemon.New(opts)
+	if err != nil {
+		ln.Close()
+		return usageError{err}
 	}
 	return d.Serve(ctx, ln)
 }
