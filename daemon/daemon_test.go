@@ -68,7 +68,14 @@ func start(t *testing.T, opts sim.Options, cfgText string) *harness {
 
 func startWith(t *testing.T, s *sim.Server, cfgText string) *harness {
 	t.Helper()
-	hs := httptest.NewServer(s)
+	return startHandler(t, s, s, cfgText)
+}
+
+// startHandler is startWith with upstream requests going to h (which
+// passes them on to s).
+func startHandler(t *testing.T, s *sim.Server, h http.Handler, cfgText string) *harness {
+	t.Helper()
+	hs := httptest.NewServer(h)
 	t.Cleanup(func() { s.Close(); hs.Close() })
 	cfg, err := config.Parse([]byte(strings.ReplaceAll(cfgText, "{{URL}}", hs.URL)), "test.toml")
 	if err != nil {
