@@ -71,6 +71,7 @@ Usage:
   lbgpt ask [flags] [PROMPT...]   ask one question (prompt from the arguments, or stdin)
   lbgpt batch [flags] [FILE]      answer a JSONL file of chat requests; JSONL results in order
   lbgpt status [--json]           the daemon and its backends: state, limits, latency
+  lbgpt cache stats|purge|forget|compact   the answer caches (lbgpt cache help)
   lbgpt demo                      start a private daemon on SIMULATED backends and show it working
   lbgpt help                      this text
 
@@ -100,6 +101,8 @@ func run(ctx context.Context, args []string, e env) error {
 		return runStatus(ctx, args[1:], e)
 	case "demo":
 		return runDemo(ctx, args[1:], e)
+	case "cache":
+		return runCache(ctx, args[1:], e)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(e.stdout, help)
 		return nil
