@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Excluded are the top-level request fields that never change an answer
@@ -91,33 +92,58 @@ func keyOf(req map[string]any, p KeyParams) string {
 		kind = KindChat
 	}
 	var b bytes.Buffer
+	b.Grow(512)
 	b.WriteString(keyVersion)
 	b.WriteByte('\n')
-	writeCanonical(&b, map[string]any{"kind": kind, "namespace": p.Namespace, "request": keyed(req, p.ModelAlias)})
+	// The canonical form of {"kind": kind, "namespace": ns, "request": req
+	// as keyed}, written without building that object.
+	b.WriteString(`{"kind":`)
+	writeString(&b, kind)
+	b.WriteString(`,"namespace":`)
+	writeString(&b, p.Namespace)
+	b.WriteString(`,"request":`)
+	writeKeyed(&b, req, p.ModelAlias)
+	b.WriteByte('}')
 	sum := sha256.Sum256(b.Bytes())
 	return hex.EncodeToString(sum[:])
 }
 
-// keyed is req as its key sees it: without the excluded fields, the alias
-// for the model, and every message's text without trailing white space.
-func keyed(req map[string]any, alias string) map[string]any {
-	out := make(map[string]any, len(req))
-	for k, v := range req {
+// writeKeyed writes req canonically as its key sees it: without the
+// excluded fields, with the alias for the model, and every message's text
+// without trailing white space.
+func writeKeyed(b *bytes.Buffer, req map[string]any, alias string) {
+	keys := make([]string, 0, len(req))
+	for k := range req {
 		if !slices.Contains(Excluded, k) {
-			out[k] = v
+			keys = append(keys, k)
 		}
 	}
-	if alias != "" {
-		out["model"] = alias
-	}
-	if msgs, ok := out["messages"].([]any); ok {
-		trimmed := make([]any, len(msgs))
-		for i, m := range msgs {
-			trimmed[i] = trimMessage(m)
+	slices.Sort(keys)
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
 		}
-		out["messages"] = trimmed
+		writeString(b, k)
+		b.WriteByte(':')
+		v := req[k]
+		switch msgs, isList := v.([]any); {
+		case k == "model" && alias != "":
+			writeString(b, alias)
+		case k == "messages" && isList:
+			b.WriteByte('[')
+			for j, m := range msgs {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				writeCanonical(b, trimMessage(m))
+			}
+			b.WriteByte(']')
+		default:
+			writeCanonical(b, v)
+		}
 	}
-	return out
+	b.WriteByte('}')
 }
 
 // trimMessage is a message with the trailing white space of its text (a
@@ -232,9 +258,64 @@ func writeCanonical(b *bytes.Buffer, v any) {
 	}
 }
 
+// writeString writes s quoted exactly as encoding/json's Marshal does
+// (HTML characters, U+2028 and U+2029 escaped; invalid UTF-8 as U+FFFD),
+// without its reflection and allocation.
 func writeString(b *bytes.Buffer, s string) {
-	q, _ := json.Marshal(s) // a string always marshals
-	b.Write(q)
+	const hex = "0123456789abcdef"
+	b.WriteByte('"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b.WriteString(s[start:i])
+			switch c {
+			case '"', '\\':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case '\n':
+				b.WriteString(`\n`)
+			case '\r':
+				b.WriteString(`\r`)
+			case '\t':
+				b.WriteString(`\t`)
+			case '\b':
+				b.WriteString(`\b`)
+			case '\f':
+				b.WriteString(`\f`)
+			default:
+				b.WriteString(`\u00`)
+				b.WriteByte(hex[c>>4])
+				b.WriteByte(hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteString(s[start:i])
+			b.WriteString(`\ufffd`)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b.WriteString(s[start:i])
+			b.WriteString(`\u202`)
+			b.WriteByte(hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b.WriteString(s[start:])
+	b.WriteByte('"')
 }
 
 // canonicalNumber writes a JSON number (valid, as the decoder checked) as

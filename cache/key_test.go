@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"os"
@@ -148,6 +149,29 @@ func FuzzKey(f *testing.F) {
 		}
 		if string(c) != string(c2) {
 			t.Fatalf("not a fixed point: %s then %s", c, c2)
+		}
+	})
+}
+
+func BenchmarkKey(b *testing.B) {
+	raw := json.RawMessage(`{"model":"gpt-4o-mini","temperature":0,"max_tokens":16,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"cache benchmark question 12345, with a little more text to be realistic"}]}`)
+	for b.Loop() {
+		if _, err := Key(raw, KeyParams{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func FuzzWriteString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" back\\ <tag> & \n\r\t\x01", "\u2028\u2029é漢", "bad \xff utf8"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		var b bytes.Buffer
+		writeString(&b, s)
+		if b.String() != string(want) {
+			t.Fatalf("writeString(%q) = %s, json.Marshal %s", s, b.String(), want)
 		}
 	})
 }

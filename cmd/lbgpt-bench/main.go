@@ -37,6 +37,7 @@ type scenario func(fs *flag.FlagSet) func(ctx context.Context, out io.Writer) (m
 
 // scenarios maps -scenario names to their runners, sorted by name.
 var scenarios = map[string]scenario{
+	"cache":    cacheScenario,
 	"faults":   faults,
 	"goodput":  goodput,
 	"overhead": overhead,
