@@ -578,3 +578,31 @@ func decodeChunk(t *testing.T, raw json.RawMessage) (c openai.ChatCompletionStre
 	}
 	return c
 }
+
+// The backend embedder embeds through the pool and returns unit vectors.
+func TestPoolEmbedder(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	emb := poolEmbedder{d: h.daemon, model: "text-embedding-3-small"}
+	vecs, err := emb.Embed(t.Context(), []string{"one", "two", "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vecs) != 3 || !cmp.Equal(vecs[0], vecs[2]) || cmp.Equal(vecs[0], vecs[1]) {
+		t.Fatalf("vectors not one per text in order")
+	}
+	for i, v := range vecs {
+		var sum float64
+		for _, f := range v {
+			sum += float64(f) * float64(f)
+		}
+		if sum < 0.999 || sum > 1.001 {
+			t.Errorf("vector %d has squared length %v", i, sum)
+		}
+	}
+	if n := len(h.sim.Log()); n != 1 {
+		t.Errorf("%d upstream calls, want 1", n)
+	}
+	if _, err := (poolEmbedder{d: h.daemon, model: "no-such-model"}).Embed(t.Context(), []string{"x"}); err == nil {
+		t.Error("an unknown model embeds")
+	}
+}

@@ -235,7 +235,9 @@ func (d *Daemon) storeVectors(keys []string, vecs [][]float32, missing []int, mo
 		}
 		if err := d.cache.store.Put(e); err != nil {
 			d.cache.writeErrors.Add(1)
-			firstErr = cmpOr(firstErr, err)
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
 	}
 	if firstErr != nil {
@@ -243,13 +245,6 @@ func (d *Daemon) storeVectors(keys []string, vecs [][]float32, missing []int, mo
 		return "some embeddings could not be cached: " + firstErr.Error()
 	}
 	return ""
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // A cached vector is its float32s, little endian.
@@ -287,16 +282,71 @@ func embedResponse(vecs [][]float32, req *embedRequest, usage openai.Usage) (jso
 			data[i].Embedding = base64.StdEncoding.EncodeToString(encodeVector(v))
 		}
 	}
-	return json.Marshal(struct {
-		Object string `json:"object"`
-		Data   []item `json:"data"`
-		Model  string `json:"model"`
-		Usage  struct {
-			PromptTokens int `json:"prompt_tokens"`
-			TotalTokens  int `json:"total_tokens"`
-		} `json:"usage"`
-	}{Object: "list", Data: data, Model: req.Model, Usage: struct {
+	type embedUsage struct {
 		PromptTokens int `json:"prompt_tokens"`
 		TotalTokens  int `json:"total_tokens"`
-	}{usage.PromptTokens, usage.TotalTokens}})
+	}
+	return json.Marshal(struct {
+		Object string     `json:"object"`
+		Data   []item     `json:"data"`
+		Model  string     `json:"model"`
+		Usage  embedUsage `json:"usage"`
+	}{Object: "list", Data: data, Model: req.Model, Usage: embedUsage{usage.PromptTokens, usage.TotalTokens}})
+}
+
+// poolEmbedder is the semantic cache's "backend" embedder: an embeddings
+// model called through the pool, so its limits, retries and failover
+// apply. Its vectors are scaled to unit length.
+type poolEmbedder struct {
+	d     *Daemon
+	model string
+}
+
+// Embed returns one unit vector per text, in order.
+func (e poolEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	if len(texts) == 0 {
+		return nil, nil
+	}
+	inputs := make([]json.RawMessage, len(texts))
+	for i, t := range texts {
+		b, err := json.Marshal(t)
+		if err != nil {
+			return nil, err
+		}
+		inputs[i] = b
+	}
+	resp, _, _, err := e.d.embedUpstream(ctx, &embedRequest{Model: e.model}, inputs)
+	if err != nil {
+		return nil, fmt.Errorf("embed with %s: %w", e.model, err)
+	}
+	out := make([][]float32, len(texts))
+	for _, d := range resp.Data {
+		if d.Index < 0 || d.Index >= len(texts) {
+			return nil, fmt.Errorf("embed with %s: embedding %d of %d", e.model, d.Index, len(texts))
+		}
+		out[d.Index] = unit(d.Embedding)
+	}
+	for i, v := range out {
+		if v == nil {
+			return nil, fmt.Errorf("embed with %s: no embedding for text %d", e.model, i)
+		}
+	}
+	return out, nil
+}
+
+// unit is v scaled to length 1; a zero vector stays zero.
+func unit(v []float32) []float32 {
+	var sum float64
+	for _, f := range v {
+		sum += float64(f) * float64(f)
+	}
+	if sum == 0 {
+		return v
+	}
+	n := float32(1 / math.Sqrt(sum))
+	out := make([]float32, len(v))
+	for i, f := range v {
+		out[i] = f * n
+	}
+	return out
 }

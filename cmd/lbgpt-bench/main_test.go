@@ -37,3 +37,22 @@ func TestUnknownScenario(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestCacheRuns checks the cache scenario end to end on a tiny workload.
+func TestCacheRuns(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"-json", "-scenario", "cache", "-n", "50", "-keys", "10", "-batch", "200"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var figures map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &figures); err != nil {
+		t.Fatalf("last line is not JSON: %q", lines[len(lines)-1])
+	}
+	for _, key := range []string{"exact_hit_p50_us", "exact_hit_p99_us", "batch_hits_per_s"} {
+		if v, _ := figures[key].(float64); v <= 0 {
+			t.Errorf("%s = %v in %v", key, figures[key], figures)
+		}
+	}
+}
