@@ -216,7 +216,7 @@ func (s *Store) load() error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		access := tx.Bucket(bucketAccess)
 		return tx.Bucket(bucketExact).ForEach(func(k, v []byte) error {
-			h, _, err := decodeHeader(v)
+			h, _, err := decodeValue(v)
 			if err != nil {
 				s.log.Warn("cache entry unreadable; ignored", "key", string(k), "err", err)
 				return nil
@@ -288,7 +288,7 @@ func (s *Store) Get(key string) (Entry, bool) {
 		if v == nil {
 			return errNotFound
 		}
-		h, body, err := decodeHeader(v)
+		h, body, err := decodeValue(v)
 		if err != nil {
 			return err
 		}
@@ -331,7 +331,7 @@ func (s *Store) Put(e Entry) error {
 	if !e.Expires.IsZero() {
 		h.expires = e.Expires.UnixNano()
 	}
-	v := encodeEntry(h, e.Value)
+	v := encodeValue(h, e.Value)
 	k := []byte(e.Key)
 	s.writeMu.RLock()
 	s.dbMu.RLock()

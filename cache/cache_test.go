@@ -133,7 +133,7 @@ func TestExpiry(t *testing.T) {
 func TestEvictLRU(t *testing.T) {
 	clk := newClock()
 	value := strings.Repeat("x", 1000)
-	size := int64(len(encodeEntry(header{namespace: "", model: "m"}, []byte(value)))) + 2
+	size := int64(len(encodeValue(header{namespace: "", model: "m"}, []byte(value)))) + 2
 	s, path := openTest(t, Options{Now: clk.Now, MaxBytes: size * 7 / 2})
 	for _, k := range []string{"k1", "k2", "k3"} {
 		put(t, s, k, value, nil)

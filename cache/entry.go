@@ -23,7 +23,7 @@ type header struct {
 	namespace, model string
 }
 
-func encodeEntry(h header, value []byte) []byte {
+func encodeValue(h header, value []byte) []byte {
 	b := make([]byte, 0, 17+2*binary.MaxVarintLen64+len(h.namespace)+len(h.model)+len(value))
 	b = append(b, entryFormat)
 	b = binary.BigEndian.AppendUint64(b, uint64(h.created))
@@ -37,9 +37,9 @@ func encodeEntry(h header, value []byte) []byte {
 
 var errBadEntry = errors.New("malformed cache entry")
 
-// decodeHeader splits a stored entry into its header and value; the value
+// decodeValue splits a stored entry into its header and value; the value
 // aliases v.
-func decodeHeader(v []byte) (header, []byte, error) {
+func decodeValue(v []byte) (header, []byte, error) {
 	if len(v) < 17 || v[0] != entryFormat {
 		return header{}, nil, errBadEntry
 	}
