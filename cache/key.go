@@ -112,21 +112,8 @@ func keyOf(req map[string]any, p KeyParams) string {
 // excluded fields, with the alias for the model, and every message's text
 // without trailing white space.
 func writeKeyed(b *bytes.Buffer, req map[string]any, alias string) {
-	keys := make([]string, 0, len(req))
-	for k := range req {
-		if !slices.Contains(Excluded, k) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		writeString(b, k)
-		b.WriteByte(':')
-		v := req[k]
+	keep := func(k string) bool { return !slices.Contains(Excluded, k) }
+	writeObject(b, req, keep, func(k string, v any) {
 		switch msgs, isList := v.([]any); {
 		case k == "model" && alias != "":
 			writeString(b, alias)
@@ -142,6 +129,27 @@ func writeKeyed(b *bytes.Buffer, req map[string]any, alias string) {
 		default:
 			writeCanonical(b, v)
 		}
+	})
+}
+
+// writeObject writes the members of m that keep accepts (all with a nil
+// keep), keys sorted, each value written by value.
+func writeObject(b *bytes.Buffer, m map[string]any, keep func(string) bool, value func(k string, v any)) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if keep == nil || keep(k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		writeString(b, k)
+		b.WriteByte(':')
+		value(k, m[k])
 	}
 	b.WriteByte('}')
 }
@@ -237,21 +245,7 @@ func writeCanonical(b *bytes.Buffer, v any) {
 		}
 		b.WriteByte(']')
 	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			writeString(b, k)
-			b.WriteByte(':')
-			writeCanonical(b, v[k])
-		}
-		b.WriteByte('}')
+		writeObject(b, v, nil, func(_ string, e any) { writeCanonical(b, e) })
 	default:
 		// Only the types above come out of a json.Decoder with UseNumber.
 		panic(fmt.Sprintf("cache: canonical of %T", v))

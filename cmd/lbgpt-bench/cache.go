@@ -5,17 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/lbgpt/lbgpt/client"
-	"github.com/lbgpt/lbgpt/config"
-	"github.com/lbgpt/lbgpt/daemon"
 	"github.com/lbgpt/lbgpt/internal/sim"
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -33,41 +26,17 @@ func cacheScenario(fs *flag.FlagSet) func(context.Context, io.Writer) (map[strin
 
 func runCache(ctx context.Context, out io.Writer, n, keys, items int) (map[string]any, error) {
 	const key = "sk-bench-cache"
-	s := sim.New(sim.Options{Accounts: []sim.Account{{Name: "bench", Key: key}}, LogLimit: 1})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	up, err := startUpstream(sim.Options{Accounts: []sim.Account{{Name: "bench", Key: key}}, LogLimit: 1})
 	if err != nil {
 		return nil, err
 	}
-	hs := &http.Server{Handler: s}
-	go hs.Serve(ln)
-	defer hs.Close()
-	defer s.Close()
-	cfg, err := config.Parse(fmt.Appendf(nil, "version = 1\n[[backend]]\nname = \"sim\"\ntype = \"openai\"\nbase_url = \"http://%s/v1\"\napi_key = %q\nmax_concurrent = 1000\n", ln.Addr(), key), "bench")
+	defer up.close()
+	d, err := startDaemonWith(ctx, []benchBackend{{name: "sim", url: up.url, key: key}}, true)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cfg.Resolve(os.Getenv); err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "lbgpt-bench-cache-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	d, err := daemon.New(daemon.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler), CachePath: filepath.Join(dir, "cache.db")})
-	if err != nil {
-		return nil, err
-	}
-	sock, err := daemon.Listen(filepath.Join(dir, "d.sock"))
-	if err != nil {
-		d.Close()
-		return nil, err
-	}
-	dctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(dctx, sock) }()
-	defer func() { stop(); <-served }()
-	c := &client.Client{Socket: filepath.Join(dir, "d.sock")}
+	defer d.close()
+	c := &client.Client{Socket: d.socket}
 	defer c.Close()
 
 	request := func(i int) map[string]any {
