@@ -40,25 +40,10 @@ func TestUnknownScenario(t *testing.T) {
 
 // TestCacheRuns checks the cache scenario end to end on a tiny workload.
 func TestCacheRuns(t *testing.T) {
-	figures := runFigures(t, "-json", "-scenario", "cache", "-n", "50", "-keys", "10", "-batch", "200")
+	figures := runFigures(t, "-scenario", "cache", "-n", "50", "-keys", "10", "-batch", "200")
 	for _, key := range []string{"exact_hit_p50_us", "exact_hit_p99_us", "batch_hits_per_s"} {
 		if v, _ := figures[key].(float64); v <= 0 {
 			t.Errorf("%s = %v in %v", key, figures[key], figures)
 		}
 	}
-}
-
-// runFigures runs the harness and returns the figures of its last line.
-func runFigures(t *testing.T, args ...string) map[string]any {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), args, &stdout, &stderr); err != nil {
-		t.Fatalf("run: %v\n%s", err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	var figures map[string]any
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &figures); err != nil {
-		t.Fatalf("last line is not JSON: %q", lines[len(lines)-1])
-	}
-	return figures
 }
