@@ -118,6 +118,7 @@ func (b *Backend) setTypeDefaults() {
 func (ck *checker) validate(c *Config) {
 	ck.validateDaemon(&c.Daemon)
 	ck.validateBalance(&c.Balance)
+	ck.validateHTTP(&c.HTTP, &c.Daemon)
 	if len(c.Backends) == 0 {
 		ck.errorf(nil, "no backends: add a [[backend]] table (see lbgpt.toml.example)")
 	}
