@@ -8,6 +8,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,9 @@ type Options struct {
 	// Transport is the HTTP transport for upstream calls; nil gives each
 	// provider its own tuned transport.
 	Transport http.RoundTripper
+	// StateDir holds what lbgptd keeps between runs (the HTTP endpoint's
+	// token); "" means rpc.DefaultStateDir().
+	StateDir string
 }
 
 // Daemon is lbgptd.
@@ -56,6 +60,9 @@ type Daemon struct {
 	est       estimator
 	calls     flights[answer]
 	overhead  overhead
+	latency   latencies // per-backend histograms for /metrics
+	stateDir  string
+	http      httpListeners // the [http] endpoint's, once ListenHTTP opened them
 
 	// base is the parent context of every handler; stop cancels it with
 	// a cause at shutdown. active counts the handlers running.
@@ -101,9 +108,11 @@ func New(opts Options) (*Daemon, error) {
 			BackoffMax:   bal.BackoffMax.Duration,
 			Reprobe:      bal.Reprobe.Duration,
 		}),
-		started: time.Now(),
-		uid:     os.Getuid(),
-		conns:   make(map[net.Conn]struct{}),
+		started:  time.Now(),
+		uid:      os.Getuid(),
+		conns:    make(map[net.Conn]struct{}),
+		latency:  newLatencies(opts.Config.Backends),
+		stateDir: cmp.Or(opts.StateDir, rpc.DefaultStateDir()),
 	}
 	d.base, d.stop = context.WithCancelCause(context.Background())
 	d.methods = d.methodTable()
@@ -125,6 +134,12 @@ const drainTimeout = 5 * time.Second
 // waits for every connection to close.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.log.Info("serving", "socket", ln.Addr().String(), "backends", len(d.cfg.Backends), "simulated", d.simulated)
+	stopHTTP, err := d.serveHTTP()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopHTTP()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
