@@ -72,6 +72,7 @@ Usage:
   lbgpt batch [flags] [FILE]      answer a JSONL file of chat requests; JSONL results in order
   lbgpt status [--json]           the daemon and its backends: state, limits, latency
   lbgpt demo                      start a private daemon on SIMULATED backends and show it working
+  lbgpt token                     the bearer token of lbgptd's OpenAI-compatible HTTP endpoint
   lbgpt help                      this text
 
 Every command takes --socket PATH (default $LBGPT_SOCKET, else
@@ -100,6 +101,8 @@ func run(ctx context.Context, args []string, e env) error {
 		return runStatus(ctx, args[1:], e)
 	case "demo":
 		return runDemo(ctx, args[1:], e)
+	case "token":
+		return runToken(ctx, args[1:], e)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(e.stdout, help)
 		return nil

@@ -125,6 +125,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return err
 	}
+	if err := d.ListenHTTP(); err != nil { // [http]: a busy port fails the start
+		ln.Close()
+		return err
+	}
 	return d.Serve(ctx, ln)
 }
 
