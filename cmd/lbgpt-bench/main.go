@@ -39,6 +39,7 @@ type scenario func(fs *flag.FlagSet) func(ctx context.Context, out io.Writer) (m
 var scenarios = map[string]scenario{
 	"faults":   faults,
 	"goodput":  goodput,
+	"http":     httpScenario,
 	"overhead": overhead,
 }
 
