@@ -33,6 +33,7 @@ bench: build
 	$(BIN)/lbgpt-bench -json -scenario overhead
 	$(BIN)/lbgpt-bench -json -scenario goodput
 	$(BIN)/lbgpt-bench -json -scenario faults
+	$(BIN)/lbgpt-bench -json -scenario http
 
 vet:
 	$(GO) vet ./...
