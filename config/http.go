@@ -17,13 +17,10 @@ func (ck *checker) validateHTTP(h *HTTP, d *Daemon) {
 			ck.errorf(at("listen"), "http: listen %q: %s", h.Listen, msg)
 		}
 	}
-	switch {
-	case h.Socket == "":
-	case !filepath.IsAbs(h.Socket):
-		ck.errorf(at("socket"), "http: socket must be an absolute path")
-	case len(h.Socket) > maxSocketPath:
-		ck.errorf(at("socket"), "http: socket path is %d bytes long; a Unix socket path can have at most %d", len(h.Socket), maxSocketPath)
-	case d.Socket != "" && filepath.Clean(h.Socket) == filepath.Clean(d.Socket):
+	switch msg := socketProblem(h.Socket); {
+	case msg != "":
+		ck.errorf(at("socket"), "http: %s", msg)
+	case h.Socket != "" && d.Socket != "" && filepath.Clean(h.Socket) == filepath.Clean(d.Socket):
 		ck.errorf(at("socket"), "http: socket must differ from [daemon] socket, which serves JSON-RPC")
 	}
 }
