@@ -534,3 +534,23 @@ func TestHTTPClientGoesAway(t *testing.T) {
 		t.Fatalf("after a dropped stream: %v", err)
 	}
 }
+
+// TestHTTPShutdownTellsClients: a request in flight when lbgptd stops gets
+// OpenAI's 503 with code shutting_down, not a dropped connection.
+func TestHTTPShutdownTellsClients(t *testing.T) {
+	opts := accounts(sim.Faults{})
+	opts.Accounts[0].TTFT, opts.Accounts[1].TTFT = 30e9, 30e9 // 30 s before the first token
+	h := startHTTP(t, opts, httpBackends)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.openai.CreateChatCompletion(context.Background(), oaiRequest("gpt-4o-mini", "slow"))
+		errc <- err
+	}()
+	waitFor(t, func() bool { return len(h.sim.Log()) > 0 || h.daemon.snapshot().Backends[0].InFlight+h.daemon.snapshot().Backends[1].InFlight > 0 })
+	h.stop()
+	err := <-errc
+	var ae *openai.APIError
+	if !errors.As(err, &ae) || ae.HTTPStatusCode != 503 || ae.Code != "shutting_down" {
+		t.Errorf("err = %v, want a 503 shutting_down", err)
+	}
+}
