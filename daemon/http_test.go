@@ -546,7 +546,9 @@ func TestHTTPShutdownTellsClients(t *testing.T) {
 		_, err := h.openai.CreateChatCompletion(context.Background(), oaiRequest("gpt-4o-mini", "slow"))
 		errc <- err
 	}()
-	waitFor(t, func() bool { return len(h.sim.Log()) > 0 || h.daemon.snapshot().Backends[0].InFlight+h.daemon.snapshot().Backends[1].InFlight > 0 })
+	waitFor(t, func() bool {
+		return len(h.sim.Log()) > 0 || h.daemon.snapshot().Backends[0].InFlight+h.daemon.snapshot().Backends[1].InFlight > 0
+	})
 	h.stop()
 	err := <-errc
 	var ae *openai.APIError
