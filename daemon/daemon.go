@@ -56,6 +56,7 @@ type Daemon struct {
 	est       estimator
 	calls     flights[answer]
 	overhead  overhead
+	batches   batchRegistry // the batches running now, for status
 
 	// base is the parent context of every handler; stop cancels it with
 	// a cause at shutdown. active counts the handlers running.
