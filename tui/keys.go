@@ -18,7 +18,7 @@ func newKeyMap() keyMap {
 	return keyMap{
 		Send:       b("enter", "send the prompt (with the whole conversation)", "enter"),
 		Newline:    b("alt+enter / ctrl+j", "new line in the prompt", "alt+enter", "ctrl+j", "shift+enter"),
-		HistPrev:   b("up / down", "earlier / later prompts (on the box's first / last line)", "up"),
+		HistPrev:   b("up / down", "earlier / later prompts (box empty or at its edge)", "up"),
 		HistNext:   b("", "", "down"),
 		ScrollUp:   b("pgup / pgdown", "scroll the conversation", "pgup"),
 		ScrollDown: b("", "", "pgdown"),
@@ -31,7 +31,7 @@ func newKeyMap() keyMap {
 		Copy:       b("ctrl+y", "copy the last answer (OSC 52)", "ctrl+y"),
 		Cancel:     b("esc", "stop the answer being streamed; close this overlay", "esc"),
 		Help:       b("? / f1", "this help (? on an empty box)", "f1"),
-		Quit:       b("ctrl+c", "clears the box (up brings it back), else stops a stream, else quits", "ctrl+c"),
+		Quit:       b("ctrl+c", "clear box (up restores it) / stop answer / quit", "ctrl+c"),
 	}
 }
 

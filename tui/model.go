@@ -664,8 +664,8 @@ func (m *Model) statusLine() string {
 		parts = append(parts, "batch "+m.batch.name+" running")
 	}
 	left := strings.Join(parts, st.Faint.Render(" · "))
-	if m.notice != "" {
-		left += "  " + st.Notice.Render(m.notice)
+	if m.notice != "" { // until the next key
+		left = st.Notice.Render(m.notice)
 	}
 	right := st.Key.Render("?") + st.Faint.Render(" help")
 	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)

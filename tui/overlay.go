@@ -23,7 +23,7 @@ func (h helpView) Render(width int) string {
 	}
 	rows = append(rows,
 		[2]string{"/model NAME", "ask NAME from now on"},
-		[2]string{"/batch FILE", "run a JSONL file of chat requests as a batch; answers in FILE.answers.jsonl"},
+		[2]string{"/batch FILE", "batch a JSONL file; answers go to FILE.answers.jsonl"},
 		[2]string{"/new", "new conversation"})
 	kw := 0
 	for _, r := range rows {

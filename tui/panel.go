@@ -40,7 +40,7 @@ func (p panelView) Render(width int, mode panelMode) string {
 		lines = append(lines, p.totals())
 		lines = append(lines, p.backendRows(width)...)
 		for _, b := range p.st.Batches {
-			lines = append(lines, p.batchRow(b, width))
+			lines = append(lines, strings.Split(p.batchRow(b, width), "\n")...)
 		}
 	}
 	for i, l := range lines {
@@ -57,7 +57,7 @@ func (p panelView) downLines(width int) []string {
 	}
 	msg := "✗ " + p.down.Error()
 	if wait := p.retryAt.Sub(p.now); wait > 0 {
-		msg += fmt.Sprintf(" — retrying in %s", wait.Round(time.Second))
+		msg += " — retrying in " + roundDur(wait)
 	} else {
 		msg += " — retrying"
 	}
@@ -242,6 +242,7 @@ func (p panelView) headroom(remaining, limit int64) string {
 
 // batchRow is one running batch: progress bar, counts, rate, ETA, and its
 // spread over the backends.
+// When the spread does not fit on the line, it takes a second one.
 func (p panelView) batchRow(b rpc.BatchStatus, width int) string {
 	st := p.styles
 	frac := 0.0
@@ -271,10 +272,15 @@ func (p panelView) batchRow(b rpc.BatchStatus, width int) string {
 	for _, n := range names {
 		spread = append(spread, fmt.Sprintf("%s %d", n, b.Backends[n]))
 	}
-	if len(spread) > 0 {
-		parts = append(parts, st.Faint.Render(strings.Join(spread, " ")))
+	line := strings.Join(parts, st.Faint.Render(" · "))
+	if len(spread) == 0 {
+		return line
 	}
-	return ansi.Truncate(strings.Join(parts, st.Faint.Render(" · ")), width, "…")
+	by := st.Faint.Render(strings.Join(spread, " "))
+	if lipgloss.Width(line)+3+lipgloss.Width(by) <= width {
+		return line + st.Faint.Render(" · ") + by
+	}
+	return line + "\n" + st.Faint.Render("  by backend: ") + by
 }
 
 var sparks = []rune("▁▂▃▄▅▆▇█")
