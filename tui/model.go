@@ -190,6 +190,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tick()
 	case statusMsg:
 		m.watcher, m.status, m.connected, m.down, m.retryIn = msg.w, msg.st, true, nil, 0
+		m.layout() // the panel's height may have changed
 		return m, nextStatus(m.base, msg.w)
 	case downMsg:
 		return m, m.lost(msg.err)
@@ -232,6 +233,7 @@ func (m *Model) lost(err error) tea.Cmd {
 	m.watcher, m.connected, m.down = nil, false, err
 	m.retryIn = min(max(2*m.retryIn, retryFirst), retryMax)
 	m.retryAt = m.clock().Add(m.retryIn)
+	m.layout()
 	return tea.Tick(m.retryIn, func(time.Time) tea.Msg { return retryMsg{} })
 }
 
@@ -713,7 +715,7 @@ const (
 // Layout limits.
 const (
 	minConvLines = 8   // below this the panel shrinks before the conversation does
-	sideMinWidth = 140 // from this width the panel stands beside the conversation
+	sideMinWidth = 160 // from this width the panel stands beside the conversation
 )
 
 // layoutPlan is where things go on the screen.
@@ -732,7 +734,7 @@ type layoutPlan struct {
 func (m *Model) plan() layoutPlan {
 	avail := max(m.height-m.input.Height()-2, 1) // a rule above the input, the status line below
 	if m.width >= sideMinWidth {
-		pw := min(m.width/2, 100)
+		pw := min(max(m.width-80, 88), 110) // room for every column and a sparkline
 		return layoutPlan{panel: panelFull, side: true, panelWidth: pw, convWidth: m.width - pw - 1, convHeight: avail}
 	}
 	pv := m.panel()
