@@ -224,15 +224,26 @@ func answersPath(path string) string {
 }
 
 // writeAnswers writes the items, one JSON line each in input order, to path
-// atomically; "" writes nothing.
+// atomically, in the lines lbgpt batch writes: {"index","response","lbgpt"}
+// or {"index","error"}; "" writes nothing.
 func writeAnswers(path string, items []rpc.BatchItem) error {
 	if path == "" {
 		return nil
 	}
+	type line struct {
+		Index    int             `json:"index"`
+		Response json.RawMessage `json:"response,omitempty"`
+		Meta     *rpc.Meta       `json:"lbgpt,omitempty"`
+		Error    *rpc.Error      `json:"error,omitempty"`
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	for _, it := range items {
-		if err := enc.Encode(it); err != nil {
+		l := line{Index: it.Index, Error: it.Error}
+		if it.Result != nil {
+			l.Response, l.Meta = it.Result.Response, &it.Result.Meta
+		}
+		if err := enc.Encode(l); err != nil {
 			return err
 		}
 	}
