@@ -63,6 +63,7 @@ type Daemon struct {
 	latency   latencies // per-backend histograms for /metrics
 	stateDir  string
 	http      httpListeners // the [http] endpoint's, once ListenHTTP opened them
+	batches   batchRegistry // the batches running now, for status
 
 	// base is the parent context of every handler; stop cancels it with
 	// a cause at shutdown. active counts the handlers running.

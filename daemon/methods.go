@@ -88,6 +88,7 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 		Queue:       d.pool.QueueLen(),
 		DaemonP50US: p50.Microseconds(),
 		DaemonP99US: p99.Microseconds(),
+		Batches:     d.batches.statuses(time.Now()),
 	}
 	states := d.pool.State()
 	for i, m := range d.pool.Members() {
