@@ -36,6 +36,7 @@ bench: build
 	$(BIN)/lbgpt-bench -json -scenario goodput
 	$(BIN)/lbgpt-bench -json -scenario faults
 	$(BIN)/lbgpt-bench -json -scenario cache
+	$(BIN)/lbgpt-bench -json -scenario http
 
 vet:
 	$(GO) vet ./...

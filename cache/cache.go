@@ -77,32 +77,6 @@ type Options struct {
 	FlushEvery time.Duration
 }
 
-// DefaultDir is where lbgptd keeps its state: $STATE_DIRECTORY (set by
-// systemd's StateDirectory=; the first of a colon-separated list), else
-// $XDG_STATE_HOME/lbgpt, else ~/.local/state/lbgpt.
-func DefaultDir(getenv func(string) string) (string, error) {
-	if d, _, _ := cutColon(getenv("STATE_DIRECTORY")); filepath.IsAbs(d) {
-		return d, nil
-	}
-	if x := getenv("XDG_STATE_HOME"); filepath.IsAbs(x) {
-		return filepath.Join(x, "lbgpt"), nil
-	}
-	home := getenv("HOME")
-	if !filepath.IsAbs(home) {
-		return "", errors.New("cache: no state directory: set STATE_DIRECTORY, XDG_STATE_HOME or HOME")
-	}
-	return filepath.Join(home, ".local", "state", "lbgpt"), nil
-}
-
-func cutColon(s string) (string, string, bool) {
-	for i := range len(s) {
-		if s[i] == ':' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
-}
-
 // Store is the exact cache. Methods are safe for concurrent use.
 type Store struct {
 	path string

@@ -297,26 +297,6 @@ func TestPutAfterClose(t *testing.T) {
 	}
 }
 
-func TestDefaultDir(t *testing.T) {
-	tests := []struct {
-		env  map[string]string
-		want string
-	}{
-		{map[string]string{"STATE_DIRECTORY": "/var/lib/lbgpt:/other", "XDG_STATE_HOME": "/x", "HOME": "/h"}, "/var/lib/lbgpt"},
-		{map[string]string{"XDG_STATE_HOME": "/x", "HOME": "/h"}, "/x/lbgpt"},
-		{map[string]string{"XDG_STATE_HOME": "rel", "HOME": "/h"}, "/h/.local/state/lbgpt"},
-	}
-	for _, tt := range tests {
-		got, err := DefaultDir(func(k string) string { return tt.env[k] })
-		if err != nil || got != tt.want {
-			t.Errorf("DefaultDir(%v) = %q, %v; want %q", tt.env, got, err, tt.want)
-		}
-	}
-	if _, err := DefaultDir(func(string) string { return "" }); err == nil {
-		t.Error("no error without any directory")
-	}
-}
-
 // The kill -9 test re-runs this test binary as a writer that stores
 // entries in a loop and prints each key once Put returned.
 const writerEnv = "LBGPT_CACHE_TEST_WRITER"

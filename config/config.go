@@ -84,6 +84,7 @@ type Config struct {
 	Daemon   Daemon    `toml:"daemon"`
 	Balance  Balance   `toml:"balance"`
 	Cache    Cache     `toml:"cache"`
+	HTTP     HTTP      `toml:"http"`
 	Backends []Backend `toml:"backend"`
 
 	// Path is the file the config was loaded from; "" when it was built from
@@ -155,6 +156,21 @@ type Daemon struct {
 	// Default 8 MiB.
 	MaxMessageBytes int `toml:"max_message_bytes"`
 }
+
+// HTTP is lbgptd's OpenAI-compatible HTTP endpoint: the [http] table. It is
+// off unless Listen or Socket is set (both may be).
+type HTTP struct {
+	// Listen is a loopback TCP address, "127.0.0.1:8088", "[::1]:8088" or
+	// "localhost:8088"; "" means no TCP listener. Requests on it need the
+	// bearer token lbgptd keeps in its state directory (lbgpt token).
+	Listen string `toml:"listen"`
+	// Socket is the absolute path of a Unix socket serving the same
+	// endpoint, 0600 and for the daemon's own user only; "" means none.
+	Socket string `toml:"socket"`
+}
+
+// Enabled reports whether the HTTP endpoint has a listener.
+func (h HTTP) Enabled() bool { return h.Listen != "" || h.Socket != "" }
 
 // Backend is one upstream account: a [[backend]] table.
 type Backend struct {

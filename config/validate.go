@@ -161,6 +161,7 @@ func (ck *checker) validate(c *Config) {
 	ck.validateDaemon(&c.Daemon)
 	ck.validateBalance(&c.Balance)
 	ck.validateCache(&c.Cache)
+	ck.validateHTTP(&c.HTTP, &c.Daemon)
 	if len(c.Backends) == 0 {
 		ck.errorf(nil, "no backends: add a [[backend]] table (see lbgpt.toml.example)")
 	}
@@ -185,12 +186,8 @@ func (ck *checker) validate(c *Config) {
 
 func (ck *checker) validateDaemon(d *Daemon) {
 	at := func(key string) []seg { return []seg{{"daemon", -1}, {key, -1}} }
-	switch {
-	case d.Socket == "":
-	case !filepath.IsAbs(d.Socket):
-		ck.errorf(at("socket"), "daemon: socket must be an absolute path")
-	case len(d.Socket) > maxSocketPath:
-		ck.errorf(at("socket"), "daemon: socket path is %d bytes long; a Unix socket path can have at most %d", len(d.Socket), maxSocketPath)
+	if msg := socketProblem(d.Socket); msg != "" {
+		ck.errorf(at("socket"), "daemon: %s", msg)
 	}
 	if d.RequestTimeout.Duration <= 0 {
 		ck.errorf(at("request_timeout"), "daemon: request_timeout must be positive, not %q", d.RequestTimeout.Duration)
@@ -202,6 +199,19 @@ func (ck *checker) validateDaemon(d *Daemon) {
 		ck.errorf(at("max_message_bytes"), "daemon: max_message_bytes must be from %d (4 KiB) to %d (1 GiB), not %d",
 			minMaxMessageBytes, maxMaxMessageBytes, d.MaxMessageBytes)
 	}
+}
+
+// socketProblem explains what is wrong with a Unix socket path ("" is
+// none), or returns "".
+func socketProblem(p string) string {
+	switch {
+	case p == "":
+	case !filepath.IsAbs(p):
+		return "socket must be an absolute path"
+	case len(p) > maxSocketPath:
+		return fmt.Sprintf("socket path is %d bytes long; a Unix socket path can have at most %d", len(p), maxSocketPath)
+	}
+	return ""
 }
 
 // bpath is the path of key in the i-th backend.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -57,21 +56,15 @@ type semanticEntry struct {
 	Created                                time.Time
 }
 
-// openCache opens the exact store as the config says; path, when set,
-// overrides the config's and the default place.
-func openCache(cfg config.Cache, path string, d *Daemon) error {
+// openCache opens the exact store as the config says: [cache] path, else
+// cache.db in the daemon's state directory.
+func openCache(cfg config.Cache, d *Daemon) error {
 	if !cfg.Enabled {
 		return nil
 	}
+	path := cfg.Path
 	if path == "" {
-		path = cfg.Path
-	}
-	if path == "" {
-		dir, err := cache.DefaultDir(os.Getenv)
-		if err != nil {
-			return err
-		}
-		path = filepath.Join(dir, cache.FileName)
+		path = filepath.Join(d.stateDir, cache.FileName)
 	}
 	s, err := cache.Open(path, cache.Options{MaxBytes: int64(cfg.MaxBytes), Logger: d.log})
 	if err != nil {

@@ -31,6 +31,10 @@ api_key_env = "KEY_A"
 max_concurrent = 64
 `
 
+// noCache turns the cache off, for tests that count upstream calls of
+// repeated requests.
+const noCache = "\n[cache]\nenabled = false\n"
+
 func oneAccount() sim.Options {
 	return sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA}}}
 }
@@ -604,5 +608,29 @@ func TestPoolEmbedder(t *testing.T) {
 	}
 	if _, err := (poolEmbedder{d: h.daemon, model: "no-such-model"}).Embed(t.Context(), []string{"x"}); err == nil {
 		t.Error("an unknown model embeds")
+	}
+}
+
+// POST /v1/embeddings goes through the same per-input cache.
+func TestHTTPEmbeddings(t *testing.T) {
+	h := startHTTP(t, oneAccount(), anyModel)
+	ctx := t.Context()
+	for i, want := range []int{1, 1} {
+		resp, err := h.openai.CreateEmbeddings(ctx, openai.EmbeddingRequest{Model: "text-embedding-3-small", Input: []string{"hello", "world"}})
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if len(resp.Data) != 2 || len(resp.Data[1].Embedding) == 0 {
+			t.Fatalf("call %d: %+v", i, resp)
+		}
+		n := 0
+		for _, r := range h.sim.Log() {
+			if strings.HasSuffix(r.Path, "/embeddings") {
+				n++
+			}
+		}
+		if n != want {
+			t.Errorf("after call %d: %d upstream embeddings requests, want %d (the second is cached)", i, n, want)
+		}
 	}
 }

@@ -201,6 +201,7 @@ func (d *Daemon) meta(rep balance.Report, served string, streamed bool, start ti
 	total := time.Since(start)
 	own := max(total-upstream-rep.Queued, 0)
 	d.overhead.record(own)
+	d.latency.observe(rep.Backend, total, upstream)
 	return rpc.Meta{
 		Backend:    rep.Backend,
 		Model:      served,

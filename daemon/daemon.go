@@ -8,6 +8,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,10 +43,10 @@ type Options struct {
 	// Transport is the HTTP transport for upstream calls; nil gives each
 	// provider its own tuned transport.
 	Transport http.RoundTripper
-	// CachePath is the cache file; "" is [cache] path from the config,
-	// else cache.db in the state directory. Tests and the demo give a
-	// temporary one.
-	CachePath string
+	// StateDir holds what lbgptd keeps between runs (the HTTP endpoint's
+	// token, the cache file unless [cache] path names another); "" means
+	// rpc.DefaultStateDir().
+	StateDir string
 }
 
 // Daemon is lbgptd.
@@ -61,7 +62,11 @@ type Daemon struct {
 	calls     flights[answer]
 	overhead  overhead
 	cache     caches
-	threshold float64 // the semantic cache's default threshold; 0 without one
+	threshold float64   // the semantic cache's default threshold; 0 without one
+	latency   latencies // per-backend histograms for /metrics
+	stateDir  string
+	http      httpListeners // the [http] endpoint's, once ListenHTTP opened them
+	batches   batchRegistry // the batches running now, for status
 
 	// base is the parent context of every handler; stop cancels it with
 	// a cause at shutdown. active counts the handlers running.
@@ -107,11 +112,13 @@ func New(opts Options) (*Daemon, error) {
 			BackoffMax:   bal.BackoffMax.Duration,
 			Reprobe:      bal.Reprobe.Duration,
 		}),
-		started: time.Now(),
-		uid:     os.Getuid(),
-		conns:   make(map[net.Conn]struct{}),
+		started:  time.Now(),
+		uid:      os.Getuid(),
+		conns:    make(map[net.Conn]struct{}),
+		latency:  newLatencies(opts.Config.Backends),
+		stateDir: cmp.Or(opts.StateDir, rpc.DefaultStateDir()),
 	}
-	if err := openCache(opts.Config.Cache, opts.CachePath, d); err != nil {
+	if err := openCache(opts.Config.Cache, d); err != nil {
 		return nil, err
 	}
 	d.base, d.stop = context.WithCancelCause(context.Background())
@@ -142,6 +149,12 @@ const drainTimeout = 5 * time.Second
 // waits for every connection to close and closes the cache.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.log.Info("serving", "socket", ln.Addr().String(), "backends", len(d.cfg.Backends), "simulated", d.simulated)
+	stopHTTP, err := d.serveHTTP()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopHTTP()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer d.Close()

@@ -85,8 +85,11 @@ func startHandler(t *testing.T, s *sim.Server, h http.Handler, cfgText string) *
 	if _, err := cfg.Resolve(func(k string) string { return env[k] }); err != nil {
 		t.Fatalf("resolve: %v", err)
 	}
+	if cfg.Cache.Path == "" {
+		cfg.Cache.Path = filepath.Join(t.TempDir(), "cache.db") // every test its own cache
+	}
 	logs := &syncBuffer{}
-	d, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), CachePath: filepath.Join(t.TempDir(), "cache.db")})
+	d, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

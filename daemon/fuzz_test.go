@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -31,7 +30,7 @@ func FuzzServe(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	d, err := New(Options{Config: cfg, CachePath: filepath.Join(f.TempDir(), "cache.db")})
+	d, err := New(Options{Config: cfg, StateDir: f.TempDir()}) // the cache file there
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -94,6 +94,7 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 		DaemonP50US: p50.Microseconds(),
 		DaemonP99US: p99.Microseconds(),
 		Cache:       d.cacheSnapshot(),
+		Batches:     d.batches.statuses(time.Now()),
 	}
 	states := d.pool.State()
 	for i, m := range d.pool.Members() {

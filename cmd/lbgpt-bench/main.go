@@ -40,6 +40,7 @@ var scenarios = map[string]scenario{
 	"cache":    cacheScenario,
 	"faults":   faults,
 	"goodput":  goodput,
+	"http":     httpScenario,
 	"overhead": overhead,
 }
 

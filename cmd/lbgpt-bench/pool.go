@@ -320,7 +320,7 @@ func startDaemonWith(ctx context.Context, backends []benchBackend, cache bool) (
 	if err != nil {
 		return nil, err
 	}
-	d, err := daemon.New(daemon.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler), CachePath: filepath.Join(dir, "cache.db")})
+	d, err := daemon.New(daemon.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler), StateDir: dir})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -124,7 +124,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return err
 	}
-	opts := daemon.Options{Config: cfg, Logger: log, Simulated: *demo}
 	if *demo {
 		// The demo's answers are simulated: keep them out of the real cache.
 		dir, err := os.MkdirTemp("", "lbgptd-demo-")
@@ -133,12 +132,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		defer os.RemoveAll(dir)
-		opts.CachePath = filepath.Join(dir, "cache.db")
+		cfg.Cache.Path = filepath.Join(dir, "cache.db")
 	}
-	d, err := daemon.New(opts)
+	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Simulated: *demo})
 	if err != nil {
 		ln.Close()
 		return usageError{err}
+	}
+	if err := d.ListenHTTP(); err != nil { // [http]: a busy port fails the start
+		ln.Close()
+		d.Close()
+		return err
 	}
 	return d.Serve(ctx, ln)
 }
