@@ -84,10 +84,11 @@ type Store struct {
 	now  func() time.Time
 	log  *slog.Logger
 
-	// dbMu guards db: readers and writers hold it shared; Compact holds it
-	// exclusively only to swap the file.
-	dbMu sync.RWMutex
-	db   *bolt.DB
+	// dbMu guards db and closed: readers and writers hold it shared;
+	// Compact holds it exclusively only to swap the file, Close to close it.
+	dbMu   sync.RWMutex
+	db     *bolt.DB
+	closed bool
 	// writeMu is held shared by writers and exclusively by Compact while it
 	// copies, so that no write is lost while reads go on.
 	writeMu sync.RWMutex
@@ -567,6 +568,10 @@ func (s *Store) Compact() (before, after int64, err error) {
 	}
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
+	if s.closed { // Close came during the copy: leave the file as it was
+		os.Remove(tmp)
+		return 0, 0, ErrClosed
+	}
 	if err := os.Rename(tmp, s.path); err != nil {
 		os.Remove(tmp)
 		return 0, 0, fmt.Errorf("cache compact: %w", err)
@@ -595,6 +600,7 @@ func (s *Store) Close() error {
 		err = s.Flush()
 		s.dbMu.Lock()
 		defer s.dbMu.Unlock()
+		s.closed = true
 		if cerr := s.db.Close(); err == nil {
 			err = cerr
 		}
