@@ -24,6 +24,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./daemon/
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzWriteString$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/
+	$(GO) test -run '^$$' -fuzz '^FuzzQuickKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/
 
 # A private daemon on simulated backends: no API key needed.
 demo: build

@@ -175,3 +175,51 @@ func FuzzWriteString(f *testing.F) {
 		}
 	})
 }
+
+// FuzzQuickKey holds QuickKey to Key: the same key for every request Key
+// accepts.
+func FuzzQuickKey(f *testing.F) {
+	for _, p := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi \n"},{"role":"user","content":[{"type":"text","text":"a\t"},{"type":"image_url","image_url":{"url":"x"}}]}],"temperature":0.0,"stream":true}`,
+		`{"b":1,"a":[1,2.50,{"b":null,"a":true}],"c":"\u00e9\ud83d\ude00","model":"x","model":"y"}`,
+		`{"messages":{"content":"x "},"user":"u","metadata":{},"seed":12345678901234567890}`,
+		`{"messages":[1,"x",[{"text":"t "}],{"content":{"text":"y "}}]}`,
+		`{"s":"bad \xff utf8","n":-0.0e-0}`,
+	} {
+		f.Add(p, "", "")
+		f.Add(p, "ns", "alias")
+	}
+	f.Fuzz(func(t *testing.T, raw, ns, alias string) {
+		p := KeyParams{Namespace: ns, ModelAlias: alias}
+		want, err := Key(json.RawMessage(raw), p)
+		got, qerr := QuickKey(json.RawMessage(raw), p)
+		if err != nil {
+			return // QuickKey may accept what Key refuses; the daemon validates first
+		}
+		if qerr != nil || got != want {
+			t.Fatalf("QuickKey(%q) = %s, %v; Key = %s", raw, got, qerr, want)
+		}
+	})
+}
+
+func TestQuickKeyPairs(t *testing.T) {
+	for _, p := range readPairs(t) {
+		for _, raw := range []string{p.A, p.B} {
+			for _, kp := range []KeyParams{{}, {Namespace: "n", ModelAlias: "a", Kind: KindEmbedding}} {
+				want := mustKey(t, raw, kp)
+				if got, err := QuickKey(json.RawMessage(raw), kp); err != nil || got != want {
+					t.Errorf("%s: QuickKey = %s, %v; Key = %s", p.Name, got, err, want)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkQuickKey(b *testing.B) {
+	raw := json.RawMessage(`{"model":"gpt-4o-mini","temperature":0,"max_tokens":16,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"cache benchmark question 12345, with a little more text to be realistic"}]}`)
+	for b.Loop() {
+		if _, err := QuickKey(raw, KeyParams{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

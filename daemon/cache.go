@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -95,17 +96,25 @@ type cachePlan struct {
 // plan decides how req uses the caches. The key is computed even with the
 // cache off, for single-flight.
 func (d *Daemon) plan(req chatRequest, opts rpc.Options) cachePlan {
-	r, err := cache.ParseRequest(req.raw)
+	kp := cache.KeyParams{Namespace: opts.Namespace, ModelAlias: opts.ModelAlias}
+	key, err := cache.QuickKey(req.raw, kp)
 	if err != nil {
 		return cachePlan{}
 	}
-	kp := cache.KeyParams{Namespace: opts.Namespace, ModelAlias: opts.ModelAlias}
-	p := cachePlan{key: r.Key(kp), ns: opts.Namespace, model: req.req.Model}
-	if opts.ModelAlias != "" {
-		p.model = opts.ModelAlias
+	p := cachePlan{key: key, ns: opts.Namespace, model: cmp.Or(opts.ModelAlias, req.req.Model)}
+	if d.cache.store == nil {
+		return p
 	}
 	cc := d.cfg.Cache
-	if d.cache.store == nil || (cc.DeterministicOnly && !r.Deterministic()) {
+	enc := cmp.Or(opts.Semantic, cc.Semantic)
+	semantic := enc != rpc.SemanticOff && enc != "" && d.cache.semanticIndexNow() != nil
+	var r *cache.Request // decoded only when needed: the key did without
+	if cc.DeterministicOnly || semantic {
+		if r, err = cache.ParseRequest(req.raw); err != nil {
+			return p
+		}
+	}
+	if cc.DeterministicOnly && !r.Deterministic() {
 		return p
 	}
 	p.read, p.write = !opts.NoCache, !opts.NoStore
@@ -113,11 +122,7 @@ func (d *Daemon) plan(req chatRequest, opts rpc.Options) cachePlan {
 	if t := time.Duration(opts.CacheTTL); t > 0 {
 		p.ttl = t
 	}
-	enc := opts.Semantic
-	if enc == "" {
-		enc = cc.Semantic
-	}
-	if enc != "" && enc != rpc.SemanticOff && d.cache.semanticIndexNow() != nil {
+	if semantic {
 		if q, ok, err := r.Semantic(enc, kp); err == nil && ok {
 			p.sem = &q
 		}

@@ -61,19 +61,19 @@ const (
 
 // start runs a daemon whose config is cfgText with {{URL}} replaced by the
 // simulator's address.
-func start(t *testing.T, opts sim.Options, cfgText string) *harness {
+func start(t testing.TB, opts sim.Options, cfgText string) *harness {
 	t.Helper()
 	return startWith(t, sim.New(opts), cfgText)
 }
 
-func startWith(t *testing.T, s *sim.Server, cfgText string) *harness {
+func startWith(t testing.TB, s *sim.Server, cfgText string) *harness {
 	t.Helper()
 	return startHandler(t, s, s, cfgText)
 }
 
 // startHandler is startWith with upstream requests going to h (which
 // passes them on to s).
-func startHandler(t *testing.T, s *sim.Server, h http.Handler, cfgText string) *harness {
+func startHandler(t testing.TB, s *sim.Server, h http.Handler, cfgText string) *harness {
 	t.Helper()
 	hs := httptest.NewServer(h)
 	t.Cleanup(func() { s.Close(); hs.Close() })

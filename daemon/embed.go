@@ -184,7 +184,7 @@ func embedKey(model string, dims int, input json.RawMessage, ns string) string {
 	if err != nil {
 		return ""
 	}
-	k, err := cache.Key(b, cache.KeyParams{Kind: cache.KindEmbedding, Namespace: ns})
+	k, err := cache.QuickKey(b, cache.KeyParams{Kind: cache.KindEmbedding, Namespace: ns})
 	if err != nil {
 		return ""
 	}
