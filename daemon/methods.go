@@ -89,14 +89,12 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 		DaemonP50US: p50.Microseconds(),
 		DaemonP99US: p99.Microseconds(),
 	}
-	states := d.pool.State()
-	for i, m := range d.pool.Members() {
-		st := states[i]
+	for _, st := range d.pool.State() {
 		b := rpc.BackendStatus{
-			Name:          m.Name(),
-			Type:          m.Config.Type,
-			BaseURL:       m.Config.BaseURL,
-			Models:        m.Config.Models,
+			Name:          st.Name,
+			Type:          st.Config.Type,
+			BaseURL:       st.Config.BaseURL,
+			Models:        st.Config.Models,
 			State:         st.State,
 			Requests:      st.Requests,
 			Errors:        st.Errors,
