@@ -65,7 +65,7 @@ func (s *stats) advance(now time.Time) {
 type MemberState struct {
 	Name          string
 	Config        config.Backend // as configured now; read-only
-	State         string // "ok", "cooling", "down", "dead_key" or "saturated" (rpc.State* values)
+	State         string         // "ok", "cooling", "down", "dead_key" or "saturated" (rpc.State* values)
 	Requests      int64
 	Errors        int64
 	Status429     int64
