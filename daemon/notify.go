@@ -47,7 +47,8 @@ const (
 // life runs beside Serve until ctx ends: it says READY=1, keeps STATUS=
 // current and pings the watchdog while the health check passes.
 func (d *Daemon) life(ctx context.Context, opts lifeOptions) {
-	d.sendNotify("READY=1\nSTATUS=" + d.statusLine())
+	last := d.statusLine()
+	d.sendNotify("READY=1\nSTATUS=" + last)
 	status := time.NewTicker(opts.statusEvery)
 	defer status.Stop()
 	var ping <-chan time.Time
@@ -63,7 +64,8 @@ func (d *Daemon) life(ctx context.Context, opts lifeOptions) {
 		case <-ctx.Done():
 			return
 		case <-status.C:
-			d.sendNotify("STATUS=" + d.statusLine())
+			last = d.statusLine()
+			d.sendNotify("STATUS=" + last)
 		case <-ping:
 			cctx, cancel := context.WithTimeout(ctx, min(healthTimeout, opts.watchdog/2))
 			err := opts.check(cctx)
@@ -83,7 +85,12 @@ func (d *Daemon) life(ctx context.Context, opts lifeOptions) {
 				d.log.Info("health check passes again")
 			}
 			healthy = true
-			d.sendNotify("WATCHDOG=1")
+			msg := "WATCHDOG=1"
+			if cur := d.statusLine(); cur != last { // news between the status ticks
+				last = cur
+				msg += "\nSTATUS=" + cur
+			}
+			d.sendNotify(msg)
 		}
 	}
 }
@@ -116,18 +123,20 @@ func (d *Daemon) lifeOptions(opts Options) lifeOptions {
 }
 
 // statusLine is the one-line STATUS= summary: backends up, requests in
-// flight and queued, and the cache hit rate when there is a cache.
+// flight and queued, upstream calls made, and the cache hit rate when
+// there is a cache.
 func (d *Daemon) statusLine() string {
 	st := d.snapshot()
-	up, inFlight := 0, int64(0)
+	up, inFlight, calls := 0, int64(0), int64(0)
 	for _, b := range st.Backends {
 		if b.State == rpc.StateOK || b.State == rpc.StateSaturated {
 			up++
 		}
 		inFlight += b.InFlight
+		calls += b.Requests
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%d/%d backends up, %d in flight, %d queued", up, len(st.Backends), inFlight, st.Queue)
+	fmt.Fprintf(&sb, "%d/%d backends up, %d in flight, %d queued, %d upstream calls", up, len(st.Backends), inFlight, st.Queue, calls)
 	if st.Cache != nil {
 		fmt.Fprintf(&sb, ", cache hit rate %.0f%%", st.Cache.HitRate*100)
 	}
