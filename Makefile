@@ -43,6 +43,7 @@ gen: build
 install: gen
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -d -m 0700 $(DESTDIR)$(XDG_CONFIG_HOME)/lbgpt
 	install -m 0755 $(BIN)/lbgpt $(BIN)/lbgptd $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(BIN)/gen/user/lbgptd.socket $(BIN)/gen/user/lbgptd.service $(DESTDIR)$(UNITDIR)/
 	install -m 0644 $(BIN)/gen/man/lbgpt.1 $(BIN)/gen/man/lbgptd.1 $(DESTDIR)$(MANDIR)/man1/

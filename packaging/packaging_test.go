@@ -148,3 +148,32 @@ func TestUnitsVerify(t *testing.T) {
 		})
 	}
 }
+
+// make install puts everything where a per-user install belongs, with the
+// units' ExecStart in the chosen BINDIR.
+func TestMakeInstall(t *testing.T) {
+	dest, bin := t.TempDir(), t.TempDir()
+	cmd := exec.Command("make", "-C", "..", "install", "BIN="+bin, "DESTDIR="+dest, "HOME=/home/u", "XDG_CONFIG_HOME=/home/u/.config")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	for _, f := range []string{
+		"/home/u/.local/bin/lbgpt", "/home/u/.local/bin/lbgptd",
+		"/home/u/.config/systemd/user/lbgptd.socket", "/home/u/.config/systemd/user/lbgptd.service",
+		"/home/u/.local/share/man/man1/lbgpt.1", "/home/u/.local/share/man/man1/lbgptd.1",
+		"/home/u/.local/share/bash-completion/completions/lbgpt",
+		"/home/u/.local/share/zsh/site-functions/_lbgptd",
+		"/home/u/.config/fish/completions/lbgpt.fish",
+	} {
+		if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
+			t.Errorf("make install: %v", err)
+		}
+	}
+	unit, _ := os.ReadFile(filepath.Join(dest, "/home/u/.config/systemd/user/lbgptd.service"))
+	if !bytes.Contains(unit, []byte("ExecStart=/home/u/.local/bin/lbgptd\n")) {
+		t.Errorf("installed unit does not start the installed lbgptd:\n%s", unit)
+	}
+	if fi, err := os.Stat(filepath.Join(dest, "/home/u/.config/lbgpt")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("config directory: %v %v, want mode 0700", fi, err)
+	}
+}
