@@ -39,6 +39,21 @@ func runBatch(t *testing.T, c *client.Client, n, concurrency int) (*rpc.BatchRes
 	return nil, errors.New("batch ended without a result")
 }
 
+type batchOutcome struct {
+	res *rpc.BatchResult
+	err error
+}
+
+// startBatch runs runBatch in the background.
+func startBatch(t *testing.T, c *client.Client, n, concurrency int) <-chan batchOutcome {
+	done := make(chan batchOutcome, 1)
+	go func() {
+		res, err := runBatch(t, c, n, concurrency)
+		done <- batchOutcome{res, err}
+	}()
+	return done
+}
+
 // A stop lets the requests in flight finish within the drain timeout, and
 // a watch does not hold the drain.
 func TestDrainFinishesRequestsInFlight(t *testing.T) {
@@ -85,17 +100,14 @@ func inFlight(d *Daemon) int {
 func TestStopMidBatch(t *testing.T) {
 	s := sim.New(sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, TTFT: 150 * time.Millisecond}}})
 	h := startWith(t, s, withDaemon(oneBackend, `drain_timeout = "400ms"`))
-	const n = 40
-	type out struct {
-		res *rpc.BatchResult
-		err error
+	// Warm up: the first answer of a process loads the simulator's
+	// tokenizer, which may take longer than the drain.
+	if _, err := h.client.Chat(context.Background(), userRequest("gpt-4o-mini", "warm up"), rpc.Options{}); err != nil {
+		t.Fatal(err)
 	}
-	done := make(chan out, 1)
-	go func() {
-		res, err := runBatch(t, h.client, n, 4) // 4 at a time: ~1.5s in all
-		done <- out{res, err}
-	}()
-	waitFor(t, func() bool { return len(s.Log()) >= 4 })
+	const n = 40
+	done := startBatch(t, h.client, n, 4) // 4 at a time: ~1.5s in all
+	waitFor(t, func() bool { return len(s.Log()) >= 5 })
 	h.stop()
 	o := <-done
 	if o.err != nil {
@@ -120,19 +132,6 @@ func TestStopMidBatch(t *testing.T) {
 	t.Logf("stop mid-batch: %d answered within the drain, %d canceled", answered, canceled)
 }
 
-const threeAccounts = `version = 1
-[[backend]]
-name = "a"
-type = "openai"
-base_url = "{{URL}}/v1"
-api_key_env = "KEY_A"
-
-[[backend]]
-name = "b"
-type = "openai"
-base_url = "{{URL}}/v1"
-api_key_env = "KEY_B"
-`
 
 // A reload that adds c and drops b while a batch runs: no item is lost,
 // b finishes what it had, and c takes new items.
@@ -142,19 +141,11 @@ func TestReloadDuringBatch(t *testing.T) {
 		{Name: "b", Key: keyB, TTFT: 20 * time.Millisecond},
 		{Name: "c", Key: keyAzure, TTFT: 20 * time.Millisecond},
 	}})
-	h := startWith(t, s, threeAccounts)
+	h := startWith(t, s, twoBackends)
 	const n = 120
-	type out struct {
-		res *rpc.BatchResult
-		err error
-	}
-	done := make(chan out, 1)
-	go func() {
-		res, err := runBatch(t, h.client, n, 8)
-		done <- out{res, err}
-	}()
+	done := startBatch(t, h.client, n, 8)
 	waitFor(t, func() bool { return len(s.Log()) >= 20 })
-	next := strings.Replace(threeAccounts, `name = "b"`, `name = "c"`, 1)
+	next := strings.Replace(twoBackends, `name = "b"`, `name = "c"`, 1)
 	next = strings.Replace(next, "KEY_B", "KEY_AZURE", 1)
 	next = strings.Replace(next, "[[backend]]\nname = \"a\"", "[[backend]]\nname = \"a\"\nweight = 2", 1)
 	if err := h.daemon.Reload(loader(t, h, next)); err != nil {
