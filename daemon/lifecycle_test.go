@@ -132,7 +132,6 @@ func TestStopMidBatch(t *testing.T) {
 	t.Logf("stop mid-batch: %d answered within the drain, %d canceled", answered, canceled)
 }
 
-
 // A reload that adds c and drops b while a batch runs: no item is lost,
 // b finishes what it had, and c takes new items.
 func TestReloadDuringBatch(t *testing.T) {
