@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -257,4 +258,72 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestSharedGroupSocket: with [daemon] socket_group, lbgptd serves the
+// group's members besides its own user, and still refuses everyone else.
+// (A raw client: lbgpt itself trusts only a daemon of its own user or
+// root, which a socket-activated shared daemon is, as its socket is
+// systemd's.)
+func TestSharedGroupSocket(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run clients as other users (CI runs as root)")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatal("setpriv is needed (.ci/run installs util-linux)")
+	}
+	// The system's python: one under root's home is out of nobody's reach.
+	python := "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		t.Fatal("/usr/bin/python3 is needed (.ci/run installs python3)")
+	}
+	grp, err := user.LookupGroupId("65534")
+	if err != nil {
+		t.Fatalf("group 65534: %v", err)
+	}
+	env := append(baseEnv(t), "E2E_KEY=sk-e2e-secret-key-0001")
+	simURL := startSim(t, env, simConfig)
+	cfg := writeConfig(t, simURL)
+	os.WriteFile(cfg, []byte(strings.Replace(mustRead(t, cfg), "version = 1\n", "version = 1\n[daemon]\nsocket_group = \""+grp.Name+"\"\n", 1)), 0o600)
+	dir, err := os.MkdirTemp("", "lbgpt-e2e-group-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	socket := filepath.Join(dir, "shared", "lbgptd.sock")
+	background(t, env, "lbgptd", "--config", cfg, "--socket", socket)
+	waitSocket(t, env, socket)
+	if fi, err := os.Stat(socket); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("shared socket: %v, mode %v; want 0660", err, fi.Mode().Perm())
+	}
+
+	const script = `import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+try:
+    s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"status"}\n')
+except BrokenPipeError:
+    pass  # refused: the daemon wrote its error and closed
+print(s.makefile().readline(), end="")`
+	as := func(uid, gid string) string {
+		out, err := exec.CommandContext(t.Context(), setpriv, "--reuid="+uid, "--regid="+gid, "--clear-groups",
+			python, "-c", script, socket).CombinedOutput()
+		if err != nil {
+			t.Fatalf("client as uid %s: %v\n%s", uid, err, out)
+		}
+		return string(out)
+	}
+	if got := as("65534", "65534"); !strings.Contains(got, `"result":{`) {
+		t.Errorf("a member of %s was not served: %s", grp.Name, got)
+	}
+	// The modes (directory 0750, socket 0660, both of the group) let only
+	// the group in; past them (as if someone chmodded them), lbgptd's own
+	// check still refuses a non-member.
+	os.Chmod(filepath.Dir(socket), 0o755)
+	os.Chmod(socket, 0o666)
+	if got := as("65533", "65533"); !strings.Contains(got, "-32009") || !strings.Contains(got, "members of group "+grp.Name) {
+		t.Errorf("a non-member was not refused: %s", got)
+	}
 }
