@@ -44,8 +44,10 @@ const (
 	healthTimeout = 5 * time.Second
 )
 
-// life runs beside Serve until ctx ends: it says READY=1, keeps STATUS=
-// current and pings the watchdog while the health check passes.
+// life runs beside Serve until ctx ends or the drain starts: it says
+// READY=1, keeps STATUS= current and pings the watchdog while the health
+// check passes. A draining daemon refuses requests, so the check would
+// fail; systemd does not watch a stopping service, so life simply ends.
 func (d *Daemon) life(ctx context.Context, opts lifeOptions) {
 	last := d.statusLine()
 	d.sendNotify("READY=1\nSTATUS=" + last)
@@ -63,6 +65,8 @@ func (d *Daemon) life(ctx context.Context, opts lifeOptions) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-d.draining.Done():
+			return
 		case <-status.C:
 			last = d.statusLine()
 			d.sendNotify("STATUS=" + last)
@@ -70,7 +74,7 @@ func (d *Daemon) life(ctx context.Context, opts lifeOptions) {
 			cctx, cancel := context.WithTimeout(ctx, min(healthTimeout, opts.watchdog/2))
 			err := opts.check(cctx)
 			cancel()
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || d.draining.Err() != nil {
 				return
 			}
 			if err != nil {
