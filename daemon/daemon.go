@@ -268,6 +268,7 @@ func (d *Daemon) shutdown() {
 	drained := make(chan struct{})
 	go func() { d.active.Wait(); close(drained) }()
 	timeout := d.config().Daemon.DrainTimeout.Duration
+	d.log.Info("stopping: new requests refused, draining those in flight", "drain_timeout", timeout)
 	if !waitClosed(drained, timeout) {
 		d.log.Warn("requests still in flight after the drain timeout; canceling them", "drain_timeout", timeout)
 		d.stop(errShuttingDown)
