@@ -49,6 +49,7 @@ const (
 	DefaultRequestTimeout  = 120 * time.Second
 	DefaultMaxAttempts     = 10 // the original LBGPT's
 	DefaultMaxMessageBytes = 8 << 20
+	DefaultDrainTimeout    = 30 * time.Second
 	DefaultOpenAIBaseURL   = "https://api.openai.com/v1"
 	DefaultAzureAPIVersion = "2024-10-21"
 	DefaultWeight          = 1.0
@@ -155,6 +156,13 @@ type Daemon struct {
 	// MaxMessageBytes is the longest JSON-RPC line the daemon accepts.
 	// Default 8 MiB.
 	MaxMessageBytes int `toml:"max_message_bytes"`
+	// DrainTimeout is how long a stopping daemon lets the requests in
+	// flight finish before it cancels them. Default 30s.
+	DrainTimeout Duration `toml:"drain_timeout"`
+	// SocketGroup names a group whose members may use the daemon too (a
+	// shared team daemon); "" (the default) admits only the daemon's own
+	// user. The socket is then made group-accessible (0660) with that group.
+	SocketGroup string `toml:"socket_group"`
 }
 
 // HTTP is lbgptd's OpenAI-compatible HTTP endpoint: the [http] table. It is

@@ -168,6 +168,7 @@ func FromEnv(env func(string) string) (*Config, error) {
 			RequestTimeout:  Duration{DefaultRequestTimeout},
 			MaxAttempts:     DefaultMaxAttempts,
 			MaxMessageBytes: DefaultMaxMessageBytes,
+			DrainTimeout:    Duration{DefaultDrainTimeout},
 		},
 	}
 	c.Balance.setDefaults(nil)

@@ -25,6 +25,8 @@ var (
 	// hex digits and would otherwise pass for a variable name, to be
 	// printed back in "variable ... is not set".
 	validEnv = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	// validGroup is a POSIX-portable group name.
+	validGroup = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
 )
 
 // setDefaults fills what the file left out; raw is the file decoded
@@ -39,6 +41,9 @@ func setDefaults(c *Config, raw map[string]any) {
 	}
 	if _, ok := d["max_message_bytes"]; !ok {
 		c.Daemon.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if _, ok := d["drain_timeout"]; !ok {
+		c.Daemon.DrainTimeout.Duration = DefaultDrainTimeout
 	}
 	bal, _ := raw["balance"].(map[string]any)
 	c.Balance.setDefaults(bal)
@@ -194,6 +199,12 @@ func (ck *checker) validateDaemon(d *Daemon) {
 	}
 	if d.MaxAttempts < 1 || d.MaxAttempts > maxMaxAttempts {
 		ck.errorf(at("max_attempts"), "daemon: max_attempts must be from 1 to %d, not %d", maxMaxAttempts, d.MaxAttempts)
+	}
+	if d.DrainTimeout.Duration < 0 {
+		ck.errorf(at("drain_timeout"), "daemon: drain_timeout must not be negative, not %q", d.DrainTimeout.Duration)
+	}
+	if d.SocketGroup != "" && !validGroup.MatchString(d.SocketGroup) {
+		ck.errorf(at("socket_group"), "daemon: socket_group %q is not a group name", d.SocketGroup)
 	}
 	if d.MaxMessageBytes < minMaxMessageBytes || d.MaxMessageBytes > maxMaxMessageBytes {
 		ck.errorf(at("max_message_bytes"), "daemon: max_message_bytes must be from %d (4 KiB) to %d (1 GiB), not %d",

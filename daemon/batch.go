@@ -65,7 +65,7 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
-			b.finish(ctx, i, rpc.ChatResult{}, rpcError(ctx.Err(), nil))
+			b.finish(ctx, i, rpc.ChatResult{}, rpcError(context.Cause(ctx), nil))
 			continue
 		}
 		wg.Go(func() {

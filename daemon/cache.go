@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,25 @@ func openCache(cfg config.Cache, d *Daemon) error {
 	return nil
 }
 
+// keepCacheFile keeps in cfg, a reloaded configuration, the [cache]
+// settings that shape the open cache (its file, cap and embedder): they
+// apply at the next start. ttl, deterministic_only and semantic apply at
+// once.
+func keepCacheFile(cfg, old *config.Config, log *slog.Logger) {
+	n, o := &cfg.Cache, old.Cache
+	if n.Enabled != o.Enabled || n.Path != o.Path || n.MaxBytes != o.MaxBytes || n.Embedder != o.Embedder || n.EmbeddingModel != o.EmbeddingModel {
+		log.Warn("the cache's enabled, path, max_bytes and embedder settings changed; they apply at the next start")
+		n.Enabled, n.Path, n.MaxBytes, n.Embedder, n.EmbeddingModel = o.Enabled, o.Path, o.MaxBytes, o.Embedder, o.EmbeddingModel
+	}
+}
+
+// setSemantic installs the semantic index.
+func (c *caches) setSemantic(s semanticIndex) {
+	c.semMu.Lock()
+	defer c.semMu.Unlock()
+	c.sem = s
+}
+
 // semanticIndexNow is the semantic index, nil when there is none.
 func (c *caches) semanticIndexNow() semanticIndex {
 	c.semMu.RLock()
@@ -105,7 +125,7 @@ func (d *Daemon) plan(req chatRequest, opts rpc.Options) cachePlan {
 	if d.cache.store == nil {
 		return p
 	}
-	cc := d.cfg.Cache
+	cc := d.config().Cache
 	enc := cmp.Or(opts.Semantic, cc.Semantic)
 	semantic := enc != rpc.SemanticOff && enc != "" && d.cache.semanticIndexNow() != nil
 	var r *cache.Request // decoded only when needed: the key did without
@@ -278,11 +298,11 @@ func (d *Daemon) cacheSnapshot() *rpc.CacheStats {
 		Misses:      c.misses.Load(),
 		Evictions:   st.Evictions,
 		WriteErrors: c.writeErrors.Load(),
-		Embedder:    d.cfg.Cache.Embedder,
+		Embedder:    d.config().Cache.Embedder,
 		Threshold:   d.threshold,
 	}
-	if d.cfg.Cache.Embedder == config.EmbedderBackend {
-		out.Embedder += ":" + d.cfg.Cache.EmbeddingModel
+	if d.config().Cache.Embedder == config.EmbedderBackend {
+		out.Embedder += ":" + d.config().Cache.EmbeddingModel
 	}
 	if sem := c.semanticIndexNow(); sem != nil {
 		out.SemanticEntries = int64(sem.Len())

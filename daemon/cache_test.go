@@ -17,6 +17,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/lbgpt/lbgpt/client"
+	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/internal/sim"
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -495,7 +496,7 @@ func (f *fakeIndex) Len() int {
 func TestSemanticPath(t *testing.T) {
 	h := start(t, oneAccount(), anyModel)
 	idx := &fakeIndex{}
-	h.daemon.cache.sem = idx
+	h.daemon.cache.setSemantic(idx)
 	sem := rpc.Options{Semantic: rpc.SemanticUserOnly}
 	first := chat(t, h, userRequest("gpt-4o-mini", "What is the capital of France?"), sem)
 	if first.Meta.Cache != rpc.CacheMiss || idx.Len() != 1 || idx.entries[0].Target != first.Meta.CacheEntry || idx.entries[0].Text != "[user]: What is the capital of France?" {
@@ -632,5 +633,28 @@ func TestHTTPEmbeddings(t *testing.T) {
 		if n != want {
 			t.Errorf("after call %d: %d upstream embeddings requests, want %d (the second is cached)", i, n, want)
 		}
+	}
+}
+
+// A reload applies the cache's ttl at once; its file and cap stay until
+// the next start, and the cache keeps answering.
+func TestReloadKeepsCacheFile(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	req := userRequest("gpt-4o-mini", "before the reload")
+	first := chat(t, h, req, rpc.Options{})
+	path := h.daemon.cache.store.Path()
+	if err := h.daemon.Reload(loader(t, h, anyModel+"[cache]\nttl = \"1h\"\nmax_bytes = 10\npath = \"/elsewhere/c.db\"\n")); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	c := h.daemon.config().Cache
+	if c.TTL.Duration != time.Hour || c.Path != path || c.MaxBytes != config.DefaultCacheMaxBytes {
+		t.Errorf("after reload [cache] = %+v: want the new ttl, the old path and cap", c)
+	}
+	if r := chat(t, h, req, rpc.Options{}); r.Meta.Cache != rpc.CacheExact || r.Meta.CacheEntry != first.Meta.CacheEntry {
+		t.Errorf("after reload: %+v, want the same exact hit", r.Meta)
+	}
+	r := chat(t, h, userRequest("gpt-4o-mini", "after the reload"), rpc.Options{})
+	if e, _ := h.daemon.cache.store.Get(r.Meta.CacheEntry); e.Expires.Sub(e.Created) != time.Hour {
+		t.Errorf("new entry expires after %v, want the reloaded 1h", e.Expires.Sub(e.Created))
 	}
 }

@@ -137,7 +137,7 @@ func (d *Daemon) timeout(o rpc.Options) time.Duration {
 	if t := time.Duration(o.Timeout); t > 0 {
 		return t
 	}
-	return d.cfg.Daemon.RequestTimeout.Duration
+	return d.config().Daemon.RequestTimeout.Duration
 }
 
 // answer is one upstream answer, shareable by coalesced requests.

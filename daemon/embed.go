@@ -220,7 +220,7 @@ func (d *Daemon) embedUpstream(ctx context.Context, req *embedRequest, inputs []
 // warning when some could not be stored.
 func (d *Daemon) storeVectors(keys []string, vecs [][]float32, missing []int, model string, opts rpc.Options) string {
 	now := time.Now()
-	ttl := d.cfg.Cache.TTL.Duration
+	ttl := d.config().Cache.TTL.Duration
 	if t := time.Duration(opts.CacheTTL); t > 0 {
 		ttl = t
 	}

@@ -112,7 +112,7 @@ func (a *httpAPI) notFound(w http.ResponseWriter, r *http.Request) {
 
 // body reads a request body of at most the daemon's max_message_bytes.
 func (a *httpAPI) body(w http.ResponseWriter, r *http.Request) (json.RawMessage, bool) {
-	limit := int64(a.d.cfg.Daemon.MaxMessageBytes)
+	limit := int64(a.d.config().Daemon.MaxMessageBytes)
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
@@ -268,7 +268,7 @@ type modelObject struct {
 // serves any model adds nothing: it cannot be listed.
 func (d *Daemon) servedModels() []string {
 	var ms []string
-	for _, b := range d.cfg.Backends {
+	for _, b := range d.config().Backends {
 		ms = append(ms, b.Models...)
 		if len(b.Models) == 0 {
 			for m := range b.ModelMap {
@@ -296,7 +296,7 @@ func (a *httpAPI) models(w http.ResponseWriter, r *http.Request) {
 // model answers GET /v1/models/{model}: found when some backend serves it.
 func (a *httpAPI) model(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("model")
-	for _, b := range a.d.cfg.Backends {
+	for _, b := range a.d.config().Backends {
 		if b.Serves(id) {
 			writeJSON(w, http.StatusOK, a.modelObject(id))
 			return

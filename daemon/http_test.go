@@ -469,13 +469,13 @@ func TestHTTPMetrics(t *testing.T) {
 // TestMetricsTextFormat checks the writer on values that need escaping and
 // on a cache, parsed back by Prometheus' own parser.
 func TestMetricsTextFormat(t *testing.T) {
-	lat := latencies{"we\"ird\\name\n": new([2]histogram)}
-	lat["we\"ird\\name\n"][0].observe(3e6 * 1000) // 3 s
+	var lat latencies
+	lat.of("we\"ird\\name\n")[0].observe(3e6 * 1000) // 3 s
 	st := rpc.StatusResult{
 		Backends: []rpc.BackendStatus{{Name: "we\"ird\\name\n", State: rpc.StateCooling, LimitRPM: 10, RemainingRPM: -1}},
 		Cache:    &rpc.CacheStats{Hits: rpc.CacheHits{Exact: 4, Semantic: 2, Coalesced: 1}, Misses: 9},
 	}
-	b := writeMetrics(st, lat)
+	b := writeMetrics(st, &lat)
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
 	if err != nil {

@@ -6,10 +6,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -34,24 +34,30 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 // latencies are the per-backend histograms of answered requests: the whole
-// request as its client saw it, and the upstream part. The map is built by
-// New and only read afterwards.
-type latencies map[string]*[2]histogram
+// request as its client saw it, and the upstream part. A backend's pair is
+// made on first use, so backends added by a reload have theirs. The zero
+// value is ready; safe for concurrent use.
+type latencies struct {
+	m sync.Map // backend name → *[2]histogram
+}
 
-func newLatencies(backends []config.Backend) latencies {
-	l := make(latencies, len(backends))
-	for _, b := range backends {
-		l[b.Name] = new([2]histogram)
+// of returns backend's histograms.
+func (l *latencies) of(backend string) *[2]histogram {
+	if h, ok := l.m.Load(backend); ok {
+		return h.(*[2]histogram)
 	}
-	return l
+	h, _ := l.m.LoadOrStore(backend, new([2]histogram))
+	return h.(*[2]histogram)
 }
 
 // observe records one answered request.
-func (l latencies) observe(backend string, total, upstream time.Duration) {
-	if h := l[backend]; h != nil {
-		h[0].observe(total)
-		h[1].observe(upstream)
+func (l *latencies) observe(backend string, total, upstream time.Duration) {
+	if backend == "" {
+		return // answered without a backend: a cache hit
 	}
+	h := l.of(backend)
+	h[0].observe(total)
+	h[1].observe(upstream)
 }
 
 // promWriter writes the text format.
@@ -124,7 +130,7 @@ func formatLe(v float64) string {
 var backendStates = []string{rpc.StateOK, rpc.StateSaturated, rpc.StateCooling, rpc.StateDown, rpc.StateDeadKey}
 
 // writeMetrics writes st and the latency histograms in the text format.
-func writeMetrics(st rpc.StatusResult, lat latencies) []byte {
+func writeMetrics(st rpc.StatusResult, lat *latencies) []byte {
 	var p promWriter
 	p.family("lbgpt_uptime_seconds", "gauge", "Seconds since lbgptd started.")
 	p.sample("lbgpt_uptime_seconds", st.UptimeS)
@@ -175,9 +181,7 @@ func writeMetrics(st rpc.StatusResult, lat latencies) []byte {
 	} {
 		p.family(h.name, "histogram", h.help)
 		for _, b := range st.Backends {
-			if hs := lat[b.Name]; hs != nil {
-				p.histogram(h.name, &hs[i], "backend", b.Name)
-			}
+			p.histogram(h.name, &lat.of(b.Name)[i], "backend", b.Name)
 		}
 	}
 	if c := st.Cache; c != nil {
@@ -202,7 +206,7 @@ func writeMetrics(st rpc.StatusResult, lat latencies) []byte {
 
 // metrics answers GET /metrics.
 func (a *httpAPI) metrics(w http.ResponseWriter, r *http.Request) {
-	b := writeMetrics(a.d.snapshot(), a.d.latency)
+	b := writeMetrics(a.d.snapshot(), &a.d.latency)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.Write(b)

@@ -42,7 +42,7 @@ func (d *Daemon) ListenHTTP() error {
 }
 
 func (d *Daemon) listenHTTP() error {
-	c, h := d.cfg.HTTP, &d.http
+	c, h := d.config().HTTP, &d.http
 	if c.Listen != "" {
 		token, err := loadToken(d.stateDir)
 		if err != nil {
@@ -84,7 +84,7 @@ func (d *Daemon) HTTPAddr() string {
 // which waits for its connections to close (their requests were drained
 // by shutdown before).
 func (d *Daemon) serveHTTP() (stop func(), err error) {
-	if !d.cfg.HTTP.Enabled() {
+	if !d.config().HTTP.Enabled() {
 		return func() {}, nil
 	}
 	if err := d.ListenHTTP(); err != nil {
@@ -116,7 +116,7 @@ func (d *Daemon) serveHTTP() (stop func(), err error) {
 		})
 	}
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), cancelGrace)
 		defer cancel()
 		for _, srv := range servers {
 			if srv.Shutdown(ctx) != nil {
@@ -125,7 +125,7 @@ func (d *Daemon) serveHTTP() (stop func(), err error) {
 		}
 		wg.Wait()
 		if d.http.unix != nil {
-			os.Remove(d.cfg.HTTP.Socket)
+			os.Remove(d.config().HTTP.Socket)
 		}
 	}, nil
 }

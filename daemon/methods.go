@@ -81,6 +81,7 @@ func (d *Daemon) status(ctx context.Context, req *jrpc2.Request) (any, error) {
 // snapshot is the daemon's status now.
 func (d *Daemon) snapshot() rpc.StatusResult {
 	p50, p99 := d.overhead.percentiles()
+	cfg := d.config()
 	res := rpc.StatusResult{
 		Version:     Version,
 		Protocol:    rpc.Version,
@@ -88,22 +89,21 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 		StartedAt:   d.started,
 		UptimeS:     time.Since(d.started).Seconds(),
 		Simulated:   d.simulated,
-		Config:      d.cfg.Path,
-		Strategy:    d.cfg.Balance.Strategy,
+		Config:      cfg.Path,
+		Strategy:    cfg.Balance.Strategy,
 		Queue:       d.pool.QueueLen(),
 		DaemonP50US: p50.Microseconds(),
 		DaemonP99US: p99.Microseconds(),
 		Cache:       d.cacheSnapshot(),
 		Batches:     d.batches.statuses(time.Now()),
 	}
-	states := d.pool.State()
-	for i, m := range d.pool.Members() {
-		st := states[i]
+	res.ReloadedAt, res.ReloadError = d.reloadState()
+	for _, st := range d.pool.State() {
 		b := rpc.BackendStatus{
-			Name:          m.Name(),
-			Type:          m.Config.Type,
-			BaseURL:       m.Config.BaseURL,
-			Models:        m.Config.Models,
+			Name:          st.Name,
+			Type:          st.Config.Type,
+			BaseURL:       st.Config.BaseURL,
+			Models:        st.Config.Models,
 			State:         st.State,
 			Requests:      st.Requests,
 			Errors:        st.Errors,

@@ -49,8 +49,15 @@ func runCache(ctx context.Context, args []string, e env) error {
 		namespace = fs.String("namespace", "", "only this namespace (\"\" is the default one; give --namespace= for it)")
 		olderThan = fs.String("older-than", "", "only entries stored longer ago than this: 90m, 12h, 7d")
 	case "forget", "compact":
-	case "help", "-h", "--help":
-		fmt.Fprint(e.stdout, cacheUsage)
+	case "help", "-h", "-help", "--help":
+		// Every command's flags at once, for the man page and completions.
+		all := newFlagSet("cache", cacheUsage, e)
+		df.register(all)
+		all.Bool("json", false, "stats: print the stats as JSON")
+		all.String("namespace", "", "purge: only this namespace (\"\" is the default one; give --namespace= for it)")
+		all.String("older-than", "", "purge: only entries stored longer ago than this: 90m, 12h, 7d")
+		all.SetOutput(e.stdout)
+		all.Usage()
 		return nil
 	default:
 		return usageErr("unknown cache command %q: want stats, purge, forget or compact", args[0])

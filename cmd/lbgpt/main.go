@@ -74,10 +74,10 @@ Usage:
   lbgpt ask [flags] [PROMPT...]   ask one question (prompt from the arguments, or stdin)
   lbgpt batch [flags] [FILE]      answer a JSONL file of chat requests; JSONL results in order
   lbgpt status [--json]           the daemon and its backends: state, limits, latency
-  lbgpt cache stats|purge|forget|compact   the answer caches (lbgpt cache help)
   lbgpt demo                      start a private daemon on SIMULATED backends and show it working
                                   (on a terminal: in the TUI, with a sample batch running)
   lbgpt token                     the bearer token of lbgptd's OpenAI-compatible HTTP endpoint
+  lbgpt cache COMMAND             the answer caches: stats, purge, forget ID, compact
   lbgpt help                      this text
 
 Every command takes --socket PATH (default $LBGPT_SOCKET, else
