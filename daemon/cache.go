@@ -33,6 +33,10 @@ type caches struct {
 	// openSem (re)opens the semantic index on the store's file; nil when
 	// the daemon has none.
 	openSem func() (semanticIndex, error)
+	opening sync.WaitGroup // the background opening of the index, if any
+	// ensureSem opens the semantic index once, when first wanted; nil
+	// without a cache.
+	ensureSem func()
 
 	hitsExact, hitsSemantic, coalesced, misses, writeErrors atomic.Int64
 }
@@ -88,11 +92,14 @@ func keepCacheFile(cfg, old *config.Config, log *slog.Logger) {
 	}
 }
 
-// setSemantic installs the semantic index.
+// setSemantic installs the semantic index, unless one is there already
+// (a test's fake, installed before the real one opened).
 func (c *caches) setSemantic(s semanticIndex) {
 	c.semMu.Lock()
 	defer c.semMu.Unlock()
-	c.sem = s
+	if c.sem == nil {
+		c.sem = s
+	}
 }
 
 // semanticIndexNow is the semantic index, nil when there is none.
@@ -127,7 +134,11 @@ func (d *Daemon) plan(req chatRequest, opts rpc.Options) cachePlan {
 	}
 	cc := d.config().Cache
 	enc := cmp.Or(opts.Semantic, cc.Semantic)
-	semantic := enc != rpc.SemanticOff && enc != "" && d.cache.semanticIndexNow() != nil
+	semantic := enc != rpc.SemanticOff && enc != ""
+	if semantic && d.cache.ensureSem != nil {
+		d.cache.ensureSem()
+	}
+	semantic = semantic && d.cache.semanticIndexNow() != nil
 	var r *cache.Request // decoded only when needed: the key did without
 	if cc.DeterministicOnly || semantic {
 		if r, err = cache.ParseRequest(req.raw); err != nil {
@@ -414,6 +425,7 @@ func (d *Daemon) closeCache() {
 	if d.cache.store == nil {
 		return
 	}
+	d.cache.opening.Wait() // the daemon's end cancels a backend embedder's calls
 	if err := d.cache.store.Close(); err != nil && !errors.Is(err, cache.ErrClosed) {
 		d.log.Warn("cache close failed", "err", err)
 	}

@@ -302,10 +302,17 @@ type poolEmbedder struct {
 	model string
 }
 
-// Embed returns one unit vector per text, in order.
+// Embed returns one unit vector per text, in order. Without a deadline of
+// its own (the semantic index opening), the call gets the daemon's request
+// timeout and ends with the daemon.
 func (e poolEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	if len(texts) == 0 {
 		return nil, nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(e.d.base, e.d.timeout(rpc.Options{}))
+		defer cancel()
 	}
 	inputs := make([]json.RawMessage, len(texts))
 	for i, t := range texts {
