@@ -535,12 +535,13 @@ func TestHTTPClientGoesAway(t *testing.T) {
 	}
 }
 
-// TestHTTPShutdownTellsClients: a request in flight when lbgptd stops gets
-// OpenAI's 503 with code shutting_down, not a dropped connection.
+// TestHTTPShutdownTellsClients: a request still in flight when lbgptd's
+// drain ends gets OpenAI's 503 with code shutting_down, not a dropped
+// connection.
 func TestHTTPShutdownTellsClients(t *testing.T) {
 	opts := accounts(sim.Faults{})
 	opts.Accounts[0].TTFT, opts.Accounts[1].TTFT = 30e9, 30e9 // 30 s before the first token
-	h := startHTTP(t, opts, httpBackends)
+	h := startHTTP(t, opts, strings.Replace(httpBackends, "version = 1\n", "version = 1\n[daemon]\ndrain_timeout = \"200ms\"\n", 1))
 	errc := make(chan error, 1)
 	go func() {
 		_, err := h.openai.CreateChatCompletion(context.Background(), oaiRequest("gpt-4o-mini", "slow"))
