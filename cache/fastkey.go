@@ -15,16 +15,9 @@ import (
 // request into maps first: the hot path of every request. It returns the
 // same key as Key for every valid request (a fuzz test holds it to that).
 func QuickKey(raw json.RawMessage, p KeyParams) (string, error) {
-	kind := cmp.Or(p.Kind, KindChat)
 	var b bytes.Buffer
 	b.Grow(len(raw) + 128)
-	b.WriteString(keyVersion)
-	b.WriteByte('\n')
-	b.WriteString(`{"kind":`)
-	writeString(&b, kind)
-	b.WriteString(`,"namespace":`)
-	writeString(&b, p.Namespace)
-	b.WriteString(`,"request":`)
+	keyHead(&b, p)
 	s := scanner{in: raw}
 	s.space()
 	if s.peek() != '{' {

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -87,25 +88,27 @@ func (r *Request) Deterministic() bool {
 // keyOf is the key of an already decoded request object. It does not
 // modify req.
 func keyOf(req map[string]any, p KeyParams) string {
-	kind := p.Kind
-	if kind == "" {
-		kind = KindChat
-	}
 	var b bytes.Buffer
 	b.Grow(512)
-	b.WriteString(keyVersion)
-	b.WriteByte('\n')
-	// The canonical form of {"kind": kind, "namespace": ns, "request": req
-	// as keyed}, written without building that object.
-	b.WriteString(`{"kind":`)
-	writeString(&b, kind)
-	b.WriteString(`,"namespace":`)
-	writeString(&b, p.Namespace)
-	b.WriteString(`,"request":`)
+	keyHead(&b, p)
 	writeKeyed(&b, req, p.ModelAlias)
 	b.WriteByte('}')
 	sum := sha256.Sum256(b.Bytes())
 	return hex.EncodeToString(sum[:])
+}
+
+// keyHead starts what a key hashes: the version, then the canonical form
+// of {"kind": kind, "namespace": ns, "request": ...} up to the request,
+// written without building that object. The caller writes the request and
+// the closing brace.
+func keyHead(b *bytes.Buffer, p KeyParams) {
+	b.WriteString(keyVersion)
+	b.WriteByte('\n')
+	b.WriteString(`{"kind":`)
+	writeString(b, cmp.Or(p.Kind, KindChat))
+	b.WriteString(`,"namespace":`)
+	writeString(b, p.Namespace)
+	b.WriteString(`,"request":`)
 }
 
 // writeKeyed writes req canonically as its key sees it: without the

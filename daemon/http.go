@@ -150,11 +150,7 @@ func (a *httpAPI) chat(w http.ResponseWriter, r *http.Request) {
 			writeHTTPErrorHint(w, err, a.d.retryHint)
 			return
 		}
-		setMetaHeaders(w.Header(), res.Meta)
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(res.Response)))
-		w.WriteHeader(http.StatusOK)
-		w.Write(res.Response)
+		writeAnswer(w, res.Meta, res.Response)
 		return
 	}
 	sse := newSSE(w)
@@ -248,11 +244,17 @@ func (a *httpAPI) embeddings(w http.ResponseWriter, r *http.Request) {
 		writeHTTPErrorHint(w, err, a.d.retryHint)
 		return
 	}
-	setMetaHeaders(w.Header(), res.Meta)
+	writeAnswer(w, res.Meta, res.Response)
+}
+
+// writeAnswer writes a whole answer: lbgpt's metadata as headers, the
+// OpenAI response as the body.
+func writeAnswer(w http.ResponseWriter, m rpc.Meta, body json.RawMessage) {
+	setMetaHeaders(w.Header(), m)
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(res.Response)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
-	w.Write(res.Response)
+	w.Write(body)
 }
 
 // modelObject is one entry of GET /v1/models, as OpenAI lists them.
