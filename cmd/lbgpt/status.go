@@ -81,8 +81,13 @@ func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 	if strategy == "" {
 		strategy = "-"
 	}
-	fmt.Fprintf(w, "%sstrategy %s  queue %d  daemon overhead p50 %s  p99 %s\n\n", prefix, strategy, st.Queue,
+	fmt.Fprintf(w, "%sstrategy %s  queue %d  daemon overhead p50 %s  p99 %s\n", prefix, strategy, st.Queue,
 		micros(st.DaemonP50US), micros(st.DaemonP99US))
+	if c := st.Cache; c != nil {
+		fmt.Fprintf(w, "%scache %d entries (%d semantic), %s  hits %d exact %d semantic %d coalesced  misses %d  hit rate %.0f %%\n",
+			prefix, c.Entries, c.SemanticEntries, bytesText(c.Bytes), c.Hits.Exact, c.Hits.Semantic, c.Hits.Coalesced, c.Misses, 100*c.HitRate)
+	}
+	fmt.Fprintln(w)
 
 	now := snapshotTime(st)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -66,6 +66,17 @@ func TestStatusTable(t *testing.T) {
 	}
 }
 
+func TestStatusCacheLine(t *testing.T) {
+	st := busyStatus()
+	st.Cache = &rpc.CacheStats{Entries: 1200, SemanticEntries: 300, Bytes: 5 << 20, Hits: rpc.CacheHits{Exact: 70, Semantic: 5, Coalesced: 2}, Misses: 23, HitRate: 0.77}
+	var b bytes.Buffer
+	printStatus(&b, st, "")
+	want := "cache 1200 entries (300 semantic), 5.0 MiB  hits 70 exact 5 semantic 2 coalesced  misses 23  hit rate 77 %\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("no cache line %q in\n%s", want, b.String())
+	}
+}
+
 func TestStatusCommand(t *testing.T) {
 	f := newFake(t, nil)
 	stdout, stderr, code := runCtx(t.Context(), "", "status", "--socket", f.socket)
