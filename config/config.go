@@ -245,8 +245,10 @@ func (b Backend) Serves(model string) bool {
 }
 
 // Deployment returns the name to send upstream for model: for an azure
-// backend the ModelMap entry when there is one, otherwise model itself.
-func (b Backend) Deployment(model string) string {
+// backend the ModelMap entry when there is one, otherwise model itself. It
+// reads only Type and ModelMap (a pointer receiver, so that a call does not
+// copy, and so read, the fields a reload retunes on a live backend).
+func (b *Backend) Deployment(model string) string {
 	if b.Type == TypeAzure {
 		if d, ok := b.ModelMap[model]; ok {
 			return d
