@@ -155,9 +155,10 @@ func New(opts Options) (*Daemon, error) {
 	d.base, d.stop = context.WithCancelCause(context.Background())
 	d.draining, d.startDrain = context.WithCancel(context.Background())
 	d.methods = d.methodTable()
-	// Load the tokenizers now: the first request should not pay for it.
-	tokens.Count("gpt-4o", "")
-	tokens.Count("gpt-4", "")
+	// Load the tokenizers (about a second of CPU) beside start-up rather
+	// than in it, so readiness does not wait and the first requests rarely
+	// do; a request that comes sooner waits for the load it needs.
+	go tokens.Load()
 	return d, nil
 }
 
