@@ -37,9 +37,10 @@ type scenario func(fs *flag.FlagSet) func(ctx context.Context, out io.Writer) (m
 
 // scenarios maps -scenario names to their runners, sorted by name.
 var scenarios = map[string]scenario{
-	"faults":   faults,
-	"goodput":  goodput,
-	"overhead": overhead,
+	"faults":           faults,
+	"goodput":          goodput,
+	"overhead":         overhead,
+	"semantic-quality": semanticQuality,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,473 @@
+package cache
+
+// The semantic cache (this file and semantic_*.go) answers a prompt with a
+// stored answer to a prompt that asks the same thing in other words.
+//
+// Two stages. Retrieval: the chosen text is embedded (by default offline,
+// see cache/embed) and the nearest stored texts of the same partition are
+// found in an in-memory chromem-go index, one collection per partition.
+// Verification: a neighbour above the threshold is accepted only if the
+// verifier (cache/verify) finds that every content word of each text aligns
+// with the other and no number, name, negation, direction, format or
+// language differs. Precision comes from the second stage: one-word traps
+// ("5 km to miles" / "5 miles to km") embed almost identically, so no
+// threshold separates them (see docs/semantic-cache.md).
+//
+// bbolt is the source of truth: bucket "semantic" holds sub-bucket
+// "entries" (ID → entry with its vector, so opening does not re-embed) and
+// sub-bucket "meta" (the embedder's fingerprint: when the embedder changes,
+// opening re-embeds every text). The index is rebuilt from bbolt at open.
+//
+// A *Semantic is safe for concurrent use: lookups run in parallel; writers
+// (Add, Forget, Purge) are serialised and hold the index exclusively only
+// while they change it (chromem-go's Delete is not race-free on its own).
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/lbgpt/lbgpt/cache/embed"
+	"github.com/lbgpt/lbgpt/cache/verify"
+	chromem "github.com/philippgille/chromem-go"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Embedder turns texts into unit vectors, all of one length.
+type Embedder interface {
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+}
+
+var _ Embedder = (*embed.Embedder)(nil)
+
+// NewLocalEmbedder returns the built-in offline embedder (GloVe word vectors
+// compiled in; see cache/embed).
+func NewLocalEmbedder() Embedder {
+	e, err := embed.New()
+	if err != nil {
+		return failedEmbedder{err}
+	}
+	return e
+}
+
+type failedEmbedder struct{ err error }
+
+func (f failedEmbedder) Embed(context.Context, []string) ([][]float32, error) { return nil, f.err }
+
+// DefaultThreshold is the cosine similarity a stored text needs before the
+// verifier looks at it. It only bounds the work: the verifier decides.
+const DefaultThreshold = 0.7
+
+// candidates is how many nearest neighbours the verifier may examine.
+const candidates = 4
+
+// SemanticOptions configure OpenSemantic. The zero value uses
+// DefaultThreshold and discards logs.
+type SemanticOptions struct {
+	Threshold float64      // 0 means DefaultThreshold
+	Logger    *slog.Logger // nil discards
+	// Unverified accepts the nearest neighbour on similarity alone. For
+	// measuring the verifier (lbgpt-bench semantic-quality), never for
+	// serving.
+	Unverified bool
+}
+
+// SemanticEntry is one stored text. Partition and Target are opaque: the
+// caller's hash of everything that must match exactly, and the exact-cache
+// key holding the answer.
+type SemanticEntry struct {
+	ID, Partition, Text, Target, Namespace string
+	Created                                time.Time
+}
+
+// SemanticHit is the result of a successful lookup.
+type SemanticHit struct {
+	ID, Target string
+	Similarity float64
+	Exact      bool // the stored text equals the query text
+}
+
+// Semantic is the semantic index over one bbolt database.
+type Semantic struct {
+	db        *bolt.DB
+	emb       Embedder
+	ver       *verify.Verifier
+	threshold float64
+	verified  bool
+	log       *slog.Logger
+
+	wmu sync.Mutex // serialises writers across bbolt and the index
+
+	mu      sync.RWMutex // guards index, entries
+	index   *chromem.DB
+	entries map[string]SemanticEntry // by ID
+	parts   map[string]*chromem.Collection
+}
+
+var (
+	bucketSemantic = []byte("semantic")
+	bucketEntries  = []byte("entries")
+	bucketMeta     = []byte("meta")
+	keyFingerprint = []byte("embedder")
+)
+
+// OpenSemantic loads the semantic entries of db into a new index, creating
+// the bucket if needed. If emb is not the embedder the vectors were made
+// with, every stored text is embedded again.
+func OpenSemantic(db *bolt.DB, emb Embedder, opts SemanticOptions) (*Semantic, error) {
+	ver, err := verify.New()
+	if err != nil {
+		return nil, err
+	}
+	s := &Semantic{
+		db:        db,
+		emb:       emb,
+		ver:       ver,
+		threshold: opts.Threshold,
+		verified:  !opts.Unverified,
+		log:       opts.Logger,
+		index:     chromem.NewDB(),
+		entries:   map[string]SemanticEntry{},
+		parts:     map[string]*chromem.Collection{},
+	}
+	if s.threshold == 0 {
+		s.threshold = DefaultThreshold
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	ctx := context.Background()
+	fp, err := fingerprint(ctx, emb)
+	if err != nil {
+		return nil, fmt.Errorf("semantic: embedder: %w", err)
+	}
+	var stale bool
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketSemantic)
+		if err != nil {
+			return err
+		}
+		if _, err := b.CreateBucketIfNotExists(bucketEntries); err != nil {
+			return err
+		}
+		m, err := b.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		stale = !bytes.Equal(m.Get(keyFingerprint), fp)
+		return m.Put(keyFingerprint, fp)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("semantic: open: %w", err)
+	}
+	if stale {
+		if err := s.reembed(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.load(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// fingerprint identifies an embedder by its vector for a fixed text.
+func fingerprint(ctx context.Context, emb Embedder) ([]byte, error) {
+	v, err := emb.Embed(ctx, []string{"lbgpt: which embedder made these vectors? 42 Zebras"})
+	if err != nil {
+		return nil, err
+	}
+	if len(v) != 1 {
+		return nil, errors.New("no vector")
+	}
+	h := sha256.New()
+	for _, x := range v[0] {
+		binary.Write(h, binary.LittleEndian, int32(math.Round(float64(x)*1e4)))
+	}
+	return h.Sum(nil), nil
+}
+
+// load fills the index from bbolt.
+func (s *Semantic) load(ctx context.Context) error {
+	var docs []chromem.Document
+	var parts []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketSemantic).Bucket(bucketEntries)
+		n := c.Stats().KeyN
+		docs = make([]chromem.Document, 0, n)
+		parts = make([]string, 0, n)
+		return c.ForEach(func(k, v []byte) error {
+			e, vec, err := decodeEntry(v, true)
+			if err != nil {
+				return fmt.Errorf("entry %q: %w", k, err)
+			}
+			s.entries[e.ID] = e
+			docs = append(docs, chromem.Document{ID: e.ID, Embedding: vec})
+			parts = append(parts, e.Partition)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("semantic: load: %w", err)
+	}
+	for i, d := range docs {
+		c, err := s.collection(parts[i])
+		if err != nil {
+			return err
+		}
+		if err := c.AddDocument(ctx, d); err != nil {
+			return fmt.Errorf("semantic: load: %w", err)
+		}
+	}
+	s.log.Info("semantic cache loaded", "entries", len(docs), "partitions", len(s.parts))
+	return nil
+}
+
+// reembed embeds every stored text again with the current embedder.
+func (s *Semantic) reembed(ctx context.Context) error {
+	var all []SemanticEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSemantic).Bucket(bucketEntries).ForEach(func(k, v []byte) error {
+			e, _, err := decodeEntry(v, false)
+			if err != nil {
+				return fmt.Errorf("entry %q: %w", k, err)
+			}
+			all = append(all, e)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("semantic: re-embed: %w", err)
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	s.log.Warn("semantic cache embedder changed, embedding stored texts again", "entries", len(all))
+	const batch = 256
+	for start := 0; start < len(all); start += batch {
+		part := all[start:min(start+batch, len(all))]
+		texts := make([]string, len(part))
+		for i, e := range part {
+			texts[i] = e.Text
+		}
+		vecs, err := s.emb.Embed(ctx, texts)
+		if err != nil {
+			return fmt.Errorf("semantic: re-embed: %w", err)
+		}
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketSemantic).Bucket(bucketEntries)
+			for i, e := range part {
+				if err := b.Put([]byte(e.ID), encodeEntry(e, vecs[i])); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("semantic: re-embed: %w", err)
+		}
+	}
+	return nil
+}
+
+// collection returns the partition's collection, creating it. Callers hold
+// s.mu for writing (or are in OpenSemantic).
+func (s *Semantic) collection(partition string) (*chromem.Collection, error) {
+	if c, ok := s.parts[partition]; ok {
+		return c, nil
+	}
+	name := fmt.Sprintf("p%d", len(s.parts))
+	for s.index.GetCollection(name, nil) != nil {
+		name += "_"
+	}
+	c, err := s.index.CreateCollection(name, nil, noEmbedding)
+	if err != nil {
+		return nil, fmt.Errorf("semantic: index: %w", err)
+	}
+	s.parts[partition] = c
+	return c, nil
+}
+
+// noEmbedding is the collections' embedding function: vectors always come
+// with the documents.
+func noEmbedding(context.Context, string) ([]float32, error) {
+	return nil, errors.New("semantic: the index never embeds")
+}
+
+// Len is the number of entries.
+func (s *Semantic) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.entries)
+}
+
+// Lookup finds a stored text of the partition that asks the same as text.
+// ok is false on a miss; err only reports a failing embedder.
+func (s *Semantic) Lookup(ctx context.Context, partition, text string) (SemanticHit, bool, error) {
+	if text == "" {
+		return SemanticHit{}, false, nil
+	}
+	vecs, err := s.emb.Embed(ctx, []string{text})
+	if err != nil {
+		return SemanticHit{}, false, fmt.Errorf("semantic: embed: %w", err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.parts[partition]
+	if !ok {
+		return SemanticHit{}, false, nil
+	}
+	n := min(candidates, c.Count())
+	if n == 0 {
+		return SemanticHit{}, false, nil
+	}
+	res, err := c.QueryEmbedding(ctx, vecs[0], n, nil, nil)
+	if err != nil {
+		return SemanticHit{}, false, fmt.Errorf("semantic: query: %w", err)
+	}
+	for _, r := range res {
+		if float64(r.Similarity) < s.threshold {
+			break
+		}
+		e := s.entries[r.ID]
+		hit := SemanticHit{ID: e.ID, Target: e.Target, Similarity: float64(r.Similarity), Exact: e.Text == text}
+		if hit.Exact || !s.verified {
+			return hit, true, nil
+		}
+		if same, why := s.ver.Same(text, e.Text); same {
+			return hit, true, nil
+		} else {
+			s.log.Debug("semantic candidate refused", "id", e.ID, "similarity", hit.Similarity, "reason", why)
+		}
+	}
+	return SemanticHit{}, false, nil
+}
+
+// Add stores an entry (replacing one with the same ID). An empty ID gets a
+// random one; a zero Created gets the current time.
+func (s *Semantic) Add(ctx context.Context, e SemanticEntry) error {
+	if e.Text == "" {
+		return errors.New("semantic: add: empty text")
+	}
+	if e.ID == "" {
+		e.ID = newID()
+	}
+	if e.Created.IsZero() {
+		e.Created = time.Now()
+	}
+	vecs, err := s.emb.Embed(ctx, []string{e.Text})
+	if err != nil {
+		return fmt.Errorf("semantic: embed: %w", err)
+	}
+	vec := vecs[0]
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSemantic).Bucket(bucketEntries).Put([]byte(e.ID), encodeEntry(e, vec))
+	})
+	if err != nil {
+		return fmt.Errorf("semantic: add: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unindex(e.ID)
+	c, err := s.collection(e.Partition)
+	if err != nil {
+		return err
+	}
+	if err := c.AddDocument(ctx, chromem.Document{ID: e.ID, Embedding: vec}); err != nil {
+		return fmt.Errorf("semantic: index: %w", err)
+	}
+	s.entries[e.ID] = e
+	return nil
+}
+
+// Forget removes one entry; false if there was none.
+func (s *Semantic) Forget(id string) (bool, error) {
+	n, err := s.remove(func(e SemanticEntry) bool { return e.ID == id }, []byte(id))
+	return n > 0, err
+}
+
+// Purge removes every entry for which match returns true and says how many.
+func (s *Semantic) Purge(match func(SemanticEntry) bool) (int, error) {
+	return s.remove(match, nil)
+}
+
+// remove deletes matching entries from bbolt, then from the index. With key
+// set, only that entry is considered.
+func (s *Semantic) remove(match func(SemanticEntry) bool, key []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var gone []string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSemantic).Bucket(bucketEntries)
+		consider := func(k, v []byte) error {
+			e, _, err := decodeEntry(v, false)
+			if err != nil {
+				return fmt.Errorf("entry %q: %w", k, err)
+			}
+			if match(e) {
+				gone = append(gone, string(k))
+			}
+			return nil
+		}
+		if key != nil {
+			if v := b.Get(key); v != nil {
+				if err := consider(key, v); err != nil {
+					return err
+				}
+			}
+		} else if err := b.ForEach(consider); err != nil {
+			return err
+		}
+		for _, id := range gone {
+			if err := b.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("semantic: remove: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range gone {
+		s.unindex(id)
+	}
+	return len(gone), nil
+}
+
+// unindex drops id from the index; callers hold s.mu for writing.
+func (s *Semantic) unindex(id string) {
+	e, ok := s.entries[id]
+	if !ok {
+		return
+	}
+	delete(s.entries, id)
+	c := s.parts[e.Partition]
+	if c == nil {
+		return
+	}
+	if c.Count() <= 1 {
+		s.index.DeleteCollection(c.Name)
+		delete(s.parts, e.Partition)
+		return
+	}
+	c.Delete(context.Background(), nil, nil, id)
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
