@@ -53,6 +53,7 @@ func run(args []string) error {
 	lexiconOut := fs.String("lexicon", "../verify/lexicon.gz", "output: verifier lexicon")
 	nVectors := fs.Int("n", 40000, "number of words that get a vector")
 	nLexicon := fs.Int("nlex", 150000, "number of GloVe words considered for the lexicon")
+	fs.IntVar(&sensesPerWord, "senses", sensesPerWord, "senses per lemma that count for synonymy")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -421,8 +422,8 @@ func (wn *wordNet) lemmas(w string) []string {
 }
 
 // sensesPerWord is how many of a lemma's most frequent senses count for
-// synonymy: beyond two, WordNet links words no prompt would swap.
-const sensesPerWord = 2
+// synonymy: beyond the first few, WordNet links words no prompt would swap.
+var sensesPerWord = 2
 
 // writeLexicon writes one line per known word, most frequent first:
 //

@@ -130,6 +130,9 @@ func (v *Verifier) tokens(text string) []token {
 			raw = raw[:i] // "what's" → "what"; "it's" → "it"
 		}
 		low := strings.ToLower(raw)
+		if sp, ok := spelling[low]; ok {
+			low = sp
+		}
 		initial := n == 0 || sentEnd.MatchString(text[:ix[0]])
 		t := token{norm: low, pos: len(out)}
 		switch {
@@ -149,7 +152,7 @@ func (v *Verifier) tokens(text string) []token {
 			t.class = classStop
 		case filler[low]:
 			t.class = classFiller
-		case strict[low] || v.degree(low):
+		case strict[low] || units[low] || v.degree(low):
 			t.class = classStrict
 		case v.known(low):
 			t.class = classContent
@@ -255,6 +258,19 @@ func (v *Verifier) Same(a, b string) (bool, string) {
 	}
 	if r := governed(ta, tb, pairs); r != "" {
 		return false, r
+	}
+	// Filler and "of" may go unaligned, but when both sides have them they
+	// still pivot a swap ("the liver helps the kidneys").
+	for _, x := range ta {
+		if x.class != classFiller && x.norm != "of" {
+			continue
+		}
+		for _, y := range tb {
+			if y.norm == x.norm {
+				pairs[[2]int{x.pos, y.pos}] = true
+				break
+			}
+		}
 	}
 	if r := swapped(pairs); r != "" {
 		return false, r

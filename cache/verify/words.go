@@ -84,3 +84,31 @@ var numberWords = map[string]string{
 	"hundred": "100", "thousand": "1000", "million": "1000000", "billion": "1000000000",
 	"dozen": "12", "half": "0.5", "twice": "2x", "double": "2x", "triple": "3x",
 }
+
+// units of measure have no synonyms, only their abbreviations and spellings,
+// which are rewritten to one form before comparing.
+var units = set(`second seconds minute minutes hour hours day days week weeks month months
+	year years decade decades century centuries millisecond milliseconds
+	meter meters kilometer kilometers centimeter centimeters millimeter millimeters
+	mile miles yard yards foot feet inch inches gram grams kilogram kilograms milligram
+	milligrams pound pounds ounce ounces ton tons tonne tonnes liter liters milliliter
+	milliliters gallon gallons quart quarts pint pints cup cups tablespoon tablespoons
+	teaspoon teaspoons degree degrees byte bytes kilobyte kilobytes megabyte megabytes
+	gigabyte gigabytes terabyte terabytes bit bits dollar dollars euro euros yen percent
+	calorie calories kilocalorie kilocalories watt watts volt volts acre acres hectare hectares
+	knot knots mph kph`)
+
+// spelling maps abbreviations and British spellings of units to one form.
+var spelling = map[string]string{
+	"km": "kilometer", "kms": "kilometers", "kilometre": "kilometer", "kilometres": "kilometers",
+	"metre": "meter", "metres": "meters", "cm": "centimeter", "centimetre": "centimeter",
+	"centimetres": "centimeters", "mm": "millimeter", "millimetre": "millimeter",
+	"millimetres": "millimeters", "mi": "mile", "ft": "foot", "yd": "yard", "kg": "kilogram",
+	"kgs": "kilograms", "mg": "milligram", "lb": "pound", "lbs": "pounds", "oz": "ounce",
+	"litre": "liter", "litres": "liters", "ml": "milliliter", "millilitre": "milliliter",
+	"millilitres": "milliliters", "gal": "gallon", "tbsp": "tablespoon", "tsp": "teaspoon",
+	"sec": "second", "secs": "seconds", "min": "minute", "mins": "minutes", "hr": "hour",
+	"hrs": "hours", "kb": "kilobyte", "mb": "megabyte", "gb": "gigabyte", "tb": "terabyte",
+	"usd": "dollar", "eur": "euro", "kcal": "kilocalorie", "colour": "color", "colours": "colors",
+	"favourite": "favorite", "tyre": "tire", "tyres": "tires", "centre": "center",
+}

@@ -35,12 +35,13 @@ type semanticPair struct {
 func semanticQuality(fs *flag.FlagSet) func(context.Context, io.Writer) (map[string]any, error) {
 	pairs := fs.String("pairs", "testdata/semantic-pairs.jsonl", "JSONL file of labelled pairs")
 	threshold := fs.Float64("threshold", cache.DefaultThreshold, "similarity threshold of the scored run")
+	show := fs.String("show", "", "also list the false hits of this half: dev, held-out or all")
 	return func(ctx context.Context, out io.Writer) (map[string]any, error) {
 		ps, err := readPairs(*pairs)
 		if err != nil {
 			return nil, err
 		}
-		return runSemanticQuality(ctx, out, ps, *threshold)
+		return runSemanticQuality(ctx, out, ps, *threshold, *show)
 	}
 }
 
@@ -67,6 +68,14 @@ func readPairs(path string) ([]semanticPair, error) {
 	}
 	if len(ps) == 0 {
 		return nil, fmt.Errorf("%s: no pairs", path)
+	}
+	// A b that is another pair's a would be scored a false hit for hitting
+	// the very text it is.
+	as := uniqueA(ps)
+	for i, p := range ps {
+		if as[p.B] {
+			return nil, fmt.Errorf("%s:%d: b %q is also stored as an a", path, i+1, p.B)
+		}
 	}
 	return ps, nil
 }
@@ -123,7 +132,7 @@ func scoreOutcomes(ps []semanticPair, outs []outcome, threshold float64, keep fu
 	return s
 }
 
-func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, threshold float64) (map[string]any, error) {
+func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, threshold float64, show string) (map[string]any, error) {
 	dir, err := os.MkdirTemp("", "lbgpt-bench-semantic-")
 	if err != nil {
 		return nil, err
@@ -211,6 +220,14 @@ func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, t
 	fmt.Fprintf(out, "  dev half:  precision %.3f  recall %.3f\n", dev.precision(), dev.recall())
 	fmt.Fprintf(out, "  held-out:  precision %.3f  recall %.3f\n", held.precision(), held.recall())
 	fmt.Fprintf(out, "  false hits by kind: %v\n", sortedCounts(main.FalseHits))
+	for i, p := range ps {
+		o := outs[i]
+		half := map[int]string{0: "dev", 1: "held-out"}[i%2]
+		if o.text == "" || (p.Same && o.text == p.A) || (show != "all" && show != half) {
+			continue
+		}
+		fmt.Fprintf(out, "  false hit, line %d (%s): %q → %q (similarity %.3f)\n", i+1, p.Kind, p.B, o.text, o.sim)
+	}
 	fmt.Fprintf(out, "  lookup p50 %d µs, p99 %d µs\n", percentile(lat, 50), percentile(lat, 99))
 	fmt.Fprintf(out, "  threshold  verified P/R     similarity only P/R\n")
 	for i, p := range curve {
@@ -257,4 +274,3 @@ func sortedCounts(m map[string]int) string {
 	}
 	return s
 }
-
