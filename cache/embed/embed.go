@@ -7,7 +7,9 @@
 // adds a signed hash of itself and of its character trigrams, so that two
 // prompts differing in an unknown name still differ and a typo of an unknown
 // word stays close. A word not in the table but one edit away from a table
-// word ("pongo" → "pong") also borrows that word's vector, weakened. Vectors
+// word ("pongo" → "pong") also borrows that word's vector, weakened. Words
+// that carry grammar or politeness rather than the question ("the",
+// "please", "can you tell me") get no weight ([verify.Ignorable]). Vectors
 // are always unit length (an empty text gets a fixed unit vector), and the
 // same text always gives the same vector.
 //
@@ -30,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+
+	"github.com/lbgpt/lbgpt/cache/verify"
 )
 
 //go:embed words.bin
@@ -87,6 +91,9 @@ func (e *Embedder) Vector(text string) []float32 {
 	t := e.t
 	var acc [Dims]float64
 	for _, w := range Words(text) {
+		if verify.Ignorable(w) {
+			continue
+		}
 		if r, ok := t.rank[w]; ok {
 			t.add(acc[:wordDims], r, sifWeight(int(r)))
 			continue
@@ -136,6 +143,16 @@ func sifWeight(rank int) float64 {
 	return a / (a + p)
 }
 
+// word returns the table word of rank r (for tests; linear).
+func (t *table) word(r int32) (string, bool) {
+	for w, x := range t.rank {
+		if x == r {
+			return w, true
+		}
+	}
+	return "", false
+}
+
 func (t *table) add(acc []float64, r int32, w float64) {
 	s := w * float64(t.scale[r])
 	for i, q := range t.vec[int(r)*wordDims : int(r+1)*wordDims] {
@@ -152,25 +169,32 @@ func (t *table) correct(w string) (int32, bool) {
 		return 0, false
 	}
 	best, found := int32(math.MaxInt32), false
-	try := func(c string) {
-		if r, ok := t.rank[c]; ok && r < best {
+	buf := make([]byte, 0, len(w)+1)
+	try := func(c []byte) {
+		if r, ok := t.rank[string(c)]; ok && r < best { // no allocation: map lookup by string(bytes)
 			best, found = r, true
 		}
 	}
 	for i := 1; i < len(w); i++ {
-		try(w[:i] + w[i+1:])
+		try(append(append(buf[:0], w[:i]...), w[i+1:]...)) // deletion
 		if i+1 < len(w) {
-			try(w[:i] + string(w[i+1]) + string(w[i]) + w[i+2:])
+			c := append(buf[:0], w...)
+			c[i], c[i+1] = c[i+1], c[i]
+			try(c) // transposition
 		}
-		for c := byte('a'); c <= 'z'; c++ {
-			if c != w[i] {
-				try(w[:i] + string(c) + w[i+1:])
+		c := append(buf[:0], w...)
+		for l := byte('a'); l <= 'z'; l++ {
+			if l != w[i] {
+				c[i] = l
+				try(c) // substitution
 			}
 		}
 	}
 	for i := 1; i <= len(w); i++ {
-		for c := byte('a'); c <= 'z'; c++ {
-			try(w[:i] + string(c) + w[i:])
+		c := append(append(append(buf[:0], w[:i]...), 0), w[i:]...)
+		for l := byte('a'); l <= 'z'; l++ {
+			c[i] = l
+			try(c) // insertion
 		}
 	}
 	return best, found

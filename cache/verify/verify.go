@@ -47,6 +47,22 @@ const rareRank = 30000
 // Verifier compares prompts.
 type Verifier struct{ lex map[string]entry }
 
+// Ignorable reports whether a lowercase word carries grammar or politeness
+// rather than the question ("the", "please", "can"); the embedder gives such
+// words no weight.
+func Ignorable(w string) bool { return stop[w] || filler[w] }
+
+// group maps a word (and its lemmas) to its hand-written synonym group.
+var group = func() map[string]int32 {
+	m := map[string]int32{}
+	for i, g := range synonymGroups {
+		for _, w := range g {
+			m[w] = int32(i)
+		}
+	}
+	return m
+}()
+
 var loadLexicon = sync.OnceValues(func() (map[string]entry, error) { return parseLexicon(lexiconData) })
 
 // New returns a verifier over the compiled-in lexicon.
@@ -372,13 +388,23 @@ func (v *Verifier) match(t, u token) int {
 			}
 		}
 	}
+	for _, x := range lt {
+		for _, y := range lu {
+			gx, okx := group[x]
+			gy, oky := group[y]
+			if okx && oky && gx == gy {
+				return 2
+			}
+		}
+	}
 	return 0
 }
 
 // typo: t is an unknown or rare lowercase word one edit (not at the first
-// letter) away from u, both of at least four letters.
+// letter) away from u, a common word, both of at least four letters. Two
+// rare words one letter apart are different names ("kubectl", "kubectx").
 func (v *Verifier) typo(t, u token) bool {
-	if !v.rare(t) || (u.class != classUnknown && u.class != classContent) {
+	if !v.rare(t) || u.class != classContent || v.rare(u) {
 		return false
 	}
 	a, b := t.norm, u.norm

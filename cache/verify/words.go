@@ -40,7 +40,7 @@ var stop = set(`a an the this that these those it its it's there here
 var filler = set(`please pls kindly thanks thank thx hi hello hey dear
 	tell show give explain describe say know find
 	want wanna need like wonder wondering curious
-	help assist mind let lets
+	help assist mind let lets use uses using used utilize
 	quick quickly
 	question ask asking answer`)
 
@@ -111,4 +111,19 @@ var spelling = map[string]string{
 	"hrs": "hours", "kb": "kilobyte", "mb": "megabyte", "gb": "gigabyte", "tb": "terabyte",
 	"usd": "dollar", "eur": "euro", "kcal": "kilocalorie", "colour": "color", "colours": "colors",
 	"favourite": "favorite", "tyre": "tire", "tyres": "tires", "centre": "center",
+}
+
+// synonyms WordNet's most frequent senses miss but prompts use
+// interchangeably, one group per line.
+var synonymGroups = [][]string{
+	{"remove", "delete", "erase"},
+	{"create", "make", "generate"},
+	{"fix", "repair"},
+	{"big", "large", "huge"},
+	{"fast", "quick", "speedy"},
+	{"faster", "quicker"},
+	{"fastest", "quickest"},
+	{"choose", "pick", "select"},
+	{"begin", "start"},
+	{"finish", "end"},
 }
