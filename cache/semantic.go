@@ -33,6 +33,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,6 +81,9 @@ type SemanticOptions struct {
 	// measuring the verifier (lbgpt-bench semantic-quality), never for
 	// serving.
 	Unverified bool
+	// ClusterAt is the partition size from which lookups search clusters
+	// instead of every entry (0: 8192; negative: never).
+	ClusterAt int
 }
 
 // SemanticEntry is one stored text. Partition and Target are opaque: the
@@ -103,14 +108,22 @@ type Semantic struct {
 	ver       *verify.Verifier
 	threshold float64
 	verified  bool
+	clusterAt int
 	log       *slog.Logger
 
 	wmu sync.Mutex // serialises writers across bbolt and the index
 
-	mu      sync.RWMutex // guards index, entries
+	mu      sync.RWMutex // guards everything below
 	index   *chromem.DB
-	entries map[string]SemanticEntry // by ID
-	parts   map[string]*chromem.Collection
+	seq     int                     // names collections
+	entries map[string]indexedEntry // by ID
+	parts   map[string]*partIndex
+}
+
+// indexedEntry is an entry and the list of its partition's index holding it.
+type indexedEntry struct {
+	SemanticEntry
+	list int
 }
 
 var (
@@ -134,13 +147,17 @@ func OpenSemantic(db *bolt.DB, emb Embedder, opts SemanticOptions) (*Semantic, e
 		ver:       ver,
 		threshold: opts.Threshold,
 		verified:  !opts.Unverified,
+		clusterAt: opts.ClusterAt,
 		log:       opts.Logger,
 		index:     chromem.NewDB(),
-		entries:   map[string]SemanticEntry{},
-		parts:     map[string]*chromem.Collection{},
+		entries:   map[string]indexedEntry{},
+		parts:     map[string]*partIndex{},
 	}
 	if s.threshold == 0 {
 		s.threshold = DefaultThreshold
+	}
+	if s.clusterAt == 0 {
+		s.clusterAt = defaultClusterAt
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -198,37 +215,48 @@ func fingerprint(ctx context.Context, emb Embedder) ([]byte, error) {
 
 // load fills the index from bbolt.
 func (s *Semantic) load(ctx context.Context) error {
-	var docs []chromem.Document
-	var parts []string
+	docs := map[string][]chromem.Document{}
+	n := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketSemantic).Bucket(bucketEntries)
-		n := c.Stats().KeyN
-		docs = make([]chromem.Document, 0, n)
-		parts = make([]string, 0, n)
-		return c.ForEach(func(k, v []byte) error {
+		return tx.Bucket(bucketSemantic).Bucket(bucketEntries).ForEach(func(k, v []byte) error {
 			e, vec, err := decodeEntry(v, true)
 			if err != nil {
 				return fmt.Errorf("entry %q: %w", k, err)
 			}
-			s.entries[e.ID] = e
-			docs = append(docs, chromem.Document{ID: e.ID, Embedding: vec})
-			parts = append(parts, e.Partition)
+			s.entries[e.ID] = indexedEntry{SemanticEntry: e}
+			docs[e.Partition] = append(docs[e.Partition], chromem.Document{ID: e.ID, Embedding: vec})
+			n++
 			return nil
 		})
 	})
 	if err != nil {
 		return fmt.Errorf("semantic: load: %w", err)
 	}
-	for i, d := range docs {
-		c, err := s.collection(parts[i])
-		if err != nil {
+	for part, ds := range docs {
+		if err := s.build(ctx, part, ds); err != nil {
 			return err
 		}
-		if err := c.AddDocument(ctx, d); err != nil {
-			return fmt.Errorf("semantic: load: %w", err)
-		}
 	}
-	s.log.Info("semantic cache loaded", "entries", len(docs), "partitions", len(s.parts))
+	s.log.Info("semantic cache loaded", "entries", n, "partitions", len(s.parts))
+	return nil
+}
+
+// build (re)creates the index of a partition from its documents. Callers
+// hold s.mu for writing (or are in OpenSemantic).
+func (s *Semantic) build(ctx context.Context, partition string, docs []chromem.Document) error {
+	if old := s.parts[partition]; old != nil {
+		old.close()
+	}
+	p, lists, err := newPartIndex(ctx, docs, s.clusterAt, s.newList, s.dropList)
+	if err != nil {
+		return err
+	}
+	s.parts[partition] = p
+	for i, d := range docs {
+		e := s.entries[d.ID]
+		e.list = lists[i]
+		s.entries[d.ID] = e
+	}
 	return nil
 }
 
@@ -279,23 +307,17 @@ func (s *Semantic) reembed(ctx context.Context) error {
 	return nil
 }
 
-// collection returns the partition's collection, creating it. Callers hold
-// s.mu for writing (or are in OpenSemantic).
-func (s *Semantic) collection(partition string) (*chromem.Collection, error) {
-	if c, ok := s.parts[partition]; ok {
-		return c, nil
-	}
-	name := fmt.Sprintf("p%d", len(s.parts))
-	for s.index.GetCollection(name, nil) != nil {
-		name += "_"
-	}
-	c, err := s.index.CreateCollection(name, nil, noEmbedding)
+// newList creates an empty collection; callers hold s.mu for writing.
+func (s *Semantic) newList() (*chromem.Collection, error) {
+	s.seq++
+	c, err := s.index.CreateCollection(fmt.Sprint("c", s.seq), nil, noEmbedding)
 	if err != nil {
 		return nil, fmt.Errorf("semantic: index: %w", err)
 	}
-	s.parts[partition] = c
 	return c, nil
 }
+
+func (s *Semantic) dropList(c *chromem.Collection) { s.index.DeleteCollection(c.Name) }
 
 // noEmbedding is the collections' embedding function: vectors always come
 // with the documents.
@@ -322,23 +344,19 @@ func (s *Semantic) Lookup(ctx context.Context, partition, text string) (Semantic
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	c, ok := s.parts[partition]
+	p, ok := s.parts[partition]
 	if !ok {
 		return SemanticHit{}, false, nil
 	}
-	n := min(candidates, c.Count())
-	if n == 0 {
-		return SemanticHit{}, false, nil
-	}
-	res, err := c.QueryEmbedding(ctx, vecs[0], n, nil, nil)
+	res, err := p.query(ctx, vecs[0], candidates)
 	if err != nil {
-		return SemanticHit{}, false, fmt.Errorf("semantic: query: %w", err)
+		return SemanticHit{}, false, err
 	}
 	for _, r := range res {
 		if float64(r.Similarity) < s.threshold {
 			break
 		}
-		e := s.entries[r.ID]
+		e := s.entries[r.ID].SemanticEntry
 		hit := SemanticHit{ID: e.ID, Target: e.Target, Similarity: float64(r.Similarity), Exact: e.Text == text}
 		if hit.Exact || !s.verified {
 			return hit, true, nil
@@ -380,15 +398,41 @@ func (s *Semantic) Add(ctx context.Context, e SemanticEntry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.unindex(e.ID)
-	c, err := s.collection(e.Partition)
+	doc := chromem.Document{ID: e.ID, Embedding: vec}
+	p := s.parts[e.Partition]
+	if p == nil || p.centroids == nil && s.clusterAt > 0 && p.n+1 >= s.clusterAt || p.crowded() {
+		return s.rebuildWith(ctx, e, doc)
+	}
+	l, err := p.add(ctx, doc)
 	if err != nil {
 		return err
 	}
-	if err := c.AddDocument(ctx, chromem.Document{ID: e.ID, Embedding: vec}); err != nil {
-		return fmt.Errorf("semantic: index: %w", err)
-	}
-	s.entries[e.ID] = e
+	s.entries[e.ID] = indexedEntry{e, l}
 	return nil
+}
+
+// rebuildWith builds the index of e's partition again, with e: on its first
+// entry, when it grows large enough to be clustered, and when its clusters
+// no longer fit its entries. Callers hold s.mu for writing.
+func (s *Semantic) rebuildWith(ctx context.Context, e SemanticEntry, doc chromem.Document) error {
+	var docs []chromem.Document
+	if p := s.parts[e.Partition]; p != nil {
+		var ids []string
+		var lists []int
+		for id, x := range s.entries {
+			if x.Partition == e.Partition {
+				ids, lists = append(ids, id), append(lists, x.list)
+			}
+		}
+		var err error
+		if docs, err = p.documents(ctx, ids, lists); err != nil {
+			return err
+		}
+		slices.SortFunc(docs, func(a, b chromem.Document) int { return strings.Compare(a.ID, b.ID) })
+		s.log.Info("semantic partition clustered", "entries", len(docs)+1)
+	}
+	s.entries[e.ID] = indexedEntry{SemanticEntry: e}
+	return s.build(ctx, e.Partition, append(docs, doc))
 }
 
 // Forget removes one entry; false if there was none.
@@ -454,16 +498,15 @@ func (s *Semantic) unindex(id string) {
 		return
 	}
 	delete(s.entries, id)
-	c := s.parts[e.Partition]
-	if c == nil {
+	p := s.parts[e.Partition]
+	if p == nil {
 		return
 	}
-	if c.Count() <= 1 {
-		s.index.DeleteCollection(c.Name)
+	p.remove(id, e.list)
+	if p.n == 0 {
+		p.close()
 		delete(s.parts, e.Partition)
-		return
 	}
-	c.Delete(context.Background(), nil, nil, id)
 }
 
 func newID() string {

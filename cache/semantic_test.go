@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -250,7 +251,11 @@ func TestSemanticForgetAndPurge(t *testing.T) {
 // TestSemanticConcurrent runs lookups, adds and forgets at once; -race
 // checks the index (chromem-go's Delete is not race-free by itself).
 func TestSemanticConcurrent(t *testing.T) {
-	s := openSemantic(t, openDB(t, filepath.Join(t.TempDir(), "c.db")), NewLocalEmbedder())
+	// A small ClusterAt: the partition gets clustered while lookups run.
+	s, err := OpenSemantic(openDB(t, filepath.Join(t.TempDir(), "c.db")), NewLocalEmbedder(), SemanticOptions{ClusterAt: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
 	texts := []string{"How do I remove a file in Linux?", "What is the capital of Australia?", "Why is the sky blue?", "How do I make pancakes?"}
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -303,4 +308,54 @@ func TestSemanticEmbedderError(t *testing.T) {
 	if _, err := OpenSemantic(openDB(t, filepath.Join(t.TempDir(), "c.db")), failingEmbedder{}, SemanticOptions{}); err == nil {
 		t.Error("open with a failing embedder succeeded")
 	}
+}
+
+// TestSemanticClustered: a partition that grows past ClusterAt is split
+// into clusters; identical texts still always hit, paraphrases still hit,
+// removal still works, and reopening clusters it again.
+func TestSemanticClustered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	db := openDB(t, path)
+	opts := SemanticOptions{ClusterAt: 300}
+	s, err := OpenSemantic(db, NewLocalEmbedder(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	var texts []string
+	for i := range 700 {
+		text := benchText(r)
+		texts = append(texts, text)
+		add(t, s, fmt.Sprint("b", i), "p", text)
+	}
+	add(t, s, "moon", "p", "How large is the moon?")
+	if p := s.parts["p"]; p.centroids == nil || len(p.lists) != clusters+1 {
+		t.Fatalf("partition of %d entries is not clustered", s.Len())
+	}
+	check := func(stage string) {
+		t.Helper()
+		for i, text := range texts {
+			hit, ok := lookup(t, s, "p", text)
+			if !ok || !hit.Exact {
+				t.Fatalf("%s: identical text %d not found: %+v %v", stage, i, hit, ok)
+			}
+		}
+		if hit, ok := lookup(t, s, "p", "Can you please tell me how big the moon is?"); !ok || hit.ID != "moon" {
+			t.Errorf("%s: paraphrase: %+v %v", stage, hit, ok)
+		}
+	}
+	check("after adding")
+	if ok, err := s.Forget("moon"); !ok || err != nil {
+		t.Fatalf("Forget = %v, %v", ok, err)
+	}
+	if _, ok := lookup(t, s, "p", "How large is the moon?"); ok {
+		t.Error("forgotten entry hits")
+	}
+	add(t, s, "moon", "p", "How large is the moon?")
+	db.Close()
+	s, err = OpenSemantic(openDB(t, path), NewLocalEmbedder(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after reopening")
 }

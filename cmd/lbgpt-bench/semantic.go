@@ -36,12 +36,13 @@ func semanticQuality(fs *flag.FlagSet) func(context.Context, io.Writer) (map[str
 	pairs := fs.String("pairs", "testdata/semantic-pairs.jsonl", "JSONL file of labelled pairs")
 	threshold := fs.Float64("threshold", cache.DefaultThreshold, "similarity threshold of the scored run")
 	show := fs.String("show", "", "also list the false hits of this half: dev, held-out or all")
+	clusterAt := fs.Int("cluster-at", 0, "partition size from which lookups search clusters (0: the cache's default, negative: never)")
 	return func(ctx context.Context, out io.Writer) (map[string]any, error) {
 		ps, err := readPairs(*pairs)
 		if err != nil {
 			return nil, err
 		}
-		return runSemanticQuality(ctx, out, ps, *threshold, *show)
+		return runSemanticQuality(ctx, out, ps, cache.SemanticOptions{Threshold: *threshold, ClusterAt: *clusterAt}, *show)
 	}
 }
 
@@ -132,7 +133,8 @@ func scoreOutcomes(ps []semanticPair, outs []outcome, threshold float64, keep fu
 	return s
 }
 
-func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, threshold float64, show string) (map[string]any, error) {
+func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, opts cache.SemanticOptions, show string) (map[string]any, error) {
+	threshold := opts.Threshold
 	dir, err := os.MkdirTemp("", "lbgpt-bench-semantic-")
 	if err != nil {
 		return nil, err
@@ -146,7 +148,7 @@ func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, t
 	emb := cache.NewLocalEmbedder()
 	const partition = "bench"
 	{
-		s, err := cache.OpenSemantic(db, emb, cache.SemanticOptions{Threshold: threshold})
+		s, err := cache.OpenSemantic(db, emb, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -162,8 +164,10 @@ func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, t
 		}
 	}
 	// query runs every b through a fresh Semantic over the stored entries.
-	query := func(opts cache.SemanticOptions) ([]outcome, []time.Duration, error) {
-		s, err := cache.OpenSemantic(db, emb, opts)
+	query := func(threshold float64, unverified bool) ([]outcome, []time.Duration, error) {
+		o := opts
+		o.Threshold, o.Unverified = threshold, unverified
+		s, err := cache.OpenSemantic(db, emb, o)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -182,7 +186,7 @@ func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, t
 		}
 		return outs, lat, nil
 	}
-	outs, lat, err := query(cache.SemanticOptions{Threshold: threshold})
+	outs, lat, err := query(threshold, false)
 	if err != nil {
 		return nil, err
 	}
@@ -194,11 +198,11 @@ func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, t
 	// The curves: with candidates taken best first, the result at a higher
 	// threshold is the result at a low one if its similarity reaches it.
 	const floor = 0.3
-	verified, _, err := query(cache.SemanticOptions{Threshold: floor})
+	verified, _, err := query(floor, false)
 	if err != nil {
 		return nil, err
 	}
-	unverified, _, err := query(cache.SemanticOptions{Threshold: floor, Unverified: true})
+	unverified, _, err := query(floor, true)
 	if err != nil {
 		return nil, err
 	}
