@@ -13,10 +13,12 @@ package cache
 // ("5 km to miles" / "5 miles to km") embed almost identically, so no
 // threshold separates them (see docs/semantic-cache.md).
 //
-// bbolt is the source of truth: bucket "semantic" holds sub-bucket
-// "entries" (ID → entry with its vector, so opening does not re-embed) and
-// sub-bucket "meta" (the embedder's fingerprint: when the embedder changes,
-// opening re-embeds every text). The index is rebuilt from bbolt at open.
+// bbolt is the source of truth: bucket "semantic" holds sub-buckets
+// "entries" (ID → entry with its vector, so opening does not re-embed),
+// "meta" (the embedder's fingerprint: when the embedder changes, opening
+// re-embeds every text), and for large partitions "clusters" (partition →
+// centroids) and "lists" (ID → cluster), so opening does not cluster again.
+// The index is rebuilt from bbolt at open.
 //
 // A *Semantic is safe for concurrent use: lookups run in parallel; writers
 // (Add, Forget, Purge) are serialised and hold the index exclusively only
@@ -130,6 +132,8 @@ var (
 	bucketSemantic = []byte("semantic")
 	bucketEntries  = []byte("entries")
 	bucketMeta     = []byte("meta")
+	bucketClusters = []byte("clusters")
+	bucketLists    = []byte("lists")
 	keyFingerprint = []byte("embedder")
 )
 
@@ -181,6 +185,16 @@ func OpenSemantic(db *bolt.DB, emb Embedder, opts SemanticOptions) (*Semantic, e
 			return err
 		}
 		stale = !bytes.Equal(m.Get(keyFingerprint), fp)
+		for _, name := range [][]byte{bucketClusters, bucketLists} {
+			if stale && b.Bucket(name) != nil {
+				if err := b.DeleteBucket(name); err != nil { // clusters of the old vectors
+					return err
+				}
+			}
+			if _, err := b.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
 		return m.Put(keyFingerprint, fp)
 	})
 	if err != nil {
@@ -216,15 +230,43 @@ func fingerprint(ctx context.Context, emb Embedder) ([]byte, error) {
 // load fills the index from bbolt.
 func (s *Semantic) load(ctx context.Context) error {
 	docs := map[string][]chromem.Document{}
+	lists := map[string][]int{}
+	centroids := map[string][][]float32{}
 	n := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSemantic).Bucket(bucketEntries).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bucketSemantic)
+		err := b.Bucket(bucketClusters).ForEach(func(k, v []byte) error {
+			c, err := decodeCentroids(v)
+			if err != nil {
+				return fmt.Errorf("clusters of %q: %w", k, err)
+			}
+			centroids[string(k)] = c
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if n := b.Bucket(bucketEntries).Stats().KeyN; n > len(s.entries) {
+			s.entries = make(map[string]indexedEntry, n)
+		}
+		// lists is keyed like entries: walk both in step.
+		lc := b.Bucket(bucketLists).Cursor()
+		lk, lv := lc.First()
+		return b.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
 			e, vec, err := decodeEntry(v, true)
 			if err != nil {
 				return fmt.Errorf("entry %q: %w", k, err)
 			}
+			for lk != nil && bytes.Compare(lk, k) < 0 {
+				lk, lv = lc.Next()
+			}
+			l := -1
+			if bytes.Equal(lk, k) {
+				l = decodeList(lv)
+			}
 			s.entries[e.ID] = indexedEntry{SemanticEntry: e}
 			docs[e.Partition] = append(docs[e.Partition], chromem.Document{ID: e.ID, Embedding: vec})
+			lists[e.Partition] = append(lists[e.Partition], l)
 			n++
 			return nil
 		})
@@ -233,29 +275,67 @@ func (s *Semantic) load(ctx context.Context) error {
 		return fmt.Errorf("semantic: load: %w", err)
 	}
 	for part, ds := range docs {
-		if err := s.build(ctx, part, ds); err != nil {
+		computed, err := s.build(ctx, part, ds, centroids[part], lists[part])
+		if err != nil {
 			return err
+		}
+		if computed {
+			if err := s.saveClusters(part); err != nil {
+				return err
+			}
 		}
 	}
 	s.log.Info("semantic cache loaded", "entries", n, "partitions", len(s.parts))
 	return nil
 }
 
-// build (re)creates the index of a partition from its documents. Callers
+// build (re)creates the index of a partition from its documents, with the
+// stored clustering if any, and says whether it computed a new one. Callers
 // hold s.mu for writing (or are in OpenSemantic).
-func (s *Semantic) build(ctx context.Context, partition string, docs []chromem.Document) error {
+func (s *Semantic) build(ctx context.Context, partition string, docs []chromem.Document, centroids [][]float32, lists []int) (bool, error) {
 	if old := s.parts[partition]; old != nil {
 		old.close()
 	}
-	p, lists, err := newPartIndex(ctx, docs, s.clusterAt, s.newList, s.dropList)
+	p, lists, computed, err := newPartIndex(ctx, docs, centroids, lists, s.clusterAt, s.newList, s.dropList)
 	if err != nil {
-		return err
+		return false, err
 	}
 	s.parts[partition] = p
 	for i, d := range docs {
 		e := s.entries[d.ID]
 		e.list = lists[i]
 		s.entries[d.ID] = e
+	}
+	return computed, nil
+}
+
+// saveClusters stores a partition's centroids and the list of each of its
+// entries. Callers hold s.wmu (or are in OpenSemantic) and s.mu at least
+// for reading.
+func (s *Semantic) saveClusters(partition string) error {
+	p := s.parts[partition]
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSemantic)
+		if err := b.Bucket(bucketClusters).Put([]byte(partition), encodeCentroids(p.centroids)); err != nil {
+			return err
+		}
+		var ids []string
+		for id, e := range s.entries {
+			if e.Partition == partition {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids) // bbolt inserts in key order fast, in random order slowly
+		lists := b.Bucket(bucketLists)
+		for _, id := range ids {
+			if err := lists.Put([]byte(id), encodeList(s.entries[id].list)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("semantic: save clusters: %w", err)
 	}
 	return nil
 }
@@ -389,22 +469,41 @@ func (s *Semantic) Add(ctx context.Context, e SemanticEntry) error {
 	vec := vecs[0]
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	// Only writers change s.parts and the partitions' shape, and they hold
+	// s.wmu: p and its centroids stay as read here.
+	s.mu.Lock()
+	s.unindex(e.ID)
+	p := s.parts[e.Partition]
+	s.mu.Unlock()
+	rebuild := p == nil || p.centroids == nil && s.clusterAt > 0 && p.n+1 >= s.clusterAt || p.crowded()
+	l := 0
+	if !rebuild && p.centroids != nil {
+		l = p.assign(vec)
+	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSemantic).Bucket(bucketEntries).Put([]byte(e.ID), encodeEntry(e, vec))
+		b := tx.Bucket(bucketSemantic)
+		if err := b.Bucket(bucketEntries).Put([]byte(e.ID), encodeEntry(e, vec)); err != nil {
+			return err
+		}
+		if !rebuild && p.centroids != nil {
+			return b.Bucket(bucketLists).Put([]byte(e.ID), encodeList(l))
+		}
+		return b.Bucket(bucketLists).Delete([]byte(e.ID))
 	})
 	if err != nil {
 		return fmt.Errorf("semantic: add: %w", err)
 	}
+	doc := chromem.Document{ID: e.ID, Embedding: vec}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.unindex(e.ID)
-	doc := chromem.Document{ID: e.ID, Embedding: vec}
-	p := s.parts[e.Partition]
-	if p == nil || p.centroids == nil && s.clusterAt > 0 && p.n+1 >= s.clusterAt || p.crowded() {
-		return s.rebuildWith(ctx, e, doc)
+	if rebuild {
+		computed, err := s.rebuildWith(ctx, e, doc)
+		if err != nil || !computed {
+			return err
+		}
+		return s.saveClusters(e.Partition)
 	}
-	l, err := p.add(ctx, doc)
-	if err != nil {
+	if err := p.add(ctx, doc, l); err != nil {
 		return err
 	}
 	s.entries[e.ID] = indexedEntry{e, l}
@@ -414,7 +513,7 @@ func (s *Semantic) Add(ctx context.Context, e SemanticEntry) error {
 // rebuildWith builds the index of e's partition again, with e: on its first
 // entry, when it grows large enough to be clustered, and when its clusters
 // no longer fit its entries. Callers hold s.mu for writing.
-func (s *Semantic) rebuildWith(ctx context.Context, e SemanticEntry, doc chromem.Document) error {
+func (s *Semantic) rebuildWith(ctx context.Context, e SemanticEntry, doc chromem.Document) (bool, error) {
 	var docs []chromem.Document
 	if p := s.parts[e.Partition]; p != nil {
 		var ids []string
@@ -426,13 +525,13 @@ func (s *Semantic) rebuildWith(ctx context.Context, e SemanticEntry, doc chromem
 		}
 		var err error
 		if docs, err = p.documents(ctx, ids, lists); err != nil {
-			return err
+			return false, err
 		}
 		slices.SortFunc(docs, func(a, b chromem.Document) int { return strings.Compare(a.ID, b.ID) })
 		s.log.Info("semantic partition clustered", "entries", len(docs)+1)
 	}
 	s.entries[e.ID] = indexedEntry{SemanticEntry: e}
-	return s.build(ctx, e.Partition, append(docs, doc))
+	return s.build(ctx, e.Partition, append(docs, doc), nil, nil)
 }
 
 // Forget removes one entry; false if there was none.
@@ -473,8 +572,12 @@ func (s *Semantic) remove(match func(SemanticEntry) bool, key []byte) (int, erro
 		} else if err := b.ForEach(consider); err != nil {
 			return err
 		}
+		lists := tx.Bucket(bucketSemantic).Bucket(bucketLists)
 		for _, id := range gone {
 			if err := b.Delete([]byte(id)); err != nil {
+				return err
+			}
+			if err := lists.Delete([]byte(id)); err != nil {
 				return err
 			}
 		}

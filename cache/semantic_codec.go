@@ -67,3 +67,53 @@ func decodeEntry(b []byte, withVector bool) (SemanticEntry, []float32, error) {
 	}
 	return e, vec, nil
 }
+
+// encodeCentroids: uvarint k | uvarint dims | k×dims float32.
+func encodeCentroids(c [][]float32) []byte {
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(len(c)))
+	dims := 0
+	if len(c) > 0 {
+		dims = len(c[0])
+	}
+	b = binary.AppendUvarint(b, uint64(dims))
+	for _, v := range c {
+		for _, x := range v {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+		}
+	}
+	return b
+}
+
+func decodeCentroids(b []byte) ([][]float32, error) {
+	k, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nil, errCorrupt
+	}
+	b = b[n:]
+	dims, n := binary.Uvarint(b)
+	if n <= 0 || uint64(len(b)-n) != 4*k*dims || k == 0 {
+		return nil, errCorrupt
+	}
+	b = b[n:]
+	c := make([][]float32, k)
+	for i := range c {
+		c[i] = make([]float32, dims)
+		for j := range c[i] {
+			c[i][j] = math.Float32frombits(binary.LittleEndian.Uint32(b))
+			b = b[4:]
+		}
+	}
+	return c, nil
+}
+
+func encodeList(l int) []byte { return binary.AppendUvarint(nil, uint64(l)) }
+
+// decodeList returns -1 for a damaged value: the entry is assigned again.
+func decodeList(b []byte) int {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > math.MaxInt32 {
+		return -1
+	}
+	return int(l)
+}

@@ -26,8 +26,8 @@ import (
 // for a cache is a miss, not a wrong answer.
 const (
 	defaultClusterAt = 8192
-	clusters         = 64
-	probes           = 4
+	clusters         = 128
+	probes           = 6
 	outlierBelow     = 0.4 // cosine to the nearest centroid
 	kmeansSample     = 4096
 	kmeansRounds     = 8
@@ -43,47 +43,58 @@ type partIndex struct {
 	n         int
 }
 
-// newPartIndex builds the index of a partition from its documents.
-func newPartIndex(ctx context.Context, docs []chromem.Document, clusterAt int, newList func() (*chromem.Collection, error), drop func(*chromem.Collection)) (*partIndex, []int, error) {
-	p := &partIndex{newList: newList, drop: drop}
-	var where []int
-	if clusterAt > 0 && len(docs) >= clusterAt {
-		vecs := make([][]float32, len(docs))
+// newPartIndex builds the index of a partition from its documents. With
+// centroids, documents go to their stored list (lists[i], -1 if unknown);
+// without, a large partition is clustered anew (computed is then true).
+func newPartIndex(ctx context.Context, docs []chromem.Document, centroids [][]float32, lists []int, clusterAt int, newList func() (*chromem.Collection, error), drop func(*chromem.Collection)) (p *partIndex, where []int, computed bool, err error) {
+	p = &partIndex{newList: newList, drop: drop, centroids: centroids}
+	vecs := func() [][]float32 {
+		v := make([][]float32, len(docs))
 		for i, d := range docs {
-			vecs[i] = d.Embedding
+			v[i] = d.Embedding
 		}
-		p.centroids = kmeans(vecs, clusters, kmeansRounds)
-		where = p.assignAll(vecs)
-	} else {
+		return v
+	}
+	switch {
+	case centroids != nil:
+		where = make([]int, len(docs))
+		for i, d := range docs {
+			if l := lists[i]; l >= 0 && l <= len(centroids) {
+				where[i] = l
+			} else {
+				where[i], computed = p.assign(d.Embedding), true
+			}
+		}
+	case clusterAt > 0 && len(docs) >= clusterAt:
+		v := vecs()
+		p.centroids = kmeans(v, clusters, kmeansRounds)
+		where, computed = p.assignAll(v), true
+	default:
 		where = make([]int, len(docs))
 	}
 	for range len(p.centroids) + 1 {
 		c, err := newList()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		p.lists = append(p.lists, c)
 	}
 	for i, d := range docs {
 		if err := p.lists[where[i]].AddDocument(ctx, d); err != nil {
-			return nil, nil, fmt.Errorf("semantic: index: %w", err)
+			return nil, nil, false, fmt.Errorf("semantic: index: %w", err)
 		}
 	}
 	p.n = len(docs)
-	return p, where, nil
+	return p, where, computed, nil
 }
 
-// add indexes one document and says in which list.
-func (p *partIndex) add(ctx context.Context, d chromem.Document) (int, error) {
-	l := 0
-	if p.centroids != nil {
-		l = p.assign(d.Embedding)
-	}
+// add indexes one document in list l (from assign).
+func (p *partIndex) add(ctx context.Context, d chromem.Document, l int) error {
 	if err := p.lists[l].AddDocument(ctx, d); err != nil {
-		return 0, fmt.Errorf("semantic: index: %w", err)
+		return fmt.Errorf("semantic: index: %w", err)
 	}
 	p.n++
-	return l, nil
+	return nil
 }
 
 // assign chooses the list of a vector: its nearest centroid's, or the
