@@ -22,6 +22,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./rpc/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./daemon/
+	$(GO) test -run '^$$' -fuzz '^FuzzSame$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/verify/
+	$(GO) test -run '^$$' -fuzz '^FuzzVector$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/embed/
 
 # A private daemon on simulated backends: no API key needed.
 demo: build
@@ -33,6 +35,7 @@ bench: build
 	$(BIN)/lbgpt-bench -json -scenario overhead
 	$(BIN)/lbgpt-bench -json -scenario goodput
 	$(BIN)/lbgpt-bench -json -scenario faults
+	$(BIN)/lbgpt-bench -json -scenario semantic-quality -pairs testdata/semantic-pairs.jsonl
 
 vet:
 	$(GO) vet ./...

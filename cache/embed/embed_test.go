@@ -103,3 +103,20 @@ func BenchmarkVector(b *testing.B) {
 		e.Vector("Can you please tell me how to reverse a linked list in Golang without recursion?")
 	}
 }
+
+// FuzzVector: every text gets a unit vector, the same one each time.
+func FuzzVector(f *testing.F) {
+	for _, s := range []string{"", "pongo", "the of and", "Ünïcödé ✓", "zzzzzzzzzzzz", "42 km"} {
+		f.Add(s)
+	}
+	e := newEmbedder(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		v := e.Vector(s)
+		if n := math.Sqrt(dot(v, v)); math.Abs(n-1) > 1e-5 {
+			t.Errorf("%q: norm %v", s, n)
+		}
+		if !slices.Equal(v, e.Vector(s)) {
+			t.Errorf("%q: not deterministic", s)
+		}
+	})
+}

@@ -240,7 +240,13 @@ func (v *Verifier) degree(w string) bool {
 	return false
 }
 
+// maxContent bounds the work of a comparison (the swap check is cubic in
+// the number of words): texts with more content words are never the same
+// unless identical, which the cache checks before asking the verifier.
+const maxContent = 64
+
 // Same reports whether prompts a and b ask the same thing, and if not, why.
+// A text with more than 64 content words is refused.
 func (v *Verifier) Same(a, b string) (bool, string) {
 	ta, tb := v.tokens(a), v.tokens(b)
 	if r := sameCounts(ta, tb, classNegation); r != "" {
@@ -250,6 +256,9 @@ func (v *Verifier) Same(a, b string) (bool, string) {
 		return false, "relational word " + r
 	}
 	ca, cb := content(ta), content(tb)
+	if len(ca) > maxContent || len(cb) > maxContent {
+		return false, "too long to compare"
+	}
 	if len(ca) == 0 || len(cb) == 0 {
 		if len(ca) != len(cb) || !sameWords(ta, tb) {
 			return false, "no content words to compare"
@@ -340,12 +349,22 @@ func sameCounts(a, b []token, c class) string {
 // or explains which one has none.
 func (v *Verifier) align(from, to []token) (map[int]int, string) {
 	out := map[int]int{}
+	used := make([]bool, len(to))
 	for i, t := range from {
+		// The best match; among equals, one not matched yet, so that a
+		// repeated word pairs with its own occurrence.
 		best, bestScore := -1, 0
 		for j, u := range to {
-			if s := v.match(t, u); s > bestScore {
+			s := v.match(t, u) * 2
+			if s > 0 && !used[j] {
+				s++
+			}
+			if s > bestScore {
 				best, bestScore = j, s
 			}
+		}
+		if best >= 0 {
+			used[best] = true
 		}
 		if best < 0 {
 			return nil, fmt.Sprintf("%s %q has no counterpart", t.class, t.norm)

@@ -72,3 +72,37 @@ func TestOneEdit(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSame: any pair of texts is judged without panicking, the same text is
+// always the same question (unless too long to compare), and the judgement
+// does not depend on the order.
+func FuzzSame(f *testing.F) {
+	for _, s := range []string{"convert 5 km to miles", "Why isn't the sky blue?", "Did Brutus kill Caesar?", "", "it's", "'", "Ünïcödé 3.5,000 km/h", "How to"} {
+		f.Add(s, "How do I reverse a list in Python?")
+	}
+	v, err := New()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if same, why := v.Same(a, a); !same && why != "too long to compare" {
+			t.Errorf("Same(%q, itself) = false: %s", a, why)
+		}
+		if ab, ba := first(v.Same(a, b)), first(v.Same(b, a)); ab != ba {
+			t.Errorf("Same(%q, %q) = %v but reversed %v", a, b, ab, ba)
+		}
+	})
+}
+
+func first(ok bool, _ string) bool { return ok }
+
+func TestLongTextsAreRefusedQuickly(t *testing.T) {
+	v, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("alpha beta gamma delta 12 Paris to from ", 200)
+	if same, why := v.Same(long, long+" x"); same || why != "too long to compare" {
+		t.Errorf("Same(long, long+x) = %v %q", same, why)
+	}
+}
