@@ -293,12 +293,19 @@ func (s *Semantic) load(ctx context.Context) error {
 // stored clustering if any, and says whether it computed a new one. Callers
 // hold s.mu for writing (or are in OpenSemantic).
 func (s *Semantic) build(ctx context.Context, partition string, docs []chromem.Document, centroids [][]float32, lists []int) (bool, error) {
-	if old := s.parts[partition]; old != nil {
-		old.close()
-	}
 	p, lists, computed, err := newPartIndex(ctx, docs, centroids, lists, s.clusterAt, s.newList, s.dropList)
 	if err != nil {
 		return false, err
+	}
+	s.install(partition, p, docs, lists)
+	return computed, nil
+}
+
+// install makes p the index of partition, whose documents are in lists.
+// Callers hold s.mu for writing (or are in OpenSemantic).
+func (s *Semantic) install(partition string, p *partIndex, docs []chromem.Document, lists []int) {
+	if old := s.parts[partition]; old != nil {
+		old.close()
 	}
 	s.parts[partition] = p
 	for i, d := range docs {
@@ -306,7 +313,6 @@ func (s *Semantic) build(ctx context.Context, partition string, docs []chromem.D
 		e.list = lists[i]
 		s.entries[d.ID] = e
 	}
-	return computed, nil
 }
 
 // saveClusters stores a partition's centroids and the list of each of its
@@ -387,7 +393,8 @@ func (s *Semantic) reembed(ctx context.Context) error {
 	return nil
 }
 
-// newList creates an empty collection; callers hold s.mu for writing.
+// newList creates an empty collection; callers hold s.wmu (or are in
+// OpenSemantic).
 func (s *Semantic) newList() (*chromem.Collection, error) {
 	s.seq++
 	c, err := s.index.CreateCollection(fmt.Sprint("c", s.seq), nil, noEmbedding)
@@ -444,7 +451,9 @@ func (s *Semantic) Lookup(ctx context.Context, partition, text string) (Semantic
 		if same, why := s.ver.Same(text, e.Text); same {
 			return hit, true, nil
 		} else {
-			s.log.Debug("semantic candidate refused", "id", e.ID, "similarity", hit.Similarity, "reason", why)
+			// The reason quotes the words at fault; the log keeps only its kind.
+			kind, _, _ := strings.Cut(why, `"`)
+			s.log.Debug("semantic candidate refused", "id", e.ID, "similarity", hit.Similarity, "reason", strings.TrimSpace(kind))
 		}
 	}
 	return SemanticHit{}, false, nil
@@ -494,15 +503,11 @@ func (s *Semantic) Add(ctx context.Context, e SemanticEntry) error {
 		return fmt.Errorf("semantic: add: %w", err)
 	}
 	doc := chromem.Document{ID: e.ID, Embedding: vec}
+	if rebuild {
+		return s.rebuildWith(ctx, e, doc)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rebuild {
-		computed, err := s.rebuildWith(ctx, e, doc)
-		if err != nil || !computed {
-			return err
-		}
-		return s.saveClusters(e.Partition)
-	}
 	if err := p.add(ctx, doc, l); err != nil {
 		return err
 	}
@@ -512,9 +517,11 @@ func (s *Semantic) Add(ctx context.Context, e SemanticEntry) error {
 
 // rebuildWith builds the index of e's partition again, with e: on its first
 // entry, when it grows large enough to be clustered, and when its clusters
-// no longer fit its entries. Callers hold s.mu for writing.
-func (s *Semantic) rebuildWith(ctx context.Context, e SemanticEntry, doc chromem.Document) (bool, error) {
+// no longer fit its entries. Callers hold s.wmu, not s.mu: lookups go on
+// with the old index while the new one is built.
+func (s *Semantic) rebuildWith(ctx context.Context, e SemanticEntry, doc chromem.Document) error {
 	var docs []chromem.Document
+	s.mu.RLock()
 	if p := s.parts[e.Partition]; p != nil {
 		var ids []string
 		var lists []int
@@ -525,13 +532,30 @@ func (s *Semantic) rebuildWith(ctx context.Context, e SemanticEntry, doc chromem
 		}
 		var err error
 		if docs, err = p.documents(ctx, ids, lists); err != nil {
-			return false, err
+			s.mu.RUnlock()
+			return err
 		}
-		slices.SortFunc(docs, func(a, b chromem.Document) int { return strings.Compare(a.ID, b.ID) })
-		s.log.Info("semantic partition clustered", "entries", len(docs)+1)
 	}
+	s.mu.RUnlock()
+	slices.SortFunc(docs, func(a, b chromem.Document) int { return strings.Compare(a.ID, b.ID) })
+	docs = append(docs, doc)
+	// newList and dropList change s.index and s.seq, which only writers
+	// touch: s.wmu is enough.
+	p, lists, computed, err := newPartIndex(ctx, docs, nil, nil, s.clusterAt, s.newList, s.dropList)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
 	s.entries[e.ID] = indexedEntry{SemanticEntry: e}
-	return s.build(ctx, e.Partition, append(docs, doc), nil, nil)
+	s.install(e.Partition, p, docs, lists)
+	s.mu.Unlock()
+	if !computed {
+		return nil
+	}
+	s.log.Info("semantic partition clustered", "entries", len(docs))
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.saveClusters(e.Partition)
 }
 
 // Forget removes one entry; false if there was none.
