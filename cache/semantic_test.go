@@ -1,11 +1,14 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -358,4 +361,28 @@ func TestSemanticClustered(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after reopening")
+}
+
+// TestSemanticLogsNoPrompt: even at debug level, a refused candidate is
+// logged by id and kind of refusal, never by the words of the prompts.
+func TestSemanticLogsNoPrompt(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := OpenSemantic(openDB(t, filepath.Join(t.TempDir(), "c.db")), NewLocalEmbedder(), SemanticOptions{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(t, s, "a", "p", "What is the capital of France?")
+	if _, ok := lookup(t, s, "p", "What is the capital of Germany?"); ok {
+		t.Fatal("France answered for Germany")
+	}
+	out := strings.ToLower(buf.String())
+	if !strings.Contains(out, "refused") {
+		t.Fatalf("no refusal logged: %s", out)
+	}
+	for _, w := range []string{"france", "germany", "capital"} {
+		if strings.Contains(out, w) {
+			t.Errorf("log contains %q: %s", w, out)
+		}
+	}
 }
