@@ -4,12 +4,60 @@ GO ?= go
 BIN ?= bin
 FUZZTIME ?= 10s
 
-.PHONY: all build test demo bench fuzz vet clean
+# Install locations of `make install`: per user by default.
+PREFIX ?= $(HOME)/.local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+XDG_CONFIG_HOME ?= $(HOME)/.config
+UNITDIR ?= $(XDG_CONFIG_HOME)/systemd/user
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(XDG_CONFIG_HOME)/fish/completions
+
+# make deb: nfpm, pinned, run with go run (nothing installed, go.mod untouched).
+NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.0
+DEB_VERSION ?= 0.1.0~dev
+DEB_ARCH ?= $(shell $(GO) env GOARCH)
+
+.PHONY: all build gen install deb test demo bench fuzz vet clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Man pages and shell completions from the binaries' own --help, and the
+# units with ExecStart in UNIT_BINDIR, under $(BIN)/gen.
+UNIT_BINDIR ?= $(BINDIR)
+gen: build
+	$(GO) run ./internal/docgen -bin $(BIN) -out $(BIN)/gen -version $(DEB_VERSION)
+	mkdir -p $(BIN)/gen/user $(BIN)/gen/system
+	for u in lbgptd.socket lbgptd.service; do \
+		sed 's|@BINDIR@|$(UNIT_BINDIR)|g' packaging/$$u > $(BIN)/gen/user/$$u && \
+		sed 's|@BINDIR@|$(UNIT_BINDIR)|g' packaging/system/$$u > $(BIN)/gen/system/$$u || exit 1; \
+	done
+
+# Per-user install: binaries, user units, man pages, completions. Then:
+#   systemctl --user enable --now lbgptd.socket
+install: gen
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -d -m 0700 $(DESTDIR)$(XDG_CONFIG_HOME)/lbgpt
+	install -m 0755 $(BIN)/lbgpt $(BIN)/lbgptd $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(BIN)/gen/user/lbgptd.socket $(BIN)/gen/user/lbgptd.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 $(BIN)/gen/man/lbgpt.1 $(BIN)/gen/man/lbgptd.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(BIN)/gen/completions/bash/lbgpt $(BIN)/gen/completions/bash/lbgptd $(DESTDIR)$(BASHCOMPDIR)/
+	install -m 0644 $(BIN)/gen/completions/zsh/_lbgpt $(BIN)/gen/completions/zsh/_lbgptd $(DESTDIR)$(ZSHCOMPDIR)/
+	install -m 0644 $(BIN)/gen/completions/fish/lbgpt.fish $(BIN)/gen/completions/fish/lbgptd.fish $(DESTDIR)$(FISHCOMPDIR)/
+	-[ -n "$(DESTDIR)" ] || systemctl --user daemon-reload 2>/dev/null
+	@echo "installed; start with: systemctl --user enable --now lbgptd.socket"
+
+# The Debian package: $(BIN)/lbgpt_$(DEB_VERSION)_$(DEB_ARCH).deb.
+deb:
+	$(MAKE) gen UNIT_BINDIR=/usr/bin CGO_ENABLED=0
+	BIN=$(BIN) DEB_VERSION=$(DEB_VERSION) DEB_ARCH=$(DEB_ARCH) \
+		$(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(BIN)/
 
 # The whole suite, as CI runs it (.ci/run): vet, every test with the race
 # detector, then each fuzz target briefly.
@@ -24,6 +72,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./daemon/
 	$(GO) test -run '^$$' -fuzz '^FuzzSame$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/verify/
 	$(GO) test -run '^$$' -fuzz '^FuzzVector$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/embed/
+	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/
+	$(GO) test -run '^$$' -fuzz '^FuzzWriteString$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/
+	$(GO) test -run '^$$' -fuzz '^FuzzQuickKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/
 
 # A private daemon on simulated backends: no API key needed.
 demo: build
@@ -36,6 +87,8 @@ bench: build
 	$(BIN)/lbgpt-bench -json -scenario goodput
 	$(BIN)/lbgpt-bench -json -scenario faults
 	$(BIN)/lbgpt-bench -json -scenario semantic-quality -pairs testdata/semantic-pairs.jsonl
+	$(BIN)/lbgpt-bench -json -scenario cache
+	$(BIN)/lbgpt-bench -json -scenario http
 
 vet:
 	$(GO) vet ./...

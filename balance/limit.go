@@ -135,3 +135,23 @@ func (b *bucket) learn(limit int64, now time.Time) {
 		b.level = math.Min(b.level, b.ceiling())
 	}
 }
+
+// resize changes the limit to one set by a new configuration, keeping
+// what was used of the old one: with 900 of 1000 used, raising the limit
+// to 1500 leaves 600, and lowering it to 500 leaves a debt of 400 that
+// refills at the new rate. A limit that was unknown starts full; 0 makes
+// it unknown.
+func (b *bucket) resize(limit int, now time.Time) {
+	switch {
+	case limit <= 0:
+		b.capacity, b.level = 0, 0
+	case !b.known():
+		b.capacity, b.last = float64(limit), now
+		b.level = b.ceiling()
+	default:
+		b.refill(now)
+		used := b.capacity - b.level
+		b.capacity = float64(limit)
+		b.level = math.Min(b.capacity-used, b.ceiling())
+	}
+}

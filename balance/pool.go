@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,13 +51,14 @@ type Options struct {
 
 // Pool is a set of backends with their live state.
 type Pool struct {
+	now func() time.Time // Options.Now
+
+	mu      sync.Mutex // guards opts, members, the members' live state, queue and timer
 	opts    Options
 	members []*Member
-
-	mu    sync.Mutex // guards the members' live state, queue and timer
-	queue []*waiter  // requests waiting for room, first come first
-	timer *time.Timer
-	wake  time.Time // when timer fires; zero when stopped
+	queue   []*waiter // requests waiting for room, first come first
+	timer   *time.Timer
+	wake    time.Time // when timer fires; zero when stopped
 }
 
 // Member is one backend of a pool: its configuration, the provider that
@@ -84,6 +86,20 @@ func (m *Member) Name() string { return m.Config.Name }
 
 // New returns a pool over backends, in order.
 func New(backends []config.Backend, providers []*provider.Provider, opts Options) *Pool {
+	opts = withDefaults(opts)
+	now := opts.Now()
+	p := &Pool{now: opts.Now, opts: opts}
+	for i, b := range backends {
+		var prov *provider.Provider
+		if i < len(providers) {
+			prov = providers[i]
+		}
+		p.members = append(p.members, newMember(memberDefaults(b), prov, now))
+	}
+	return p
+}
+
+func withDefaults(opts Options) Options {
 	if opts.Strategy == "" {
 		opts.Strategy = config.StrategyMaxHeadroom
 	}
@@ -102,22 +118,21 @@ func New(backends []config.Backend, providers []*provider.Provider, opts Options
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	now := opts.Now()
-	p := &Pool{opts: opts}
-	for i, b := range backends {
-		if b.MaxConcurrent <= 0 {
-			b.MaxConcurrent = config.DefaultMaxConcurrent
-		}
-		if b.Weight <= 0 {
-			b.Weight = config.DefaultWeight
-		}
-		m := &Member{Config: b, rpm: newBucket(b.LimitRPM, now), tpm: newBucket(b.LimitTPM, now)}
-		if i < len(providers) {
-			m.Provider = providers[i]
-		}
-		p.members = append(p.members, m)
+	return opts
+}
+
+func memberDefaults(b config.Backend) config.Backend {
+	if b.MaxConcurrent <= 0 {
+		b.MaxConcurrent = config.DefaultMaxConcurrent
 	}
-	return p
+	if b.Weight <= 0 {
+		b.Weight = config.DefaultWeight
+	}
+	return b
+}
+
+func newMember(b config.Backend, prov *provider.Provider, now time.Time) *Member {
+	return &Member{Config: b, Provider: prov, rpm: newBucket(b.LimitRPM, now), tpm: newBucket(b.LimitTPM, now)}
 }
 
 // CountsTokens reports whether a backend serving model has a known TPM
@@ -135,8 +150,13 @@ func (p *Pool) CountsTokens(model string) bool {
 	return false
 }
 
-// Members returns the pool's members in configuration order.
-func (p *Pool) Members() []*Member { return p.members }
+// Members returns the pool's members in configuration order. Their Config
+// may change under a Reconfigure: read it through State.
+func (p *Pool) Members() []*Member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.members)
+}
 
 // Request is what the pool needs to know of a request to admit it.
 type Request struct {
@@ -207,15 +227,16 @@ func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Cont
 	if err := p.servesModel(req.Model); err != nil {
 		return zero, rep, nil, err
 	}
+	opts := p.options()
 	w := &waiter{req: req, excluded: map[*Member]bool{}, grant: make(chan grant, 1)}
 	var last *provider.Error
 	backoffs := 0
-	for rep.Attempts < p.opts.MaxAttempts {
+	for rep.Attempts < opts.MaxAttempts {
 		queued := time.Now()
 		m, err := p.acquire(ctx, w)
 		rep.Queued += time.Since(queued)
 		if err != nil {
-			return zero, rep, nil, p.finalError(err, rep, last)
+			return zero, rep, nil, finalError(opts, err, rep, last)
 		}
 		rep.Attempts++
 		rep.Backend = m.Name()
@@ -244,10 +265,10 @@ func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Cont
 		p.release(m, req, out, pe, retry, elapsed)
 		switch pe.Kind {
 		case provider.KindCanceled, provider.KindBadRequest:
-			return zero, rep, nil, p.finalError(context.Cause(ctx), rep, last)
+			return zero, rep, nil, finalError(opts, context.Cause(ctx), rep, last)
 		case provider.KindTimeout:
 			if ctx.Err() != nil { // our own deadline, not the upstream's
-				return zero, rep, nil, p.finalError(context.Cause(ctx), rep, last)
+				return zero, rep, nil, finalError(opts, context.Cause(ctx), rep, last)
 			}
 		case provider.KindAuth, provider.KindNotFound:
 			w.excluded[m] = true
@@ -259,11 +280,11 @@ func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Cont
 		// another backend.
 		w.avoid = m
 		backoffs++
-		if err := sleep(ctx, p.backoff(backoffs)); err != nil {
-			return zero, rep, nil, p.finalError(context.Cause(ctx), rep, last)
+		if err := sleep(ctx, backoff(opts, backoffs)); err != nil {
+			return zero, rep, nil, finalError(opts, context.Cause(ctx), rep, last)
 		}
 	}
-	return zero, rep, nil, p.finalError(nil, rep, last)
+	return zero, rep, nil, finalError(opts, nil, rep, last)
 }
 
 // safeCall runs call, turning a panic into an error so that the member's
@@ -286,10 +307,17 @@ func classify(m *Member, err error) *provider.Error {
 	return pe
 }
 
-func (p *Pool) backoff(n int) time.Duration {
-	d := p.opts.BackoffBase << min(n-1, 20)
-	if d <= 0 || d > p.opts.BackoffMax {
-		d = p.opts.BackoffMax
+// options returns the pool's options now (Reconfigure may change them).
+func (p *Pool) options() Options {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.opts
+}
+
+func backoff(opts Options, n int) time.Duration {
+	d := opts.BackoffBase << min(n-1, 20)
+	if d <= 0 || d > opts.BackoffMax {
+		d = opts.BackoffMax
 	}
 	return time.Duration(rand.Int64N(int64(d)) + 1) // full jitter
 }
@@ -308,6 +336,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 // servesModel reports an error naming the model and the backends when no
 // member serves model.
 func (p *Pool) servesModel(model string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	names := make([]string, 0, len(p.members))
 	for _, m := range p.members {
 		if m.Config.Serves(model) {
@@ -339,7 +369,7 @@ type grant struct {
 
 // acquire admits w to a member, queueing while none has room.
 func (p *Pool) acquire(ctx context.Context, w *waiter) (*Member, error) {
-	now := p.opts.Now()
+	now := p.now()
 	p.mu.Lock()
 	if len(p.queue) == 0 {
 		if m := p.admitLocked(now, w, nil); m != nil {
@@ -371,7 +401,7 @@ func (p *Pool) acquire(ctx context.Context, w *waiter) (*Member, error) {
 	// Granted while the context ended: hand the reservation back.
 	if g := <-w.grant; g.m != nil {
 		p.unreserveLocked(g.m, w.req)
-		p.dispatchLocked(p.opts.Now())
+		p.dispatchLocked(p.now())
 	}
 	return nil, context.Cause(ctx)
 }
@@ -439,7 +469,7 @@ func (p *Pool) onTimer() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.wake = time.Time{}
-	p.dispatchLocked(p.opts.Now())
+	p.dispatchLocked(p.now())
 }
 
 func later(ts ...time.Time) time.Time {
@@ -596,7 +626,7 @@ func (p *Pool) reserveLocked(now time.Time, m *Member, req Request) {
 
 // unreserveLocked undoes a reservation that was never used.
 func (p *Pool) unreserveLocked(m *Member, req Request) {
-	now := p.opts.Now()
+	now := p.now()
 	m.inFlight--
 	m.reserved -= req.Tokens
 	m.probing = false
@@ -610,7 +640,7 @@ func (p *Pool) unreserveLocked(m *Member, req Request) {
 // (for a stream, once it is open): the upstream has charged it by then, if
 // ever, so it refills from now on. The slot stays taken until release.
 func (p *Pool) arrived(m *Member, req Request) {
-	now := p.opts.Now()
+	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m.rpm.unhold(1, now)
@@ -621,7 +651,7 @@ func (p *Pool) arrived(m *Member, req Request) {
 // release frees m's slot, reconciles the reservation with what the upstream
 // reported, records the outcome, and admits whoever can go now.
 func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, retry bool, elapsed time.Duration) {
-	now := p.opts.Now()
+	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m.inFlight--
@@ -670,7 +700,7 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 }
 
 // finalError explains why a request ended without an answer.
-func (p *Pool) finalError(cause error, rep Report, last *provider.Error) error {
+func finalError(opts Options, cause error, rep Report, last *provider.Error) error {
 	e := &Error{Attempts: rep.Attempts, Last: last}
 	if cause != nil && !errors.Is(cause, errNoCandidate) {
 		e.Cause = cause
@@ -698,7 +728,7 @@ func (p *Pool) finalError(cause error, rep Report, last *provider.Error) error {
 		switch {
 		case errors.Is(cause, errNoCandidate) && rep.Attempts > 1:
 			e.Message = fmt.Sprintf("no backend left to try after %s; the last said: %v", plural(rep.Attempts, "attempt"), last)
-		case rep.Attempts >= p.opts.MaxAttempts && last.Kind.Retryable():
+		case rep.Attempts >= opts.MaxAttempts && last.Kind.Retryable():
 			e.Message = fmt.Sprintf("gave up after %s; the last said: %v", plural(rep.Attempts, "attempt"), last)
 		default:
 			e.Message = last.Error()

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/provider"
 )
 
@@ -63,7 +64,8 @@ func (s *stats) advance(now time.Time) {
 // MemberState is a snapshot of one member's live state.
 type MemberState struct {
 	Name          string
-	State         string // "ok", "cooling", "down", "dead_key" or "saturated" (rpc.State* values)
+	Config        config.Backend // as configured now; read-only
+	State         string         // "ok", "cooling", "down", "dead_key" or "saturated" (rpc.State* values)
 	Requests      int64
 	Errors        int64
 	Status429     int64
@@ -84,7 +86,7 @@ type MemberState struct {
 
 // State returns a snapshot of every member, in configuration order.
 func (p *Pool) State() []MemberState {
-	now := p.opts.Now()
+	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]MemberState, len(p.members))
@@ -93,6 +95,7 @@ func (p *Pool) State() []MemberState {
 		s.advance(now)
 		st := MemberState{
 			Name:      m.Name(),
+			Config:    m.Config,
 			Requests:  s.requests,
 			Errors:    s.errors,
 			Status429: s.status429,

@@ -49,6 +49,7 @@ const (
 	DefaultRequestTimeout  = 120 * time.Second
 	DefaultMaxAttempts     = 10 // the original LBGPT's
 	DefaultMaxMessageBytes = 8 << 20
+	DefaultDrainTimeout    = 30 * time.Second
 	DefaultOpenAIBaseURL   = "https://api.openai.com/v1"
 	DefaultAzureAPIVersion = "2024-10-21"
 	DefaultWeight          = 1.0
@@ -57,6 +58,18 @@ const (
 	DefaultBackoffBase     = 200 * time.Millisecond
 	DefaultBackoffMax      = 10 * time.Second
 	DefaultReprobe         = 5 * time.Minute
+	DefaultCacheMaxBytes   = 1 << 30 // 1 GiB
+	DefaultEmbedder        = EmbedderLocal
+	DefaultEmbeddingModel  = "text-embedding-3-small"
+)
+
+// Semantic cache settings ([cache] semantic and embedder).
+const (
+	SemanticUserOnly   = "user_only"
+	SemanticAll        = "all"
+	SemanticSystemOnly = "system_only"
+	EmbedderLocal      = "local"   // built in, offline
+	EmbedderBackend    = "backend" // embedding_model through the backends
 )
 
 // Balancing strategies ([balance] strategy).
@@ -71,6 +84,8 @@ type Config struct {
 	Version  int       `toml:"version"`
 	Daemon   Daemon    `toml:"daemon"`
 	Balance  Balance   `toml:"balance"`
+	Cache    Cache     `toml:"cache"`
+	HTTP     HTTP      `toml:"http"`
 	Backends []Backend `toml:"backend"`
 
 	// Path is the file the config was loaded from; "" when it was built from
@@ -97,6 +112,36 @@ type Balance struct {
 	Reprobe Duration `toml:"reprobe"`
 }
 
+// Cache holds the answer caches' settings: the [cache] table.
+type Cache struct {
+	// Enabled turns the caches on. Default true.
+	Enabled bool `toml:"enabled"`
+	// Path is the absolute path of the cache file; "" (the default) is
+	// cache.db in $STATE_DIRECTORY, else $XDG_STATE_HOME/lbgpt, else
+	// ~/.local/state/lbgpt.
+	Path string `toml:"path"`
+	// TTL is how long an answer stays cached; 0 (the default) is forever.
+	// A request's cache_ttl option overrides it.
+	TTL Duration `toml:"ttl"`
+	// MaxBytes caps the cached entries' total size; past it the least
+	// recently used go. 0 is no cap. Default 1 GiB.
+	MaxBytes int `toml:"max_bytes"`
+	// DeterministicOnly caches only requests with an explicit temperature
+	// of 0. Default false: like the original LBGPT, every request is
+	// cached, sampled or not.
+	DeterministicOnly bool `toml:"deterministic_only"`
+	// Semantic is the semantic cache's default encoding: "" (off, the
+	// default), "user_only", "all" or "system_only". A request's semantic
+	// option overrides it.
+	Semantic string `toml:"semantic"`
+	// Embedder is "local" (the default: built in, offline) or "backend"
+	// (EmbeddingModel through the backends).
+	Embedder string `toml:"embedder"`
+	// EmbeddingModel is the backend embedder's model. Default
+	// text-embedding-3-small.
+	EmbeddingModel string `toml:"embedding_model"`
+}
+
 // Daemon holds the settings of lbgptd itself: the [daemon] table.
 type Daemon struct {
 	// Socket is the absolute path of the daemon's Unix socket; "" means the
@@ -111,7 +156,29 @@ type Daemon struct {
 	// MaxMessageBytes is the longest JSON-RPC line the daemon accepts.
 	// Default 8 MiB.
 	MaxMessageBytes int `toml:"max_message_bytes"`
+	// DrainTimeout is how long a stopping daemon lets the requests in
+	// flight finish before it cancels them. Default 30s.
+	DrainTimeout Duration `toml:"drain_timeout"`
+	// SocketGroup names a group whose members may use the daemon too (a
+	// shared team daemon); "" (the default) admits only the daemon's own
+	// user. The socket is then made group-accessible (0660) with that group.
+	SocketGroup string `toml:"socket_group"`
 }
+
+// HTTP is lbgptd's OpenAI-compatible HTTP endpoint: the [http] table. It is
+// off unless Listen or Socket is set (both may be).
+type HTTP struct {
+	// Listen is a loopback TCP address, "127.0.0.1:8088", "[::1]:8088" or
+	// "localhost:8088"; "" means no TCP listener. Requests on it need the
+	// bearer token lbgptd keeps in its state directory (lbgpt token).
+	Listen string `toml:"listen"`
+	// Socket is the absolute path of a Unix socket serving the same
+	// endpoint, 0600 and for the daemon's own user only; "" means none.
+	Socket string `toml:"socket"`
+}
+
+// Enabled reports whether the HTTP endpoint has a listener.
+func (h HTTP) Enabled() bool { return h.Listen != "" || h.Socket != "" }
 
 // Backend is one upstream account: a [[backend]] table.
 type Backend struct {

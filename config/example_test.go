@@ -33,7 +33,8 @@ func TestExample(t *testing.T) {
 	}
 	d := c.Daemon
 	if d.Socket != "" || d.RequestTimeout.Duration != DefaultRequestTimeout ||
-		d.MaxAttempts != DefaultMaxAttempts || d.MaxMessageBytes != DefaultMaxMessageBytes {
+		d.MaxAttempts != DefaultMaxAttempts || d.MaxMessageBytes != DefaultMaxMessageBytes ||
+		d.DrainTimeout.Duration != DefaultDrainTimeout || d.SocketGroup != "" {
 		t.Errorf("[daemon] = %+v, want the defaults (the example documents them)", d)
 	}
 	if len(c.Backends) != 3 {

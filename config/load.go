@@ -168,9 +168,11 @@ func FromEnv(env func(string) string) (*Config, error) {
 			RequestTimeout:  Duration{DefaultRequestTimeout},
 			MaxAttempts:     DefaultMaxAttempts,
 			MaxMessageBytes: DefaultMaxMessageBytes,
+			DrainTimeout:    Duration{DefaultDrainTimeout},
 		},
 	}
 	c.Balance.setDefaults(nil)
+	c.Cache.setDefaults(nil)
 	var errs []error
 	baseURL := func(name string) string {
 		u := strings.TrimSpace(env(name))

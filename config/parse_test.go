@@ -405,8 +405,9 @@ priority = -1
 	}
 	want := &Config{
 		Version: 1,
-		Daemon:  Daemon{RequestTimeout: Duration{120 * time.Second}, MaxAttempts: 10, MaxMessageBytes: 8 << 20},
+		Daemon:  Daemon{RequestTimeout: Duration{120 * time.Second}, MaxAttempts: 10, MaxMessageBytes: 8 << 20, DrainTimeout: Duration{DefaultDrainTimeout}},
 		Balance: Balance{Strategy: "max_headroom", BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}},
+		Cache:   Cache{Enabled: true, MaxBytes: DefaultCacheMaxBytes, Embedder: EmbedderLocal, EmbeddingModel: DefaultEmbeddingModel},
 		Backends: []Backend{
 			{Name: "openai", Type: "openai", BaseURL: "https://api.openai.com/v1", APIKeyEnv: "OPENAI_API_KEY", Weight: 1, MaxConcurrent: 5},
 			{Name: "azure", Type: "azure", BaseURL: "https://r.openai.azure.com", APIKeyFile: "~/azure.key", APIVersion: "2024-10-21",
@@ -463,6 +464,23 @@ func TestDistance(t *testing.T) {
 	for _, tt := range tests {
 		if got := distance(tt.a, tt.b); got != tt.want {
 			t.Errorf("distance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestCacheTable(t *testing.T) {
+	const head = "version = 1\n[[backend]]\nname = \"a\"\ntype = \"openai-compatible\"\nbase_url = \"http://x/v1\"\n"
+	c, err := Parse([]byte(head+"[cache]\nenabled = false\nttl = \"1h\"\nmax_bytes = 0\ndeterministic_only = true\nsemantic = \"all\"\nembedder = \"backend\"\nembedding_model = \"e\"\npath = \"/var/lib/x/c.db\"\n"), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Cache{Path: "/var/lib/x/c.db", TTL: Duration{time.Hour}, DeterministicOnly: true, Semantic: "all", Embedder: "backend", EmbeddingModel: "e"}
+	if c.Cache != want {
+		t.Errorf("[cache] = %+v, want %+v", c.Cache, want)
+	}
+	for _, bad := range []string{`semantic = "fuzzy"`, `embedder = "cloud"`, `ttl = "-1s"`, `max_bytes = -1`, `path = "rel/c.db"`, `sematic = "all"`} {
+		if _, err := Parse([]byte(head+"[cache]\n"+bad+"\n"), "t.toml"); err == nil || !strings.Contains(err.Error(), "t.toml:7:") {
+			t.Errorf("[cache] %s: error %v, want one at line 7", bad, err)
 		}
 	}
 }

@@ -25,6 +25,8 @@ var (
 	// hex digits and would otherwise pass for a variable name, to be
 	// printed back in "variable ... is not set".
 	validEnv = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	// validGroup is a POSIX-portable group name.
+	validGroup = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
 )
 
 // setDefaults fills what the file left out; raw is the file decoded
@@ -40,8 +42,13 @@ func setDefaults(c *Config, raw map[string]any) {
 	if _, ok := d["max_message_bytes"]; !ok {
 		c.Daemon.MaxMessageBytes = DefaultMaxMessageBytes
 	}
+	if _, ok := d["drain_timeout"]; !ok {
+		c.Daemon.DrainTimeout.Duration = DefaultDrainTimeout
+	}
 	bal, _ := raw["balance"].(map[string]any)
 	c.Balance.setDefaults(bal)
+	cache, _ := raw["cache"].(map[string]any)
+	c.Cache.setDefaults(cache)
 	var bs []map[string]any
 	switch v := raw["backend"].(type) {
 	case []map[string]any:
@@ -85,6 +92,46 @@ func (b *Balance) setDefaults(set map[string]any) {
 	}
 }
 
+// setDefaults fills the [cache] settings the file leaves out; set holds the
+// keys it has.
+func (c *Cache) setDefaults(set map[string]any) {
+	if _, ok := set["enabled"]; !ok {
+		c.Enabled = true
+	}
+	if _, ok := set["max_bytes"]; !ok {
+		c.MaxBytes = DefaultCacheMaxBytes
+	}
+	if c.Embedder == "" {
+		c.Embedder = DefaultEmbedder
+	}
+	if c.EmbeddingModel == "" {
+		c.EmbeddingModel = DefaultEmbeddingModel
+	}
+}
+
+func (ck *checker) validateCache(c *Cache) {
+	at := func(key string) []seg { return []seg{{"cache", -1}, {key, -1}} }
+	if c.Path != "" && !filepath.IsAbs(c.Path) {
+		ck.errorf(at("path"), "cache: path must be an absolute path")
+	}
+	if c.TTL.Duration < 0 {
+		ck.errorf(at("ttl"), "cache: ttl must not be negative (0 keeps answers forever)")
+	}
+	if c.MaxBytes < 0 {
+		ck.errorf(at("max_bytes"), "cache: max_bytes must not be negative (0 is no cap)")
+	}
+	switch c.Semantic {
+	case "", SemanticUserOnly, SemanticAll, SemanticSystemOnly:
+	default:
+		ck.errorf(at("semantic"), "cache: semantic must be \"\" (off), %q, %q or %q, not %q", SemanticUserOnly, SemanticAll, SemanticSystemOnly, c.Semantic)
+	}
+	switch c.Embedder {
+	case EmbedderLocal, EmbedderBackend:
+	default:
+		ck.errorf(at("embedder"), "cache: embedder must be %q or %q, not %q", EmbedderLocal, EmbedderBackend, c.Embedder)
+	}
+}
+
 func (ck *checker) validateBalance(b *Balance) {
 	at := func(key string) []seg { return []seg{{"balance", -1}, {key, -1}} }
 	switch b.Strategy {
@@ -118,6 +165,8 @@ func (b *Backend) setTypeDefaults() {
 func (ck *checker) validate(c *Config) {
 	ck.validateDaemon(&c.Daemon)
 	ck.validateBalance(&c.Balance)
+	ck.validateCache(&c.Cache)
+	ck.validateHTTP(&c.HTTP, &c.Daemon)
 	if len(c.Backends) == 0 {
 		ck.errorf(nil, "no backends: add a [[backend]] table (see lbgpt.toml.example)")
 	}
@@ -142,12 +191,8 @@ func (ck *checker) validate(c *Config) {
 
 func (ck *checker) validateDaemon(d *Daemon) {
 	at := func(key string) []seg { return []seg{{"daemon", -1}, {key, -1}} }
-	switch {
-	case d.Socket == "":
-	case !filepath.IsAbs(d.Socket):
-		ck.errorf(at("socket"), "daemon: socket must be an absolute path")
-	case len(d.Socket) > maxSocketPath:
-		ck.errorf(at("socket"), "daemon: socket path is %d bytes long; a Unix socket path can have at most %d", len(d.Socket), maxSocketPath)
+	if msg := socketProblem(d.Socket); msg != "" {
+		ck.errorf(at("socket"), "daemon: %s", msg)
 	}
 	if d.RequestTimeout.Duration <= 0 {
 		ck.errorf(at("request_timeout"), "daemon: request_timeout must be positive, not %q", d.RequestTimeout.Duration)
@@ -155,10 +200,29 @@ func (ck *checker) validateDaemon(d *Daemon) {
 	if d.MaxAttempts < 1 || d.MaxAttempts > maxMaxAttempts {
 		ck.errorf(at("max_attempts"), "daemon: max_attempts must be from 1 to %d, not %d", maxMaxAttempts, d.MaxAttempts)
 	}
+	if d.DrainTimeout.Duration < 0 {
+		ck.errorf(at("drain_timeout"), "daemon: drain_timeout must not be negative, not %q", d.DrainTimeout.Duration)
+	}
+	if d.SocketGroup != "" && !validGroup.MatchString(d.SocketGroup) {
+		ck.errorf(at("socket_group"), "daemon: socket_group %q is not a group name", d.SocketGroup)
+	}
 	if d.MaxMessageBytes < minMaxMessageBytes || d.MaxMessageBytes > maxMaxMessageBytes {
 		ck.errorf(at("max_message_bytes"), "daemon: max_message_bytes must be from %d (4 KiB) to %d (1 GiB), not %d",
 			minMaxMessageBytes, maxMaxMessageBytes, d.MaxMessageBytes)
 	}
+}
+
+// socketProblem explains what is wrong with a Unix socket path ("" is
+// none), or returns "".
+func socketProblem(p string) string {
+	switch {
+	case p == "":
+	case !filepath.IsAbs(p):
+		return "socket must be an absolute path"
+	case len(p) > maxSocketPath:
+		return fmt.Sprintf("socket path is %d bytes long; a Unix socket path can have at most %d", len(p), maxSocketPath)
+	}
+	return ""
 }
 
 // bpath is the path of key in the i-th backend.

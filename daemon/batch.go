@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -28,6 +31,9 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	if err := decodeParams(jreq, &p); err != nil {
 		return nil, err
 	}
+	if err := checkOptions(p.Options); err != nil {
+		return nil, err
+	}
 	if p.Concurrency < 0 || p.Concurrency > maxBatchConcurrency {
 		return nil, invalidParams("concurrency", "concurrency must be from 0 (the default, %d) to %d", defaultBatchConcurrency, maxBatchConcurrency)
 	}
@@ -44,6 +50,8 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 		start: start,
 	}
 	b.sum.Total = len(p.Requests)
+	d.batches.add(b)
+	defer d.batches.remove(b)
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
 	for i, raw := range p.Requests {
@@ -57,7 +65,7 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
-			b.finish(ctx, i, rpc.ChatResult{}, rpcError(ctx.Err(), nil))
+			b.finish(ctx, i, rpc.ChatResult{}, rpcError(context.Cause(ctx), nil))
 			continue
 		}
 		wg.Go(func() {
@@ -80,12 +88,14 @@ type batchRun struct {
 	srv   *jrpc2.Server
 	id    json.RawMessage
 	start time.Time
+	key   string // the registry's id, set by batchRegistry.add
 
 	mu       sync.Mutex // guards the fields below
 	items    []rpc.BatchItem
 	sum      rpc.BatchSummary
 	done     int
 	lastNote time.Time
+	backends map[string]int // items answered, by backend
 }
 
 // finish records item i and tells the client.
@@ -107,8 +117,17 @@ func (b *batchRun) finish(ctx context.Context, i int, res rpc.ChatResult, err er
 	} else {
 		b.sum.OK++
 		b.sum.Retries += max(res.Meta.Attempts-1, 0)
-		if res.Meta.Cache == rpc.CacheCoalesced {
+		switch res.Meta.Cache {
+		case rpc.CacheCoalesced:
 			b.sum.Coalesced++
+		case rpc.CacheExact, rpc.CacheSemantic:
+			b.sum.CacheHits++
+		}
+		if res.Meta.Backend != "" {
+			if b.backends == nil {
+				b.backends = map[string]int{}
+			}
+			b.backends[res.Meta.Backend]++
 		}
 	}
 	b.mu.Unlock()
@@ -149,4 +168,55 @@ func wireError(err error) *rpc.Error {
 		}
 	}
 	return e
+}
+
+// status is the batch as StatusResult lists it, at now.
+func (b *batchRun) status(now time.Time) rpc.BatchStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := rpc.BatchStatus{ID: b.key, StartedAt: b.start, BatchSummary: b.sum, Done: b.done}
+	elapsed := now.Sub(b.start)
+	st.ElapsedMS = elapsed.Milliseconds()
+	if secs := elapsed.Seconds(); secs > 0 && b.done > 0 {
+		st.RatePerS = float64(b.done) / secs
+		st.ETAS = float64(b.sum.Total-b.done) / st.RatePerS
+	}
+	if len(b.backends) > 0 {
+		st.Backends = maps.Clone(b.backends)
+	}
+	return st
+}
+
+// batchRegistry holds the batches running now, from every connection, so
+// that status and watch can show them. The zero value is ready.
+type batchRegistry struct {
+	mu      sync.Mutex // guards seq and running
+	seq     int
+	running []*batchRun // oldest first
+}
+
+func (r *batchRegistry) add(b *batchRun) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seq++
+	b.key = "b" + strconv.Itoa(r.seq)
+	r.running = append(r.running, b)
+}
+
+func (r *batchRegistry) remove(b *batchRun) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.running = slices.DeleteFunc(r.running, func(x *batchRun) bool { return x == b })
+}
+
+// statuses lists the running batches, oldest first; nil when there are none.
+func (r *batchRegistry) statuses(now time.Time) []rpc.BatchStatus {
+	r.mu.Lock()
+	running := slices.Clone(r.running)
+	r.mu.Unlock()
+	var out []rpc.BatchStatus
+	for _, b := range running {
+		out = append(out, b.status(now))
+	}
+	return out
 }

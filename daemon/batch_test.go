@@ -177,3 +177,60 @@ func TestWatch(t *testing.T) {
 		}
 	}
 }
+
+// A running batch is listed in status, with its progress and the backends
+// that answered, and watchers see that progress move; a finished batch is
+// no longer listed.
+func TestBatchInStatus(t *testing.T) {
+	h := start(t, sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, TTFT: 30 * time.Millisecond}}}, oneBackend)
+	w, err := h.client.Watch(t.Context(), 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	reqs := make([]any, 12)
+	for i := range reqs {
+		reqs[i] = userRequest("gpt-4o-mini", fmt.Sprintf("question %d", i))
+	}
+	done := make(chan error, 1)
+	go func() {
+		for _, err := range h.client.Batch(t.Context(), reqs, rpc.Options{}, 2) {
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	seen := map[int]bool{} // Done counts the watcher saw
+	var last rpc.BatchStatus
+	for len(seen) < 2 || last.Done < len(reqs)/2 {
+		st, err := w.Next(ctx)
+		if err != nil {
+			t.Fatalf("watch: %v (saw done counts %v)", err, seen)
+		}
+		if len(st.Batches) != 1 {
+			continue
+		}
+		last = st.Batches[0]
+		seen[last.Done] = true
+	}
+	if last.ID == "" || last.Total != len(reqs) || last.StartedAt.IsZero() || last.RatePerS <= 0 || last.ETAS <= 0 {
+		t.Errorf("batch status %+v", last)
+	}
+	if last.Backends["a"] == 0 || last.Backends["a"] > last.Done {
+		t.Errorf("backends %v with %d done", last.Backends, last.Done)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.client.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Batches) != 0 {
+		t.Errorf("finished batch still listed: %+v", st.Batches)
+	}
+}

@@ -27,6 +27,9 @@ func (d *Daemon) chat(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkOptions(p.Options); err != nil {
+		return nil, err
+	}
 	var emit func(json.RawMessage) error
 	if req.req.Stream {
 		srv := jrpc2.ServerFromContext(ctx)
@@ -39,17 +42,39 @@ func (d *Daemon) chat(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 }
 
 // answer answers one chat request, whoever asked (the chat and batch
-// methods, the HTTP endpoint). A streamed request (req.req.Stream) hands
-// every chunk to emit, in order, before answer returns the assembled
-// response; emit is not used otherwise. start is when the request arrived.
+// methods, the HTTP endpoint): from the exact cache, else the semantic
+// cache, else upstream (identical requests in flight sharing one call),
+// and then stores a paid answer, exact then semantic. A streamed request
+// (req.req.Stream) hands every chunk to emit, in order, before answer
+// returns the assembled response (a cached answer is replayed as chunks);
+// emit is not used otherwise. start is when the request arrived.
 func (d *Daemon) answer(ctx context.Context, req chatRequest, opts rpc.Options, emit func(json.RawMessage) error, start time.Time) (rpc.ChatResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout(opts))
 	defer cancel()
-	if req.req.Stream && emit != nil {
-		return d.chatStream(ctx, req.req, emit, start)
+	stream := req.req.Stream && emit != nil
+	p := d.plan(req, opts)
+	if hit, ok := d.lookup(ctx, p); ok {
+		if stream {
+			wantUsage := req.req.StreamOptions != nil && req.req.StreamOptions.IncludeUsage
+			if err := replay(hit.entry.Value, wantUsage, emit); err != nil {
+				return rpc.ChatResult{}, rpcError(err, nil)
+			}
+		}
+		return d.hitResult(hit, stream, start), nil
 	}
-	req.req.Stream, req.req.StreamOptions = false, nil
-	return d.complete(ctx, req.req, start)
+	var res rpc.ChatResult
+	var err error
+	if stream {
+		res, err = d.chatStream(ctx, req.req, emit, start)
+	} else {
+		req.req.Stream, req.req.StreamOptions = false, nil
+		res, err = d.complete(ctx, req.req, p.key, start)
+	}
+	if err != nil {
+		return res, err
+	}
+	d.remember(ctx, p, &res)
+	return res, nil
 }
 
 // chatRequest is one decoded chat request and the JSON it came from.
@@ -112,7 +137,7 @@ func (d *Daemon) timeout(o rpc.Options) time.Duration {
 	if t := time.Duration(o.Timeout); t > 0 {
 		return t
 	}
-	return d.cfg.Daemon.RequestTimeout.Duration
+	return d.config().Daemon.RequestTimeout.Duration
 }
 
 // answer is one upstream answer, shareable by coalesced requests.
@@ -123,13 +148,14 @@ type answer struct {
 }
 
 // complete answers a whole (not streamed) chat request. Identical requests
-// in flight at the same time share one upstream call.
-func (d *Daemon) complete(ctx context.Context, req openai.ChatCompletionRequest, start time.Time) (rpc.ChatResult, error) {
+// (same key, the cache key) in flight at the same time share one upstream
+// call.
+func (d *Daemon) complete(ctx context.Context, req openai.ChatCompletionRequest, key string, start time.Time) (rpc.ChatResult, error) {
 	var ans answer
 	var shared bool
 	var err error
 	waitStart := time.Now()
-	if key := requestKey(req); key != "" {
+	if key != "" {
 		ans, shared, err = d.calls.do(ctx, key, func(ctx context.Context) (answer, error) { return d.upstream(ctx, req) })
 	} else {
 		ans, err = d.upstream(ctx, req)
@@ -175,6 +201,7 @@ func (d *Daemon) meta(rep balance.Report, served string, streamed bool, start ti
 	total := time.Since(start)
 	own := max(total-upstream-rep.Queued, 0)
 	d.overhead.record(own)
+	d.latency.observe(rep.Backend, total, upstream)
 	return rpc.Meta{
 		Backend:    rep.Backend,
 		Model:      served,

@@ -1,13 +1,19 @@
 // Package daemon is lbgptd: it owns the pool of upstream backends and serves
 // JSON-RPC 2.0 (package rpc) to local clients on a Unix socket.
 //
-// Lifecycle: New validates the configuration and builds the pool; Run listens
-// on the socket and serves until its context ends, then stops accepting,
-// cancels what is in flight and removes the socket. A Daemon serves many
-// connections and many requests per connection concurrently.
+// Lifecycle: New validates the configuration and builds the pool; Serve
+// serves a listener (Listen, or one handed over by systemd: Activated)
+// until its context ends, then stops accepting, lets the requests in flight
+// finish for up to [daemon] drain_timeout, cancels the rest with a
+// "shutting down" error, and returns. Reload swaps in a new configuration
+// while serving. Serve tells the service manager (sd_notify) when it is
+// ready, reloading or stopping, what it is doing (STATUS=), and pings the
+// watchdog while a health check of the request path passes. A Daemon
+// serves many connections and many requests per connection concurrently.
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +21,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,26 +50,63 @@ type Options struct {
 	// Transport is the HTTP transport for upstream calls; nil gives each
 	// provider its own tuned transport.
 	Transport http.RoundTripper
+	// StateDir holds what lbgptd keeps between runs (the HTTP endpoint's
+	// token, the cache file unless [cache] path names another); "" means
+	// rpc.DefaultStateDir().
+	StateDir string
+
+	// Notify sends one sd_notify message; nil sends it to $NOTIFY_SOCKET
+	// (nothing without one).
+	Notify func(state string) error
+	// Watchdog is the watchdog timeout: Serve pings at half of it while
+	// HealthCheck passes. 0 reads $WATCHDOG_USEC (no pings without it).
+	Watchdog time.Duration
+	// HealthCheck checks the request path before each watchdog ping; nil
+	// is a status request through the daemon's own dispatcher.
+	HealthCheck func(ctx context.Context) error
+	// StatusEvery is how often STATUS= is sent; default 5s.
+	StatusEvery time.Duration
 }
 
 // Daemon is lbgptd.
 type Daemon struct {
-	cfg       *config.Config
+	cfg       atomic.Pointer[config.Config] // swapped by Reload
+	transport http.RoundTripper
+	notify    notifier
+	lifeOpts  lifeOptions
 	log       *slog.Logger
 	simulated bool
 	pool      *balance.Pool
 	started   time.Time
 	uid       int
+	group     string // gid whose members may connect too ([daemon] socket_group); "" none
+	groupName string
 	methods   map[string]jrpc2.Handler
 	est       estimator
 	calls     flights[answer]
 	overhead  overhead
+	latency   latencies // per-backend histograms for /metrics
+	stateDir  string
+	http      httpListeners // the [http] endpoint's, once ListenHTTP opened them
+	batches   batchRegistry // the batches running now, for status
+	cache     caches
+	threshold float64 // the semantic cache's default threshold; 0 without one
 
 	// base is the parent context of every handler; stop cancels it with
-	// a cause at shutdown. active counts the handlers running.
-	base   context.Context
-	stop   context.CancelCauseFunc
-	active sync.WaitGroup
+	// a cause at the end of a shutdown's drain. draining ends when the
+	// shutdown starts: long-lived subscriptions (watch) end with it, as
+	// they would hold the drain for nothing. active counts the handlers
+	// running.
+	base       context.Context
+	stop       context.CancelCauseFunc
+	draining   context.Context
+	startDrain context.CancelFunc
+	active     sync.WaitGroup
+
+	reloadMu   sync.Mutex // serializes Reload
+	resultMu   sync.Mutex // guards reloadedAt and reloadErr
+	reloadedAt time.Time  // the last Reload
+	reloadErr  error      // why it was rejected
 
 	mu      sync.Mutex // guards conns and closing
 	conns   map[net.Conn]struct{}
@@ -80,55 +125,107 @@ func New(opts Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	providers := make([]*provider.Provider, 0, len(opts.Config.Backends))
-	for _, b := range opts.Config.Backends {
-		p, err := provider.New(b, opts.Transport)
+	providers, err := newProviders(opts.Config.Backends, opts.Transport)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		transport: opts.Transport,
+		notify:    newNotifier(opts),
+		log:       log,
+		simulated: opts.Simulated,
+		pool:      balance.New(opts.Config.Backends, providers, poolOptions(opts.Config)),
+		started:   time.Now(),
+		uid:       os.Getuid(),
+		conns:     make(map[net.Conn]struct{}),
+		stateDir:  cmp.Or(opts.StateDir, rpc.DefaultStateDir()),
+	}
+	if g := opts.Config.Daemon.SocketGroup; g != "" {
+		grp, err := user.LookupGroup(g)
+		if err != nil {
+			return nil, fmt.Errorf("daemon.socket_group: %w", err)
+		}
+		d.group, d.groupName = grp.Gid, g
+	}
+	d.cfg.Store(opts.Config)
+	if err := openCache(opts.Config.Cache, d); err != nil {
+		return nil, err
+	}
+	d.lifeOpts = d.lifeOptions(opts)
+	d.base, d.stop = context.WithCancelCause(context.Background())
+	d.draining, d.startDrain = context.WithCancel(context.Background())
+	d.methods = d.methodTable()
+	// Load the tokenizers (about a second of CPU) beside start-up rather
+	// than in it, so readiness does not wait and the first requests rarely
+	// do; a request that comes sooner waits for the load it needs.
+	go tokens.Load()
+	return d, nil
+}
+
+// newProviders builds a provider per backend.
+func newProviders(backends []config.Backend, transport http.RoundTripper) ([]*provider.Provider, error) {
+	providers := make([]*provider.Provider, 0, len(backends))
+	for _, b := range backends {
+		p, err := provider.New(b, transport)
 		if err != nil {
 			return nil, fmt.Errorf("backend %q: %w", b.Name, err)
 		}
 		providers = append(providers, p)
 	}
-	bal := opts.Config.Balance
-	d := &Daemon{
-		cfg:       opts.Config,
-		log:       log,
-		simulated: opts.Simulated,
-		pool: balance.New(opts.Config.Backends, providers, balance.Options{
-			Strategy:     bal.Strategy,
-			Overallocate: bal.Overallocate,
-			MaxAttempts:  opts.Config.Daemon.MaxAttempts,
-			BackoffBase:  bal.BackoffBase.Duration,
-			BackoffMax:   bal.BackoffMax.Duration,
-			Reprobe:      bal.Reprobe.Duration,
-		}),
-		started: time.Now(),
-		uid:     os.Getuid(),
-		conns:   make(map[net.Conn]struct{}),
+	return providers, nil
+}
+
+func poolOptions(c *config.Config) balance.Options {
+	return balance.Options{
+		Strategy:     c.Balance.Strategy,
+		Overallocate: c.Balance.Overallocate,
+		MaxAttempts:  c.Daemon.MaxAttempts,
+		BackoffBase:  c.Balance.BackoffBase.Duration,
+		BackoffMax:   c.Balance.BackoffMax.Duration,
+		Reprobe:      c.Balance.Reprobe.Duration,
 	}
-	d.base, d.stop = context.WithCancelCause(context.Background())
-	d.methods = d.methodTable()
-	// Load the tokenizers now: the first request should not pay for it.
-	tokens.Count("gpt-4o", "")
-	tokens.Count("gpt-4", "")
-	return d, nil
+}
+
+// config is the configuration in force.
+func (d *Daemon) config() *config.Config { return d.cfg.Load() }
+
+// Close releases what New opened (the cache file, after saving what is
+// pending). Serve calls it when it returns; a Daemon that never served
+// must call it. It is idempotent.
+func (d *Daemon) Close() error {
+	d.closeCache()
+	return nil
 }
 
 // errShuttingDown is the cause of the requests canceled by a shutdown.
 var errShuttingDown = errors.New("lbgptd is shutting down")
 
-// drainTimeout bounds how long a shutdown waits for canceled handlers to
+// cancelGrace bounds how long a shutdown waits for canceled handlers to
 // send their errors before it closes the connections.
-const drainTimeout = 5 * time.Second
+const cancelGrace = 5 * time.Second
 
-// Serve accepts connections on ln until ctx ends, then closes ln, cancels
-// the requests in flight (their clients get a "shutting down" error) and
-// waits for every connection to close.
+// Serve accepts connections on ln until ctx ends, then drains: it closes
+// ln, refuses new requests, lets those in flight finish for up to
+// [daemon] drain_timeout, cancels the rest (their clients get a "shutting
+// down" error) and waits for every connection to close. It tells the
+// service manager READY=1 once it accepts, and STOPPING=1 when it stops.
+// It closes the cache when it returns.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
-	d.log.Info("serving", "socket", ln.Addr().String(), "backends", len(d.cfg.Backends), "simulated", d.simulated)
+	d.log.Info("serving", "socket", ln.Addr().String(), "backends", len(d.config().Backends), "simulated", d.simulated)
+	defer d.Close() // last: after every connection and handler is done
+	stopHTTP, err := d.serveHTTP()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopHTTP()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	lifeCtx, endLife := context.WithCancel(context.Background())
+	wg.Go(func() { d.life(lifeCtx, d.lifeOpts) })
+	defer endLife()
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -172,7 +269,7 @@ func (d *Daemon) serveConn(nc net.Conn) {
 	}
 	d.conns[nc] = struct{}{}
 	d.mu.Unlock()
-	ch := newLineChannel(nc, d.cfg.Daemon.MaxMessageBytes)
+	ch := newLineChannel(nc, d.config().Daemon.MaxMessageBytes)
 	srv := jrpc2.NewServer(handler.Map(d.methods), &jrpc2.ServerOptions{
 		AllowPush:   true, // stream chunks are server notifications
 		Concurrency: 4096, // the default (NumCPU) would queue cancels behind streams
@@ -186,27 +283,55 @@ func (d *Daemon) serveConn(nc net.Conn) {
 	d.mu.Unlock()
 }
 
-// shutdown cancels every request in flight with errShuttingDown, waits (a
-// bounded time) for the handlers to return, then stops reading from every
-// connection: each jrpc2 server then delivers the responses it owes and
-// stops, and serveConn closes the connection. (Ending the reads rather than
-// calling Server.Stop lets jrpc2's reader stop the server: Stop racing an
-// incoming message panics in jrpc2 v1.3.6, and Stop drops the responses.)
+// shutdown refuses new connections and requests, ends the watches, waits
+// up to the drain timeout for the handlers in flight, then cancels the
+// rest with errShuttingDown and waits (a bounded time) for them to return.
+// Then it stops reading from every connection: each jrpc2 server delivers
+// the responses it owes and stops, and serveConn closes the connection.
+// (Ending the reads rather than calling Server.Stop lets jrpc2's reader
+// stop the server: Stop racing an incoming message panics in jrpc2 v1.3.6,
+// and Stop drops the responses.)
 func (d *Daemon) shutdown() {
+	d.sendNotify("STOPPING=1\nSTATUS=draining the requests in flight")
 	d.mu.Lock()
 	d.closing = true
 	d.mu.Unlock()
-	d.stop(errShuttingDown)
+	d.startDrain()
 	drained := make(chan struct{})
 	go func() { d.active.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(drainTimeout):
-		d.log.Warn("handlers still running after the drain timeout; closing their connections")
+	timeout := d.config().Daemon.DrainTimeout.Duration
+	d.log.Info("stopping: new requests refused, draining those in flight", "drain_timeout", timeout)
+	if !waitClosed(drained, timeout) {
+		d.log.Warn("requests still in flight after the drain timeout; canceling them", "drain_timeout", timeout)
+		d.stop(errShuttingDown)
+		if !waitClosed(drained, cancelGrace) {
+			d.log.Warn("handlers still running after their cancel; closing their connections")
+		}
 	}
+	d.stop(errShuttingDown)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for nc := range d.conns {
 		closeRead(nc)
+	}
+}
+
+// waitClosed reports whether done closed within d (at once when d <= 0).
+func waitClosed(done <-chan struct{}, d time.Duration) bool {
+	if d <= 0 {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
 	}
 }

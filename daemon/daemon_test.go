@@ -61,14 +61,21 @@ const (
 
 // start runs a daemon whose config is cfgText with {{URL}} replaced by the
 // simulator's address.
-func start(t *testing.T, opts sim.Options, cfgText string) *harness {
+func start(t testing.TB, opts sim.Options, cfgText string) *harness {
 	t.Helper()
 	return startWith(t, sim.New(opts), cfgText)
 }
 
-func startWith(t *testing.T, s *sim.Server, cfgText string) *harness {
+func startWith(t testing.TB, s *sim.Server, cfgText string) *harness {
 	t.Helper()
-	hs := httptest.NewServer(s)
+	return startHandler(t, s, s, cfgText)
+}
+
+// startHandler is startWith with upstream requests going to h (which
+// passes them on to s).
+func startHandler(t testing.TB, s *sim.Server, h http.Handler, cfgText string) *harness {
+	t.Helper()
+	hs := httptest.NewServer(h)
 	t.Cleanup(func() { s.Close(); hs.Close() })
 	cfg, err := config.Parse([]byte(strings.ReplaceAll(cfgText, "{{URL}}", hs.URL)), "test.toml")
 	if err != nil {
@@ -77,6 +84,9 @@ func startWith(t *testing.T, s *sim.Server, cfgText string) *harness {
 	env := map[string]string{"KEY_A": keyA, "KEY_B": keyB, "KEY_AZURE": keyAzure}
 	if _, err := cfg.Resolve(func(k string) string { return env[k] }); err != nil {
 		t.Fatalf("resolve: %v", err)
+	}
+	if cfg.Cache.Path == "" {
+		cfg.Cache.Path = filepath.Join(t.TempDir(), "cache.db") // every test its own cache
 	}
 	logs := &syncBuffer{}
 	d, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})

@@ -116,7 +116,8 @@ func TestCoalescedImpatientWaiter(t *testing.T) {
 // A request in flight when the daemon stops gets a clear error.
 func TestShutdownTellsClients(t *testing.T) {
 	s := sim.New(sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, Faults: sim.Faults{Hang: 1}}}})
-	h := startWith(t, s, oneBackend)
+	// A drain shorter than the hang: the request is canceled.
+	h := startWith(t, s, strings.Replace(oneBackend, "version = 1\n", "version = 1\n[daemon]\ndrain_timeout = \"50ms\"\n", 1))
 	errc := make(chan error, 1)
 	go func() {
 		_, err := h.client.Chat(context.Background(), userRequest("gpt-4o-mini", "hang"), rpc.Options{})

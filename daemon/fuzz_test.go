@@ -30,10 +30,11 @@ func FuzzServe(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	d, err := New(Options{Config: cfg})
+	d, err := New(Options{Config: cfg, StateDir: f.TempDir()}) // the cache file there
 	if err != nil {
 		f.Fatal(err)
 	}
+	f.Cleanup(func() { d.Close() })
 	f.Fuzz(func(t *testing.T, line []byte) {
 		server, conn := net.Pipe()
 		done := make(chan struct{})

@@ -6,9 +6,14 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
 
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -25,9 +30,41 @@ var ErrAlreadyRunning = errors.New("another lbgptd is already serving this socke
 // A lock file beside the socket makes the probe-remove-listen sequence safe
 // when several daemons start at once.
 func Listen(path string) (net.Listener, error) {
+	return listen(path, nil)
+}
+
+// ListenGroup is Listen for a daemon shared with a group (the [daemon]
+// socket_group of a team daemon): the socket is 0660 and belongs to group,
+// and a directory it creates is 0750 with that group. A directory that
+// exists already must let the group in (systemd's RuntimeDirectory= and
+// socket units do).
+func ListenGroup(path, group string) (net.Listener, error) {
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return nil, fmt.Errorf("socket group: %w", err)
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return nil, fmt.Errorf("socket group %s: gid %q", group, g.Gid)
+	}
+	return listen(path, &gid)
+}
+
+func listen(path string, gid *int) (net.Listener, error) {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create socket directory %s: %w", dir, err)
+	dirMode, sockMode := os.FileMode(0o700), os.FileMode(0o600)
+	if gid != nil {
+		dirMode, sockMode = 0o750, 0o660
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, dirMode); err != nil {
+			return nil, fmt.Errorf("create socket directory %s: %w", dir, err)
+		}
+		if gid != nil {
+			if err := os.Chown(dir, -1, *gid); err != nil {
+				return nil, fmt.Errorf("chgrp socket directory %s: %w", dir, err)
+			}
+		}
 	}
 	if err := checkDir(dir); err != nil {
 		return nil, err
@@ -59,11 +96,56 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if gid != nil {
+		if err := os.Chown(path, -1, *gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("chgrp socket %s: %w", path, err)
+		}
+	}
+	if err := os.Chmod(path, sockMode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("chmod socket %s: %w", path, err)
 	}
 	return ln, nil
+}
+
+// ActivationName is the name lbgptd's socket unit gives its socket
+// (FileDescriptorName= in packaging/lbgptd.socket).
+const ActivationName = "lbgptd"
+
+// Activated returns the socket systemd handed over (socket activation):
+// the one named ActivationName, else the only one passed. ok is false when
+// lbgptd was not socket-activated. The socket is systemd's: closing the
+// listener does not remove it. Only the first call in a process can find
+// it (the environment that announces it is cleared).
+func Activated() (ln net.Listener, ok bool, err error) {
+	named, err := activation.ListenersWithNames()
+	if err != nil {
+		return nil, false, fmt.Errorf("socket activation: %w", err)
+	}
+	var all []net.Listener
+	for name, lns := range named {
+		for _, l := range lns {
+			if l == nil {
+				continue
+			}
+			if name == ActivationName && ln == nil {
+				ln = l
+				continue
+			}
+			all = append(all, l)
+		}
+	}
+	if ln == nil && len(all) == 1 {
+		return all[0], true, nil
+	}
+	for _, l := range all {
+		l.Close()
+	}
+	if ln == nil && len(all) > 1 {
+		return nil, false, fmt.Errorf("socket activation: %d sockets passed and none named %q", len(all), ActivationName)
+	}
+	return ln, ln != nil, nil
 }
 
 // checkDir refuses a socket directory that another user owns or may write
@@ -98,7 +180,9 @@ func lockFile(path string) (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
-// checkPeer allows the daemon's own user and root, and refuses everyone else.
+// checkPeer allows the daemon's own user, root and, when the daemon is
+// shared ([daemon] socket_group), the members of its group; it refuses
+// everyone else.
 func (d *Daemon) checkPeer(nc net.Conn) error {
 	uc, ok := nc.(*net.UnixConn)
 	if !ok {
@@ -111,7 +195,27 @@ func (d *Daemon) checkPeer(nc net.Conn) error {
 	if uid == d.uid || uid == 0 {
 		return nil
 	}
+	if d.group != "" {
+		if inGroup(uid, d.group) {
+			return nil
+		}
+		return fmt.Errorf("permission denied: lbgptd serves uid %d and the members of group %s; uid %d was refused", d.uid, d.groupName, uid)
+	}
 	return fmt.Errorf("permission denied: lbgptd runs as uid %d and serves only that user; uid %d was refused", d.uid, uid)
+}
+
+// inGroup reports whether the user uid is a member of the group gid, as
+// its primary group or a supplementary one.
+func inGroup(uid int, gid string) bool {
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return false
+	}
+	if u.Gid == gid {
+		return true
+	}
+	gids, err := u.GroupIds()
+	return err == nil && slices.Contains(gids, gid)
 }
 
 // refuse answers a connection with one error not tied to a request and

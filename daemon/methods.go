@@ -18,11 +18,16 @@ import (
 // place where wire names meet code. Sorted by name.
 func (d *Daemon) methodTable() map[string]jrpc2.Handler {
 	m := map[string]jrpc2.Handler{
-		rpc.MethodBatch:  d.batch,
-		rpc.MethodCancel: d.cancel,
-		rpc.MethodChat:   d.chat,
-		rpc.MethodStatus: d.status,
-		rpc.MethodWatch:  d.watch,
+		rpc.MethodBatch:        d.batch,
+		rpc.MethodCacheCompact: d.cacheCompact,
+		rpc.MethodCacheForget:  d.cacheForget,
+		rpc.MethodCachePurge:   d.cachePurge,
+		rpc.MethodCacheStats:   d.cacheStats,
+		rpc.MethodCancel:       d.cancel,
+		rpc.MethodChat:         d.chat,
+		rpc.MethodEmbeddings:   d.embeddings,
+		rpc.MethodStatus:       d.status,
+		rpc.MethodWatch:        d.watch,
 	}
 	for name, h := range m {
 		m[name] = d.guard(h)
@@ -76,6 +81,7 @@ func (d *Daemon) status(ctx context.Context, req *jrpc2.Request) (any, error) {
 // snapshot is the daemon's status now.
 func (d *Daemon) snapshot() rpc.StatusResult {
 	p50, p99 := d.overhead.percentiles()
+	cfg := d.config()
 	res := rpc.StatusResult{
 		Version:     Version,
 		Protocol:    rpc.Version,
@@ -83,20 +89,21 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 		StartedAt:   d.started,
 		UptimeS:     time.Since(d.started).Seconds(),
 		Simulated:   d.simulated,
-		Config:      d.cfg.Path,
-		Strategy:    d.cfg.Balance.Strategy,
+		Config:      cfg.Path,
+		Strategy:    cfg.Balance.Strategy,
 		Queue:       d.pool.QueueLen(),
 		DaemonP50US: p50.Microseconds(),
 		DaemonP99US: p99.Microseconds(),
+		Cache:       d.cacheSnapshot(),
+		Batches:     d.batches.statuses(time.Now()),
 	}
-	states := d.pool.State()
-	for i, m := range d.pool.Members() {
-		st := states[i]
+	res.ReloadedAt, res.ReloadError = d.reloadState()
+	for _, st := range d.pool.State() {
 		b := rpc.BackendStatus{
-			Name:          m.Name(),
-			Type:          m.Config.Type,
-			BaseURL:       m.Config.BaseURL,
-			Models:        m.Config.Models,
+			Name:          st.Name,
+			Type:          st.Config.Type,
+			BaseURL:       st.Config.BaseURL,
+			Models:        st.Config.Models,
 			State:         st.State,
 			Requests:      st.Requests,
 			Errors:        st.Errors,

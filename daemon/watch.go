@@ -25,6 +25,10 @@ func (d *Daemon) watch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	case rate < 0 || rate > 20:
 		return nil, invalidParams("max_per_second", "max_per_second must be from 0 (the default, 4) to 20")
 	}
+	// A shutdown ends watches at once: they would hold its drain.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(d.draining, func() { cancel(errShuttingDown) })()
 	srv := jrpc2.ServerFromContext(ctx)
 	id := json.RawMessage(jreq.ID())
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
@@ -48,7 +52,7 @@ func (d *Daemon) watch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return nil, rpcError(ctx.Err(), nil)
+			return nil, rpcError(context.Cause(ctx), nil)
 		}
 	}
 }

@@ -248,7 +248,13 @@ type StatusResult struct {
 	Simulated bool      `json:"simulated"` // the backends are lbgpt's built-in simulator (lbgptd --demo)
 	Config    string    `json:"config"`    // the config file in use, "" when built from the environment
 	Strategy  string    `json:"strategy"`  // the balancing strategy: "weighted", "max_headroom" or "priority"
-	Queue     int       `json:"queue"`     // requests waiting for headroom
+	// ReloadedAt is when the configuration was last reloaded (SIGHUP),
+	// successfully or not; absent before the first reload.
+	ReloadedAt time.Time `json:"reloaded_at,omitzero"`
+	// ReloadError says why the last reload was rejected; "" when it was
+	// applied or there was none. The previous configuration stays in force.
+	ReloadError string `json:"reload_error,omitempty"`
+	Queue       int    `json:"queue"` // requests waiting for headroom
 	// DaemonP50US and DaemonP99US are the time requests spend in the
 	// daemon outside upstream calls, over the last 1024 requests.
 	DaemonP50US int64           `json:"daemon_p50_us"`

@@ -37,3 +37,13 @@ func TestUnknownScenario(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestCacheRuns checks the cache scenario end to end on a tiny workload.
+func TestCacheRuns(t *testing.T) {
+	figures := runFigures(t, "-scenario", "cache", "-n", "50", "-keys", "10", "-batch", "200")
+	for _, key := range []string{"exact_hit_p50_us", "exact_hit_p99_us", "batch_hits_per_s"} {
+		if v, _ := figures[key].(float64); v <= 0 {
+			t.Errorf("%s = %v in %v", key, figures[key], figures)
+		}
+	}
+}

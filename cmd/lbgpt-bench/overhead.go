@@ -39,69 +39,139 @@ func overhead(fs *flag.FlagSet) func(context.Context, io.Writer) (map[string]any
 	}
 }
 
-func runOverhead(ctx context.Context, out io.Writer, n, c, tn, tc, rounds int) (map[string]any, error) {
-	const key = "sk-bench-overhead"
-	s := sim.New(sim.Options{Accounts: []sim.Account{{Name: "bench", Key: key}}})
+// rig is a zero-latency simulator and an in-process lbgptd with one backend
+// on it, plus the go-openai client and the unique requests both overhead
+// scenarios send.
+type rig struct {
+	base   string // the simulator's API root
+	key    string // its account's key
+	dir    string // temp dir: the daemon's socket and state
+	socket string
+	daemon *daemon.Daemon
+	direct *openai.Client // straight to the simulator
+	seq    atomic.Int64
+	close  func()
+}
+
+// newRig starts the simulator and the daemon; extraConfig is added to the
+// daemon's lbgpt.toml (before its [[backend]]).
+func newRig(ctx context.Context, extraConfig string) (_ *rig, err error) {
+	r := &rig{key: "sk-bench-overhead"}
+	var cleanups []func()
+	r.close = func() {
+		slices.Reverse(cleanups)
+		for _, f := range cleanups {
+			f()
+		}
+	}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	s := sim.New(sim.Options{Accounts: []sim.Account{{Name: "bench", Key: r.key}}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	hs := &http.Server{Handler: s}
 	go hs.Serve(ln)
-	defer hs.Close()
-	defer s.Close()
-	base := "http://" + ln.Addr().String() + "/v1"
+	cleanups = append(cleanups, s.Close, func() { hs.Close() })
+	r.base = "http://" + ln.Addr().String() + "/v1"
 
-	cfg, err := config.Parse(fmt.Appendf(nil, "version = 1\n[[backend]]\nname = \"sim\"\ntype = \"openai\"\nbase_url = %q\napi_key = %q\nmax_concurrent = 1000\n", base, key), "bench")
+	cfg, err := config.Parse(fmt.Appendf(nil, "version = 1\n%s\n[[backend]]\nname = \"sim\"\ntype = \"openai\"\nbase_url = %q\napi_key = %q\nmax_concurrent = 1000\n", extraConfig, r.base, r.key), "bench")
 	if err != nil {
 		return nil, err
 	}
 	if _, err := cfg.Resolve(os.Getenv); err != nil {
 		return nil, err
 	}
-	d, err := daemon.New(daemon.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	cfg.Cache.Enabled = false // this scenario measures the balancer, not the cache
+	if r.dir, err = os.MkdirTemp("", "lbgpt-bench-"); err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { os.RemoveAll(r.dir) })
+	r.daemon, err = daemon.New(daemon.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler), StateDir: r.dir})
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "lbgpt-bench-")
+	r.socket = filepath.Join(r.dir, "d.sock")
+	sock, err := daemon.Listen(r.socket)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	sock, err := daemon.Listen(filepath.Join(dir, "d.sock"))
-	if err != nil {
+	if err := r.daemon.ListenHTTP(); err != nil {
+		sock.Close()
 		return nil, err
 	}
 	dctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
-	go func() { served <- d.Serve(dctx, sock) }()
-	defer func() { stop(); <-served }()
+	go func() { served <- r.daemon.Serve(dctx, sock) }()
+	cleanups = append(cleanups, func() { stop(); <-served })
 
+	r.direct = r.client(r.base, r.key, nil)
+	return r, nil
+}
+
+// client is a go-openai client of an OpenAI-compatible base URL, with
+// extra headers on every request.
+func (r *rig) client(base, key string, header http.Header) *openai.Client {
 	ocfg := openai.DefaultConfig(key)
 	ocfg.BaseURL = base
-	ocfg.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	direct := openai.NewClientWithConfig(ocfg)
+	var rt http.RoundTripper = &http.Transport{MaxIdleConnsPerHost: 256}
+	if header != nil {
+		rt = headerTransport{rt, header}
+	}
+	ocfg.HTTPClient = &http.Client{Transport: rt}
+	return openai.NewClientWithConfig(ocfg)
+}
 
-	var seq atomic.Int64
-	request := func() openai.ChatCompletionRequest {
-		i := seq.Add(1)
-		return openai.ChatCompletionRequest{
-			Model:     "gpt-4o-mini",
-			MaxTokens: 16,
-			Messages:  []openai.ChatCompletionMessage{{Role: "user", Content: fmt.Sprintf("overhead benchmark request %d: say something short", i)}},
-		}
+// headerTransport adds headers to every request.
+type headerTransport struct {
+	http.RoundTripper
+	header http.Header
+}
+
+func (t headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	for k, v := range t.header {
+		req.Header[k] = v
 	}
-	clients := make([]*client.Client, max(c, tc))
-	for i := range clients {
-		clients[i] = &client.Client{Socket: filepath.Join(dir, "d.sock")}
-		defer clients[i].Close()
+	return t.RoundTripper.RoundTrip(req)
+}
+
+// request is a new unique chat request: nothing can be coalesced or cached.
+func (r *rig) request() openai.ChatCompletionRequest {
+	i := r.seq.Add(1)
+	return openai.ChatCompletionRequest{
+		Model:     "gpt-4o-mini",
+		MaxTokens: 16,
+		Messages:  []openai.ChatCompletionMessage{{Role: "user", Content: fmt.Sprintf("overhead benchmark request %d: say something short", i)}},
 	}
-	doDirect := func(ctx context.Context, _ int) error {
-		_, err := direct.CreateChatCompletion(ctx, request())
+}
+
+// chat is a measured path: one request through c.
+func (r *rig) chat(c *openai.Client) func(context.Context, int) error {
+	return func(ctx context.Context, _ int) error {
+		_, err := c.CreateChatCompletion(ctx, r.request())
 		return err
 	}
+}
+
+func runOverhead(ctx context.Context, out io.Writer, n, c, tn, tc, rounds int) (map[string]any, error) {
+	r, err := newRig(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	clients := make([]*client.Client, max(c, tc))
+	for i := range clients {
+		clients[i] = &client.Client{Socket: r.socket}
+		defer clients[i].Close()
+	}
+	doDirect := r.chat(r.direct)
 	doDaemon := func(ctx context.Context, worker int) error {
-		_, err := clients[worker].Chat(ctx, request(), rpc.Options{})
+		_, err := clients[worker].Chat(ctx, r.request(), rpc.Options{})
 		return err
 	}
 	// Warm both paths: connections, tokenizer tables.
@@ -149,32 +219,42 @@ type measured struct {
 // measure runs n requests per path at concurrency c, alternating the paths
 // over rounds, and returns sorted latencies and throughput per path.
 func measure(ctx context.Context, n, c, rounds int, direct, daemon func(context.Context, int) error) (measured, error) {
-	var m measured
-	var directTime, daemonTime time.Duration
+	r, err := measurePaths(ctx, n, c, rounds, direct, daemon)
+	if err != nil {
+		return measured{}, err
+	}
+	return measured{direct: r[0].lat, daemon: r[1].lat, directRPS: r[0].rps, daemonRPS: r[1].rps}, nil
+}
+
+// pathResult is what measurePaths found of one path.
+type pathResult struct {
+	lat []time.Duration // sorted
+	rps float64
+}
+
+// measurePaths runs n requests per path at concurrency c, over rounds in
+// which the paths take turns in a rotating order, so every path sees the
+// same machine state.
+func measurePaths(ctx context.Context, n, c, rounds int, paths ...func(context.Context, int) error) ([]pathResult, error) {
+	res := make([]pathResult, len(paths))
+	elapsed := make([]time.Duration, len(paths))
 	per := max(n/rounds, 1)
 	for r := range rounds {
-		paths := []struct {
-			do      func(context.Context, int) error
-			lat     *[]time.Duration
-			elapsed *time.Duration
-		}{{direct, &m.direct, &directTime}, {daemon, &m.daemon, &daemonTime}}
-		if r%2 == 1 {
-			paths[0], paths[1] = paths[1], paths[0]
-		}
-		for _, p := range paths {
-			lat, elapsed, err := batch(ctx, per, c, p.do)
+		for k := range paths {
+			i := (k + r) % len(paths)
+			lat, took, err := batch(ctx, per, c, paths[i])
 			if err != nil {
-				return m, err
+				return nil, err
 			}
-			*p.lat = append(*p.lat, lat...)
-			*p.elapsed += elapsed
+			res[i].lat = append(res[i].lat, lat...)
+			elapsed[i] += took
 		}
 	}
-	slices.Sort(m.direct)
-	slices.Sort(m.daemon)
-	m.directRPS = float64(len(m.direct)) / directTime.Seconds()
-	m.daemonRPS = float64(len(m.daemon)) / daemonTime.Seconds()
-	return m, nil
+	for i := range res {
+		slices.Sort(res[i].lat)
+		res[i].rps = float64(len(res[i].lat)) / elapsed[i].Seconds()
+	}
+	return res, nil
 }
 
 // batch runs n calls of do on c workers.

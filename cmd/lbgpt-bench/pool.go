@@ -293,8 +293,15 @@ type inProcDaemon struct {
 }
 
 // startDaemon starts lbgptd over backends, with max_concurrent high enough
-// that concurrency is never what limits a backend.
+// that concurrency is never what limits a backend, and no answer cache:
+// these scenarios measure the balancer.
 func startDaemon(ctx context.Context, backends []benchBackend) (*inProcDaemon, error) {
+	return startDaemonWith(ctx, backends, false)
+}
+
+// startDaemonWith is startDaemon with the answer cache on when cache is
+// set, in a file of the daemon's private directory.
+func startDaemonWith(ctx context.Context, backends []benchBackend, cache bool) (*inProcDaemon, error) {
 	var b strings.Builder
 	b.WriteString("version = 1\n[daemon]\nrequest_timeout = \"120s\"\n[balance]\nstrategy = \"max_headroom\"\n")
 	for _, be := range backends {
@@ -308,17 +315,20 @@ func startDaemon(ctx context.Context, backends []benchBackend) (*inProcDaemon, e
 	if _, err := cfg.Resolve(os.Getenv); err != nil {
 		return nil, fmt.Errorf("daemon config: %w", err)
 	}
-	d, err := daemon.New(daemon.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	cfg.Cache.Enabled = cache
+	dir, err := os.MkdirTemp("", "lbgpt-bench-")
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "lbgpt-bench-")
+	d, err := daemon.New(daemon.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler), StateDir: dir})
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	sock := filepath.Join(dir, "d.sock")
 	ln, err := daemon.Listen(sock)
 	if err != nil {
+		d.Close()
 		os.RemoveAll(dir)
 		return nil, err
 	}

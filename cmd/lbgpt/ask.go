@@ -62,6 +62,10 @@ func runAsk(ctx context.Context, args []string, e env) error {
 		jsonOut     = fs.Bool("json", false, "print the OpenAI response and lbgpt's metadata as one JSON object, and nothing else on stdout")
 		stream      = fs.String("stream", "auto", "stream the answer: auto (when stdout is a terminal), always or never")
 		timeout     = fs.Duration("timeout", 0, "deadline for the whole request, retries included (0: the daemon's request_timeout)")
+		noCache     = fs.Bool("no-cache", false, "do not answer from the cache (the answer is still stored)")
+		noStore     = fs.Bool("no-store", false, "do not store the answer in the cache")
+		semantic    = fs.String("semantic", "", "semantic cache for this request: user_only, all, system_only or off (default: the daemon's)")
+		namespace   = fs.String("namespace", "", "cache namespace: entries of one namespace never answer another's")
 	)
 	fs.Var(&temperature, "temperature", "sampling temperature, 0 to 2 (default: the model's)")
 	df.register(fs)
@@ -96,7 +100,12 @@ func runAsk(ctx context.Context, args []string, e env) error {
 	if *maxTokens > 0 {
 		req["max_tokens"] = *maxTokens
 	}
-	opts := rpc.Options{Timeout: rpc.Duration(*timeout)}
+	switch *semantic {
+	case "", rpc.SemanticUserOnly, rpc.SemanticAll, rpc.SemanticSystemOnly, rpc.SemanticOff:
+	default:
+		return usageErr("--semantic must be user_only, all, system_only or off")
+	}
+	opts := rpc.Options{Timeout: rpc.Duration(*timeout), NoCache: *noCache, NoStore: *noStore, Semantic: *semantic, Namespace: *namespace}
 
 	c, err := df.connect(ctx, e)
 	if err != nil {
@@ -175,6 +184,13 @@ func askError(err error) error {
 }
 
 func describe(m rpc.Meta, elapsed time.Duration) string {
+	daemon := (time.Duration(m.DaemonUS) * time.Microsecond).Round(10 * time.Microsecond)
+	switch m.Cache {
+	case rpc.CacheExact:
+		return fmt.Sprintf("[cache exact · entry %.12s · %s · daemon %s]", m.CacheEntry, elapsed.Round(time.Millisecond), daemon)
+	case rpc.CacheSemantic:
+		return fmt.Sprintf("[cache semantic %.3f · entry %s · %s · daemon %s]", m.Similarity, m.CacheEntry, elapsed.Round(time.Millisecond), daemon)
+	}
 	attempts := "1 attempt"
 	if m.Attempts != 1 {
 		attempts = fmt.Sprintf("%d attempts", m.Attempts)

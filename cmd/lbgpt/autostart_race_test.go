@@ -30,6 +30,7 @@ func TestConcurrentAutostart(t *testing.T) {
 	// The daemons find lbgptd on PATH and their key in the environment.
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("LBGPT_TEST_KEY", "sk-autostart-test")
+	t.Setenv("XDG_STATE_HOME", t.TempDir()) // the daemons' cache file
 
 	s := sim.New(sim.Options{Accounts: []sim.Account{{Name: "a", Key: "sk-autostart-test"}}})
 	ts := httptest.NewServer(s)

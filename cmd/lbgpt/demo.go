@@ -13,15 +13,18 @@ import (
 
 	"github.com/lbgpt/lbgpt/client"
 	"github.com/lbgpt/lbgpt/rpc"
+	"github.com/lbgpt/lbgpt/tui"
 )
 
 const demoUsage = `Usage: lbgpt demo
 
 Starts a private lbgptd on SIMULATED backends (lbgpt's built-in simulator:
 an OpenAI, an Azure OpenAI and an OpenAI-compatible account with different
-limits and speeds), sends a handful of prompts through it, prints which
-backend answered each and how fast, and stops the daemon. It needs no API
-key and calls no real API.
+limits and speeds). On a terminal it opens the TUI on that daemon with a
+sample batch already running, so the panel moves from the first second;
+chat with it, and quit to stop the daemon. Without a terminal it sends a
+handful of prompts through it, prints which backend answered each and how
+fast, and stops the daemon. It needs no API key and calls no real API.
 
 Flags:
 `
@@ -54,9 +57,12 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	defer c.Close()
 
 	out := e.stdout
-	fmt.Fprintln(out, "lbgpt demo — every backend below is SIMULATED by lbgpt's built-in simulator.")
-	fmt.Fprintln(out, "No API key is used and no real API is called; answers are placeholder text.")
-	fmt.Fprintln(out)
+	terminal := isTerminal(e.stdin) && isTerminal(out)
+	if !terminal {
+		fmt.Fprintln(out, "lbgpt demo — every backend below is SIMULATED by lbgpt's built-in simulator.")
+		fmt.Fprintln(out, "No API key is used and no real API is called; answers are placeholder text.")
+		fmt.Fprintln(out)
+	}
 
 	bin, err := findDaemon()
 	if err != nil {
@@ -77,6 +83,9 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	}
 	if !st.Simulated {
 		return fmt.Errorf("the daemon on %s is not the simulated demo daemon", c.Socket)
+	}
+	if terminal {
+		return tui.Run(ctx, tui.Options{Daemon: tui.Client(c), Batch: demoBatch(), BatchName: "demo", NoColor: e.getenv("NO_COLOR") != ""}, e.stdin, out)
 	}
 	fmt.Fprintf(out, "Started a private lbgptd (pid %d) with %d simulated backends:\n", pid, len(st.Backends))
 	printStatus(out, st, "  ")
@@ -138,6 +147,24 @@ func runDemo(ctx context.Context, args []string, e env) error {
 		return &exitError{code: exitFailed, err: fmt.Errorf("%d demo requests failed", failed)}
 	}
 	return nil
+}
+
+// demoBatchSize is the sample batch of the demo's TUI: at the simulated
+// accounts' limits (about 32 requests a second together) it runs for
+// about twenty seconds.
+const demoBatchSize = 600
+
+// demoBatch is the sample batch: the demo prompts over and over, each
+// numbered so that neither the cache nor coalescing answers it.
+func demoBatch() []any {
+	reqs := make([]any, demoBatchSize)
+	for i := range reqs {
+		reqs[i] = map[string]any{
+			"model":    "gpt-4o-mini",
+			"messages": []map[string]string{{"role": "user", "content": fmt.Sprintf("%s (sample %d)", demoPrompts[i%len(demoPrompts)], i+1)}},
+		}
+	}
+	return reqs
 }
 
 // answeredBy is the demo's tally: the answers of each backend, in the

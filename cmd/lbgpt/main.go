@@ -1,5 +1,6 @@
-// Command lbgpt is the client of lbgptd, the lbgpt daemon: one-shot commands
-// (ask, batch, status, demo) over the daemon's Unix socket.
+// Command lbgpt is the client of lbgptd, the lbgpt daemon: a terminal
+// interface (plain "lbgpt" on a terminal, or "lbgpt tui") and one-shot
+// commands (ask, batch, status, demo) over the daemon's Unix socket.
 package main
 
 import (
@@ -68,15 +69,20 @@ const help = `lbgpt talks to lbgptd, the daemon that balances OpenAI-style reque
 many API accounts, retries, and fails over.
 
 Usage:
+  lbgpt                           on a terminal: the TUI (chat beside the live backend panel)
+  lbgpt tui [flags]               the TUI
   lbgpt ask [flags] [PROMPT...]   ask one question (prompt from the arguments, or stdin)
   lbgpt batch [flags] [FILE]      answer a JSONL file of chat requests; JSONL results in order
   lbgpt status [--json]           the daemon and its backends: state, limits, latency
   lbgpt demo                      start a private daemon on SIMULATED backends and show it working
+                                  (on a terminal: in the TUI, with a sample batch running)
+  lbgpt token                     the bearer token of lbgptd's OpenAI-compatible HTTP endpoint
+  lbgpt cache COMMAND             the answer caches: stats, purge, forget ID, compact
   lbgpt help                      this text
 
 Every command takes --socket PATH (default $LBGPT_SOCKET, else
 $XDG_RUNTIME_DIR/lbgpt/lbgptd.sock, else /tmp/lbgpt-$UID/lbgptd.sock).
-When no daemon is running, ask, batch and status start one in the background
+When no daemon is running, the TUI, ask, batch and status start one in the background
 (lbgptd, found next to lbgpt or on $PATH) unless --no-autostart is given.
 
 Exit codes: 0 done, 1 the daemon answered with an error (batch: a request
@@ -88,10 +94,15 @@ Run "lbgpt COMMAND --help" for a command's flags.
 
 func run(ctx context.Context, args []string, e env) error {
 	if len(args) == 0 {
+		if isTerminal(e.stdin) && isTerminal(e.stdout) {
+			return runTUI(ctx, nil, e)
+		}
 		fmt.Fprint(e.stdout, help)
 		return nil
 	}
 	switch args[0] {
+	case "tui":
+		return runTUI(ctx, args[1:], e)
 	case "ask":
 		return runAsk(ctx, args[1:], e)
 	case "batch":
@@ -100,6 +111,10 @@ func run(ctx context.Context, args []string, e env) error {
 		return runStatus(ctx, args[1:], e)
 	case "demo":
 		return runDemo(ctx, args[1:], e)
+	case "cache":
+		return runCache(ctx, args[1:], e)
+	case "token":
+		return runToken(ctx, args[1:], e)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(e.stdout, help)
 		return nil

@@ -12,19 +12,23 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/daemon"
-	"github.com/lbgpt/lbgpt/rpc"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	err := run(ctx, os.Args[1:], os.Getenv, hup, os.Stdout, os.Stderr)
 	stop()
+	signal.Stop(hup)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return
@@ -53,21 +57,32 @@ and AZURE_OPENAI_API_KEY + AZURE_OPENAI_ENDPOINT (one Azure backend).
 With --demo it runs on lbgpt's built-in simulated backends instead: no keys,
 no real API calls.
 
+Signals: SIGTERM or SIGINT stops it after the requests in flight finish
+([daemon] drain_timeout); SIGHUP reloads the config file, keeping the cache,
+the stats, the rate-limit state and the requests in flight (a config that
+does not load is rejected and the old one stays; lbgpt status shows why).
+Under systemd it is socket-activated (packaging/lbgptd.socket), reports
+readiness and status with sd_notify and pings the watchdog; the directories
+systemd gives it ($CONFIGURATION_DIRECTORY, $RUNTIME_DIRECTORY) replace the
+defaults.
+
 Flags:
 `
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run is lbgptd; each value received on hup reloads the configuration.
+func run(ctx context.Context, args []string, getenv func(string) string, hup <-chan os.Signal, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("lbgptd", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	var (
-		configPath = fset.String("config", "", "config file (default "+config.DefaultPath()+")")
-		socket     = fset.String("socket", "", "Unix socket to listen on (default: daemon.socket from the config, else "+rpc.DefaultSocketPath()+")")
+		configPath = fset.String("config", "", "config file (default "+defaultConfigPath(getenv)+")")
+		socket     = fset.String("socket", "", "Unix socket to listen on when not socket-activated (default: daemon.socket from the config, else "+socketPath("", "", getenv)+")")
 		demo       = fset.Bool("demo", false, "serve lbgpt's built-in SIMULATED backends (no keys, no real API calls)")
 		logLevel   = fset.String("log-level", "info", "log level: debug, info, warn or error")
+		logFormat  = fset.String("log-format", "text", "log format: text or json")
 		version    = fset.Bool("version", false, "print the version and exit")
 	)
 	fset.Usage = func() {
-		fmt.Fprintf(fset.Output(), usage, config.DefaultPath())
+		fmt.Fprintf(fset.Output(), usage, defaultConfigPath(getenv))
 		fset.PrintDefaults()
 	}
 	if err := fset.Parse(args); err != nil {
@@ -87,7 +102,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log, err := newLogger(stderr, *logFormat, level, getenv)
+	if err != nil {
+		return usageError{err}
+	}
 
 	var cfg *config.Config
 	if *demo {
@@ -101,31 +119,84 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer d.Close()
 		log.Warn("demo mode: every backend is SIMULATED by lbgpt's built-in simulator; no real API is called", "simulator", d.URL)
 		cfg = d.Config
-	} else {
-		var err error
-		if cfg, err = loadConfig(*configPath, getenv, log); err != nil {
+	}
+	load := func() (*config.Config, error) { return loadConfig(*configPath, getenv, log) }
+	if !*demo {
+		if cfg, err = load(); err != nil {
 			return err
 		}
 	}
-	path := *socket
-	if path == "" {
-		path = cfg.Daemon.Socket
+	// The socket first: of two daemons started at once, the loser learns
+	// that the other runs before it waits for the cache file's lock.
+	ln, err := listen(*socket, cfg, getenv, log)
+	if err != nil {
+		return err
 	}
-	if path == "" {
-		path = rpc.DefaultSocketPath()
+	if *demo {
+		// The demo's answers are simulated: keep them out of the real cache.
+		dir, err := os.MkdirTemp("", "lbgptd-demo-")
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg.Cache.Path = filepath.Join(dir, "cache.db")
 	}
 	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Simulated: *demo})
 	if err != nil {
+		ln.Close()
 		return usageError{err}
 	}
-	ln, err := daemon.Listen(path)
-	if err != nil {
-		if errors.Is(err, daemon.ErrAlreadyRunning) {
-			return fmt.Errorf("%w; stop it first, or give this one another --socket", err)
-		}
+	if err := d.ListenHTTP(); err != nil { // [http]: a busy port fails the start
+		ln.Close()
+		d.Close()
 		return err
 	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if *demo {
+					log.Warn("SIGHUP ignored: the demo has no config file to reload")
+					continue
+				}
+				log.Info("SIGHUP: reloading the configuration")
+				d.Reload(load) // logs and records a rejection itself
+			case <-done:
+				return
+			}
+		}
+	}()
 	return d.Serve(ctx, ln)
+}
+
+// listen returns the socket systemd passed (socket activation), else
+// creates one: --socket, [daemon] socket, $RUNTIME_DIRECTORY/lbgptd.sock
+// or the clients' default, group-accessible when [daemon] socket_group.
+func listen(flagPath string, cfg *config.Config, getenv func(string) string, log *slog.Logger) (net.Listener, error) {
+	ln, ok, err := daemon.Activated()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if flagPath != "" {
+			log.Warn("socket-activated: --socket is ignored", "socket", flagPath)
+		}
+		log.Info("socket-activated", "socket", ln.Addr().String())
+		return ln, nil
+	}
+	path := socketPath(flagPath, cfg.Daemon.Socket, getenv)
+	if g := cfg.Daemon.SocketGroup; g != "" {
+		ln, err = daemon.ListenGroup(path, g)
+	} else {
+		ln, err = daemon.Listen(path)
+	}
+	if errors.Is(err, daemon.ErrAlreadyRunning) {
+		return nil, fmt.Errorf("%w; stop it first, or give this one another --socket", err)
+	}
+	return ln, err
 }
 
 // loadConfig reads the config file, or builds one from the environment
@@ -133,7 +204,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func loadConfig(path string, getenv func(string) string, log *slog.Logger) (*config.Config, error) {
 	explicit := path != ""
 	if !explicit {
-		path = config.DefaultPath()
+		path = defaultConfigPath(getenv)
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !explicit {
 		cfg, err := config.FromEnv(getenv)

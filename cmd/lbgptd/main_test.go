@@ -28,7 +28,7 @@ func TestRunUsage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), tt.args, noEnv, &stdout, &stderr)
+			err := run(context.Background(), tt.args, noEnv, nil, &stdout, &stderr)
 			if got := errors.As(err, new(usageError)); got != tt.usage {
 				t.Errorf("err = %v, usage error %v, want %v", err, got, tt.usage)
 			}
@@ -41,7 +41,7 @@ func TestRunUsage(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	var stdout bytes.Buffer
-	if err := run(context.Background(), []string{"--version"}, func(string) string { return "" }, &stdout, &bytes.Buffer{}); err != nil {
+	if err := run(context.Background(), []string{"--version"}, func(string) string { return "" }, nil, &stdout, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(stdout.String(), "lbgptd ") {

@@ -24,6 +24,7 @@ package tokens
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	tiktoken "github.com/pkoukk/tiktoken-go"
@@ -56,8 +57,9 @@ func init() {
 }
 
 var (
-	o200k  = sync.OnceValues(func() (*tiktoken.Tiktoken, error) { return tiktoken.GetEncoding(O200kBase) })
-	cl100k = sync.OnceValues(func() (*tiktoken.Tiktoken, error) { return tiktoken.GetEncoding(Cl100kBase) })
+	o200k  = sync.OnceValues(func() (*tiktoken.Tiktoken, error) { loads.Add(1); return tiktoken.GetEncoding(O200kBase) })
+	cl100k = sync.OnceValues(func() (*tiktoken.Tiktoken, error) { loads.Add(1); return tiktoken.GetEncoding(Cl100kBase) })
+	loads  atomic.Int32 // encodings loaded, for tests
 )
 
 // prefixes maps model-name prefixes to encodings; the first match wins, so
@@ -115,6 +117,14 @@ func encoder(model string) *tiktoken.Tiktoken {
 		panic("tokens: load encoding: " + err.Error())
 	}
 	return enc
+}
+
+// Load loads every encoding the package uses, so that later calls do not
+// pay for it (about a second of CPU in all); safe to call concurrently
+// with anything and more than once.
+func Load() {
+	encoder("gpt-4o")
+	encoder("gpt-4")
 }
 
 // Count returns the number of tokens text encodes to for model. Special

@@ -1,0 +1,420 @@
+package daemon
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/creachadair/jrpc2"
+
+	"github.com/lbgpt/lbgpt/balance"
+	"github.com/lbgpt/lbgpt/cache"
+	"github.com/lbgpt/lbgpt/config"
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// caches are the daemon's exact store and semantic index, and their
+// counters. A zero caches (no store) caches nothing.
+type caches struct {
+	store *cache.Store // nil: caching is off
+
+	// semMu guards sem: lookups and writes hold it shared, compaction
+	// exclusively while it reopens the index on the new file.
+	semMu sync.RWMutex
+	sem   semanticIndex // nil: no semantic cache
+	// openSem (re)opens the semantic index on the store's file; nil when
+	// the daemon has none.
+	openSem func() (semanticIndex, error)
+
+	hitsExact, hitsSemantic, coalesced, misses, writeErrors atomic.Int64
+}
+
+// semanticIndex is what the daemon needs of the semantic cache (package
+// cache's Semantic, or a fake in tests).
+type semanticIndex interface {
+	Lookup(ctx context.Context, partition, text string) (semanticHit, bool, error)
+	Add(ctx context.Context, e semanticEntry) error
+	Forget(id string) (bool, error)
+	Purge(match func(semanticEntry) bool) (int, error)
+	Len() int
+}
+
+type semanticHit struct {
+	ID, Target string
+	Similarity float64
+	Exact      bool
+}
+
+type semanticEntry struct {
+	ID, Partition, Text, Target, Namespace string
+	Created                                time.Time
+}
+
+// openCache opens the exact store as the config says: [cache] path, else
+// cache.db in the daemon's state directory.
+func openCache(cfg config.Cache, d *Daemon) error {
+	if !cfg.Enabled {
+		return nil
+	}
+	path := cfg.Path
+	if path == "" {
+		path = filepath.Join(d.stateDir, cache.FileName)
+	}
+	s, err := cache.Open(path, cache.Options{MaxBytes: int64(cfg.MaxBytes), Logger: d.log})
+	if err != nil {
+		return err
+	}
+	d.cache.store = s
+	return nil
+}
+
+// keepCacheFile keeps in cfg, a reloaded configuration, the [cache]
+// settings that shape the open cache (its file, cap and embedder): they
+// apply at the next start. ttl, deterministic_only and semantic apply at
+// once.
+func keepCacheFile(cfg, old *config.Config, log *slog.Logger) {
+	n, o := &cfg.Cache, old.Cache
+	if n.Enabled != o.Enabled || n.Path != o.Path || n.MaxBytes != o.MaxBytes || n.Embedder != o.Embedder || n.EmbeddingModel != o.EmbeddingModel {
+		log.Warn("the cache's enabled, path, max_bytes and embedder settings changed; they apply at the next start")
+		n.Enabled, n.Path, n.MaxBytes, n.Embedder, n.EmbeddingModel = o.Enabled, o.Path, o.MaxBytes, o.Embedder, o.EmbeddingModel
+	}
+}
+
+// setSemantic installs the semantic index.
+func (c *caches) setSemantic(s semanticIndex) {
+	c.semMu.Lock()
+	defer c.semMu.Unlock()
+	c.sem = s
+}
+
+// semanticIndexNow is the semantic index, nil when there is none.
+func (c *caches) semanticIndexNow() semanticIndex {
+	c.semMu.RLock()
+	defer c.semMu.RUnlock()
+	return c.sem
+}
+
+// cachePlan is how one request uses the caches.
+type cachePlan struct {
+	key   string // exact key: also the single-flight key
+	read  bool   // look the answer up
+	write bool   // store a paid answer
+	ns    string
+	model string // the model the entry is stored as (the alias when set)
+	ttl   time.Duration
+	sem   *cache.Query // nil: no semantic cache for this request
+}
+
+// plan decides how req uses the caches. The key is computed even with the
+// cache off, for single-flight.
+func (d *Daemon) plan(req chatRequest, opts rpc.Options) cachePlan {
+	kp := cache.KeyParams{Namespace: opts.Namespace, ModelAlias: opts.ModelAlias}
+	key, err := cache.QuickKey(req.raw, kp)
+	if err != nil {
+		return cachePlan{}
+	}
+	p := cachePlan{key: key, ns: opts.Namespace, model: cmp.Or(opts.ModelAlias, req.req.Model)}
+	if d.cache.store == nil {
+		return p
+	}
+	cc := d.config().Cache
+	enc := cmp.Or(opts.Semantic, cc.Semantic)
+	semantic := enc != rpc.SemanticOff && enc != "" && d.cache.semanticIndexNow() != nil
+	var r *cache.Request // decoded only when needed: the key did without
+	if cc.DeterministicOnly || semantic {
+		if r, err = cache.ParseRequest(req.raw); err != nil {
+			return p
+		}
+	}
+	if cc.DeterministicOnly && !r.Deterministic() {
+		return p
+	}
+	p.read, p.write = !opts.NoCache, !opts.NoStore
+	p.ttl = cc.TTL.Duration
+	if t := time.Duration(opts.CacheTTL); t > 0 {
+		p.ttl = t
+	}
+	if semantic {
+		if q, ok, err := r.Semantic(enc, kp); err == nil && ok {
+			p.sem = &q
+		}
+	}
+	return p
+}
+
+// checkOptions refuses cache options that make no sense, before anything
+// is done.
+func checkOptions(o rpc.Options) error {
+	switch o.Semantic {
+	case "", rpc.SemanticOff, rpc.SemanticUserOnly, rpc.SemanticAll, rpc.SemanticSystemOnly:
+	default:
+		return invalidParams("semantic", "options.semantic must be %q, %q, %q or %q, not %q",
+			rpc.SemanticUserOnly, rpc.SemanticAll, rpc.SemanticSystemOnly, rpc.SemanticOff, o.Semantic)
+	}
+	if o.CacheTTL < 0 {
+		return invalidParams("cache_ttl", "options.cache_ttl must not be negative")
+	}
+	return nil
+}
+
+// cached is an answer found in the caches.
+type cached struct {
+	entry cache.Entry
+	meta  rpc.Meta // Cache, CacheEntry, Similarity, SemanticExact
+}
+
+// lookup looks p up: the exact cache, then the semantic index.
+func (d *Daemon) lookup(ctx context.Context, p cachePlan) (cached, bool) {
+	if !p.read || p.key == "" {
+		return cached{}, false
+	}
+	if e, ok := d.cache.store.Get(p.key); ok {
+		d.cache.hitsExact.Add(1)
+		return cached{entry: e, meta: rpc.Meta{Cache: rpc.CacheExact, CacheEntry: p.key}}, true
+	}
+	if p.sem == nil {
+		return cached{}, false
+	}
+	d.cache.semMu.RLock()
+	defer d.cache.semMu.RUnlock()
+	if d.cache.sem == nil {
+		return cached{}, false
+	}
+	hit, ok, err := d.cache.sem.Lookup(ctx, p.sem.Partition, p.sem.Text)
+	if err != nil {
+		d.log.Warn("semantic lookup failed", "err", err)
+		return cached{}, false
+	}
+	if !ok {
+		return cached{}, false
+	}
+	e, ok := d.cache.store.Get(hit.Target)
+	if !ok {
+		// The answer it pointed at is gone (expired, evicted, purged).
+		if _, err := d.cache.sem.Forget(hit.ID); err != nil {
+			d.log.Warn("semantic forget failed", "err", err)
+		}
+		return cached{}, false
+	}
+	d.cache.hitsSemantic.Add(1)
+	return cached{entry: e, meta: rpc.Meta{Cache: rpc.CacheSemantic, CacheEntry: hit.ID, Similarity: hit.Similarity, SemanticExact: hit.Exact}}, true
+}
+
+// hitResult is the result of a request answered from the caches.
+func (d *Daemon) hitResult(c cached, streamed bool, start time.Time) rpc.ChatResult {
+	m := d.meta(balance.Report{}, c.entry.Model, streamed, start, 0)
+	m.Cache, m.CacheEntry, m.Similarity, m.SemanticExact = c.meta.Cache, c.meta.CacheEntry, c.meta.Similarity, c.meta.SemanticExact
+	return rpc.ChatResult{Response: c.entry.Value, Meta: m}
+}
+
+// remember counts an answer and, when it was paid for, stores it: exact,
+// then semantic. A failed write sets the warning and never the answer.
+func (d *Daemon) remember(ctx context.Context, p cachePlan, res *rpc.ChatResult) {
+	if d.cache.store == nil {
+		return
+	}
+	switch res.Meta.Cache {
+	case rpc.CacheCoalesced:
+		d.cache.coalesced.Add(1)
+		return
+	case rpc.CacheMiss:
+		d.cache.misses.Add(1)
+	default:
+		return
+	}
+	if !p.write || p.key == "" {
+		return
+	}
+	now := time.Now()
+	e := cache.Entry{Key: p.key, Value: res.Response, Namespace: p.ns, Model: p.model, Created: now}
+	if p.ttl > 0 {
+		e.Expires = now.Add(p.ttl)
+	}
+	if err := d.cache.store.Put(e); err != nil {
+		d.cache.writeErrors.Add(1)
+		d.log.Warn("cache write failed; the answer was delivered", "err", err)
+		res.Meta.Warning = "the answer could not be cached: " + err.Error()
+		return
+	}
+	res.Meta.CacheEntry = p.key
+	if p.sem == nil {
+		return
+	}
+	d.cache.semMu.RLock()
+	defer d.cache.semMu.RUnlock()
+	if d.cache.sem == nil {
+		return
+	}
+	se := semanticEntry{ID: semanticID(p.sem.Partition, p.sem.Text), Partition: p.sem.Partition, Text: p.sem.Text, Target: p.key, Namespace: p.ns, Created: now}
+	if err := d.cache.sem.Add(ctx, se); err != nil {
+		d.cache.writeErrors.Add(1)
+		d.log.Warn("semantic cache write failed; the answer was delivered", "err", err)
+		res.Meta.Warning = "the answer could not be added to the semantic cache: " + err.Error()
+	}
+}
+
+// semanticID names a semantic entry: "s" and 31 hex digits of its
+// partition and text, unlike an exact key (64 hex digits).
+func semanticID(partition, text string) string {
+	sum := sha256.Sum256([]byte(partition + "\x00" + text))
+	return "s" + hex.EncodeToString(sum[:])[:31]
+}
+
+// errCacheOff answers the cache methods when the cache is off.
+var errCacheOff = &jrpc2.Error{Code: rpc.CodeInternal, Message: "the cache is off ([cache] enabled = false in lbgpt.toml)"}
+
+// cacheStats reports the caches.
+func (d *Daemon) cacheStats(ctx context.Context, req *jrpc2.Request) (any, error) {
+	if err := decodeParams(req, &struct{}{}); err != nil {
+		return nil, err
+	}
+	if d.cache.store == nil {
+		return nil, errCacheOff
+	}
+	return d.cacheSnapshot(), nil
+}
+
+// cacheSnapshot is the caches' stats now; nil with the cache off.
+func (d *Daemon) cacheSnapshot() *rpc.CacheStats {
+	c := &d.cache
+	if c.store == nil {
+		return nil
+	}
+	st := c.store.Stats()
+	out := &rpc.CacheStats{
+		Path:        c.store.Path(),
+		Entries:     st.Entries,
+		Bytes:       st.FileBytes,
+		MaxBytes:    st.MaxBytes,
+		Hits:        rpc.CacheHits{Exact: c.hitsExact.Load(), Semantic: c.hitsSemantic.Load(), Coalesced: c.coalesced.Load()},
+		Misses:      c.misses.Load(),
+		Evictions:   st.Evictions,
+		WriteErrors: c.writeErrors.Load(),
+		Embedder:    d.config().Cache.Embedder,
+		Threshold:   d.threshold,
+	}
+	if d.config().Cache.Embedder == config.EmbedderBackend {
+		out.Embedder += ":" + d.config().Cache.EmbeddingModel
+	}
+	if sem := c.semanticIndexNow(); sem != nil {
+		out.SemanticEntries = int64(sem.Len())
+	}
+	hits := out.Hits.Exact + out.Hits.Semantic + out.Hits.Coalesced
+	if total := hits + out.Misses; total > 0 {
+		out.HitRate = float64(hits) / float64(total)
+	}
+	return out
+}
+
+// cachePurge removes entries by namespace and age, or all of them.
+func (d *Daemon) cachePurge(ctx context.Context, req *jrpc2.Request) (any, error) {
+	var p rpc.CachePurgeParams
+	if err := decodeParams(req, &p); err != nil {
+		return nil, err
+	}
+	if p.OlderThan < 0 {
+		return nil, invalidParams("older_than", "older_than must not be negative")
+	}
+	if d.cache.store == nil {
+		return nil, errCacheOff
+	}
+	cut := time.Now().Add(-time.Duration(p.OlderThan))
+	match := func(ns string, created time.Time) bool {
+		return (p.Namespace == nil || *p.Namespace == ns) && (p.OlderThan == 0 || created.Before(cut))
+	}
+	n, err := d.cache.store.Purge(func(i cache.Info) bool { return match(i.Namespace, i.Created) })
+	if err != nil {
+		return nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: err.Error()}
+	}
+	if sem := d.cache.semanticIndexNow(); sem != nil {
+		// Semantic entries whose answers went are forgotten when next
+		// found; purge the matching ones now so they do not count.
+		if _, err := sem.Purge(func(e semanticEntry) bool { return match(e.Namespace, e.Created) }); err != nil {
+			return nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: err.Error()}
+		}
+	}
+	d.log.Info("cache purged", "removed", n)
+	return rpc.CachePurgeResult{Removed: int64(n)}, nil
+}
+
+// cacheForget removes one entry, exact or semantic, by id.
+func (d *Daemon) cacheForget(ctx context.Context, req *jrpc2.Request) (any, error) {
+	var p rpc.CacheForgetParams
+	if err := decodeParams(req, &p); err != nil {
+		return nil, err
+	}
+	if p.ID == "" {
+		return nil, invalidParams("id", "cache.forget needs the id of an entry (a response's lbgpt.cache_entry)")
+	}
+	if d.cache.store == nil {
+		return nil, errCacheOff
+	}
+	removed, err := d.cache.store.Forget(p.ID)
+	if err == nil && !removed {
+		if sem := d.cache.semanticIndexNow(); sem != nil {
+			removed, err = sem.Forget(p.ID)
+		}
+	}
+	if err != nil {
+		return nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: err.Error()}
+	}
+	return rpc.CacheForgetResult{Removed: removed}, nil
+}
+
+// cacheCompact rewrites the cache file without its free pages. Requests
+// go on meanwhile: reads from the old file, writes wait for the new one.
+func (d *Daemon) cacheCompact(ctx context.Context, req *jrpc2.Request) (any, error) {
+	if err := decodeParams(req, &struct{}{}); err != nil {
+		return nil, err
+	}
+	if d.cache.store == nil {
+		return nil, errCacheOff
+	}
+	start := time.Now()
+	before, after, err := d.compact()
+	if err != nil {
+		return nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: err.Error()}
+	}
+	took := time.Since(start)
+	d.log.Info("cache compacted", "before", before, "after", after, "took", took)
+	return rpc.CacheCompactResult{BytesBefore: before, BytesAfter: after, TookMS: took.Milliseconds()}, nil
+}
+
+// compact compacts the store and reopens the semantic index on the new
+// file; semantic lookups wait meanwhile (exact ones do not).
+func (d *Daemon) compact() (before, after int64, err error) {
+	c := &d.cache
+	c.semMu.Lock()
+	defer c.semMu.Unlock()
+	before, after, err = c.store.Compact()
+	if err != nil {
+		return 0, 0, err
+	}
+	if c.openSem != nil {
+		sem, err := c.openSem()
+		if err != nil {
+			c.sem = nil
+			return before, after, fmt.Errorf("compacted, but the semantic index did not reopen (semantic cache off until restart): %w", err)
+		}
+		c.sem = sem
+	}
+	return before, after, nil
+}
+
+// closeCache flushes and closes the store; safe to call more than once.
+func (d *Daemon) closeCache() {
+	if d.cache.store == nil {
+		return
+	}
+	if err := d.cache.store.Close(); err != nil && !errors.Is(err, cache.ErrClosed) {
+		d.log.Warn("cache close failed", "err", err)
+	}
+}

@@ -1,0 +1,660 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/lbgpt/lbgpt/client"
+	"github.com/lbgpt/lbgpt/config"
+	"github.com/lbgpt/lbgpt/internal/sim"
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// anyModel is one backend serving every model, embeddings included.
+const anyModel = `version = 1
+[[backend]]
+name = "a"
+type = "openai"
+base_url = "{{URL}}/v1"
+api_key_env = "KEY_A"
+max_concurrent = 64
+`
+
+// noCache turns the cache off, for tests that count upstream calls of
+// repeated requests.
+const noCache = "\n[cache]\nenabled = false\n"
+
+func oneAccount() sim.Options {
+	return sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA}}}
+}
+
+func chat(t *testing.T, h *harness, req any, opts rpc.Options) *rpc.ChatResult {
+	t.Helper()
+	res, err := h.client.Chat(t.Context(), req, opts)
+	if err != nil {
+		t.Fatalf("Chat: %v", err)
+	}
+	return res
+}
+
+func chatCalls(h *harness) int {
+	n := 0
+	for _, r := range h.sim.Log() {
+		if strings.HasSuffix(r.Path, "/chat/completions") {
+			n++
+		}
+	}
+	return n
+}
+
+// A repeat is answered from the cache with no upstream call, with the
+// same response, and the metadata says so.
+func TestRepeatServedFromCache(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	req := userRequest("gpt-4o-mini", "What is a cache?")
+	first := chat(t, h, req, rpc.Options{})
+	if first.Meta.Cache != rpc.CacheMiss || len(first.Meta.CacheEntry) != 64 {
+		t.Fatalf("first meta = %+v, want a stored miss", first.Meta)
+	}
+	// The same request, written differently: other field order, 0.0, white space.
+	again := json.RawMessage(`{"messages":[{"content":"What is a cache?  ","role":"user"}],  "model":"gpt-4o-mini", "user":"someone"}`)
+	second := chat(t, h, again, rpc.Options{})
+	if second.Meta.Cache != rpc.CacheExact || second.Meta.CacheEntry != first.Meta.CacheEntry || second.Meta.Attempts != 0 {
+		t.Errorf("second meta = %+v, want an exact hit on %s", second.Meta, first.Meta.CacheEntry)
+	}
+	if !bytes.Equal(second.Response, first.Response) {
+		t.Errorf("cached response differs:\n%s\n%s", second.Response, first.Response)
+	}
+	if n := chatCalls(h); n != 1 {
+		t.Errorf("%d upstream calls, want exactly 1", n)
+	}
+	st, err := h.client.CacheStats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Entries != 1 || st.Hits.Exact != 1 || st.Misses != 1 || st.HitRate != 0.5 || st.Bytes == 0 {
+		t.Errorf("stats = %+v", st)
+	}
+	status, err := h.client.Status(t.Context())
+	if err != nil || status.Cache == nil || status.Cache.Hits.Exact != 1 {
+		t.Errorf("status.cache = %+v (%v)", status.Cache, err)
+	}
+}
+
+func TestNoCacheNoStore(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	req := userRequest("gpt-4o-mini", "no store please")
+	if r := chat(t, h, req, rpc.Options{NoStore: true}); r.Meta.Cache != rpc.CacheMiss || r.Meta.CacheEntry != "" {
+		t.Errorf("no_store meta = %+v", r.Meta)
+	}
+	if r := chat(t, h, req, rpc.Options{}); r.Meta.Cache != rpc.CacheMiss {
+		t.Fatalf("after no_store: %s, want a miss (nothing was stored)", r.Meta.Cache)
+	}
+	// no_cache skips the read but still writes.
+	if r := chat(t, h, req, rpc.Options{NoCache: true}); r.Meta.Cache != rpc.CacheMiss {
+		t.Errorf("no_cache meta = %+v, want a miss", r.Meta)
+	}
+	if n := chatCalls(h); n != 3 {
+		t.Errorf("%d upstream calls, want 3", n)
+	}
+	if r := chat(t, h, req, rpc.Options{}); r.Meta.Cache != rpc.CacheExact {
+		t.Errorf("after no_cache: %s, want a hit", r.Meta.Cache)
+	}
+}
+
+func TestNamespacesAndAlias(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	req := userRequest("gpt-4o-mini", "namespaced question")
+	chat(t, h, req, rpc.Options{Namespace: "team-a"})
+	for _, ns := range []string{"", "team-b"} {
+		if r := chat(t, h, req, rpc.Options{Namespace: ns, NoStore: true}); r.Meta.Cache != rpc.CacheMiss {
+			t.Errorf("namespace %q answered from team-a's entry", ns)
+		}
+	}
+	if r := chat(t, h, req, rpc.Options{Namespace: "team-a"}); r.Meta.Cache != rpc.CacheExact {
+		t.Errorf("team-a's own repeat: %s", r.Meta.Cache)
+	}
+
+	// A request for gpt-4o with model_alias gpt-4o-mini is answered from
+	// gpt-4o-mini's entries.
+	mini := chat(t, h, userRequest("gpt-4o-mini", "alias me"), rpc.Options{})
+	r := chat(t, h, userRequest("gpt-4o", "alias me"), rpc.Options{ModelAlias: "gpt-4o-mini"})
+	if r.Meta.Cache != rpc.CacheExact || r.Meta.CacheEntry != mini.Meta.CacheEntry {
+		t.Errorf("aliased request meta = %+v, want a hit on %s", r.Meta, mini.Meta.CacheEntry)
+	}
+	if r := chat(t, h, userRequest("gpt-4o", "alias me"), rpc.Options{}); r.Meta.Cache != rpc.CacheMiss {
+		t.Error("without the alias, gpt-4o hit gpt-4o-mini's entry")
+	}
+}
+
+func TestDeterministicOnly(t *testing.T) {
+	h := start(t, oneAccount(), anyModel+"[cache]\ndeterministic_only = true\n")
+	sampled := userRequest("gpt-4o-mini", "sampled")
+	greedy := userRequest("gpt-4o-mini", "greedy")
+	greedy["temperature"] = 0
+	for range 2 {
+		chat(t, h, sampled, rpc.Options{})
+		chat(t, h, greedy, rpc.Options{})
+	}
+	if n := chatCalls(h); n != 3 {
+		t.Errorf("%d upstream calls, want 3: the sampled request twice, the greedy one once", n)
+	}
+}
+
+func TestCacheTTL(t *testing.T) {
+	h := start(t, oneAccount(), anyModel+"[cache]\nttl = \"1h\"\n")
+	r := chat(t, h, userRequest("gpt-4o-mini", "ttl"), rpc.Options{})
+	e, ok := h.daemon.cache.store.Get(r.Meta.CacheEntry)
+	if !ok || e.Expires.Sub(e.Created) != time.Hour {
+		t.Errorf("entry expires %v after creation, want the configured 1h", e.Expires.Sub(e.Created))
+	}
+	r = chat(t, h, userRequest("gpt-4o-mini", "ttl 2"), rpc.Options{CacheTTL: rpc.Duration(time.Minute)})
+	e, _ = h.daemon.cache.store.Get(r.Meta.CacheEntry)
+	if e.Expires.Sub(e.Created) != time.Minute {
+		t.Errorf("entry expires %v after creation, want the request's 1m", e.Expires.Sub(e.Created))
+	}
+}
+
+type streamed struct {
+	chunks []json.RawMessage
+	text   string
+	res    *rpc.ChatResult
+}
+
+func streamAll(t *testing.T, h *harness, req any) (streamed, error) {
+	t.Helper()
+	var s streamed
+	var text strings.Builder
+	for ev, err := range h.client.ChatStream(t.Context(), req, rpc.Options{}) {
+		if err != nil {
+			return s, err
+		}
+		if ev.Result != nil {
+			s.res = ev.Result
+			break
+		}
+		s.chunks = append(s.chunks, ev.Chunk)
+		text.WriteString(client.DeltaText(ev.Chunk))
+	}
+	s.text = text.String()
+	return s, nil
+}
+
+// A streamed miss is stored whole, and a streamed repeat is replayed as
+// chunks that assemble to the same answer, usage chunk included when asked.
+func TestStreamStoredAndReplayed(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	req := userRequest("gpt-4o-mini", "stream then replay this answer, which is long enough to need several chunks of replay")
+	req["stream_options"] = map[string]any{"include_usage": true}
+	first, err := streamAll(t, h, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.res.Meta.Cache != rpc.CacheMiss || first.res.Meta.CacheEntry == "" {
+		t.Fatalf("first meta = %+v", first.res.Meta)
+	}
+	second, err := streamAll(t, h, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.res.Meta.Cache != rpc.CacheExact || !second.res.Meta.Streamed {
+		t.Fatalf("second meta = %+v, want a streamed exact hit", second.res.Meta)
+	}
+	if second.text != first.text || len(second.chunks) < 4 {
+		t.Errorf("replayed %d chunks %q, want the first stream's text %q", len(second.chunks), second.text, first.text)
+	}
+	// The replayed chunks assemble to the stored response.
+	var asm assembler
+	for _, c := range second.chunks {
+		var chunk struct {
+			Object string `json:"object"`
+		}
+		json.Unmarshal(c, &chunk)
+		if chunk.Object != "chat.completion.chunk" {
+			t.Errorf("replayed chunk object %q", chunk.Object)
+		}
+		asm.add(decodeChunk(t, c))
+	}
+	replayed, _ := json.Marshal(asm.response())
+	if d := cmp.Diff(string(first.res.Response), string(replayed)); d != "" {
+		t.Errorf("replayed chunks assemble differently (-stored +replayed):\n%s", d)
+	}
+	last := second.chunks[len(second.chunks)-1]
+	if !strings.Contains(string(last), `"usage"`) || !strings.Contains(string(last), `"choices":[]`) {
+		t.Errorf("last replayed chunk is not the usage chunk: %s", last)
+	}
+	// The stored stream also answers a plain request.
+	if r := chat(t, h, req, rpc.Options{}); r.Meta.Cache != rpc.CacheExact {
+		t.Errorf("plain repeat of a streamed request: %s", r.Meta.Cache)
+	}
+	if n := chatCalls(h); n != 1 {
+		t.Errorf("%d upstream calls, want 1", n)
+	}
+}
+
+// A stream that broke is never stored.
+func TestAbortedStreamNotStored(t *testing.T) {
+	h := start(t, sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, Faults: sim.Faults{StreamBreak: 1}}}}, anyModel)
+	req := userRequest("gpt-4o-mini", "this stream breaks in the middle")
+	if _, err := streamAll(t, h, req); err == nil {
+		t.Fatal("the broken stream succeeded")
+	}
+	if st, _ := h.client.CacheStats(t.Context()); st.Entries != 0 {
+		t.Errorf("%d entries after a broken stream, want 0", st.Entries)
+	}
+	// Nor is a stream the client stopped.
+	h.sim.SetFaults("a", sim.Faults{})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for range h.client.ChatStream(ctx, userRequest("gpt-4o-mini", "stopped by its client"), rpc.Options{}) {
+		cancel()
+		break
+	}
+	waitFor(t, func() bool { return h.daemon.pool.State()[0].InFlight == 0 })
+	if st, _ := h.client.CacheStats(t.Context()); st.Entries != 0 {
+		t.Errorf("%d entries after a canceled stream, want 0", st.Entries)
+	}
+}
+
+// A cache write that fails still delivers the paid answer, with a warning
+// and a counted write error.
+func TestWriteFailureStillAnswers(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	h.daemon.cache.store.Close()
+	r := chat(t, h, userRequest("gpt-4o-mini", "store fails"), rpc.Options{})
+	if client.AnswerText(r.Response) == "" || r.Meta.Warning == "" || r.Meta.CacheEntry != "" {
+		t.Errorf("meta = %+v, want the answer with a warning", r.Meta)
+	}
+	if st, _ := h.client.CacheStats(t.Context()); st.WriteErrors != 1 {
+		t.Errorf("write errors = %d, want 1", st.WriteErrors)
+	}
+}
+
+func TestCacheManagement(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	ctx := t.Context()
+	ids := map[string]string{}
+	for _, ns := range []string{"a", "a", "b", ""} {
+		r := chat(t, h, userRequest("gpt-4o-mini", "manage "+ns+time.Now().String()), rpc.Options{Namespace: ns})
+		ids[ns] = r.Meta.CacheEntry
+	}
+	ns := "a"
+	if n, err := h.client.CachePurge(ctx, &ns, 0); n != 2 || err != nil {
+		t.Fatalf("purge namespace a = %d, %v; want 2", n, err)
+	}
+	if n, err := h.client.CachePurge(ctx, nil, time.Hour); n != 0 || err != nil {
+		t.Fatalf("purge older than 1h = %d, %v; want 0", n, err)
+	}
+	if ok, err := h.client.CacheForget(ctx, ids["b"]); !ok || err != nil {
+		t.Fatalf("forget = %v, %v", ok, err)
+	}
+	if ok, _ := h.client.CacheForget(ctx, ids["b"]); ok {
+		t.Error("forgot twice")
+	}
+	res, err := h.client.CacheCompact(ctx)
+	if err != nil || res.BytesAfter == 0 {
+		t.Fatalf("compact = %+v, %v", res, err)
+	}
+	// Still serving from the compacted file.
+	st, _ := h.client.CacheStats(ctx)
+	if st.Entries != 1 {
+		t.Errorf("%d entries, want 1", st.Entries)
+	}
+	time.Sleep(0) // nothing to wait for: purge by age uses the entries' creation time
+	if n, _ := h.client.CachePurge(ctx, nil, time.Nanosecond); n != 1 {
+		t.Errorf("purge older than 1ns = %d, want 1", n)
+	}
+	var re *rpc.Error
+	if _, err := h.client.CacheForget(ctx, ""); !errors.As(err, &re) || re.Code != rpc.CodeInvalidParams {
+		t.Errorf("forget without id: %v", err)
+	}
+}
+
+// TestNoSecretInCacheFile: neither keys nor auth headers reach the file.
+func TestNoSecretInCacheFile(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	chat(t, h, userRequest("gpt-4o-mini", "secret check"), rpc.Options{})
+	h.client.Embeddings(t.Context(), map[string]any{"model": "text-embedding-3-small", "input": []string{"x", "y"}}, rpc.Options{})
+	path := h.daemon.cache.store.Path()
+	h.stop()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("secret check")) {
+		t.Fatal("the answer is not in the file: the test checks the wrong file")
+	}
+	for _, s := range []string{keyA, keyB, keyAzure, "Bearer", "Authorization"} {
+		if bytes.Contains(data, []byte(s)) {
+			t.Errorf("the cache file contains %q", s)
+		}
+	}
+}
+
+// inputCounter counts the embedding inputs each upstream request carried.
+type inputCounter struct {
+	next   http.Handler
+	mu     sync.Mutex
+	inputs []int
+}
+
+func (c *inputCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/embeddings") {
+		body, _ := io.ReadAll(r.Body)
+		var req struct {
+			Input []json.RawMessage `json:"input"`
+		}
+		json.Unmarshal(body, &req)
+		c.mu.Lock()
+		c.inputs = append(c.inputs, len(req.Input))
+		c.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	c.next.ServeHTTP(w, r)
+}
+
+// Five inputs, two of them cached: one upstream request for three.
+func TestEmbeddingsPerInputCache(t *testing.T) {
+	s := sim.New(oneAccount())
+	counter := &inputCounter{next: s}
+	h := startHandler(t, s, counter, anyModel)
+	ctx := t.Context()
+	req := func(in ...string) map[string]any {
+		return map[string]any{"model": "text-embedding-3-small", "input": in}
+	}
+	first, err := h.client.Embeddings(ctx, req("two", "four"), rpc.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.client.Embeddings(ctx, req("one", "two", "three", "four", "five"), rpc.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, true, false, true, false}; !cmp.Equal(res.Cached, want) {
+		t.Errorf("cached = %v, want %v", res.Cached, want)
+	}
+	if want := []int{2, 3}; !cmp.Equal(counter.inputs, want) {
+		t.Errorf("upstream requests carried %v inputs, want %v", counter.inputs, want)
+	}
+	embeds := func(raw json.RawMessage) [][]float32 {
+		var r struct {
+			Data []struct {
+				Index     int       `json:"index"`
+				Embedding []float32 `json:"embedding"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatal(err)
+		}
+		out := make([][]float32, len(r.Data))
+		for i, d := range r.Data {
+			if d.Index != i {
+				t.Errorf("data[%d].index = %d", i, d.Index)
+			}
+			out[i] = d.Embedding
+		}
+		return out
+	}
+	a, b := embeds(first.Response), embeds(res.Response)
+	if len(b) != 5 || !cmp.Equal(a[0], b[1]) || !cmp.Equal(a[1], b[3]) || cmp.Equal(b[0], b[2]) {
+		t.Error("embeddings are not in input order, or the cached ones differ from the first answer")
+	}
+	// All cached: no upstream request at all, and the meta says so.
+	all, err := h.client.Embeddings(ctx, req("one", "five"), rpc.Options{})
+	if err != nil || all.Meta.Cache != rpc.CacheExact || len(counter.inputs) != 2 {
+		t.Errorf("all-cached request: meta %+v, upstream %v, err %v", all.Meta, counter.inputs, err)
+	}
+	// Another namespace shares nothing.
+	if r, _ := h.client.Embeddings(ctx, req("one"), rpc.Options{Namespace: "x"}); r == nil || r.Cached[0] {
+		t.Error("an embedding leaked across namespaces")
+	}
+	// base64 encodes the same vector.
+	b64, err := h.client.Embeddings(ctx, map[string]any{"model": "text-embedding-3-small", "input": "two", "encoding_format": "base64"}, rpc.Options{})
+	if err != nil || !b64.Cached[0] || !strings.Contains(string(b64.Response), `"embedding":"`) {
+		t.Errorf("base64: %v %s", err, b64.Response)
+	}
+	if n := len(s.Log()); n != 3 {
+		t.Errorf("simulator log has %d requests, want 3", n)
+	}
+}
+
+// fakeIndex is a semantic index that hits when the text matches one
+// stored in the same partition after lower-casing.
+type fakeIndex struct {
+	mu      sync.Mutex
+	entries []semanticEntry
+	failAdd bool
+}
+
+func (f *fakeIndex) Lookup(ctx context.Context, partition, text string) (semanticHit, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, e := range f.entries {
+		if e.Partition == partition && strings.EqualFold(e.Text, text) {
+			return semanticHit{ID: e.ID, Target: e.Target, Similarity: 0.97, Exact: e.Text == text}, true, nil
+		}
+	}
+	return semanticHit{}, false, nil
+}
+
+func (f *fakeIndex) Add(ctx context.Context, e semanticEntry) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failAdd {
+		return errors.New("index full")
+	}
+	f.entries = append(f.entries, e)
+	return nil
+}
+
+func (f *fakeIndex) Forget(id string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, e := range f.entries {
+		if e.ID == id {
+			f.entries = append(f.entries[:i], f.entries[i+1:]...)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (f *fakeIndex) Purge(match func(semanticEntry) bool) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	kept := f.entries[:0]
+	for _, e := range f.entries {
+		if match(e) {
+			n++
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	f.entries = kept
+	return n, nil
+}
+
+func (f *fakeIndex) Len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.entries)
+}
+
+func TestSemanticPath(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	idx := &fakeIndex{}
+	h.daemon.cache.setSemantic(idx)
+	sem := rpc.Options{Semantic: rpc.SemanticUserOnly}
+	first := chat(t, h, userRequest("gpt-4o-mini", "What is the capital of France?"), sem)
+	if first.Meta.Cache != rpc.CacheMiss || idx.Len() != 1 || idx.entries[0].Target != first.Meta.CacheEntry || idx.entries[0].Text != "[user]: What is the capital of France?" {
+		t.Fatalf("miss did not store a semantic entry: meta %+v, entries %+v", first.Meta, idx.entries)
+	}
+	hit := chat(t, h, userRequest("gpt-4o-mini", "what is the capital of france?"), sem)
+	if hit.Meta.Cache != rpc.CacheSemantic || hit.Meta.Similarity != 0.97 || hit.Meta.SemanticExact || hit.Meta.CacheEntry != idx.entries[0].ID {
+		t.Errorf("semantic hit meta = %+v", hit.Meta)
+	}
+	if !bytes.Equal(hit.Response, first.Response) {
+		t.Error("the semantic hit did not answer with the stored answer")
+	}
+	// Without the option (and no default), the semantic cache is not read.
+	if r := chat(t, h, userRequest("gpt-4o-mini", "WHAT IS THE CAPITAL OF FRANCE?"), rpc.Options{NoStore: true}); r.Meta.Cache != rpc.CacheMiss {
+		t.Errorf("no semantic option: %s", r.Meta.Cache)
+	}
+	// Another model is another partition.
+	if r := chat(t, h, userRequest("gpt-4o", "what is the capital of france?"), rpc.Options{Semantic: rpc.SemanticUserOnly, NoStore: true}); r.Meta.Cache != rpc.CacheMiss {
+		t.Errorf("semantic hit across models: %+v", r.Meta)
+	}
+	// A hit whose answer is gone is a miss, and the entry is forgotten.
+	h.client.CacheForget(t.Context(), first.Meta.CacheEntry)
+	if r := chat(t, h, userRequest("gpt-4o-mini", "WHAT is the capital of France?"), rpc.Options{Semantic: rpc.SemanticUserOnly, NoStore: true}); r.Meta.Cache != rpc.CacheMiss {
+		t.Errorf("hit on a vanished answer: %+v", r.Meta)
+	}
+	if idx.Len() != 0 {
+		t.Error("the dangling semantic entry was kept")
+	}
+	// A failing semantic write still answers, with a warning.
+	idx.failAdd = true
+	r := chat(t, h, userRequest("gpt-4o-mini", "Where is Rome?"), sem)
+	if r.Meta.Warning == "" || r.Meta.CacheEntry == "" {
+		t.Errorf("meta = %+v, want the exact entry and a warning", r.Meta)
+	}
+	// forget by a semantic id.
+	idx.failAdd = false
+	chat(t, h, userRequest("gpt-4o-mini", "Where is Paris?"), sem)
+	if ok, err := h.client.CacheForget(t.Context(), idx.entries[0].ID); !ok || err != nil || idx.Len() != 0 {
+		t.Errorf("forget semantic id = %v, %v", ok, err)
+	}
+	var re *rpc.Error
+	if _, err := h.client.Chat(t.Context(), userRequest("gpt-4o-mini", "x"), rpc.Options{Semantic: "fuzzy"}); !errors.As(err, &re) || re.Code != rpc.CodeInvalidParams {
+		t.Errorf("unknown semantic encoding: %v", err)
+	}
+}
+
+func TestBatchCacheHits(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	chat(t, h, userRequest("gpt-4o-mini", "batch item 0"), rpc.Options{})
+	reqs := []any{userRequest("gpt-4o-mini", "batch item 0"), userRequest("gpt-4o-mini", "batch item 1")}
+	var sum *rpc.BatchSummary
+	for ev, err := range h.client.Batch(t.Context(), reqs, rpc.Options{}, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Result != nil {
+			sum = &ev.Result.Summary
+		}
+	}
+	if sum == nil || sum.CacheHits != 1 || sum.OK != 2 {
+		t.Errorf("summary = %+v, want 1 cache hit of 2", sum)
+	}
+}
+
+func TestCacheOff(t *testing.T) {
+	h := start(t, oneAccount(), anyModel+"[cache]\nenabled = false\n")
+	req := userRequest("gpt-4o-mini", "uncached")
+	chat(t, h, req, rpc.Options{})
+	if r := chat(t, h, req, rpc.Options{}); r.Meta.Cache != rpc.CacheMiss {
+		t.Errorf("cache off: %s", r.Meta.Cache)
+	}
+	if _, err := h.client.CacheStats(t.Context()); err == nil {
+		t.Error("cache.stats with the cache off: no error")
+	}
+	if st, _ := h.client.Status(t.Context()); st.Cache != nil {
+		t.Error("status has cache stats with the cache off")
+	}
+}
+
+func decodeChunk(t *testing.T, raw json.RawMessage) (c openai.ChatCompletionStreamResponse) {
+	t.Helper()
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatalf("chunk %s: %v", raw, err)
+	}
+	return c
+}
+
+// The backend embedder embeds through the pool and returns unit vectors.
+func TestPoolEmbedder(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	emb := poolEmbedder{d: h.daemon, model: "text-embedding-3-small"}
+	vecs, err := emb.Embed(t.Context(), []string{"one", "two", "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vecs) != 3 || !cmp.Equal(vecs[0], vecs[2]) || cmp.Equal(vecs[0], vecs[1]) {
+		t.Fatalf("vectors not one per text in order")
+	}
+	for i, v := range vecs {
+		var sum float64
+		for _, f := range v {
+			sum += float64(f) * float64(f)
+		}
+		if sum < 0.999 || sum > 1.001 {
+			t.Errorf("vector %d has squared length %v", i, sum)
+		}
+	}
+	if n := len(h.sim.Log()); n != 1 {
+		t.Errorf("%d upstream calls, want 1", n)
+	}
+	if _, err := (poolEmbedder{d: h.daemon, model: "no-such-model"}).Embed(t.Context(), []string{"x"}); err == nil {
+		t.Error("an unknown model embeds")
+	}
+}
+
+// POST /v1/embeddings goes through the same per-input cache.
+func TestHTTPEmbeddings(t *testing.T) {
+	h := startHTTP(t, oneAccount(), anyModel)
+	ctx := t.Context()
+	for i, want := range []int{1, 1} {
+		resp, err := h.openai.CreateEmbeddings(ctx, openai.EmbeddingRequest{Model: "text-embedding-3-small", Input: []string{"hello", "world"}})
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if len(resp.Data) != 2 || len(resp.Data[1].Embedding) == 0 {
+			t.Fatalf("call %d: %+v", i, resp)
+		}
+		n := 0
+		for _, r := range h.sim.Log() {
+			if strings.HasSuffix(r.Path, "/embeddings") {
+				n++
+			}
+		}
+		if n != want {
+			t.Errorf("after call %d: %d upstream embeddings requests, want %d (the second is cached)", i, n, want)
+		}
+	}
+}
+
+// A reload applies the cache's ttl at once; its file and cap stay until
+// the next start, and the cache keeps answering.
+func TestReloadKeepsCacheFile(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	req := userRequest("gpt-4o-mini", "before the reload")
+	first := chat(t, h, req, rpc.Options{})
+	path := h.daemon.cache.store.Path()
+	if err := h.daemon.Reload(loader(t, h, anyModel+"[cache]\nttl = \"1h\"\nmax_bytes = 10\npath = \"/elsewhere/c.db\"\n")); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	c := h.daemon.config().Cache
+	if c.TTL.Duration != time.Hour || c.Path != path || c.MaxBytes != config.DefaultCacheMaxBytes {
+		t.Errorf("after reload [cache] = %+v: want the new ttl, the old path and cap", c)
+	}
+	if r := chat(t, h, req, rpc.Options{}); r.Meta.Cache != rpc.CacheExact || r.Meta.CacheEntry != first.Meta.CacheEntry {
+		t.Errorf("after reload: %+v, want the same exact hit", r.Meta)
+	}
+	r := chat(t, h, userRequest("gpt-4o-mini", "after the reload"), rpc.Options{})
+	if e, _ := h.daemon.cache.store.Get(r.Meta.CacheEntry); e.Expires.Sub(e.Created) != time.Hour {
+		t.Errorf("new entry expires after %v, want the reloaded 1h", e.Expires.Sub(e.Created))
+	}
+}

@@ -1,0 +1,352 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/creachadair/jrpc2"
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/lbgpt/lbgpt/balance"
+	"github.com/lbgpt/lbgpt/cache"
+	"github.com/lbgpt/lbgpt/internal/tokens"
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// embeddings is the jrpc2 handler of rpc.MethodEmbeddings.
+func (d *Daemon) embeddings(ctx context.Context, jreq *jrpc2.Request) (any, error) {
+	var p rpc.EmbeddingsParams
+	if err := decodeParams(jreq, &p); err != nil {
+		return nil, err
+	}
+	return d.embed(ctx, p.Request, p.Options)
+}
+
+// embedRequest is an OpenAI embeddings request.
+type embedRequest struct {
+	Model          string          `json:"model"`
+	Input          json.RawMessage `json:"input"`
+	EncodingFormat string          `json:"encoding_format,omitempty"`
+	Dimensions     int             `json:"dimensions,omitempty"`
+	User           string          `json:"user,omitempty"`
+}
+
+// embed answers one OpenAI embeddings request, whoever asked (the
+// embeddings method, the HTTP endpoint). Each input is looked up in the
+// exact cache on its own; only the inputs not cached go upstream, in one
+// request through the pool (limits, retries, failover), and their vectors
+// are then stored. The response has one embedding per input, in input
+// order; Cached flags the ones that came from the cache.
+func (d *Daemon) embed(ctx context.Context, raw json.RawMessage, opts rpc.Options) (rpc.EmbeddingsResult, error) {
+	start := time.Now()
+	var req *embedRequest
+	if err := strictUnmarshal(raw, &req, "request"); err != nil {
+		return rpc.EmbeddingsResult{}, err
+	}
+	if err := checkOptions(opts); err != nil {
+		return rpc.EmbeddingsResult{}, err
+	}
+	switch {
+	case req == nil:
+		return rpc.EmbeddingsResult{}, invalidParams("request", "params.request is missing: send a full OpenAI embeddings request")
+	case req.Model == "":
+		return rpc.EmbeddingsResult{}, invalidParams("model", "request: model is required")
+	case req.EncodingFormat != "" && req.EncodingFormat != "float" && req.EncodingFormat != "base64":
+		return rpc.EmbeddingsResult{}, invalidParams("encoding_format", `request: encoding_format must be "float" or "base64"`)
+	}
+	inputs, err := splitInputs(req.Input)
+	if err != nil {
+		return rpc.EmbeddingsResult{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.timeout(opts))
+	defer cancel()
+
+	model := req.Model
+	if opts.ModelAlias != "" {
+		model = opts.ModelAlias
+	}
+	store := d.cache.store
+	keys := make([]string, len(inputs))
+	vecs := make([][]float32, len(inputs))
+	cached := make([]bool, len(inputs))
+	var missing []int
+	for i, in := range inputs {
+		keys[i] = embedKey(model, req.Dimensions, in, opts.Namespace)
+		if store != nil && !opts.NoCache && keys[i] != "" {
+			if e, ok := store.Get(keys[i]); ok {
+				if v, ok := decodeVector(e.Value); ok {
+					vecs[i], cached[i] = v, true
+					d.cache.hitsExact.Add(1)
+					continue
+				}
+			}
+		}
+		missing = append(missing, i)
+	}
+
+	m := rpc.Meta{Cache: rpc.CacheExact}
+	var usage openai.Usage
+	if len(missing) > 0 {
+		up := make([]json.RawMessage, len(missing))
+		for j, i := range missing {
+			up[j] = inputs[i]
+		}
+		resp, rep, served, err := d.embedUpstream(ctx, req, up)
+		if err != nil {
+			d.log.Debug("embeddings failed", "model", req.Model, "attempts", rep.Attempts, "err", err)
+			return rpc.EmbeddingsResult{}, rpcError(err, nil)
+		}
+		usage = resp.Usage
+		for _, e := range resp.Data {
+			if e.Index < 0 || e.Index >= len(missing) {
+				return rpc.EmbeddingsResult{}, rpcError(fmt.Errorf("upstream answered embedding %d of %d", e.Index, len(missing)), nil)
+			}
+			vecs[missing[e.Index]] = e.Embedding
+		}
+		for _, i := range missing {
+			if vecs[i] == nil {
+				return rpc.EmbeddingsResult{}, rpcError(errors.New("upstream left out an embedding"), nil)
+			}
+		}
+		m = d.meta(rep, served, false, start, rep.Upstream)
+		if store != nil {
+			d.cache.misses.Add(int64(len(missing)))
+			if !opts.NoStore {
+				m.Warning = d.storeVectors(keys, vecs, missing, model, opts)
+			}
+		}
+	} else {
+		m = d.meta(balance.Report{}, model, false, start, 0)
+		m.Cache = rpc.CacheExact
+	}
+
+	out, err := embedResponse(vecs, req, usage)
+	if err != nil {
+		return rpc.EmbeddingsResult{}, rpcError(err, nil)
+	}
+	return rpc.EmbeddingsResult{Response: out, Cached: cached, Meta: m}, nil
+}
+
+// splitInputs returns an embeddings request's inputs: a string or an
+// array of tokens is one input; an array of strings or of token arrays is
+// one input each.
+func splitInputs(raw json.RawMessage) ([]json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	bad := invalidParams("input", "request: input must be a string, an array of strings, an array of tokens or an array of token arrays, not empty")
+	if len(raw) == 0 {
+		return nil, bad
+	}
+	if raw[0] != '[' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil || s == "" {
+			return nil, bad
+		}
+		return []json.RawMessage{raw}, nil
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil || len(items) == 0 {
+		return nil, bad
+	}
+	var n json.Number
+	if json.Unmarshal(items[0], &n) == nil {
+		var toks []int
+		if json.Unmarshal(raw, &toks) != nil {
+			return nil, bad
+		}
+		return []json.RawMessage{raw}, nil
+	}
+	for _, it := range items {
+		var s string
+		var toks []int
+		if (json.Unmarshal(it, &s) != nil || s == "") && (json.Unmarshal(it, &toks) != nil || len(toks) == 0) {
+			return nil, bad
+		}
+	}
+	return items, nil
+}
+
+// embedKey is the cache key of one input's vector; "" if it cannot be
+// keyed. The encoding format is not in it: the vector is stored as
+// floats and encoded per request.
+func embedKey(model string, dims int, input json.RawMessage, ns string) string {
+	b, err := json.Marshal(struct {
+		Model      string          `json:"model"`
+		Input      json.RawMessage `json:"input"`
+		Dimensions int             `json:"dimensions,omitempty"`
+	}{model, input, dims})
+	if err != nil {
+		return ""
+	}
+	k, err := cache.QuickKey(b, cache.KeyParams{Kind: cache.KindEmbedding, Namespace: ns})
+	if err != nil {
+		return ""
+	}
+	return k
+}
+
+// embedUpstream asks the pool for the embeddings of inputs.
+func (d *Daemon) embedUpstream(ctx context.Context, req *embedRequest, inputs []json.RawMessage) (openai.EmbeddingResponse, balance.Report, string, error) {
+	adm := balance.Request{Model: req.Model}
+	if d.pool.CountsTokens(req.Model) {
+		for _, in := range inputs {
+			var s string
+			if json.Unmarshal(in, &s) == nil {
+				adm.Tokens += tokens.Count(req.Model, s)
+			} else {
+				adm.Tokens += bytes.Count(in, []byte(",")) + 1
+			}
+		}
+	}
+	var served string
+	resp, rep, err := balance.Do(ctx, d.pool, adm,
+		func(ctx context.Context, m *balance.Member) (openai.EmbeddingResponse, balance.Outcome, error) {
+			served = m.Config.Deployment(req.Model)
+			r, obs, err := m.Provider.Embeddings(ctx, openai.EmbeddingRequest{
+				Input: inputs, Model: openai.EmbeddingModel(req.Model), User: req.User, Dimensions: req.Dimensions,
+			})
+			return r, balance.Outcome{Obs: obs, Tokens: r.Usage.TotalTokens}, err
+		})
+	return resp, rep, served, err
+}
+
+// storeVectors stores the vectors of the missing inputs; it returns a
+// warning when some could not be stored.
+func (d *Daemon) storeVectors(keys []string, vecs [][]float32, missing []int, model string, opts rpc.Options) string {
+	now := time.Now()
+	ttl := d.config().Cache.TTL.Duration
+	if t := time.Duration(opts.CacheTTL); t > 0 {
+		ttl = t
+	}
+	var firstErr error
+	for _, i := range missing {
+		if keys[i] == "" {
+			continue
+		}
+		e := cache.Entry{Key: keys[i], Value: encodeVector(vecs[i]), Namespace: opts.Namespace, Model: model, Created: now}
+		if ttl > 0 {
+			e.Expires = now.Add(ttl)
+		}
+		if err := d.cache.store.Put(e); err != nil {
+			d.cache.writeErrors.Add(1)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	if firstErr != nil {
+		d.log.Warn("cache write failed; the embeddings were delivered", "err", firstErr)
+		return "some embeddings could not be cached: " + firstErr.Error()
+	}
+	return ""
+}
+
+// A cached vector is its float32s, little endian.
+func encodeVector(v []float32) []byte {
+	b := make([]byte, 0, 4*len(v))
+	for _, f := range v {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+	}
+	return b
+}
+
+func decodeVector(b []byte) ([]float32, bool) {
+	if len(b) == 0 || len(b)%4 != 0 {
+		return nil, false
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v, true
+}
+
+// embedResponse is the OpenAI embeddings response for vecs, each as floats
+// or base64 as the request asked.
+func embedResponse(vecs [][]float32, req *embedRequest, usage openai.Usage) (json.RawMessage, error) {
+	type item struct {
+		Object    string `json:"object"`
+		Index     int    `json:"index"`
+		Embedding any    `json:"embedding"`
+	}
+	data := make([]item, len(vecs))
+	for i, v := range vecs {
+		data[i] = item{Object: "embedding", Index: i, Embedding: v}
+		if req.EncodingFormat == "base64" {
+			data[i].Embedding = base64.StdEncoding.EncodeToString(encodeVector(v))
+		}
+	}
+	type embedUsage struct {
+		PromptTokens int `json:"prompt_tokens"`
+		TotalTokens  int `json:"total_tokens"`
+	}
+	return json.Marshal(struct {
+		Object string     `json:"object"`
+		Data   []item     `json:"data"`
+		Model  string     `json:"model"`
+		Usage  embedUsage `json:"usage"`
+	}{Object: "list", Data: data, Model: req.Model, Usage: embedUsage{usage.PromptTokens, usage.TotalTokens}})
+}
+
+// poolEmbedder is the semantic cache's "backend" embedder: an embeddings
+// model called through the pool, so its limits, retries and failover
+// apply. Its vectors are scaled to unit length.
+type poolEmbedder struct {
+	d     *Daemon
+	model string
+}
+
+// Embed returns one unit vector per text, in order.
+func (e poolEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	if len(texts) == 0 {
+		return nil, nil
+	}
+	inputs := make([]json.RawMessage, len(texts))
+	for i, t := range texts {
+		b, err := json.Marshal(t)
+		if err != nil {
+			return nil, err
+		}
+		inputs[i] = b
+	}
+	resp, _, _, err := e.d.embedUpstream(ctx, &embedRequest{Model: e.model}, inputs)
+	if err != nil {
+		return nil, fmt.Errorf("embed with %s: %w", e.model, err)
+	}
+	out := make([][]float32, len(texts))
+	for _, d := range resp.Data {
+		if d.Index < 0 || d.Index >= len(texts) {
+			return nil, fmt.Errorf("embed with %s: embedding %d of %d", e.model, d.Index, len(texts))
+		}
+		out[d.Index] = unit(d.Embedding)
+	}
+	for i, v := range out {
+		if v == nil {
+			return nil, fmt.Errorf("embed with %s: no embedding for text %d", e.model, i)
+		}
+	}
+	return out, nil
+}
+
+// unit is v scaled to length 1; a zero vector stays zero.
+func unit(v []float32) []float32 {
+	var sum float64
+	for _, f := range v {
+		sum += float64(f) * float64(f)
+	}
+	if sum == 0 {
+		return v
+	}
+	n := float32(1 / math.Sqrt(sum))
+	out := make([]float32, len(v))
+	for i, f := range v {
+		out[i] = f * n
+	}
+	return out
+}

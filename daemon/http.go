@@ -1,0 +1,395 @@
+package daemon
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/creachadair/jrpc2"
+
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// The OpenAI-compatible HTTP endpoint: OpenAI's routes and wire format over
+// the same answer path as the chat method, so a program written for the
+// OpenAI API gets the pool by changing its base URL. lbgpt's options travel
+// as X-Lbgpt-* request headers, its metadata as X-Lbgpt-* response headers
+// (package rpc names both).
+
+// httpAPI serves the endpoint for one listener.
+type httpAPI struct {
+	d *Daemon
+	// token is the SHA-256 of the bearer token every request but /healthz
+	// must carry; nil when the listener needs none (the Unix socket).
+	token []byte
+	mux   *http.ServeMux
+}
+
+// newHTTPAPI returns the endpoint's handler; token "" means no token is
+// asked for.
+func (d *Daemon) newHTTPAPI(token string) *httpAPI {
+	a := &httpAPI{d: d, mux: http.NewServeMux()}
+	if token != "" {
+		sum := sha256.Sum256([]byte(token))
+		a.token = sum[:]
+	}
+	// The route table, sorted by path.
+	a.mux.HandleFunc("GET /healthz", a.healthz)
+	a.mux.HandleFunc("GET /metrics", a.authed(a.metrics))
+	a.mux.HandleFunc("POST /v1/chat/completions", a.authed(a.chat))
+	a.mux.HandleFunc("POST /v1/embeddings", a.authed(a.embeddings))
+	a.mux.HandleFunc("GET /v1/models", a.authed(a.models))
+	a.mux.HandleFunc("GET /v1/models/{model...}", a.authed(a.model))
+	a.mux.HandleFunc("/", a.authed(a.notFound))
+	return a
+}
+
+// ServeHTTP counts the request as active (shutdown waits for it, and a
+// daemon that is stopping answers 503) and turns a panic into a 500.
+func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d := a.d
+	d.mu.Lock()
+	if d.closing {
+		d.mu.Unlock()
+		writeHTTPError(w, rpcError(errShuttingDown, nil))
+		return
+	}
+	d.active.Add(1) // under mu: never concurrent with shutdown's Wait
+	d.mu.Unlock()
+	defer d.active.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			d.log.Error("http handler panicked", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			writeHTTPError(w, &jrpc2.Error{Code: rpc.CodeInternal, Message: fmt.Sprintf("internal error in %s", r.URL.Path)})
+		}
+	}()
+	a.mux.ServeHTTP(w, r)
+}
+
+// authed requires the bearer token, compared in constant time, when the
+// listener has one.
+func (a *httpAPI) authed(h http.HandlerFunc) http.HandlerFunc {
+	if a.token == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(given)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], a.token) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="lbgptd"`)
+			writeOpenAIError(w, http.StatusUnauthorized, openAIError{
+				Message: "missing or wrong bearer token: send \"Authorization: Bearer TOKEN\" with the token `lbgpt token` prints",
+				Type:    "invalid_request_error", Code: "invalid_api_key",
+			})
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (a *httpAPI) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": Version, "uptime_s": int64(time.Since(a.d.started).Seconds())})
+}
+
+func (a *httpAPI) notFound(w http.ResponseWriter, r *http.Request) {
+	writeOpenAIError(w, http.StatusNotFound, openAIError{
+		Message: fmt.Sprintf("no route %s %s: lbgptd serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, GET /healthz and GET /metrics", r.Method, r.URL.Path),
+		Type:    "invalid_request_error", Code: "unknown_url",
+	})
+}
+
+// body reads a request body of at most the daemon's max_message_bytes.
+func (a *httpAPI) body(w http.ResponseWriter, r *http.Request) (json.RawMessage, bool) {
+	limit := int64(a.d.config().Daemon.MaxMessageBytes)
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		writeHTTPError(w, &jrpc2.Error{Code: rpc.CodeTooLarge, Message: fmt.Sprintf("request body over the daemon's max_message_bytes (%d)", limit)})
+		return nil, false
+	case err != nil:
+		writeHTTPError(w, invalidParams("", "reading the request body: %v", err))
+		return nil, false
+	}
+	return b, true
+}
+
+// chat answers POST /v1/chat/completions, streamed as server-sent events
+// when the request says "stream": true.
+func (a *httpAPI) chat(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	raw, ok := a.body(w, r)
+	if !ok {
+		return
+	}
+	opts, err := headerOptions(r.Header)
+	if err != nil {
+		writeHTTPError(w, err)
+		return
+	}
+	req, err := parseChatRequest(raw)
+	if err != nil {
+		writeHTTPError(w, err)
+		return
+	}
+	if !req.req.Stream {
+		res, err := a.d.answer(r.Context(), req, opts, nil, start)
+		if err != nil {
+			writeHTTPErrorHint(w, err, a.d.retryHint)
+			return
+		}
+		setMetaHeaders(w.Header(), res.Meta)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(res.Response)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(res.Response)
+		return
+	}
+	sse := newSSE(w)
+	res, err := a.d.answer(r.Context(), req, opts, sse.chunk, start)
+	if err != nil {
+		if !sse.started {
+			writeHTTPErrorHint(w, err, a.d.retryHint) // nothing sent yet: a plain error response
+			return
+		}
+		sse.error(err)
+		return
+	}
+	sse.done(res.Meta)
+}
+
+// sse writes one streamed answer as OpenAI does: "data: CHUNK" events, then
+// "data: [DONE]". The headers (and the 200) leave with the first chunk, so
+// a failure before it is still an ordinary error response.
+type sse struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+	buf     []byte
+}
+
+func newSSE(w http.ResponseWriter) *sse {
+	return &sse{w: w, rc: http.NewResponseController(w)}
+}
+
+func (s *sse) start() {
+	h := s.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("Trailer", strings.Join(metaHeaders, ", "))
+	s.w.WriteHeader(http.StatusOK)
+	s.started = true
+}
+
+// chunk sends one chunk; its error (the client went away) ends the answer.
+func (s *sse) chunk(c json.RawMessage) error {
+	if !s.started {
+		s.start()
+	}
+	return s.event(c)
+}
+
+func (s *sse) event(data []byte) error {
+	s.buf = append(append(append(s.buf[:0], "data: "...), data...), "\n\n"...)
+	if _, err := s.w.Write(s.buf); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// done ends a stream: lbgpt's metadata as an SSE comment (which clients
+// ignore) and as trailers, then OpenAI's terminator.
+func (s *sse) done(m rpc.Meta) {
+	if !s.started {
+		s.start() // an answer with no chunk at all
+	}
+	setMetaHeaders(s.w.Header(), m)
+	if b, err := json.Marshal(m); err == nil {
+		s.w.Write(append(append([]byte(": lbgpt "), b...), "\n\n"...))
+	}
+	s.event([]byte("[DONE]"))
+}
+
+// error ends a stream that broke after its first chunk with an OpenAI error
+// event and no terminator, as OpenAI does.
+func (s *sse) error(err error) {
+	_, body := httpError(err)
+	if b, err := json.Marshal(body); err == nil {
+		s.event(b)
+	}
+}
+
+// embeddings answers POST /v1/embeddings, each input cached on its own.
+func (a *httpAPI) embeddings(w http.ResponseWriter, r *http.Request) {
+	raw, ok := a.body(w, r)
+	if !ok {
+		return
+	}
+	opts, err := headerOptions(r.Header)
+	if err != nil {
+		writeHTTPError(w, err)
+		return
+	}
+	res, err := a.d.embed(r.Context(), raw, opts)
+	if err != nil {
+		writeHTTPErrorHint(w, err, a.d.retryHint)
+		return
+	}
+	setMetaHeaders(w.Header(), res.Meta)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(res.Response)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(res.Response)
+}
+
+// modelObject is one entry of GET /v1/models, as OpenAI lists them.
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// servedModels lists the models the pool names: every backend's models,
+// and an Azure backend's model_map keys when it lists none. A backend that
+// serves any model adds nothing: it cannot be listed.
+func (d *Daemon) servedModels() []string {
+	var ms []string
+	for _, b := range d.config().Backends {
+		ms = append(ms, b.Models...)
+		if len(b.Models) == 0 {
+			for m := range b.ModelMap {
+				ms = append(ms, m)
+			}
+		}
+	}
+	slices.Sort(ms)
+	return slices.Compact(ms)
+}
+
+func (a *httpAPI) modelObject(id string) modelObject {
+	return modelObject{ID: id, Object: "model", Created: a.d.started.Unix(), OwnedBy: "lbgpt"}
+}
+
+// models answers GET /v1/models.
+func (a *httpAPI) models(w http.ResponseWriter, r *http.Request) {
+	data := []modelObject{}
+	for _, m := range a.d.servedModels() {
+		data = append(data, a.modelObject(m))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+// model answers GET /v1/models/{model}: found when some backend serves it.
+func (a *httpAPI) model(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("model")
+	for _, b := range a.d.config().Backends {
+		if b.Serves(id) {
+			writeJSON(w, http.StatusOK, a.modelObject(id))
+			return
+		}
+	}
+	writeOpenAIError(w, http.StatusNotFound, openAIError{
+		Message: fmt.Sprintf("no backend serves model %q", id), Type: "invalid_request_error", Param: "model", Code: "model_not_found",
+	})
+}
+
+// headerOptions reads lbgpt's options from the X-Lbgpt-* request headers.
+func headerOptions(h http.Header) (rpc.Options, error) {
+	var o rpc.Options
+	var errs []string
+	boolean := func(name string, dst *bool) {
+		switch v := strings.ToLower(strings.TrimSpace(h.Get(name))); v {
+		case "":
+		case "1", "true", "yes":
+			*dst = true
+		case "0", "false", "no":
+			*dst = false
+		default:
+			errs = append(errs, fmt.Sprintf("%s: want 1 or 0, not %q", name, v))
+		}
+	}
+	duration := func(name string, dst *rpc.Duration) {
+		v := strings.TrimSpace(h.Get(name))
+		if v == "" {
+			return
+		}
+		if _, err := strconv.ParseFloat(v, 64); err != nil {
+			v = strconv.Quote(v) // a duration string
+		}
+		if err := dst.UnmarshalJSON([]byte(v)); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+		}
+	}
+	duration(rpc.HeaderTimeout, &o.Timeout)
+	duration(rpc.HeaderCacheTTL, &o.CacheTTL)
+	boolean(rpc.HeaderNoCache, &o.NoCache)
+	boolean(rpc.HeaderNoStore, &o.NoStore)
+	o.Namespace = h.Get(rpc.HeaderNamespace)
+	o.ModelAlias = h.Get(rpc.HeaderModelAlias)
+	switch o.Semantic = strings.TrimSpace(h.Get(rpc.HeaderSemantic)); o.Semantic {
+	case "", rpc.SemanticUserOnly, rpc.SemanticAll, rpc.SemanticSystemOnly, rpc.SemanticOff:
+	default:
+		errs = append(errs, fmt.Sprintf("%s: want %s, %s, %s or %s, not %q", rpc.HeaderSemantic,
+			rpc.SemanticUserOnly, rpc.SemanticAll, rpc.SemanticSystemOnly, rpc.SemanticOff, o.Semantic))
+	}
+	if len(errs) > 0 {
+		return o, invalidParams("", "%s", strings.Join(errs, "; "))
+	}
+	return o, nil
+}
+
+// metaHeaders are the response headers setMetaHeaders may set.
+var metaHeaders = []string{
+	rpc.HeaderBackend, rpc.HeaderModel, rpc.HeaderAttempts, rpc.HeaderCache,
+	rpc.HeaderUpstreamUS, rpc.HeaderQueuedUS, rpc.HeaderDaemonUS,
+	rpc.HeaderCacheEntry, rpc.HeaderSimilarity, rpc.HeaderSemanticExact, rpc.HeaderWarning,
+}
+
+// setMetaHeaders describes how lbgpt answered in X-Lbgpt-* headers.
+func setMetaHeaders(h http.Header, m rpc.Meta) {
+	set := func(k, v string) {
+		if v != "" {
+			h[k] = []string{v}
+		}
+	}
+	set(rpc.HeaderBackend, m.Backend)
+	set(rpc.HeaderModel, m.Model)
+	set(rpc.HeaderAttempts, strconv.Itoa(m.Attempts))
+	set(rpc.HeaderCache, m.Cache)
+	set(rpc.HeaderUpstreamUS, strconv.FormatInt(m.UpstreamUS, 10))
+	set(rpc.HeaderQueuedUS, strconv.FormatInt(m.QueuedUS, 10))
+	set(rpc.HeaderDaemonUS, strconv.FormatInt(m.DaemonUS, 10))
+	set(rpc.HeaderCacheEntry, m.CacheEntry)
+	if m.Similarity > 0 {
+		set(rpc.HeaderSimilarity, strconv.FormatFloat(m.Similarity, 'f', 4, 64))
+	}
+	if m.SemanticExact {
+		set(rpc.HeaderSemanticExact, "1")
+	}
+	set(rpc.HeaderWarning, m.Warning)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"encoding the response failed","type":"server_error","param":null,"code":null}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

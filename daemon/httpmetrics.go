@@ -1,0 +1,213 @@
+package daemon
+
+import (
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// GET /metrics: the daemon's counters in Prometheus' text exposition format
+// (version 0.0.4), written by hand: the format is small, and
+// client_golang's registry would weigh more than the endpoint.
+
+// latencyBuckets are the upper bounds of the latency histograms, seconds.
+var latencyBuckets = [...]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// histogram counts durations into latencyBuckets; safe for concurrent use.
+type histogram struct {
+	counts [len(latencyBuckets) + 1]atomic.Uint64 // per bucket, not cumulative; the last is +Inf
+	sumUS  atomic.Uint64
+}
+
+func (h *histogram) observe(d time.Duration) {
+	s := d.Seconds()
+	i, _ := slices.BinarySearch(latencyBuckets[:], s) // the first bound >= s
+	h.counts[i].Add(1)
+	h.sumUS.Add(uint64(max(d.Microseconds(), 0)))
+}
+
+// latencies are the per-backend histograms of answered requests: the whole
+// request as its client saw it, and the upstream part. A backend's pair is
+// made on first use, so backends added by a reload have theirs. The zero
+// value is ready; safe for concurrent use.
+type latencies struct {
+	m sync.Map // backend name → *[2]histogram
+}
+
+// of returns backend's histograms.
+func (l *latencies) of(backend string) *[2]histogram {
+	if h, ok := l.m.Load(backend); ok {
+		return h.(*[2]histogram)
+	}
+	h, _ := l.m.LoadOrStore(backend, new([2]histogram))
+	return h.(*[2]histogram)
+}
+
+// observe records one answered request.
+func (l *latencies) observe(backend string, total, upstream time.Duration) {
+	if backend == "" {
+		return // answered without a backend: a cache hit
+	}
+	h := l.of(backend)
+	h[0].observe(total)
+	h[1].observe(upstream)
+}
+
+// promWriter writes the text format.
+type promWriter struct{ b []byte }
+
+// family starts a metric family.
+func (p *promWriter) family(name, typ, help string) {
+	p.b = append(p.b, "# HELP "...)
+	p.b = append(p.b, name...)
+	p.b = append(p.b, ' ')
+	p.b = append(p.b, strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(help)...)
+	p.b = append(p.b, "\n# TYPE "...)
+	p.b = append(p.b, name...)
+	p.b = append(p.b, ' ')
+	p.b = append(p.b, typ...)
+	p.b = append(p.b, '\n')
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+
+// sample writes one sample; labels are name, value pairs.
+func (p *promWriter) sample(name string, v float64, labels ...string) {
+	p.b = append(p.b, name...)
+	if len(labels) > 0 {
+		p.b = append(p.b, '{')
+		for i := 0; i+1 < len(labels); i += 2 {
+			if i > 0 {
+				p.b = append(p.b, ',')
+			}
+			p.b = append(p.b, labels[i]...)
+			p.b = append(p.b, `="`...)
+			p.b = append(p.b, labelEscaper.Replace(labels[i+1])...)
+			p.b = append(p.b, '"')
+		}
+		p.b = append(p.b, '}')
+	}
+	p.b = append(p.b, ' ')
+	switch {
+	case math.IsInf(v, 1):
+		p.b = append(p.b, "+Inf"...)
+	default:
+		p.b = strconv.AppendFloat(p.b, v, 'g', -1, 64)
+	}
+	p.b = append(p.b, '\n')
+}
+
+// histogram writes the samples of one histogram of a family.
+func (p *promWriter) histogram(name string, h *histogram, labels ...string) {
+	var cum uint64
+	for i := range len(latencyBuckets) + 1 {
+		cum += h.counts[i].Load()
+		le := math.Inf(1)
+		if i < len(latencyBuckets) {
+			le = latencyBuckets[i]
+		}
+		p.sample(name+"_bucket", float64(cum), append(slices.Clip(labels), "le", formatLe(le))...)
+	}
+	p.sample(name+"_sum", float64(h.sumUS.Load())/1e6, labels...)
+	p.sample(name+"_count", float64(cum), labels...)
+}
+
+func formatLe(v float64) string {
+	if math.IsInf(v, 1) {
+		return "+Inf"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// backendStates are the values of lbgpt_backend_state's state label.
+var backendStates = []string{rpc.StateOK, rpc.StateSaturated, rpc.StateCooling, rpc.StateDown, rpc.StateDeadKey}
+
+// writeMetrics writes st and the latency histograms in the text format.
+func writeMetrics(st rpc.StatusResult, lat *latencies) []byte {
+	var p promWriter
+	p.family("lbgpt_uptime_seconds", "gauge", "Seconds since lbgptd started.")
+	p.sample("lbgpt_uptime_seconds", st.UptimeS)
+	p.family("lbgpt_queue_length", "gauge", "Requests waiting for a backend with room under its limits.")
+	p.sample("lbgpt_queue_length", float64(st.Queue))
+	p.family("lbgpt_daemon_overhead_seconds", "gauge", "Time requests spend in lbgptd itself (neither upstream nor queued), over the last 1024 requests, by quantile.")
+	p.sample("lbgpt_daemon_overhead_seconds", float64(st.DaemonP50US)/1e6, "quantile", "0.5")
+	p.sample("lbgpt_daemon_overhead_seconds", float64(st.DaemonP99US)/1e6, "quantile", "0.99")
+
+	perBackend := []struct {
+		name, typ, help string
+		value           func(b *rpc.BackendStatus) (float64, bool)
+	}{
+		{"lbgpt_backend_requests_total", "counter", "Upstream calls made.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.Requests), true }},
+		{"lbgpt_backend_errors_total", "counter", "Upstream calls that failed, 429s included.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.Errors), true }},
+		{"lbgpt_backend_rate_limited_total", "counter", "Upstream calls answered 429.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.Status429), true }},
+		{"lbgpt_backend_retries_total", "counter", "Upstream calls that retried an earlier attempt.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.Retries), true }},
+		{"lbgpt_backend_tokens_total", "counter", "Prompt and completion tokens answered.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.Tokens), true }},
+		{"lbgpt_backend_in_flight", "gauge", "Upstream calls in flight.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.InFlight), true }},
+		{"lbgpt_backend_limit_rpm", "gauge", "Requests per minute allowed; absent when unknown.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.LimitRPM), b.LimitRPM > 0 }},
+		{"lbgpt_backend_limit_tpm", "gauge", "Tokens per minute allowed; absent when unknown.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.LimitTPM), b.LimitTPM > 0 }},
+		{"lbgpt_backend_used_rpm", "gauge", "Requests in the last 60 s, in flight included.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.UsedRPM), true }},
+		{"lbgpt_backend_used_tpm", "gauge", "Tokens in the last 60 s, reservations included.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.UsedTPM), true }},
+		{"lbgpt_backend_headroom_rpm", "gauge", "Requests the backend can take now under its RPM limit; absent when the limit is unknown.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.RemainingRPM), b.RemainingRPM >= 0 }},
+		{"lbgpt_backend_headroom_tpm", "gauge", "Tokens the backend can take now under its TPM limit; absent when the limit is unknown.", func(b *rpc.BackendStatus) (float64, bool) { return float64(b.RemainingTPM), b.RemainingTPM >= 0 }},
+	}
+	for _, f := range perBackend {
+		p.family(f.name, f.typ, f.help)
+		for i := range st.Backends {
+			if v, ok := f.value(&st.Backends[i]); ok {
+				p.sample(f.name, v, "backend", st.Backends[i].Name)
+			}
+		}
+	}
+	p.family("lbgpt_backend_state", "gauge", "1 for the backend's state now: ok, saturated, cooling (after a 429), down (failing) or dead_key.")
+	for _, b := range st.Backends {
+		for _, s := range backendStates {
+			v := 0.0
+			if b.State == s {
+				v = 1
+			}
+			p.sample("lbgpt_backend_state", v, "backend", b.Name, "state", s)
+		}
+	}
+	for i, h := range []struct{ name, help string }{
+		{"lbgpt_request_duration_seconds", "Answered requests by the backend that answered: the whole request, queueing and retries included."},
+		{"lbgpt_upstream_duration_seconds", "Answered requests by the backend that answered: the time spent in upstream calls."},
+	} {
+		p.family(h.name, "histogram", h.help)
+		for _, b := range st.Backends {
+			p.histogram(h.name, &lat.of(b.Name)[i], "backend", b.Name)
+		}
+	}
+	if c := st.Cache; c != nil {
+		p.family("lbgpt_cache_hits_total", "counter", "Requests answered without an upstream call, by kind.")
+		p.sample("lbgpt_cache_hits_total", float64(c.Hits.Exact), "kind", "exact")
+		p.sample("lbgpt_cache_hits_total", float64(c.Hits.Semantic), "kind", "semantic")
+		p.sample("lbgpt_cache_hits_total", float64(c.Hits.Coalesced), "kind", "coalesced")
+		p.family("lbgpt_cache_misses_total", "counter", "Requests answered upstream.")
+		p.sample("lbgpt_cache_misses_total", float64(c.Misses))
+		p.family("lbgpt_cache_entries", "gauge", "Cache entries, by cache.")
+		p.sample("lbgpt_cache_entries", float64(c.Entries), "cache", "exact")
+		p.sample("lbgpt_cache_entries", float64(c.SemanticEntries), "cache", "semantic")
+		p.family("lbgpt_cache_bytes", "gauge", "Size of the cache file.")
+		p.sample("lbgpt_cache_bytes", float64(c.Bytes))
+		p.family("lbgpt_cache_evictions_total", "counter", "Cache entries evicted.")
+		p.sample("lbgpt_cache_evictions_total", float64(c.Evictions))
+		p.family("lbgpt_cache_write_errors_total", "counter", "Answers that could not be stored (each still reached its client).")
+		p.sample("lbgpt_cache_write_errors_total", float64(c.WriteErrors))
+	}
+	return p.b
+}
+
+// metrics answers GET /metrics.
+func (a *httpAPI) metrics(w http.ResponseWriter, r *http.Request) {
+	b := writeMetrics(a.d.snapshot(), &a.d.latency)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Write(b)
+}

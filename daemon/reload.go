@@ -1,0 +1,76 @@
+package daemon
+
+import (
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/lbgpt/lbgpt/config"
+)
+
+// Reload loads a new configuration with load and puts it in force without
+// a restart: backends are added, removed and retuned by name (see
+// balance.Pool.Reconfigure), so the live rate-limit state, the stats, the
+// caches and the requests in flight all carry over; [balance] and the
+// request settings of [daemon] apply to new requests. A configuration that
+// fails to load or to build is rejected: the reason is logged, returned and
+// shown in status (reload_error), and the old configuration stays.
+//
+// The socket and socket_group cannot change while serving: a new value is
+// logged and applies at the next start. Reload tells the service manager
+// RELOADING=1 (with MONOTONIC_USEC) and READY=1 around its work.
+func (d *Daemon) Reload(load func() (*config.Config, error)) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	d.sendNotify("RELOADING=1\n" + sd.SdNotifyMonotonicUsec() + "STATUS=reloading the configuration")
+	defer func() { d.sendNotify("READY=1\nSTATUS=" + d.statusLine()) }()
+	at := time.Now()
+	err := d.reload(load)
+	d.resultMu.Lock()
+	d.reloadedAt, d.reloadErr = at, err
+	d.resultMu.Unlock()
+	if err != nil {
+		d.log.Error("reload rejected; the previous configuration stays in force", "err", err)
+		return err
+	}
+	return nil
+}
+
+func (d *Daemon) reload(load func() (*config.Config, error)) error {
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	if len(cfg.Backends) == 0 {
+		return config.ErrNoBackends
+	}
+	old := d.config()
+	if cfg.Daemon.Socket != old.Daemon.Socket || cfg.Daemon.SocketGroup != old.Daemon.SocketGroup {
+		d.log.Warn("the socket settings changed; they apply at the next start", "socket", cfg.Daemon.Socket, "socket_group", cfg.Daemon.SocketGroup)
+		cfg.Daemon.Socket, cfg.Daemon.SocketGroup = old.Daemon.Socket, old.Daemon.SocketGroup
+	}
+	keepCacheFile(cfg, old, d.log)
+	providers, err := newProviders(cfg.Backends, d.transport)
+	if err != nil {
+		return err
+	}
+	d.pool.Reconfigure(cfg.Backends, providers, poolOptions(cfg))
+	d.cfg.Store(cfg)
+	names := make([]string, len(cfg.Backends))
+	for i, b := range cfg.Backends {
+		names[i] = b.Name
+	}
+	d.log.Info("configuration reloaded", "config", cfg.Path, "backends", names)
+	return nil
+}
+
+// reloadState is when the last reload happened and why it was rejected,
+// for status.
+func (d *Daemon) reloadState() (time.Time, string) {
+	d.resultMu.Lock()
+	defer d.resultMu.Unlock()
+	if d.reloadErr == nil {
+		return d.reloadedAt, ""
+	}
+	return d.reloadedAt, d.reloadErr.Error()
+}

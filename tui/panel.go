@@ -1,0 +1,344 @@
+package tui
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// panelView renders the daemon's live state from the watch: a title, the
+// daemon totals, one row per backend and one per running batch — or, when
+// the daemon is away, why and when the TUI tries again.
+type panelView struct {
+	st        *rpc.StatusResult
+	down      error
+	connected bool
+	retryAt   time.Time
+	now       time.Time
+	styles    *Styles
+}
+
+func (p panelView) Render(width int, mode panelMode) string {
+	if mode == panelCompact {
+		return ansi.Truncate(p.compact(), width, "…")
+	}
+	var lines []string
+	if p.down != nil || p.st == nil {
+		lines = append(lines, p.downLines(width)...)
+	}
+	if p.st != nil {
+		if p.down == nil {
+			lines = append(lines, p.title())
+		}
+		lines = append(lines, p.totals())
+		lines = append(lines, p.backendRows(width)...)
+		for _, b := range p.st.Batches {
+			lines = append(lines, strings.Split(p.batchRow(b, width), "\n")...)
+		}
+	}
+	for i, l := range lines {
+		lines[i] = ansi.Truncate(l, width, "…")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// downLines say that the daemon is not reachable and when the TUI retries.
+func (p panelView) downLines(width int) []string {
+	st := p.styles
+	if p.down == nil {
+		return []string{st.Faint.Render("connecting to lbgptd…")}
+	}
+	msg := "✗ " + p.down.Error()
+	if wait := p.retryAt.Sub(p.now); wait > 0 {
+		msg += " — retrying in " + roundDur(wait)
+	} else {
+		msg += " — retrying"
+	}
+	return strings.Split(st.Error.Render(wrap(msg, width)), "\n")
+}
+
+func (p panelView) title() string {
+	st := p.styles
+	parts := []string{st.Title.Render("lbgptd " + p.st.Version)}
+	if p.st.Simulated {
+		parts = append(parts, st.Warn.Render("SIMULATED backends"))
+	}
+	parts = append(parts, fmt.Sprintf("%d backends", len(p.st.Backends)), "strategy "+p.st.Strategy,
+		"up "+(time.Duration(p.st.UptimeS)*time.Second).String())
+	return strings.Join(parts, st.Faint.Render(" · "))
+}
+
+// totals: cache hits by kind and hit rate, retries, queue, daemon overhead.
+func (p panelView) totals() string {
+	st := p.styles
+	cache := "cache: off"
+	if c := p.st.Cache; c != nil {
+		cache = fmt.Sprintf("cache: %d exact · %d semantic · %d coalesced · hit %.0f%%",
+			c.Hits.Exact, c.Hits.Semantic, c.Hits.Coalesced, 100*c.HitRate)
+	}
+	var retries, c429 int64
+	for _, b := range p.st.Backends {
+		retries += b.Retries
+		c429 += b.Status429
+	}
+	parts := []string{cache, fmt.Sprintf("retries %d", retries), fmt.Sprintf("429s %d", c429),
+		fmt.Sprintf("queue %d", p.st.Queue),
+		fmt.Sprintf("daemon p50 %s p99 %s", micros(p.st.DaemonP50US), micros(p.st.DaemonP99US))}
+	return strings.Join(parts, st.Faint.Render(" │ "))
+}
+
+// micros writes a time in microseconds to three significant digits or so.
+func micros(us int64) string {
+	d := time.Duration(us) * time.Microsecond
+	switch {
+	case d >= time.Second:
+		d = d.Round(10 * time.Millisecond)
+	case d >= time.Millisecond:
+		d = d.Round(100 * time.Microsecond)
+	}
+	return d.String()
+}
+
+// compact is the whole panel in one line, for short terminals.
+func (p panelView) compact() string {
+	st := p.styles
+	if p.st == nil || p.down != nil {
+		return p.downLines(math.MaxInt32)[0]
+	}
+	var parts []string
+	for _, b := range p.st.Backends {
+		parts = append(parts, b.Name+" "+p.state(b))
+	}
+	if n := len(p.st.Batches); n > 0 {
+		b := p.st.Batches[0]
+		parts = append(parts, fmt.Sprintf("batch %d/%d", b.Done, b.Total))
+	}
+	parts = append(parts, fmt.Sprintf("queue %d", p.st.Queue))
+	return strings.Join(parts, st.Faint.Render(" · "))
+}
+
+// state is a backend's state as a short styled word, with the countdown of
+// a cooldown or a rest.
+func (p panelView) state(b rpc.BackendStatus) string {
+	st := p.styles
+	left := ""
+	if d := b.CooldownUntil.Sub(p.now); !b.CooldownUntil.IsZero() && d > 0 {
+		left = " " + d.Round(time.Second).String()
+	}
+	switch b.State {
+	case rpc.StateOK:
+		return st.StateOK.Render("ok")
+	case rpc.StateSaturated:
+		return st.StateSaturated.Render("saturated")
+	case rpc.StateCooling:
+		return st.StateCooling.Render("cooling" + left)
+	case rpc.StateDown:
+		return st.StateDown.Render("down" + left)
+	case rpc.StateDeadKey:
+		return st.StateDeadKey.Render("dead key")
+	}
+	return b.State
+}
+
+// A column of the backend table: its header, width, and when it is shed on
+// a narrow terminal (higher drops first; 0 never).
+type column struct {
+	head  string
+	width int
+	shed  int
+	right bool
+	cell  func(b rpc.BackendStatus) string
+}
+
+const barWidth = 8
+
+func (p panelView) columns(nameWidth int, maxTraffic int) []column {
+	return []column{
+		{"backend", nameWidth, 0, false, func(b rpc.BackendStatus) string { return b.Name }},
+		{"state", 11, 0, false, p.state},
+		{"rpm left", barWidth + 6, 2, false, func(b rpc.BackendStatus) string { return p.headroom(b.RemainingRPM, b.LimitRPM) }},
+		{"tpm left", barWidth + 6, 3, false, func(b rpc.BackendStatus) string { return p.headroom(b.RemainingTPM, b.LimitTPM) }},
+		{"fl", 3, 1, true, func(b rpc.BackendStatus) string { return fmt.Sprint(b.InFlight) }},
+		{"p50", 6, 4, true, func(b rpc.BackendStatus) string { return latency(b.LatencyP50MS) }},
+		{"429", 4, 5, true, func(b rpc.BackendStatus) string { return fmt.Sprint(b.Status429) }},
+		{"retry", 5, 5, true, func(b rpc.BackendStatus) string { return fmt.Sprint(b.Retries) }},
+		{"last 60s", 0, 6, false, func(b rpc.BackendStatus) string { return sparkline(b.Traffic, maxTraffic) }},
+	}
+}
+
+// backendRows is the table of backends: a header and a row each. Columns
+// are shed, least useful first, until the table fits width; the
+// sparkline takes what is left.
+func (p panelView) backendRows(width int) []string {
+	if len(p.st.Backends) == 0 {
+		return nil
+	}
+	nameWidth, maxTraffic := 7, 1
+	for _, b := range p.st.Backends {
+		nameWidth = max(nameWidth, lipgloss.Width(b.Name))
+		for _, n := range b.Traffic {
+			maxTraffic = max(maxTraffic, n)
+		}
+	}
+	nameWidth = min(nameWidth, 16)
+	cols := p.columns(nameWidth, maxTraffic)
+	used := func() int {
+		n := -1
+		for _, c := range cols {
+			n += c.width + 1
+		}
+		return n
+	}
+	const minSpark = 10 // narrower than this, the sparkline is not worth showing
+	for shed := 6; shed > 0; shed-- {
+		need := 0
+		if cols[len(cols)-1].head == "last 60s" {
+			need = minSpark
+		}
+		if used()+need <= width {
+			break
+		}
+		cols = slices.DeleteFunc(cols, func(c column) bool { return c.shed == shed })
+	}
+	if last := &cols[len(cols)-1]; last.head == "last 60s" {
+		last.width = min(width-used(), 60)
+	}
+	row := func(cell func(c column) string) string {
+		var cells []string
+		for _, c := range cols {
+			cells = append(cells, pad(cell(c), c.width, c.right))
+		}
+		return strings.TrimRight(strings.Join(cells, " "), " ")
+	}
+	lines := []string{p.styles.Faint.Render(row(func(c column) string { return c.head }))}
+	for _, b := range p.st.Backends {
+		lines = append(lines, row(func(c column) string {
+			if c.head == "last 60s" {
+				return p.styles.Spark.Render(lastN(sparkline(b.Traffic, maxTraffic), c.width))
+			}
+			return c.cell(b)
+		}))
+	}
+	return lines
+}
+
+// headroom is a bar of what is left of a limit and the number left.
+func (p panelView) headroom(remaining, limit int64) string {
+	st := p.styles
+	if limit <= 0 || remaining < 0 {
+		return st.Faint.Render(pad("no limit", barWidth+5, false))
+	}
+	full := int(math.Round(float64(barWidth) * float64(min(remaining, limit)) / float64(limit)))
+	return st.BarFull.Render(strings.Repeat("█", full)) + st.BarEmpty.Render(strings.Repeat("░", barWidth-full)) +
+		" " + pad(short(remaining), 5, true)
+}
+
+// batchRow is one running batch: progress bar, counts, rate, ETA, and its
+// spread over the backends.
+// When the spread does not fit on the line, it takes a second one.
+func (p panelView) batchRow(b rpc.BatchStatus, width int) string {
+	st := p.styles
+	frac := 0.0
+	if b.Total > 0 {
+		frac = float64(b.Done) / float64(b.Total)
+	}
+	bw := 16
+	full := int(math.Round(float64(bw) * frac))
+	bar := st.BarFull.Render(strings.Repeat("█", full)) + st.BarEmpty.Render(strings.Repeat("░", bw-full))
+	parts := []string{fmt.Sprintf("%s %s %d/%d %.0f%%", st.Bold.Render("batch "+b.ID), bar, b.Done, b.Total, 100*frac),
+		fmt.Sprintf("%.1f/s", b.RatePerS)}
+	if b.ETAS > 0 {
+		parts = append(parts, "ETA "+(time.Duration(b.ETAS)*time.Second).String())
+	}
+	if b.Failed > 0 {
+		parts = append(parts, st.Error.Render(fmt.Sprintf("%d failed", b.Failed)))
+	}
+	if b.CacheHits > 0 {
+		parts = append(parts, fmt.Sprintf("%d cached", b.CacheHits))
+	}
+	names := make([]string, 0, len(b.Backends))
+	for n := range b.Backends {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var spread []string
+	for _, n := range names {
+		spread = append(spread, fmt.Sprintf("%s %d", n, b.Backends[n]))
+	}
+	line := strings.Join(parts, st.Faint.Render(" · "))
+	if len(spread) == 0 {
+		return line
+	}
+	by := st.Faint.Render(strings.Join(spread, " "))
+	if lipgloss.Width(line)+3+lipgloss.Width(by) <= width {
+		return line + st.Faint.Render(" · ") + by
+	}
+	return line + "\n" + st.Faint.Render("  by backend: ") + by
+}
+
+var sparks = []rune("▁▂▃▄▅▆▇█")
+
+// sparkline draws counts scaled to maxN; a second with none is a space.
+func sparkline(counts []int, maxN int) string {
+	var b strings.Builder
+	for _, n := range counts {
+		if n <= 0 {
+			b.WriteRune(' ')
+			continue
+		}
+		i := min((n*len(sparks)-1)/max(maxN, 1), len(sparks)-1)
+		b.WriteRune(sparks[i])
+	}
+	return b.String()
+}
+
+// lastN keeps the last n runes of s.
+func lastN(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[len(r)-n:])
+}
+
+// short writes a count in at most five cells: 950, 12.5k, 118k, 2.4M.
+func short(n int64) string {
+	switch {
+	case n < 10_000:
+		return fmt.Sprint(n)
+	case n < 100_000:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	case n < 1_000_000:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprintf("%.1fM", float64(n)/1e6)
+}
+
+func latency(ms float64) string {
+	switch {
+	case ms <= 0:
+		return "-"
+	case ms < 1000:
+		return fmt.Sprintf("%.0fms", ms)
+	}
+	return fmt.Sprintf("%.1fs", ms/1000)
+}
+
+// pad fits s into w cells, padded on the left (right) or the right.
+func pad(s string, w int, right bool) string {
+	if lipgloss.Width(s) > w {
+		s = ansi.Truncate(s, w, "…")
+	}
+	gap := strings.Repeat(" ", max(w-lipgloss.Width(s), 0))
+	if right {
+		return gap + s
+	}
+	return s + gap
+}
