@@ -28,13 +28,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -184,7 +181,7 @@ func OpenSemantic(db *bolt.DB, emb Embedder, opts SemanticOptions) (*Semantic, e
 		if err != nil {
 			return err
 		}
-		stale = !bytes.Equal(m.Get(keyFingerprint), fp)
+		stale = !sameEmbedder(m.Get(keyFingerprint), fp)
 		for _, name := range [][]byte{bucketClusters, bucketLists} {
 			if stale && b.Bucket(name) != nil {
 				if err := b.DeleteBucket(name); err != nil { // clusters of the old vectors
@@ -211,20 +208,32 @@ func OpenSemantic(db *bolt.DB, emb Embedder, opts SemanticOptions) (*Semantic, e
 	return s, nil
 }
 
-// fingerprint identifies an embedder by its vector for a fixed text.
+// fingerprint identifies an embedder by its vector for a fixed text
+// (encoded as the vector of an entry).
 func fingerprint(ctx context.Context, emb Embedder) ([]byte, error) {
 	v, err := emb.Embed(ctx, []string{"lbgpt: which embedder made these vectors? 42 Zebras"})
 	if err != nil {
 		return nil, err
 	}
-	if len(v) != 1 {
+	if len(v) != 1 || len(v[0]) == 0 {
 		return nil, errors.New("no vector")
 	}
-	h := sha256.New()
-	for _, x := range v[0] {
-		binary.Write(h, binary.LittleEndian, int32(math.Round(float64(x)*1e4)))
+	return encodeEntry(SemanticEntry{}, v[0]), nil
+}
+
+// sameEmbedder compares two fingerprints: the same length and nearly the
+// same direction (a remote model's vectors wobble a little between calls;
+// re-embedding every stored text at each start would be costly).
+func sameEmbedder(old, cur []byte) bool {
+	_, a, err := decodeEntry(old, true)
+	if err != nil {
+		return false
 	}
-	return h.Sum(nil), nil
+	_, b, err := decodeEntry(cur, true)
+	if err != nil || len(a) != len(b) {
+		return false
+	}
+	return dot(a, b) >= 0.999
 }
 
 // load fills the index from bbolt.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -384,5 +385,38 @@ func TestSemanticLogsNoPrompt(t *testing.T) {
 		if strings.Contains(out, w) {
 			t.Errorf("log contains %q: %s", w, out)
 		}
+	}
+}
+
+// wobblyEmbedder stands for a remote model whose vectors differ slightly
+// from call to call.
+type wobblyEmbedder struct{ Embedder }
+
+func (w wobblyEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	vs, err := w.Embedder.Embed(ctx, texts)
+	for _, v := range vs {
+		v[0] += 0.001
+		var n float64
+		for _, x := range v {
+			n += float64(x) * float64(x)
+		}
+		for i := range v {
+			v[i] /= float32(math.Sqrt(n))
+		}
+	}
+	return vs, err
+}
+
+// TestSemanticSameEmbedderWobbles: a slightly different probe vector is the
+// same embedder; nothing is embedded again.
+func TestSemanticSameEmbedderWobbles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	db := openDB(t, path)
+	add(t, openSemantic(t, db, NewLocalEmbedder()), "a", "p", "How do I remove a file in Linux?")
+	db.Close()
+	counting := &countingEmbedder{Embedder: wobblyEmbedder{NewLocalEmbedder()}}
+	openSemantic(t, openDB(t, path), counting)
+	if n := counting.texts(); n != 1 {
+		t.Errorf("embedded %d texts at open, want only the probe", n)
 	}
 }
