@@ -70,6 +70,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./rpc/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./daemon/
+	$(GO) test -run '^$$' -fuzz '^FuzzSame$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/verify/
+	$(GO) test -run '^$$' -fuzz '^FuzzVector$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/embed/
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzWriteString$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzQuickKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cache/
@@ -84,6 +86,7 @@ bench: build
 	$(BIN)/lbgpt-bench -json -scenario overhead
 	$(BIN)/lbgpt-bench -json -scenario goodput
 	$(BIN)/lbgpt-bench -json -scenario faults
+	$(BIN)/lbgpt-bench -json -scenario semantic-quality -pairs testdata/semantic-pairs.jsonl
 	$(BIN)/lbgpt-bench -json -scenario cache
 	$(BIN)/lbgpt-bench -json -scenario http
 

@@ -37,11 +37,12 @@ type scenario func(fs *flag.FlagSet) func(ctx context.Context, out io.Writer) (m
 
 // scenarios maps -scenario names to their runners, sorted by name.
 var scenarios = map[string]scenario{
-	"cache":    cacheScenario,
-	"faults":   faults,
-	"goodput":  goodput,
-	"http":     httpScenario,
-	"overhead": overhead,
+	"cache":            cacheScenario,
+	"faults":           faults,
+	"goodput":          goodput,
+	"http":             httpScenario,
+	"overhead":         overhead,
+	"semantic-quality": semanticQuality,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
