@@ -154,6 +154,7 @@ func New(opts Options) (*Daemon, error) {
 	d.lifeOpts = d.lifeOptions(opts)
 	d.base, d.stop = context.WithCancelCause(context.Background())
 	d.draining, d.startDrain = context.WithCancel(context.Background())
+	d.startSemantic(opts.Config.Cache)
 	d.methods = d.methodTable()
 	// Load the tokenizers (about a second of CPU) beside start-up rather
 	// than in it, so readiness does not wait and the first requests rarely

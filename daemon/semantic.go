@@ -1,0 +1,97 @@
+package daemon
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/lbgpt/lbgpt/cache"
+	"github.com/lbgpt/lbgpt/config"
+)
+
+// semanticAdapter is package cache's semantic index as the daemon's
+// semanticIndex.
+type semanticAdapter struct{ s *cache.Semantic }
+
+var _ semanticIndex = semanticAdapter{}
+
+func (a semanticAdapter) Lookup(ctx context.Context, partition, text string) (semanticHit, bool, error) {
+	h, ok, err := a.s.Lookup(ctx, partition, text)
+	return semanticHit(h), ok, err
+}
+
+func (a semanticAdapter) Add(ctx context.Context, e semanticEntry) error {
+	return a.s.Add(ctx, cache.SemanticEntry(e))
+}
+
+func (a semanticAdapter) Forget(id string) (bool, error) { return a.s.Forget(id) }
+
+func (a semanticAdapter) Purge(match func(semanticEntry) bool) (int, error) {
+	return a.s.Purge(func(e cache.SemanticEntry) bool { return match(semanticEntry(e)) })
+}
+
+func (a semanticAdapter) Len() int { return a.s.Len() }
+
+// startSemantic prepares the semantic index on the cache file with the
+// configured embedder, and opens it now when it will be wanted: the config
+// turns the semantic cache on by default, or the file already has semantic
+// entries. Otherwise the first request that asks for it opens it (loading
+// the embedder and the verifier's tables costs about 120 ms and their
+// memory, which a daemon never asked for semantics should not pay). With
+// the local embedder the index opens at once; with the backend one, whose
+// first call goes upstream, in the background, the semantic cache off
+// until then. A failure is logged and leaves it off.
+func (d *Daemon) startSemantic(cfg config.Cache) {
+	if d.cache.store == nil {
+		return
+	}
+	var emb cache.Embedder
+	switch cfg.Embedder {
+	case config.EmbedderBackend:
+		emb = poolEmbedder{d: d, model: cfg.EmbeddingModel}
+	default:
+		emb = cache.NewLocalEmbedder()
+	}
+	d.threshold = cache.DefaultThreshold
+	d.cache.openSem = func() (semanticIndex, error) {
+		s, err := cache.OpenSemantic(d.cache.store.DB(), emb, cache.SemanticOptions{Logger: d.log})
+		if err != nil {
+			return nil, err
+		}
+		return semanticAdapter{s}, nil
+	}
+	open := func() {
+		start := time.Now()
+		sem, err := d.cache.openSem()
+		if err != nil {
+			d.log.Warn("semantic cache unavailable", "embedder", cfg.Embedder, "err", err)
+			return
+		}
+		d.cache.setSemantic(sem)
+		d.log.Info("semantic cache ready", "entries", sem.Len(), "embedder", cfg.Embedder, "took", time.Since(start).Round(time.Millisecond))
+	}
+	d.cache.ensureSem = sync.OnceFunc(func() {
+		if cfg.Embedder == config.EmbedderBackend {
+			d.cache.opening.Go(open)
+			return
+		}
+		open()
+	})
+	if cfg.Semantic != "" || hasBucket(d.cache.store.DB(), semanticBucket) {
+		d.cache.ensureSem()
+	}
+}
+
+// semanticBucket is the semantic index's bucket in the cache file.
+const semanticBucket = "semantic"
+
+func hasBucket(db *bolt.DB, name string) bool {
+	found := false
+	db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket([]byte(name)) != nil
+		return nil
+	})
+	return found
+}

@@ -1,0 +1,66 @@
+package daemon
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// The real semantic index end to end: a paraphrase is answered from the
+// stored answer, a trap is not, and compaction keeps the index working.
+func TestSemanticEndToEnd(t *testing.T) {
+	h := start(t, oneAccount(), anyModel+"[cache]\nsemantic = \"user_only\"\n")
+	if h.daemon.cache.semanticIndexNow() == nil {
+		t.Fatal("no semantic index with the local embedder")
+	}
+	first := chat(t, h, userRequest("gpt-4o-mini", "How can I learn to play guitar?"), rpc.Options{})
+	if first.Meta.Cache != rpc.CacheMiss {
+		t.Fatalf("first: %s", first.Meta.Cache)
+	}
+	hit := chat(t, h, userRequest("gpt-4o-mini", "How do I learn to play the guitar?"), rpc.Options{})
+	if hit.Meta.Cache != rpc.CacheSemantic || hit.Meta.Similarity <= 0 || hit.Meta.CacheEntry == "" || !bytes.Equal(hit.Response, first.Response) {
+		t.Fatalf("paraphrase: meta %+v", hit.Meta)
+	}
+	if r := chat(t, h, userRequest("gpt-4o-mini", "How can I learn to play piano?"), rpc.Options{NoStore: true}); r.Meta.Cache != rpc.CacheMiss {
+		t.Errorf("trap (guitar vs piano) answered from the cache: %+v", r.Meta)
+	}
+	if r := chat(t, h, userRequest("gpt-4o-mini", "How do I learn to play the guitar?"), rpc.Options{Semantic: rpc.SemanticOff, NoStore: true}); r.Meta.Cache != rpc.CacheMiss {
+		t.Errorf("semantic off per request: %s", r.Meta.Cache)
+	}
+	st, err := h.client.CacheStats(t.Context())
+	if err != nil || st.SemanticEntries != 1 || st.Hits.Semantic != 1 || st.Embedder != "local" || st.Threshold == 0 {
+		t.Errorf("stats = %+v, %v", st, err)
+	}
+	if _, err := h.client.CacheCompact(t.Context()); err != nil {
+		t.Fatalf("compact: %v", err)
+	}
+	if r := chat(t, h, userRequest("gpt-4o-mini", "How do I learn to play the guitar?"), rpc.Options{}); r.Meta.Cache != rpc.CacheSemantic {
+		t.Errorf("after compaction: %+v", r.Meta)
+	}
+	chat(t, h, userRequest("gpt-4o-mini", "What causes the seasons on Earth?"), rpc.Options{})
+	if ok, err := h.client.CacheForget(t.Context(), hit.Meta.CacheEntry); !ok || err != nil {
+		t.Fatalf("forget the semantic entry: %v %v", ok, err)
+	}
+	if r := chat(t, h, userRequest("gpt-4o-mini", "How do I learn to play the guitar?"), rpc.Options{NoStore: true}); r.Meta.Cache != rpc.CacheMiss {
+		t.Errorf("after forgetting the semantic entry: %+v", r.Meta)
+	}
+}
+
+// Without a default, the index opens with the first request that asks for
+// it, and requests that do not ask never touch it.
+func TestSemanticOpensWhenAsked(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	chat(t, h, userRequest("gpt-4o-mini", "What causes the seasons on Earth?"), rpc.Options{})
+	if h.daemon.cache.semanticIndexNow() != nil {
+		t.Fatal("the semantic index opened although nothing asked for it")
+	}
+	sem := rpc.Options{Semantic: rpc.SemanticUserOnly}
+	chat(t, h, userRequest("gpt-4o-mini", "What is the square root of 144?"), sem)
+	if h.daemon.cache.semanticIndexNow() == nil {
+		t.Fatal("a request asking for the semantic cache did not open it")
+	}
+	if r := chat(t, h, userRequest("gpt-4o-mini", "What's the square root of 144?"), sem); r.Meta.Cache != rpc.CacheSemantic {
+		t.Errorf("paraphrase: %+v", r.Meta)
+	}
+}
