@@ -11,9 +11,17 @@
 // entry: access times live in memory and are saved in a bucket of their
 // own now and then, and at Close.
 //
-// Writes are grouped into shared transactions (bbolt's Batch), each
-// committed with fsync before Put returns: an entry Put acknowledged
-// survives a crash or kill -9, and the file is never left corrupt.
+// Writes are behind: Put (and the removals of Forget, Purge, Sweep and
+// eviction) queue the change in memory and return at once, and one writer
+// goroutine owned by the Store commits everything queued in one bbolt
+// transaction, fsynced, per round. Get sees queued entries, and the
+// index, Stats and eviction count them. The queue is bounded
+// ([Options.MaxQueueBytes]): past it, Put waits for the writer. A failed
+// commit is logged and counted ([Stats].WriteErrors); its changes stay
+// queued and go with the next round. [Store.Flush] waits until everything
+// queued before it is on disk: an entry whose Put returned before a Flush
+// that returned nil survives a crash or kill -9, and the file is never
+// left corrupt. Forget and Purge flush before they return; Close flushes.
 //
 // One process owns the file: Open waits a moment for bbolt's file lock and
 // then fails with [ErrLocked]. A Store is safe for concurrent use.
@@ -25,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,8 +63,9 @@ var ErrClosed = errors.New("cache is closed")
 
 // Defaults of Options.
 const (
-	DefaultLockTimeout = time.Second
-	DefaultFlushEvery  = 30 * time.Second
+	DefaultLockTimeout   = time.Second
+	DefaultFlushEvery    = 30 * time.Second
+	DefaultMaxQueueBytes = 64 << 20
 )
 
 // Options configure a Store. The zero value is a store without a size cap.
@@ -75,6 +85,14 @@ type Options struct {
 	// swept; 0 is DefaultFlushEvery, negative never (Flush and Close still
 	// save them).
 	FlushEvery time.Duration
+	// MaxQueueBytes bounds the changes waiting for the writer (keys and
+	// encoded entries); past it, Put waits for the writer's next round. 0
+	// is DefaultMaxQueueBytes.
+	MaxQueueBytes int64
+
+	// beforeCommit, for tests, runs in the writer before each commit; an
+	// error fails the commit.
+	beforeCommit func() error
 }
 
 // Store is the exact cache. Methods are safe for concurrent use.
@@ -93,16 +111,38 @@ type Store struct {
 	// copies, so that no write is lost while reads go on.
 	writeMu sync.RWMutex
 
-	mu    sync.Mutex // guards index, total, dirty
+	// mu guards index, total, dirty and the write queue: queue,
+	// queueBytes, seq, attempted, durable, rounds, roundErr and closing.
+	mu    sync.Mutex
 	index map[string]*meta
 	total int64
 	dirty map[string]struct{} // keys whose access time is not saved yet
 
-	evictions atomic.Int64
+	queue      map[string]*change // changes not committed yet, by key
+	queueBytes int64
+	seq        int64      // changes queued since Open
+	attempted  int64      // seq as of the last finished round
+	durable    int64      // every change up to this seq is committed
+	rounds     int64      // rounds finished
+	roundErr   error      // the last round's error; nil after a success
+	closing    bool       // Close began: no more changes
+	roundDone  *sync.Cond // on mu: broadcast after every round
 
-	stop chan struct{} // closed by Close
-	done chan struct{} // closed when the flusher has stopped
-	once sync.Once
+	evictions   atomic.Int64
+	writeErrors atomic.Int64
+
+	wake       chan struct{} // a round is wanted; capacity 1
+	quit       chan struct{} // closed by Close: the writer drains and stops
+	writerDone chan struct{} // closed when the writer has stopped
+	stop       chan struct{} // closed by Close
+	done       chan struct{} // closed when the flusher has stopped
+	once       sync.Once
+}
+
+// change is a queued write: an encoded entry, or its deletion.
+type change struct {
+	value []byte // nil: delete the key
+	size  int64  // the key's and value's bytes
 }
 
 // meta is what the Store keeps in memory of each entry.
@@ -124,16 +164,24 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.FlushEvery == 0 {
 		opts.FlushEvery = DefaultFlushEvery
 	}
-	s := &Store{
-		path:  path,
-		opts:  opts,
-		now:   opts.Now,
-		log:   opts.Logger,
-		index: make(map[string]*meta),
-		dirty: make(map[string]struct{}),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+	if opts.MaxQueueBytes <= 0 {
+		opts.MaxQueueBytes = DefaultMaxQueueBytes
 	}
+	s := &Store{
+		path:       path,
+		opts:       opts,
+		now:        opts.Now,
+		log:        opts.Logger,
+		index:      make(map[string]*meta),
+		dirty:      make(map[string]struct{}),
+		queue:      make(map[string]*change),
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	s.roundDone = sync.NewCond(&s.mu)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -152,6 +200,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	go s.writer()
 	if opts.FlushEvery > 0 {
 		go s.flusher()
 	} else {
@@ -168,9 +217,6 @@ func (s *Store) openDB(path string) (*bolt.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: %w", path, err)
 	}
-	// Group concurrent writes sooner than bbolt's default 10ms: an answer
-	// waits for its write.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketExact, bucketAccess} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -238,8 +284,8 @@ type Info struct {
 	Size      int64
 }
 
-// Get returns the entry under key. An expired entry is a miss. Get never
-// writes: it records the access in memory only.
+// Get returns the entry under key, queued or on disk. An expired entry is
+// a miss. Get never writes: it records the access in memory only.
 func (s *Store) Get(key string) (Entry, bool) {
 	now := s.now().UnixNano()
 	s.mu.Lock()
@@ -247,30 +293,34 @@ func (s *Store) Get(key string) (Entry, bool) {
 	if ok && m.expires != 0 && m.expires <= now {
 		ok = false
 	}
+	var queued []byte // immutable once queued
 	if ok {
 		m.access = now
 		s.dirty[key] = struct{}{}
+		if c := s.queue[key]; c != nil {
+			queued = c.value
+		}
 	}
 	s.mu.Unlock()
 	if !ok {
 		return Entry{}, false
 	}
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
 	var e Entry
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketExact).Get([]byte(key))
-		if v == nil {
-			return errNotFound
-		}
-		h, body, err := decodeValue(v)
-		if err != nil {
+	var err error
+	if queued != nil {
+		e, err = decodeStored(key, queued)
+	} else {
+		s.dbMu.RLock()
+		err = s.db.View(func(tx *bolt.Tx) error {
+			v := tx.Bucket(bucketExact).Get([]byte(key))
+			if v == nil {
+				return errNotFound
+			}
+			e, err = decodeStored(key, v)
 			return err
-		}
-		e = Entry{Key: key, Value: slices.Clone(body), Namespace: h.namespace, Model: h.model,
-			Created: time.Unix(0, h.created), Expires: unixOrZero(h.expires)}
-		return nil
-	})
+		})
+		s.dbMu.RUnlock()
+	}
 	if err != nil {
 		if !errors.Is(err, errNotFound) {
 			s.log.Warn("cache read failed", "err", err)
@@ -285,6 +335,16 @@ func (s *Store) Get(key string) (Entry, bool) {
 
 var errNotFound = errors.New("not found")
 
+// decodeStored is the entry stored as v under key; its value is a copy.
+func decodeStored(key string, v []byte) (Entry, error) {
+	h, body, err := decodeValue(v)
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{Key: key, Value: slices.Clone(body), Namespace: h.namespace, Model: h.model,
+		Created: time.Unix(0, h.created), Expires: unixOrZero(h.expires)}, nil
+}
+
 func unixOrZero(ns int64) time.Time {
 	if ns == 0 {
 		return time.Time{}
@@ -292,9 +352,11 @@ func unixOrZero(ns int64) time.Time {
 	return time.Unix(0, ns)
 }
 
-// Put stores e (Created, when zero, is now) and returns once it is
-// committed to disk. It then evicts the least recently used entries if
-// the store is over its cap.
+// Put queues e (Created, when zero, is now) for the writer and returns:
+// Get sees it at once, the disk after the writer's next round (Flush waits
+// for it). It fails only for an invalid entry, a closed store, or when the
+// queue is full and the commit it waited for failed. Past the size cap, it
+// queues the eviction of the least recently used entries.
 func (s *Store) Put(e Entry) error {
 	if e.Key == "" {
 		return errors.New("cache: empty key")
@@ -307,22 +369,27 @@ func (s *Store) Put(e Entry) error {
 		h.expires = e.Expires.UnixNano()
 	}
 	v := encodeValue(h, e.Value)
-	k := []byte(e.Key)
-	s.writeMu.RLock()
-	s.dbMu.RLock()
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketExact).Put(k, v)
-	})
-	s.dbMu.RUnlock()
-	s.writeMu.RUnlock()
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
-			err = ErrClosed
-		}
-		return fmt.Errorf("cache write: %w", err)
-	}
-	m := &meta{size: int64(len(k) + len(v)), created: h.created, expires: h.expires, access: s.now().UnixNano(), namespace: e.Namespace, model: e.Model}
+	c := &change{value: v, size: int64(len(e.Key) + len(v))}
+	m := &meta{size: c.size, created: h.created, expires: h.expires, access: s.now().UnixNano(), namespace: e.Namespace, model: e.Model}
 	s.mu.Lock()
+	// Backpressure: wait for the writer while the queue is full (a change
+	// larger than the bound goes alone).
+	for !s.closing && s.queueBytes > 0 && s.queueBytes+c.size > s.opts.MaxQueueBytes {
+		s.wakeWriter()
+		r := s.rounds
+		for s.rounds == r && !s.closing {
+			s.roundDone.Wait()
+		}
+		if err := s.roundErr; err != nil && !s.closing {
+			s.mu.Unlock()
+			return fmt.Errorf("cache write: the queue is full and the writer fails: %w", err)
+		}
+	}
+	if s.closing {
+		s.mu.Unlock()
+		return fmt.Errorf("cache write: %w", ErrClosed)
+	}
+	s.enqueue(e.Key, c)
 	if old, ok := s.index[e.Key]; ok {
 		s.total -= old.size
 	}
@@ -331,23 +398,160 @@ func (s *Store) Put(e Entry) error {
 	s.dirty[e.Key] = struct{}{}
 	over := s.opts.MaxBytes > 0 && s.total > s.opts.MaxBytes
 	s.mu.Unlock()
+	s.wakeWriter()
 	if over {
-		if err := s.evict(); err != nil {
-			s.log.Warn("cache eviction failed", "err", err)
-		}
+		s.evict()
 	}
 	return nil
 }
 
-// evict removes the least recently used entries until the total is 95 %
-// of the cap: evicting a little more than needed keeps evictions (and
-// their sort) rare when the cache is full and busy.
-func (s *Store) evict() error {
+// enqueue queues c under key, replacing a change not committed yet.
+// Callers hold s.mu.
+func (s *Store) enqueue(key string, c *change) {
+	if old, ok := s.queue[key]; ok {
+		s.queueBytes -= old.size
+	}
+	s.queue[key] = c
+	s.queueBytes += c.size
+	s.seq++
+}
+
+// wakeWriter asks the writer for a round.
+func (s *Store) wakeWriter() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // one is asked for already
+	}
+}
+
+// writer commits the queue, a round each time it is woken, until quit;
+// then it drains the queue and stops.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	for {
+		select {
+		case <-s.wake:
+		case <-s.quit:
+			for s.round() && s.queued() > 0 {
+			}
+			return
+		}
+		// Changes queued during the commit go at once; after a failure,
+		// the next Put or Flush asks again.
+		for s.round() && s.queued() > 0 {
+		}
+	}
+}
+
+func (s *Store) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+// round commits everything queued now in one transaction; false when the
+// commit failed (the changes stay queued).
+func (s *Store) round() bool {
+	s.mu.Lock()
+	seq := s.seq
+	batch := maps.Clone(s.queue)
+	s.mu.Unlock()
+	var err error
+	if len(batch) > 0 {
+		err = s.commit(batch)
+	}
+	s.mu.Lock()
+	s.attempted = seq
+	s.rounds++
+	s.roundErr = err
+	if err == nil {
+		for k, c := range batch {
+			if s.queue[k] == c { // not changed again meanwhile
+				delete(s.queue, k)
+				s.queueBytes -= c.size
+			}
+		}
+		s.durable = seq
+	}
+	s.roundDone.Broadcast()
+	s.mu.Unlock()
+	if err != nil {
+		s.writeErrors.Add(1)
+		s.log.Warn("cache commit failed; its changes stay queued", "changes", len(batch), "err", err)
+	}
+	return err == nil
+}
+
+// commit writes batch in one transaction (fsynced by bbolt's commit).
+func (s *Store) commit(batch map[string]*change) error {
+	if s.opts.beforeCommit != nil {
+		if err := s.opts.beforeCommit(); err != nil {
+			return err
+		}
+	}
+	// bbolt inserts in key order fast, in random order slowly.
+	keys := slices.Sorted(maps.Keys(batch))
+	s.writeMu.RLock()
+	defer s.writeMu.RUnlock()
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, a := tx.Bucket(bucketExact), tx.Bucket(bucketAccess)
+		for _, k := range keys {
+			kb := []byte(k)
+			if v := batch[k].value; v != nil {
+				if err := b.Put(kb, v); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := b.Delete(kb); err != nil {
+				return err
+			}
+			if err := a.Delete(kb); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		err = ErrClosed
+	}
+	return err
+}
+
+// sync waits until every change queued before it is committed.
+func (s *Store) sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return fmt.Errorf("cache: %w", ErrClosed)
+	}
+	target := s.seq
+	if s.durable >= target {
+		return nil
+	}
+	// Wait for a round that ends after now and took everything up to
+	// target: a failed round before now does not answer for this call.
+	s.wakeWriter()
+	for r := s.rounds; s.rounds == r || s.attempted < target; {
+		s.roundDone.Wait()
+	}
+	if s.durable < target {
+		return fmt.Errorf("cache write: %w", s.roundErr)
+	}
+	return nil
+}
+
+// evict queues the removal of the least recently used entries until the
+// total is 95 % of the cap: evicting a little more than needed keeps
+// evictions (and their sort) rare when the cache is full and busy.
+func (s *Store) evict() {
 	s.mu.Lock()
 	target := s.opts.MaxBytes - s.opts.MaxBytes/20
 	if s.total <= target {
 		s.mu.Unlock()
-		return nil
+		return
 	}
 	type aged struct {
 		key    string
@@ -370,64 +574,62 @@ func (s *Store) evict() error {
 		victims = append(victims, a.key)
 		total -= a.size
 	}
+	n := s.removeLocked(victims)
 	s.mu.Unlock()
-	n, err := s.remove(victims)
+	s.wakeWriter()
 	s.evictions.Add(int64(n))
-	return err
 }
 
-// remove deletes keys from the file and the index; it returns how many
-// were there.
-func (s *Store) remove(keys []string) (int, error) {
+// remove queues the deletion of keys and returns how many were there; with
+// wait, once the deletion is committed.
+func (s *Store) remove(keys []string, wait bool) (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	s.writeMu.RLock()
-	s.dbMu.RLock()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, a := tx.Bucket(bucketExact), tx.Bucket(bucketAccess)
-		for _, k := range keys {
-			if err := b.Delete([]byte(k)); err != nil {
-				return err
-			}
-			if err := a.Delete([]byte(k)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	s.dbMu.RUnlock()
-	s.writeMu.RUnlock()
-	if err != nil {
-		return 0, fmt.Errorf("cache delete: %w", err)
-	}
-	n := 0
 	s.mu.Lock()
-	for _, k := range keys {
-		if m, ok := s.index[k]; ok {
-			n++
-			s.total -= m.size
-			delete(s.index, k)
-			delete(s.dirty, k)
-		}
+	if s.closing {
+		s.mu.Unlock()
+		return 0, fmt.Errorf("cache delete: %w", ErrClosed)
 	}
+	n := s.removeLocked(keys)
 	s.mu.Unlock()
+	if !wait {
+		s.wakeWriter()
+		return n, nil
+	}
+	if err := s.sync(); err != nil {
+		return 0, err
+	}
 	return n, nil
 }
 
-// Forget removes the entry under key; false when there was none.
-func (s *Store) Forget(key string) (bool, error) {
-	s.mu.Lock()
-	_, ok := s.index[key]
-	s.mu.Unlock()
-	if !ok {
-		return false, nil
+// removeLocked drops keys from the index and queues their deletion; it
+// returns how many were there. Callers hold s.mu.
+func (s *Store) removeLocked(keys []string) int {
+	n := 0
+	for _, k := range keys {
+		m, ok := s.index[k]
+		if !ok {
+			continue
+		}
+		n++
+		s.total -= m.size
+		delete(s.index, k)
+		delete(s.dirty, k)
+		s.enqueue(k, &change{size: int64(len(k))})
 	}
-	n, err := s.remove([]string{key})
+	return n
+}
+
+// Forget removes the entry under key; false when there was none. The
+// removal is on disk when it returns.
+func (s *Store) Forget(key string) (bool, error) {
+	n, err := s.remove([]string{key}, true)
 	return n > 0, err
 }
 
-// Purge removes every entry match accepts and returns how many went.
+// Purge removes every entry match accepts and returns how many went, once
+// their removal is on disk.
 func (s *Store) Purge(match func(Info) bool) (int, error) {
 	var keys []string
 	s.mu.Lock()
@@ -437,14 +639,15 @@ func (s *Store) Purge(match func(Info) bool) (int, error) {
 		}
 	}
 	s.mu.Unlock()
-	return s.remove(keys)
+	return s.remove(keys, true)
 }
 
 func (m *meta) info(key string) Info {
 	return Info{Key: key, Namespace: m.namespace, Model: m.model, Created: time.Unix(0, m.created), Expires: unixOrZero(m.expires), Size: m.size}
 }
 
-// Sweep removes the expired entries and returns how many went.
+// Sweep removes the expired entries and returns how many went; their
+// removal is queued like any write.
 func (s *Store) Sweep() (int, error) {
 	now := s.now().UnixNano()
 	var keys []string
@@ -455,12 +658,20 @@ func (s *Store) Sweep() (int, error) {
 		}
 	}
 	s.mu.Unlock()
-	return s.remove(keys)
+	return s.remove(keys, false)
 }
 
-// Flush saves the access times recorded since the last flush, in one
-// transaction.
+// Flush waits until every change queued before it is on disk, then saves
+// the access times recorded since the last flush, in one transaction.
 func (s *Store) Flush() error {
+	if err := s.sync(); err != nil {
+		return err
+	}
+	return s.saveAccess()
+}
+
+// saveAccess saves the access times recorded since it last ran.
+func (s *Store) saveAccess() error {
 	s.mu.Lock()
 	if len(s.dirty) == 0 {
 		s.mu.Unlock()
@@ -522,12 +733,18 @@ type Stats struct {
 	FileBytes int64 // the file's size on disk
 	MaxBytes  int64
 	Evictions int64 // since Open
+	// WriteErrors counts the commits that failed since Open (their
+	// changes stayed queued and went with a later round, or Close
+	// reported them).
+	WriteErrors int64
+	Queued      int64 // changes waiting for the writer
 }
 
 // Stats returns the Store's figures now.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
-	st := Stats{Entries: int64(len(s.index)), Bytes: s.total, MaxBytes: s.opts.MaxBytes, Evictions: s.evictions.Load()}
+	st := Stats{Entries: int64(len(s.index)), Bytes: s.total, MaxBytes: s.opts.MaxBytes, Evictions: s.evictions.Load(),
+		WriteErrors: s.writeErrors.Load(), Queued: int64(len(s.queue))}
 	s.mu.Unlock()
 	if fi, err := os.Stat(s.path); err == nil {
 		st.FileBytes = fi.Size()
@@ -536,9 +753,10 @@ func (s *Store) Stats() Stats {
 }
 
 // Compact rewrites the file without its free pages, while the store stays
-// in use: reads go on from the old file during the copy, writes wait for
-// it, and both wait only for the moment the new file replaces the old
-// (an atomic rename). It returns the file's size before and after.
+// in use: reads go on from the old file during the copy, writes queue
+// (the writer commits them to the new file), and both wait only for the
+// moment the new file replaces the old (an atomic rename). It returns the
+// file's size before and after.
 func (s *Store) Compact() (before, after int64, err error) {
 	if err := s.Flush(); err != nil {
 		return 0, 0, err
@@ -591,13 +809,28 @@ func (s *Store) Compact() (before, after int64, err error) {
 	return before, after, nil
 }
 
-// Close saves the access times and closes the file. It is idempotent.
+// Close commits the queue, saves the access times and closes the file. It
+// is idempotent. Changes the writer could not commit are reported in its
+// error.
 func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
 		close(s.stop)
 		<-s.done
-		err = s.Flush()
+		s.mu.Lock()
+		s.closing = true
+		s.roundDone.Broadcast() // Puts waiting for room give up
+		s.mu.Unlock()
+		close(s.quit)
+		<-s.writerDone
+		s.mu.Lock()
+		if n := len(s.queue); n > 0 {
+			err = fmt.Errorf("cache close: %d changes not written: %w", n, s.roundErr)
+		}
+		s.mu.Unlock()
+		if serr := s.saveAccess(); err == nil {
+			err = serr
+		}
 		s.dbMu.Lock()
 		defer s.dbMu.Unlock()
 		s.closed = true

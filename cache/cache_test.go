@@ -175,6 +175,9 @@ func TestEvictLRU(t *testing.T) {
 func TestGetDoesNotWrite(t *testing.T) {
 	s, _ := openTest(t, Options{})
 	put(t, s, "k", "v", nil)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	writes := func() int64 { st := s.DB().Stats(); return st.TxStats.GetWrite() }
 	before := writes()
 	for range 100 {
@@ -298,7 +301,8 @@ func TestPutAfterClose(t *testing.T) {
 }
 
 // The kill -9 test re-runs this test binary as a writer that stores
-// entries in a loop and prints each key once Put returned.
+// entries in a loop and prints each key once it is acknowledged: a Flush
+// after its Put returned.
 const writerEnv = "LBGPT_CACHE_TEST_WRITER"
 
 func TestMain(m *testing.M) {
@@ -326,6 +330,10 @@ func writer(path string) int {
 					return
 				}
 				has(s, k)
+				if err := s.Flush(); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					return
+				}
 				mu.Lock()
 				fmt.Fprintln(out, k)
 				out.Flush()

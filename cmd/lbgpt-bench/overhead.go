@@ -27,7 +27,9 @@ import (
 // runOverhead measures what lbgptd adds to a request: the same requests
 // against a zero-latency simulator, directly with go-openai and through the
 // daemon over its socket, interleaved in rounds so both see the same
-// machine state.
+// machine state. The daemon runs its default configuration, the exact
+// cache on (a file in a temporary directory): every prompt is unique, so
+// every request is a miss whose answer is written to the cache.
 func overhead(fs *flag.FlagSet) func(context.Context, io.Writer) (map[string]any, error) {
 	n := fs.Int("n", 4000, "requests per path for the latency phase")
 	c := fs.Int("c", 1, "concurrency of the latency phase")
@@ -54,7 +56,8 @@ type rig struct {
 }
 
 // newRig starts the simulator and the daemon; extraConfig is added to the
-// daemon's lbgpt.toml (before its [[backend]]).
+// daemon's lbgpt.toml (before its [[backend]]). The rest is the defaults:
+// the exact cache is on.
 func newRig(ctx context.Context, extraConfig string) (_ *rig, err error) {
 	r := &rig{key: "sk-bench-overhead"}
 	var cleanups []func()
@@ -86,7 +89,6 @@ func newRig(ctx context.Context, extraConfig string) (_ *rig, err error) {
 	if _, err := cfg.Resolve(os.Getenv); err != nil {
 		return nil, err
 	}
-	cfg.Cache.Enabled = false // this scenario measures the balancer, not the cache
 	if r.dir, err = os.MkdirTemp("", "lbgpt-bench-"); err != nil {
 		return nil, err
 	}
@@ -140,7 +142,8 @@ func (t headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.RoundTripper.RoundTrip(req)
 }
 
-// request is a new unique chat request: nothing can be coalesced or cached.
+// request is a new unique chat request: nothing can be coalesced or served
+// from the cache; with the cache on, every answer is written to it.
 func (r *rig) request() openai.ChatCompletionRequest {
 	i := r.seq.Add(1)
 	return openai.ChatCompletionRequest{
