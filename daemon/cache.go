@@ -37,6 +37,9 @@ type caches struct {
 	// ensureSem opens the semantic index once, when first wanted; nil
 	// without a cache.
 	ensureSem func()
+	// semAdds adds paid answers to the semantic index after they were
+	// delivered; nil without a store.
+	semAdds *semWriter
 
 	hitsExact, hitsSemantic, coalesced, misses, writeErrors atomic.Int64
 }
@@ -77,8 +80,13 @@ func openCache(cfg config.Cache, d *Daemon) error {
 		return err
 	}
 	d.cache.store = s
+	d.cache.semAdds = newSemWriter(semQueue)
 	return nil
 }
+
+// semQueue is how many semantic writes may wait before a request that
+// adds one waits too.
+const semQueue = 256
 
 // keepCacheFile keeps in cfg, a reloaded configuration, the [cache]
 // settings that shape the open cache (its file, cap and embedder): they
@@ -226,9 +234,12 @@ func (d *Daemon) hitResult(c cached, streamed bool, start time.Time) rpc.ChatRes
 	return rpc.ChatResult{Response: c.entry.Value, Meta: m}
 }
 
-// remember counts an answer and, when it was paid for, stores it: exact,
-// then semantic. A failed write sets the warning and never the answer.
-func (d *Daemon) remember(ctx context.Context, p cachePlan, res *rpc.ChatResult) {
+// remember counts an answer and, when it was paid for, stores it: exact
+// (queued in the store, readable at once), then semantic (queued for the
+// semantic writer, so its target is readable before the entry exists). A
+// write that fails at once sets the warning, never the answer; one that
+// fails later is logged and counted.
+func (d *Daemon) remember(p cachePlan, res *rpc.ChatResult) {
 	if d.cache.store == nil {
 		return
 	}
@@ -256,19 +267,28 @@ func (d *Daemon) remember(ctx context.Context, p cachePlan, res *rpc.ChatResult)
 		return
 	}
 	res.Meta.CacheEntry = p.key
-	if p.sem == nil {
+	if p.sem == nil || d.cache.semanticIndexNow() == nil {
 		return
 	}
+	se := semanticEntry{ID: semanticID(p.sem.Partition, p.sem.Text), Partition: p.sem.Partition, Text: p.sem.Text, Target: p.key, Namespace: p.ns, Created: now}
+	if !d.cache.semAdds.do(func() { d.addSemantic(se) }) {
+		d.cache.writeErrors.Add(1)
+		res.Meta.Warning = "the answer could not be added to the semantic cache: the cache is closing"
+	}
+}
+
+// addSemantic adds e to the semantic index: the semantic writer's job.
+// Its context is its own: the request that paid for the answer is over.
+// A backend embedder's call ends with the daemon (see poolEmbedder).
+func (d *Daemon) addSemantic(e semanticEntry) {
 	d.cache.semMu.RLock()
 	defer d.cache.semMu.RUnlock()
 	if d.cache.sem == nil {
 		return
 	}
-	se := semanticEntry{ID: semanticID(p.sem.Partition, p.sem.Text), Partition: p.sem.Partition, Text: p.sem.Text, Target: p.key, Namespace: p.ns, Created: now}
-	if err := d.cache.sem.Add(ctx, se); err != nil {
+	if err := d.cache.sem.Add(context.Background(), e); err != nil {
 		d.cache.writeErrors.Add(1)
 		d.log.Warn("semantic cache write failed; the answer was delivered", "err", err)
-		res.Meta.Warning = "the answer could not be added to the semantic cache: " + err.Error()
 	}
 }
 
@@ -308,7 +328,7 @@ func (d *Daemon) cacheSnapshot() *rpc.CacheStats {
 		Hits:        rpc.CacheHits{Exact: c.hitsExact.Load(), Semantic: c.hitsSemantic.Load(), Coalesced: c.coalesced.Load()},
 		Misses:      c.misses.Load(),
 		Evictions:   st.Evictions,
-		WriteErrors: c.writeErrors.Load(),
+		WriteErrors: c.writeErrors.Load() + st.WriteErrors,
 		Embedder:    d.config().Cache.Embedder,
 		Threshold:   d.threshold,
 	}
@@ -345,6 +365,7 @@ func (d *Daemon) cachePurge(ctx context.Context, req *jrpc2.Request) (any, error
 	if err != nil {
 		return nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: err.Error()}
 	}
+	d.cache.semAdds.wait() // the semantic writes queued go first
 	if sem := d.cache.semanticIndexNow(); sem != nil {
 		// Semantic entries whose answers went are forgotten when next
 		// found; purge the matching ones now so they do not count.
@@ -370,6 +391,7 @@ func (d *Daemon) cacheForget(ctx context.Context, req *jrpc2.Request) (any, erro
 	}
 	removed, err := d.cache.store.Forget(p.ID)
 	if err == nil && !removed {
+		d.cache.semAdds.wait() // the semantic writes queued go first
 		if sem := d.cache.semanticIndexNow(); sem != nil {
 			removed, err = sem.Forget(p.ID)
 		}
@@ -426,6 +448,7 @@ func (d *Daemon) closeCache() {
 		return
 	}
 	d.cache.opening.Wait() // the daemon's end cancels a backend embedder's calls
+	d.cache.semAdds.close()
 	if err := d.cache.store.Close(); err != nil && !errors.Is(err, cache.ErrClosed) {
 		d.log.Warn("cache close failed", "err", err)
 	}

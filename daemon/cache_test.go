@@ -436,6 +436,7 @@ type fakeIndex struct {
 	mu      sync.Mutex
 	entries []semanticEntry
 	failAdd bool
+	hold    chan struct{} // non-nil: Add waits until it is closed
 }
 
 func (f *fakeIndex) Lookup(ctx context.Context, partition, text string) (semanticHit, bool, error) {
@@ -450,6 +451,9 @@ func (f *fakeIndex) Lookup(ctx context.Context, partition, text string) (semanti
 }
 
 func (f *fakeIndex) Add(ctx context.Context, e semanticEntry) error {
+	if f.hold != nil {
+		<-f.hold
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failAdd {
@@ -457,6 +461,12 @@ func (f *fakeIndex) Add(ctx context.Context, e semanticEntry) error {
 	}
 	f.entries = append(f.entries, e)
 	return nil
+}
+
+func (f *fakeIndex) setFailAdd(fail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failAdd = fail
 }
 
 func (f *fakeIndex) Forget(id string) (bool, error) {
@@ -493,12 +503,35 @@ func (f *fakeIndex) Len() int {
 	return len(f.entries)
 }
 
+// The semantic write happens after the answer went: a held Add does not
+// hold the request, and closing the cache waits for it.
+func TestSemanticAddAfterAnswer(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	idx := &fakeIndex{hold: make(chan struct{})}
+	h.daemon.cache.setSemantic(idx)
+	r := chat(t, h, userRequest("gpt-4o-mini", "What is the capital of Spain?"), rpc.Options{Semantic: rpc.SemanticUserOnly})
+	if r.Meta.Cache != rpc.CacheMiss || r.Meta.CacheEntry == "" || idx.Len() != 0 {
+		t.Fatalf("meta %+v, %d semantic entries; want a miss answered before its semantic write", r.Meta, idx.Len())
+	}
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		h.daemon.closeCache()
+	}()
+	close(idx.hold)
+	<-closed
+	if idx.Len() != 1 {
+		t.Errorf("%d semantic entries after closing, want the queued one written", idx.Len())
+	}
+}
+
 func TestSemanticPath(t *testing.T) {
 	h := start(t, oneAccount(), anyModel)
 	idx := &fakeIndex{}
 	h.daemon.cache.setSemantic(idx)
 	sem := rpc.Options{Semantic: rpc.SemanticUserOnly}
 	first := chat(t, h, userRequest("gpt-4o-mini", "What is the capital of France?"), sem)
+	settle(h)
 	if first.Meta.Cache != rpc.CacheMiss || idx.Len() != 1 || idx.entries[0].Target != first.Meta.CacheEntry || idx.entries[0].Text != "[user]: What is the capital of France?" {
 		t.Fatalf("miss did not store a semantic entry: meta %+v, entries %+v", first.Meta, idx.entries)
 	}
@@ -525,15 +558,20 @@ func TestSemanticPath(t *testing.T) {
 	if idx.Len() != 0 {
 		t.Error("the dangling semantic entry was kept")
 	}
-	// A failing semantic write still answers, with a warning.
-	idx.failAdd = true
+	// A failing semantic write, after the answer went, is counted.
+	idx.setFailAdd(true)
 	r := chat(t, h, userRequest("gpt-4o-mini", "Where is Rome?"), sem)
-	if r.Meta.Warning == "" || r.Meta.CacheEntry == "" {
-		t.Errorf("meta = %+v, want the exact entry and a warning", r.Meta)
+	settle(h)
+	if r.Meta.CacheEntry == "" {
+		t.Errorf("meta = %+v, want the exact entry", r.Meta)
+	}
+	if st, _ := h.client.CacheStats(t.Context()); st.WriteErrors != 1 {
+		t.Errorf("write errors = %d after a failed semantic write, want 1", st.WriteErrors)
 	}
 	// forget by a semantic id.
-	idx.failAdd = false
+	idx.setFailAdd(false)
 	chat(t, h, userRequest("gpt-4o-mini", "Where is Paris?"), sem)
+	settle(h)
 	if ok, err := h.client.CacheForget(t.Context(), idx.entries[0].ID); !ok || err != nil || idx.Len() != 0 {
 		t.Errorf("forget semantic id = %v, %v", ok, err)
 	}

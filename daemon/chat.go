@@ -73,7 +73,7 @@ func (d *Daemon) answer(ctx context.Context, req chatRequest, opts rpc.Options, 
 	if err != nil {
 		return res, err
 	}
-	d.remember(ctx, p, &res)
+	d.remember(p, &res)
 	return res, nil
 }
 

@@ -18,6 +18,7 @@ func TestSemanticEndToEnd(t *testing.T) {
 	if first.Meta.Cache != rpc.CacheMiss {
 		t.Fatalf("first: %s", first.Meta.Cache)
 	}
+	settle(h)
 	hit := chat(t, h, userRequest("gpt-4o-mini", "How do I learn to play the guitar?"), rpc.Options{})
 	if hit.Meta.Cache != rpc.CacheSemantic || hit.Meta.Similarity <= 0 || hit.Meta.CacheEntry == "" || !bytes.Equal(hit.Response, first.Response) {
 		t.Fatalf("paraphrase: meta %+v", hit.Meta)
@@ -57,10 +58,17 @@ func TestSemanticOpensWhenAsked(t *testing.T) {
 	}
 	sem := rpc.Options{Semantic: rpc.SemanticUserOnly}
 	chat(t, h, userRequest("gpt-4o-mini", "What is the square root of 144?"), sem)
+	settle(h)
 	if h.daemon.cache.semanticIndexNow() == nil {
 		t.Fatal("a request asking for the semantic cache did not open it")
 	}
 	if r := chat(t, h, userRequest("gpt-4o-mini", "What's the square root of 144?"), sem); r.Meta.Cache != rpc.CacheSemantic {
 		t.Errorf("paraphrase: %+v", r.Meta)
 	}
+}
+
+// settle waits for the semantic writes queued by the requests answered so
+// far: they are added after the answer goes.
+func settle(h *harness) {
+	h.daemon.cache.semAdds.wait()
 }
