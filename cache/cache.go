@@ -14,7 +14,9 @@
 // Writes are behind: Put (and the removals of Forget, Purge, Sweep and
 // eviction) queue the change in memory and return at once, and one writer
 // goroutine owned by the Store commits everything queued in one bbolt
-// transaction, fsynced, per round. Get sees queued entries, and the
+// transaction, fsynced, per round, and a busy store at most one round per
+// [Options.CommitDelay] (fsyncs cost the whole machine, not only the
+// writer). Get sees queued entries, and the
 // index, Stats and eviction count them. The queue is bounded
 // ([Options.MaxQueueBytes]): past it, Put waits for the writer. A failed
 // commit is logged and counted ([Stats].WriteErrors); its changes stay
@@ -66,6 +68,7 @@ const (
 	DefaultLockTimeout   = time.Second
 	DefaultFlushEvery    = 30 * time.Second
 	DefaultMaxQueueBytes = 64 << 20
+	DefaultCommitDelay   = 10 * time.Millisecond
 )
 
 // Options configure a Store. The zero value is a store without a size cap.
@@ -89,6 +92,11 @@ type Options struct {
 	// encoded entries); past it, Put waits for the writer's next round. 0
 	// is DefaultMaxQueueBytes.
 	MaxQueueBytes int64
+	// CommitDelay is the least time between two commits of the writer, so
+	// that a busy store commits (and fsyncs) a few times a second, not
+	// once per answer; Flush, Close and a full queue do not wait for it. 0
+	// is DefaultCommitDelay, negative none.
+	CommitDelay time.Duration
 
 	// beforeCommit, for tests, runs in the writer before each commit; an
 	// error fails the commit.
@@ -132,6 +140,7 @@ type Store struct {
 	writeErrors atomic.Int64
 
 	wake       chan struct{} // a round is wanted; capacity 1
+	urgent     chan struct{} // someone waits for the disk; capacity 1
 	quit       chan struct{} // closed by Close: the writer drains and stops
 	writerDone chan struct{} // closed when the writer has stopped
 	stop       chan struct{} // closed by Close
@@ -167,6 +176,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxQueueBytes <= 0 {
 		opts.MaxQueueBytes = DefaultMaxQueueBytes
 	}
+	if opts.CommitDelay == 0 {
+		opts.CommitDelay = DefaultCommitDelay
+	}
 	s := &Store{
 		path:       path,
 		opts:       opts,
@@ -176,6 +188,7 @@ func Open(path string, opts Options) (*Store, error) {
 		dirty:      make(map[string]struct{}),
 		queue:      make(map[string]*change),
 		wake:       make(chan struct{}, 1),
+		urgent:     make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		stop:       make(chan struct{}),
@@ -375,7 +388,7 @@ func (s *Store) Put(e Entry) error {
 	// Backpressure: wait for the writer while the queue is full (a change
 	// larger than the bound goes alone).
 	for !s.closing && s.queueBytes > 0 && s.queueBytes+c.size > s.opts.MaxQueueBytes {
-		s.wakeWriter()
+		s.hurryWriter()
 		r := s.rounds
 		for s.rounds == r && !s.closing {
 			s.roundDone.Wait()
@@ -424,22 +437,53 @@ func (s *Store) wakeWriter() {
 	}
 }
 
-// writer commits the queue, a round each time it is woken, until quit;
-// then it drains the queue and stops.
+// hurryWriter asks the writer for a round now, without its CommitDelay:
+// someone waits for the disk.
+func (s *Store) hurryWriter() {
+	select {
+	case s.urgent <- struct{}{}:
+	default:
+	}
+	s.wakeWriter()
+}
+
+// writer commits the queue, a round each time it is woken and at most one
+// per CommitDelay unless hurried, until quit; then it drains the queue and
+// stops. After a failed round, the next Put or Flush asks again.
 func (s *Store) writer() {
 	defer close(s.writerDone)
+	var pause *time.Timer
 	for {
 		select {
 		case <-s.wake:
 		case <-s.quit:
-			for s.round() && s.queued() > 0 {
-			}
+			s.drain()
 			return
 		}
-		// Changes queued during the commit go at once; after a failure,
-		// the next Put or Flush asks again.
-		for s.round() && s.queued() > 0 {
+		if !s.round() || s.opts.CommitDelay < 0 {
+			continue
 		}
+		// Let the next changes gather.
+		if pause == nil {
+			pause = time.NewTimer(s.opts.CommitDelay)
+		} else {
+			pause.Reset(s.opts.CommitDelay)
+		}
+		select {
+		case <-pause.C:
+		case <-s.urgent:
+			pause.Stop()
+		case <-s.quit:
+			pause.Stop()
+			s.drain()
+			return
+		}
+	}
+}
+
+// drain commits until the queue is empty or a commit fails.
+func (s *Store) drain() {
+	for s.round() && s.queued() > 0 {
 	}
 }
 
@@ -533,7 +577,7 @@ func (s *Store) sync() error {
 	}
 	// Wait for a round that ends after now and took everything up to
 	// target: a failed round before now does not answer for this call.
-	s.wakeWriter()
+	s.hurryWriter()
 	for r := s.rounds; s.rounds == r || s.attempted < target; {
 		s.roundDone.Wait()
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 )
 
 // gate holds the writer: each commit waits in beforeCommit until the gate
@@ -230,4 +231,42 @@ func TestCloseReportsUnwritten(t *testing.T) {
 	if st := s.Stats(); st.WriteErrors == 0 {
 		t.Errorf("write errors = %d", st.WriteErrors)
 	}
+}
+
+// TestCommitDelay: a busy store commits once per CommitDelay, grouping the
+// changes queued meanwhile into one transaction; Flush does not wait for
+// the delay.
+func TestCommitDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := openTest(t, Options{CommitDelay: time.Second})
+		rounds := func() int64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.rounds
+		}
+		put(t, s, "a", "v", nil)
+		synctest.Wait() // the writer committed a and pauses
+		if !onDisk(t, s, "a") || rounds() != 1 {
+			t.Fatalf("a on disk %v after %d rounds, want after 1", onDisk(t, s, "a"), rounds())
+		}
+		put(t, s, "b", "v", nil)
+		put(t, s, "c", "v", nil)
+		synctest.Wait()
+		if onDisk(t, s, "b") || !has(s, "b") {
+			t.Fatal("b committed during the pause, or not readable")
+		}
+		time.Sleep(time.Second) // the bubble's clock: the pause ends
+		synctest.Wait()
+		if !onDisk(t, s, "b") || !onDisk(t, s, "c") || rounds() != 2 {
+			t.Fatalf("b %v, c %v after %d rounds; want both in round 2", onDisk(t, s, "b"), onDisk(t, s, "c"), rounds())
+		}
+		put(t, s, "d", "v", nil)
+		start := time.Now()
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited != 0 || !onDisk(t, s, "d") {
+			t.Errorf("Flush waited %v for the pause (d on disk %v)", waited, onDisk(t, s, "d"))
+		}
+	})
 }
