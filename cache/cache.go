@@ -68,7 +68,7 @@ const (
 	DefaultLockTimeout   = time.Second
 	DefaultFlushEvery    = 30 * time.Second
 	DefaultMaxQueueBytes = 64 << 20
-	DefaultCommitDelay   = 10 * time.Millisecond
+	DefaultCommitDelay   = 50 * time.Millisecond
 )
 
 // Options configure a Store. The zero value is a store without a size cap.
