@@ -516,11 +516,12 @@ func (s *Store) round() bool {
 			}
 		}
 		s.durable = seq
+	} else {
+		s.writeErrors.Add(1) // before a waiting Flush returns the error
 	}
 	s.roundDone.Broadcast()
 	s.mu.Unlock()
 	if err != nil {
-		s.writeErrors.Add(1)
 		s.log.Warn("cache commit failed; its changes stay queued", "changes", len(batch), "err", err)
 	}
 	return err == nil

@@ -228,6 +228,9 @@ func TestCompactWhileBusy(t *testing.T) {
 	for i := range 500 {
 		put(t, s, fmt.Sprint("big", i), big, nil)
 	}
+	if err := s.Flush(); err != nil { // on disk, so that the purge frees pages
+		t.Fatal(err)
+	}
 	if n, err := s.Purge(func(Info) bool { return true }); n != 500 || err != nil {
 		t.Fatal(n, err)
 	}
