@@ -80,7 +80,8 @@ Usage:
   lbgpt cache COMMAND             the answer caches: stats, purge, forget ID, compact
   lbgpt help                      this text
 
-Every command takes --socket PATH (default $LBGPT_SOCKET, else
+Every command that talks to the daemon (all but token and help) takes
+--socket PATH (default $LBGPT_SOCKET, else
 $XDG_RUNTIME_DIR/lbgpt/lbgptd.sock, else /tmp/lbgpt-$UID/lbgptd.sock).
 When no daemon is running, the TUI, ask, batch and status start one in the background
 (lbgptd, found next to lbgpt or on $PATH) unless --no-autostart is given.
