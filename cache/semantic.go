@@ -453,7 +453,8 @@ func (s *Semantic) Lookup(ctx context.Context, partition, text string) (Semantic
 			break
 		}
 		e := s.entries[r.ID].SemanticEntry
-		hit := SemanticHit{ID: e.ID, Target: e.Target, Similarity: float64(r.Similarity), Exact: e.Text == text}
+		// float32 rounding puts identical unit vectors a hair above 1.
+		hit := SemanticHit{ID: e.ID, Target: e.Target, Similarity: min(float64(r.Similarity), 1), Exact: e.Text == text}
 		if hit.Exact || !s.verified {
 			return hit, true, nil
 		}

@@ -80,6 +80,15 @@ func (c *lineChannel) Recv() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A JSON value that is neither an object nor a batch: jrpc2 would
+		// call it a parse error, JSON-RPC calls it an invalid request.
+		if v := bytes.TrimSpace(line); len(v) > 0 && v[0] != '{' && v[0] != '[' && json.Valid(v) {
+			e := &rpc.Error{Code: rpc.CodeInvalidRequest, Message: "invalid request: want a JSON-RPC request object, got a JSON " + jsonKindOf(v[0])}
+			if err := c.Send(errorLine(nil, e)); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		// jrpc2 keeps slices of what Recv returns; the reader reuses its buffer.
 		return bytes.Clone(line), nil
 	}
@@ -109,4 +118,18 @@ func errorLine(id json.RawMessage, e *rpc.Error) []byte {
 		Error   *rpc.Error      `json:"error"`
 	}{"2.0", id, e})
 	return b
+}
+
+// jsonKindOf names the kind of the JSON value starting with b.
+func jsonKindOf(b byte) string {
+	switch b {
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	default:
+		return "number"
+	}
 }

@@ -179,19 +179,23 @@ func (d *Daemon) complete(ctx context.Context, req openai.ChatCompletionRequest,
 // upstream makes the balanced, retried upstream call for req.
 func (d *Daemon) upstream(ctx context.Context, req openai.ChatCompletionRequest) (answer, error) {
 	var served string
+	var body []byte // the upstream's answer as it sent it
 	resp, rep, err := balance.Do(ctx, d.pool, d.admission(&req),
 		func(ctx context.Context, m *balance.Member) (openai.ChatCompletionResponse, balance.Outcome, error) {
 			served = m.Config.Deployment(req.Model)
 			r, obs, err := m.Provider.Chat(ctx, req)
+			body, obs.Body = obs.Body, nil
 			return r, balance.Outcome{Obs: obs, Tokens: charged(&req, r.Usage)}, err
 		})
 	if err != nil {
 		return answer{rep: rep}, err
 	}
 	d.est.observe(resp.Usage.CompletionTokens)
-	raw, err := json.Marshal(resp)
-	if err != nil {
-		return answer{rep: rep}, err
+	raw := json.RawMessage(body)
+	if len(raw) == 0 { // a transport that did not record it
+		if raw, err = json.Marshal(resp); err != nil {
+			return answer{rep: rep}, err
+		}
 	}
 	return answer{response: raw, rep: rep, served: served}, nil
 }
@@ -214,11 +218,17 @@ func (d *Daemon) meta(rep balance.Report, served string, streamed bool, start ti
 	}
 }
 
+// streamChunk is one chunk of a stream, decoded and as the upstream sent it.
+type streamChunk struct {
+	chunk openai.ChatCompletionStreamResponse
+	raw   json.RawMessage
+}
+
 // opened is a stream held until its first content token: until then a
 // failure can still move to another backend.
 type opened struct {
 	stream *provider.Stream
-	head   []openai.ChatCompletionStreamResponse
+	head   []streamChunk
 }
 
 // chatStream answers a streamed request: chunks go to the client as
@@ -239,9 +249,9 @@ func (d *Daemon) chatStream(ctx context.Context, req openai.ChatCompletionReques
 				return opened{}, out, err
 			}
 			out := balance.Outcome{Obs: s.Observation()}
-			var head []openai.ChatCompletionStreamResponse
+			var head []streamChunk
 			for {
-				chunk, err := s.Recv()
+				chunk, raw, err := s.Next()
 				if errors.Is(err, io.EOF) {
 					s.Close()
 					return opened{head: head}, out, nil
@@ -250,7 +260,7 @@ func (d *Daemon) chatStream(ctx context.Context, req openai.ChatCompletionReques
 					s.Close()
 					return opened{}, out, err
 				}
-				head = append(head, chunk)
+				head = append(head, streamChunk{chunk, raw})
 				if hasContent(chunk) {
 					return opened{stream: s, head: head}, out, nil
 				}
@@ -267,19 +277,15 @@ func (d *Daemon) chatStream(ctx context.Context, req openai.ChatCompletionReques
 		done(balance.Outcome{Tokens: charged(&req, usage)}, streamErr)
 	}()
 
-	send := func(chunk openai.ChatCompletionStreamResponse) error {
+	send := func(chunk openai.ChatCompletionStreamResponse, raw json.RawMessage) error {
 		asm.add(chunk)
 		if len(chunk.Choices) == 0 && !wantUsage {
 			return nil // the usage chunk lbgpt asked for on its own account
 		}
-		raw, err := json.Marshal(chunk)
-		if err != nil {
-			return err
-		}
-		return emit(raw)
+		return emit(raw) // as the upstream sent it
 	}
-	for _, chunk := range o.head {
-		if err := send(chunk); err != nil {
+	for _, c := range o.head {
+		if err := send(c.chunk, c.raw); err != nil {
 			closeStream(o.stream)
 			return rpc.ChatResult{}, rpcError(err, asm.partial())
 		}
@@ -289,7 +295,7 @@ func (d *Daemon) chatStream(ctx context.Context, req openai.ChatCompletionReques
 		defer o.stream.Close()
 		for {
 			t := time.Now()
-			chunk, err := o.stream.Recv()
+			chunk, raw, err := o.stream.Next()
 			upstream += time.Since(t)
 			if errors.Is(err, io.EOF) {
 				break
@@ -303,7 +309,7 @@ func (d *Daemon) chatStream(ctx context.Context, req openai.ChatCompletionReques
 				return rpc.ChatResult{}, rpcError(&balance.Error{Kind: pe.Kind, Attempts: rep.Attempts, Last: pe,
 					Message: "the stream broke after its first token, so it could not move to another backend: " + pe.Error()}, asm.partial())
 			}
-			if err := send(chunk); err != nil {
+			if err := send(chunk, raw); err != nil {
 				return rpc.ChatResult{}, rpcError(err, asm.partial())
 			}
 		}

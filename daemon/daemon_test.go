@@ -468,6 +468,9 @@ func TestBadInputKeepsServing(t *testing.T) {
 	}{
 		{"not JSON", `{"jsonrpc":"2.0","id":1,"method":`, rpc.CodeParseError},
 		{"not a request", `{"jsonrpc":"2.0","id":7}`, rpc.CodeInvalidRequest},
+		{"a string", `"hello"`, rpc.CodeInvalidRequest},
+		{"a number", ` 42 `, rpc.CodeInvalidRequest},
+		{"null", `null`, rpc.CodeInvalidRequest},
 		{"unknown method", `{"jsonrpc":"2.0","id":2,"method":"chat.completions"}`, rpc.CodeMethodNotFound},
 		{"params of the wrong type", `{"jsonrpc":"2.0","id":3,"method":"chat","params":{"request":"hello"}}`, rpc.CodeInvalidParams},
 		{"unknown params field", `{"jsonrpc":"2.0","id":4,"method":"chat","params":{"reqest":{}}}`, rpc.CodeInvalidParams},

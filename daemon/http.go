@@ -321,7 +321,7 @@ func headerOptions(h http.Header) (rpc.Options, error) {
 		case "0", "false", "no":
 			*dst = false
 		default:
-			errs = append(errs, fmt.Sprintf("%s: want 1 or 0, not %q", name, v))
+			errs = append(errs, fmt.Sprintf("%s: want 1, true or yes, or 0, false or no, not %q", name, v))
 		}
 	}
 	duration := func(name string, dst *rpc.Duration) {

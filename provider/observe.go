@@ -22,6 +22,11 @@ type Observation struct {
 	RetryAfter time.Duration // the server's requested wait, see ParseRetryAfter; 0 = none
 	RateLimit  RateLimit
 	Latency    time.Duration // from the request written to the response headers
+	// Body is the response body exactly as the upstream sent it, for a
+	// successful call that is not a stream (Provider.Chat, Embeddings):
+	// passing it on keeps every field, even those go-openai does not know,
+	// and spares an encoding.
+	Body []byte
 }
 
 // RateLimit holds the x-ratelimit-* headers of a response. A header that is
@@ -141,6 +146,7 @@ type call struct {
 	bodyErr error     // the first error reading the body, io.EOF aside
 	done    bool      // a "data: [DONE]" line went by
 	line    []byte    // the start of the body's current line, for done
+	body    []byte    // the whole body of a call that is not a stream
 }
 
 type callKey struct{}
@@ -245,6 +251,7 @@ func (c *call) read(p []byte, err error) {
 		c.bodyErr = err
 	}
 	if !c.stream {
+		c.body = append(c.body, p...)
 		return
 	}
 	for len(p) > 0 {

@@ -26,7 +26,9 @@
 package provider
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -206,6 +208,9 @@ func (p *Provider) finish(ctx context.Context, c *call, err error) (Observation,
 		// go-openai decodes 1xx and 3xx answers as if they were successes.
 		return obs, p.classify(ctx, c, fmt.Errorf("unexpected status %d", obs.Status))
 	}
+	c.mu.Lock()
+	obs.Body = bytes.TrimSpace(c.body)
+	c.mu.Unlock()
 	return obs, nil
 }
 
@@ -267,18 +272,19 @@ type Stream struct {
 	closeErr  error
 }
 
-// Recv returns the next chunk, or io.EOF after the upstream's final
-// "data: [DONE]". Every other error is a *Error: a stream cut before [DONE]
-// is KindNetwork, an error event from the upstream is classified by its
-// code, an undecodable chunk is KindServer. After an error or io.EOF, Recv
-// keeps returning it.
-func (s *Stream) Recv() (openai.ChatCompletionStreamResponse, error) {
+// Next is Recv with the chunk's JSON exactly as the upstream sent it:
+// passing that on keeps every field, even those go-openai does not know.
+func (s *Stream) Next() (openai.ChatCompletionStreamResponse, json.RawMessage, error) {
+	var chunk openai.ChatCompletionStreamResponse
 	if s.err != nil {
-		return openai.ChatCompletionStreamResponse{}, s.err
+		return chunk, nil, s.err
 	}
-	chunk, err := s.s.Recv()
+	raw, err := s.s.RecvRaw()
 	if err == nil {
-		return chunk, nil
+		err = json.Unmarshal(raw, &chunk)
+	}
+	if err == nil {
+		return chunk, bytes.Clone(raw), nil
 	}
 	switch {
 	case err == io.EOF && s.c.sawDone():
@@ -291,7 +297,17 @@ func (s *Stream) Recv() (openai.ChatCompletionStreamResponse, error) {
 	default:
 		s.err = s.p.classify(s.ctx, s.c, err)
 	}
-	return openai.ChatCompletionStreamResponse{}, s.err
+	return openai.ChatCompletionStreamResponse{}, nil, s.err
+}
+
+// Recv returns the next chunk, or io.EOF after the upstream's final
+// "data: [DONE]". Every other error is a *Error: a stream cut before [DONE]
+// is KindNetwork, an error event from the upstream is classified by its
+// code, an undecodable chunk is KindServer. After an error or io.EOF, Recv
+// keeps returning it.
+func (s *Stream) Recv() (openai.ChatCompletionStreamResponse, error) {
+	chunk, _, err := s.Next()
+	return chunk, err
 }
 
 var errBrokenStream = fmt.Errorf("stream ended before [DONE]: %w", io.ErrUnexpectedEOF)

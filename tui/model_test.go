@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/lbgpt/lbgpt/client"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -399,5 +400,25 @@ func TestMarkdown(t *testing.T) {
 	want := "Title\nSome code and bold.\n• item one\n  go\n  func main() {}                        "
 	if got != want {
 		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}
+
+// A small terminal collapses the panel to one line; when the daemon is not
+// running, that line still says how to start it.
+func TestCompactPanelSaysHowToStart(t *testing.T) {
+	st := NewStyles(true, true)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	p := panelView{
+		down:    &client.NotRunningError{Socket: "/very/long/path/to/a/socket/that/would/push/the/advice/off/the/line/lbgptd.sock"},
+		retryAt: now.Add(2 * time.Second),
+		now:     now,
+		styles:  &st,
+	}
+	got := p.Render(60, panelCompact)
+	if !strings.Contains(got, "not running: run `lbgptd`") || !strings.Contains(got, "retrying in 2s") {
+		t.Errorf("compact panel = %q, want how to start lbgptd and when it retries", got)
+	}
+	if w := lipgloss.Width(got); w > 60 {
+		t.Errorf("compact panel is %d wide, want at most 60", w)
 	}
 }

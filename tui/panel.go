@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/lbgpt/lbgpt/client"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -55,13 +57,18 @@ func (p panelView) downLines(width int) []string {
 	if p.down == nil {
 		return []string{st.Faint.Render("connecting to lbgptd…")}
 	}
-	msg := "✗ " + p.down.Error()
+	return strings.Split(st.Error.Render(wrap(p.downMessage(p.down.Error()), width)), "\n")
+}
+
+// downMessage is msg, why the daemon is away, with when the TUI retries.
+func (p panelView) downMessage(msg string) string {
+	msg = "✗ " + msg
 	if wait := p.retryAt.Sub(p.now); wait > 0 {
 		msg += " — retrying in " + roundDur(wait)
 	} else {
 		msg += " — retrying"
 	}
-	return strings.Split(st.Error.Render(wrap(msg, width)), "\n")
+	return msg
 }
 
 func (p panelView) title() string {
@@ -110,6 +117,10 @@ func micros(us int64) string {
 func (p panelView) compact() string {
 	st := p.styles
 	if p.st == nil || p.down != nil {
+		var nr *client.NotRunningError
+		if errors.As(p.down, &nr) { // one line: what to do, not where it looked
+			return st.Error.Render(p.downMessage("lbgptd is not running: run `lbgptd`"))
+		}
 		return p.downLines(math.MaxInt32)[0]
 	}
 	var parts []string

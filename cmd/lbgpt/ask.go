@@ -185,18 +185,22 @@ func askError(err error) error {
 
 func describe(m rpc.Meta, elapsed time.Duration) string {
 	daemon := (time.Duration(m.DaemonUS) * time.Microsecond).Round(10 * time.Microsecond)
+	if elapsed < 10*time.Millisecond { // a cache hit: milliseconds would read 0s
+		elapsed = elapsed.Round(10 * time.Microsecond)
+	} else {
+		elapsed = elapsed.Round(time.Millisecond)
+	}
 	switch m.Cache {
 	case rpc.CacheExact:
-		return fmt.Sprintf("[cache exact · entry %.12s · %s · daemon %s]", m.CacheEntry, elapsed.Round(time.Millisecond), daemon)
+		return fmt.Sprintf("[cache exact · entry %.12s · %s · daemon %s]", m.CacheEntry, elapsed, daemon)
 	case rpc.CacheSemantic:
-		return fmt.Sprintf("[cache semantic %.3f · entry %s · %s · daemon %s]", m.Similarity, m.CacheEntry, elapsed.Round(time.Millisecond), daemon)
+		return fmt.Sprintf("[cache semantic %.3f · entry %s · %s · daemon %s]", m.Similarity, m.CacheEntry, elapsed, daemon)
 	}
 	attempts := "1 attempt"
 	if m.Attempts != 1 {
 		attempts = fmt.Sprintf("%d attempts", m.Attempts)
 	}
-	return fmt.Sprintf("[%s · %s · cache %s · %s · daemon %s]", m.Backend, attempts, m.Cache,
-		elapsed.Round(time.Millisecond), (time.Duration(m.DaemonUS) * time.Microsecond).Round(10*time.Microsecond))
+	return fmt.Sprintf("[%s · %s · cache %s · %s · daemon %s]", m.Backend, attempts, m.Cache, elapsed, daemon)
 }
 
 func messages(system, prompt string) []map[string]string {

@@ -105,7 +105,7 @@ func runDemo(ctx context.Context, args []string, e env) error {
 			res, err := c.Chat(ctx, map[string]any{
 				"model":    "gpt-4o-mini",
 				"messages": []map[string]string{{"role": "user", "content": p}},
-			}, rpc.Options{})
+			}, rpc.Options{Semantic: rpc.SemanticUserOnly})
 			answers[i] = answer{res, err, time.Since(start)}
 		})
 	}
@@ -140,6 +140,25 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	}
 	fmt.Fprintln(out)
 
+	fmt.Fprintln(out, "Asked again: the same question, a rewording, and a different number:")
+	for _, q := range demoRepeats {
+		start := time.Now()
+		res, err := c.Chat(ctx, map[string]any{
+			"model":    "gpt-4o-mini",
+			"messages": []map[string]string{{"role": "user", "content": q}},
+		}, rpc.Options{Semantic: rpc.SemanticUserOnly})
+		if err != nil {
+			failed++
+			fmt.Fprintf(out, "  %-52s  FAILED: %v\n", clip(q, 52), err)
+			continue
+		}
+		if res.Meta.Backend != "" {
+			perBackend[res.Meta.Backend]++
+		}
+		fmt.Fprintf(out, "  %-52s  %s\n", clip(q, 52), describe(res.Meta, time.Since(start)))
+	}
+	fmt.Fprintln(out)
+
 	fmt.Fprintln(out, answeredBy(st, perBackend))
 	fmt.Fprintln(out, "Simulated backends only. To use real ones: set OPENAI_API_KEY (or write a config,")
 	fmt.Fprintln(out, "see lbgpt.toml.example) and run `lbgpt ask \"...\"`.")
@@ -147,6 +166,15 @@ func runDemo(ctx context.Context, args []string, e env) error {
 		return &exitError{code: exitFailed, err: fmt.Errorf("%d demo requests failed", failed)}
 	}
 	return nil
+}
+
+// demoRepeats follow the demo prompts: an exact repeat (an exact cache
+// hit), a rewording (a semantic hit) and a question that differs in a
+// number (the semantic cache must refuse it: it goes upstream).
+var demoRepeats = []string{
+	demoPrompts[0],
+	"In one sentence, what is a load balancer?",
+	"Name three prime numbers greater than 200.",
 }
 
 // demoBatchSize is the sample batch of the demo's TUI: at the simulated

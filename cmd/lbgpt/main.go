@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -80,7 +81,8 @@ Usage:
   lbgpt cache COMMAND             the answer caches: stats, purge, forget ID, compact
   lbgpt help                      this text
 
-Every command takes --socket PATH (default $LBGPT_SOCKET, else
+Every command that talks to the daemon (all but token and help) takes
+--socket PATH (default $LBGPT_SOCKET, else
 $XDG_RUNTIME_DIR/lbgpt/lbgptd.sock, else /tmp/lbgpt-$UID/lbgptd.sock).
 When no daemon is running, the TUI, ask, batch and status start one in the background
 (lbgptd, found next to lbgpt or on $PATH) unless --no-autostart is given.
@@ -133,13 +135,49 @@ func newFlagSet(name, usage string, e env) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, turning a flag error into a usage error.
+// parseFlags parses args, turning a flag error into a usage error. Flags
+// may come after the other arguments (lbgpt ask "hi" --namespace n), up to
+// a "--" after which everything is an argument.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(interspersed(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return &exitError{code: exitUsage, err: err}
 	}
 	return nil
+}
+
+// interspersed moves the flags of args (with their values) in front of the
+// other arguments, then a "--", so that flag.Parse reads them all.
+func interspersed(fs *flag.FlagSet, args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			rest = append(rest, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // flag.Parse reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return append(append(flags, "--"), rest...)
 }

@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
+	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -69,5 +73,41 @@ func TestReadPrompt(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("readPrompt(%q, %q) = %q, %v; want %q", tt.args, tt.stdin, got, err, tt.want)
 		}
+	}
+}
+
+func TestParseFlagsInterspersed(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		ns    string
+		json  bool
+		wantA []string
+	}{
+		{"flags first", []string{"--namespace", "zz", "hello", "there"}, "zz", false, []string{"hello", "there"}},
+		{"flags after", []string{"hello there", "--namespace", "zz", "--json"}, "zz", true, []string{"hello there"}},
+		{"flag=value between", []string{"hello", "--namespace=zz", "there"}, "zz", false, []string{"hello", "there"}},
+		{"dash dash", []string{"hello", "--", "--namespace", "zz"}, "", false, []string{"hello", "--namespace", "zz"}},
+		{"stdin dash", []string{"-", "--json"}, "", true, []string{"-"}},
+		{"value that looks like a flag", []string{"--namespace", "-x", "hi"}, "-x", false, []string{"hi"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			ns := fs.String("namespace", "", "")
+			js := fs.Bool("json", false, "")
+			if err := parseFlags(fs, tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if *ns != tt.ns || *js != tt.json || !slices.Equal(fs.Args(), tt.wantA) {
+				t.Errorf("namespace %q json %v args %q; want %q %v %q", *ns, *js, fs.Args(), tt.ns, tt.json, tt.wantA)
+			}
+		})
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var ee *exitError
+	if err := parseFlags(fs, []string{"hi", "--nope"}); !errors.As(err, &ee) || ee.code != exitUsage {
+		t.Errorf("unknown flag after an argument: %v, want a usage error", err)
 	}
 }

@@ -63,8 +63,11 @@ the stats, the rate-limit state and the requests in flight (a config that
 does not load is rejected and the old one stays; lbgpt status shows why).
 Under systemd it is socket-activated (packaging/lbgptd.socket), reports
 readiness and status with sd_notify and pings the watchdog; the directories
-systemd gives it ($CONFIGURATION_DIRECTORY, $RUNTIME_DIRECTORY) replace the
-defaults.
+systemd gives it replace the defaults: $CONFIGURATION_DIRECTORY (lbgpt.toml),
+$RUNTIME_DIRECTORY (the socket), $STATE_DIRECTORY (the answer cache,
+cache.db, and the HTTP endpoint's token; else $XDG_STATE_HOME/lbgpt). It
+keeps nothing in a cache directory: cached answers were paid for, so they
+are state, not something to regenerate.
 
 Flags:
 `

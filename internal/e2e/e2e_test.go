@@ -333,6 +333,17 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(r.stdout, "FAILED") {
 		t.Errorf("demo had failures:\n%s", r.stdout)
 	}
+	// The repeats: an exact hit, a semantic hit, and a changed number that
+	// the semantic cache refuses.
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`What is a load balancer, in one sentence\? +\[cache exact `),
+		regexp.MustCompile(`In one sentence, what is a load balancer\? +\[cache semantic `),
+		regexp.MustCompile(`greater than 200\. +\[sim-\w+ · 1 attempt · cache miss `),
+	} {
+		if !want.MatchString(r.stdout) {
+			t.Errorf("demo output lacks %s:\n%s", want, r.stdout)
+		}
+	}
 }
 
 // TestProtocolDocPython runs the Python example of docs/protocol.md, as
