@@ -119,24 +119,28 @@ func (c *caches) semanticIndexNow() semanticIndex {
 
 // cachePlan is how one request uses the caches.
 type cachePlan struct {
-	key   string // exact key: also the single-flight key
-	read  bool   // look the answer up
-	write bool   // store a paid answer
-	ns    string
-	model string // the model the entry is stored as (the alias when set)
-	ttl   time.Duration
-	sem   *cache.Query // nil: no semantic cache for this request
+	key string // exact key: also the single-flight key
+	// coalesce: identical requests in flight share one upstream call.
+	// Not when the caller wants an answer of its own: no_cache, or a
+	// non-deterministic request under deterministic_only.
+	coalesce bool
+	read     bool // look the answer up
+	write    bool // store a paid answer
+	ns       string
+	model    string // the model the entry is stored as (the alias when set)
+	ttl      time.Duration
+	sem      *cache.Query // nil: no semantic cache for this request
 }
 
-// plan decides how req uses the caches. The key is computed even with the
-// cache off, for single-flight.
+// plan decides how req uses the caches and single-flight. The key is
+// computed even with the cache off, for single-flight.
 func (d *Daemon) plan(req chatRequest, opts rpc.Options) cachePlan {
 	kp := cache.KeyParams{Namespace: opts.Namespace, ModelAlias: opts.ModelAlias}
 	key, err := cache.QuickKey(req.raw, kp)
 	if err != nil {
 		return cachePlan{}
 	}
-	p := cachePlan{key: key, ns: opts.Namespace, model: cmp.Or(opts.ModelAlias, req.req.Model)}
+	p := cachePlan{key: key, coalesce: !opts.NoCache, ns: opts.Namespace, model: cmp.Or(opts.ModelAlias, req.req.Model)}
 	if d.cache.store == nil {
 		return p
 	}
@@ -154,6 +158,7 @@ func (d *Daemon) plan(req chatRequest, opts rpc.Options) cachePlan {
 		}
 	}
 	if cc.DeterministicOnly && !r.Deterministic() {
+		p.coalesce = false
 		return p
 	}
 	p.read, p.write = !opts.NoCache, !opts.NoStore
@@ -245,8 +250,10 @@ func (d *Daemon) remember(p cachePlan, res *rpc.ChatResult) {
 	}
 	switch res.Meta.Cache {
 	case rpc.CacheCoalesced:
+		// Stored here too: the request that made the call may not have
+		// stored it (no_store, or it stopped waiting), and a second store
+		// of the same answer is one queued write.
 		d.cache.coalesced.Add(1)
-		return
 	case rpc.CacheMiss:
 		d.cache.misses.Add(1)
 	default:

@@ -312,9 +312,13 @@ func TestCacheManagement(t *testing.T) {
 	if st.Entries != 1 {
 		t.Errorf("%d entries, want 1", st.Entries)
 	}
-	time.Sleep(0) // nothing to wait for: purge by age uses the entries' creation time
-	if n, _ := h.client.CachePurge(ctx, nil, time.Nanosecond); n != 1 {
-		t.Errorf("purge older than 1ns = %d, want 1", n)
+	// The age filter reaches the store (its clock is tested in package
+	// cache): a fresh entry is not older than an hour; without it, all go.
+	if n, _ := h.client.CachePurge(ctx, nil, time.Hour); n != 0 {
+		t.Errorf("purge older than 1h = %d, want 0: the entry is fresh", n)
+	}
+	if n, _ := h.client.CachePurge(ctx, nil, 0); n != 1 {
+		t.Errorf("purge = %d, want 1", n)
 	}
 	var re *rpc.Error
 	if _, err := h.client.CacheForget(ctx, ""); !errors.As(err, &re) || re.Code != rpc.CodeInvalidParams {
@@ -694,5 +698,72 @@ func TestReloadKeepsCacheFile(t *testing.T) {
 	r := chat(t, h, userRequest("gpt-4o-mini", "after the reload"), rpc.Options{})
 	if e, _ := h.daemon.cache.store.Get(r.Meta.CacheEntry); e.Expires.Sub(e.Created) != time.Hour {
 		t.Errorf("new entry expires after %v, want the reloaded 1h", e.Expires.Sub(e.Created))
+	}
+}
+
+// Identical requests share one call only when each could have been answered
+// from the cache: no_cache, or a sampled request under deterministic_only,
+// asks for an answer of its own.
+func TestWhoCoalesces(t *testing.T) {
+	slow := sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, TTFT: 200 * time.Millisecond}}}
+	batch := func(t *testing.T, h *harness, req map[string]any, opts rpc.Options) rpc.BatchSummary {
+		t.Helper()
+		reqs := []any{req, req, req, req, req}
+		for ev, err := range h.client.Batch(t.Context(), reqs, opts, 0) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Result != nil {
+				return ev.Result.Summary
+			}
+		}
+		t.Fatal("no batch result")
+		return rpc.BatchSummary{}
+	}
+	t.Run("no_cache", func(t *testing.T) {
+		h := start(t, slow, anyModel)
+		sum := batch(t, h, userRequest("gpt-4o-mini", "five of my own"), rpc.Options{NoCache: true})
+		if n := chatCalls(h); n != 5 || sum.Coalesced != 0 {
+			t.Errorf("%d upstream calls, %d coalesced; want 5 and 0", n, sum.Coalesced)
+		}
+	})
+	t.Run("sampled under deterministic_only", func(t *testing.T) {
+		h := start(t, slow, anyModel+"[cache]\ndeterministic_only = true\n")
+		req := userRequest("gpt-4o-mini", "five samples")
+		req["temperature"] = 1
+		sum := batch(t, h, req, rpc.Options{})
+		if n := chatCalls(h); n != 5 || sum.Coalesced != 0 {
+			t.Errorf("%d upstream calls, %d coalesced; want 5 and 0", n, sum.Coalesced)
+		}
+		req["temperature"] = 0
+		sum = batch(t, h, req, rpc.Options{})
+		if n := chatCalls(h); n != 6 || sum.Coalesced != 4 {
+			t.Errorf("greedy: %d upstream calls in all, %d coalesced; want 6 and 4", n, sum.Coalesced)
+		}
+	})
+}
+
+// A coalesced request stores the shared answer even when the request that
+// made the call did not (no_store): the paid answer is not lost.
+func TestCoalescedStoresWhatTheLeaderDidNot(t *testing.T) {
+	h := start(t, sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, TTFT: 300 * time.Millisecond}}}, anyModel)
+	req := userRequest("gpt-4o-mini", "stored by the follower")
+	lead := make(chan *rpc.ChatResult, 1)
+	go func() {
+		res, err := h.client.Chat(t.Context(), req, rpc.Options{NoStore: true})
+		if err != nil {
+			t.Error(err)
+		}
+		lead <- res
+	}()
+	waitFor(t, func() bool { return h.daemon.snapshot().Backends[0].InFlight == 1 })
+	follower := chat(t, h, req, rpc.Options{})
+	if follower.Meta.Cache != rpc.CacheCoalesced {
+		t.Fatalf("follower: cache %q, want coalesced", follower.Meta.Cache)
+	}
+	<-lead
+	again := chat(t, h, req, rpc.Options{})
+	if again.Meta.Cache != rpc.CacheExact || chatCalls(h) != 1 {
+		t.Errorf("third request: cache %q after %d upstream calls; want an exact hit after 1", again.Meta.Cache, chatCalls(h))
 	}
 }

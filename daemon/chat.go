@@ -68,7 +68,11 @@ func (d *Daemon) answer(ctx context.Context, req chatRequest, opts rpc.Options, 
 		res, err = d.chatStream(ctx, req.req, emit, start)
 	} else {
 		req.req.Stream, req.req.StreamOptions = false, nil
-		res, err = d.complete(ctx, req.req, p.key, start)
+		key := p.key
+		if !p.coalesce {
+			key = ""
+		}
+		res, err = d.complete(ctx, req.req, key, start)
 	}
 	if err != nil {
 		return res, err

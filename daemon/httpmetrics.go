@@ -198,7 +198,7 @@ func writeMetrics(st rpc.StatusResult, lat *latencies) []byte {
 		p.sample("lbgpt_cache_bytes", float64(c.Bytes))
 		p.family("lbgpt_cache_evictions_total", "counter", "Cache entries evicted.")
 		p.sample("lbgpt_cache_evictions_total", float64(c.Evictions))
-		p.family("lbgpt_cache_write_errors_total", "counter", "Answers that could not be stored (each still reached its client).")
+		p.family("lbgpt_cache_write_errors_total", "counter", "Cache writes that failed: refused at once, or a commit of the write-behind queue that failed (kept and retried); every answer still reached its client.")
 		p.sample("lbgpt_cache_write_errors_total", float64(c.WriteErrors))
 	}
 	return p.b
