@@ -58,11 +58,6 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
 	for i, raw := range p.Requests {
-		req, err := parseChatRequest(raw)
-		if err != nil {
-			b.finish(ctx, i, rpc.ChatResult{}, err)
-			continue
-		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -71,8 +66,16 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 			b.finish(ctx, i, rpc.ChatResult{}, rpcError(context.Cause(ctx), nil))
 			continue
 		}
+		// Each item is parsed on its own goroutine: in an all-hit batch
+		// the strict decode is a good part of the work, and one loop
+		// parsing every item would keep the other cores idle.
 		wg.Go(func() {
 			defer func() { <-sem }()
+			req, err := parseChatRequest(raw)
+			if err != nil {
+				b.finish(ctx, i, rpc.ChatResult{}, err)
+				return
+			}
 			res, err := d.answer(ctx, req, p.Options, nil, time.Now())
 			b.finish(ctx, i, res, err)
 		})

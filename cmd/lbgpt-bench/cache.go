@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/lbgpt/lbgpt/client"
@@ -26,7 +27,8 @@ func cacheScenario(fs *flag.FlagSet) func(context.Context, io.Writer) (map[strin
 	fs.IntVar(&o.n, "n", 5000, "exact hits timed one after another")
 	fs.IntVar(&o.keys, "keys", 500, "distinct cached requests the hits cycle through")
 	fs.IntVar(&o.items, "batch", 10000, "items of the all-hit batch")
-	fs.StringVar(&o.batchProfile, "batch-cpuprofile", "", "write a CPU profile of the all-hit batch alone to this file")
+	fs.IntVar(&o.batchRuns, "batch-runs", 5, "times the all-hit batch runs (the median is reported)")
+	fs.StringVar(&o.batchProfile, "batch-cpuprofile", "", "write a CPU profile of the all-hit batches alone to this file")
 	o.semSizes = intList{10_000, 100_000}
 	fs.Var(&o.semSizes, "semantic-sizes", "comma-separated entries of the cache files the semantic part fills (0: no semantic part)")
 	fs.IntVar(&o.lookups, "lookups", 400, "semantic requests per size: half rewordings of stored prompts, half near misses")
@@ -38,6 +40,7 @@ func cacheScenario(fs *flag.FlagSet) func(context.Context, io.Writer) (map[strin
 
 type cacheOptions struct {
 	n, keys, items int
+	batchRuns      int
 	batchProfile   string
 	semSizes       intList
 	lookups        int
@@ -137,23 +140,36 @@ func runCache(ctx context.Context, out io.Writer, o cacheOptions) (map[string]an
 			return nil, err
 		}
 	}
-	t := time.Now()
-	sum, err := cacheBatch(ctx, c, hitBatch)
+	// The batch runs several times: on a shared machine one run says
+	// little; the median is the figure, the best shows what is possible.
+	var runs []time.Duration
+	cpu0 := cpuTime()
+	for range max(o.batchRuns, 1) {
+		t := time.Now()
+		sum, err := cacheBatch(ctx, c, hitBatch)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, time.Since(t))
+		if sum.CacheHits != items {
+			return nil, fmt.Errorf("batch: %d cache hits of %d items", sum.CacheHits, items)
+		}
+	}
+	// Client and daemon share this process, so its CPU time is the
+	// batch's whole cost, and less at the mercy of other load than the
+	// wall time.
+	cpuPerItem := (cpuTime() - cpu0) / time.Duration(len(runs)*items)
 	if o.batchProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	if err != nil {
-		return nil, err
-	}
-	elapsed := time.Since(t)
-	if sum.CacheHits != items {
-		return nil, fmt.Errorf("batch: %d cache hits of %d items", sum.CacheHits, items)
-	}
+	slices.Sort(runs)
+	elapsed := runs[len(runs)/2]
 	st, err := c.CacheStats(ctx)
 	if err != nil {
 		return nil, err
 	}
 	perS := float64(items) / elapsed.Seconds()
+	bestPerS := float64(items) / runs[0].Seconds()
 	figures := map[string]any{
 		"scenario":           "cache",
 		"n":                  n,
@@ -165,10 +181,13 @@ func runCache(ctx context.Context, out io.Writer, o cacheOptions) (map[string]an
 		"status_p50_us":      percentile(status, 50),
 		"batch_items":        items,
 		"batch_hits_per_s":   round1(perS),
+		"batch_best_per_s":   round1(bestPerS),
+		"batch_runs":         len(runs),
+		"batch_cpu_us_item":  round1(float64(cpuPerItem) / float64(time.Microsecond)),
 	}
 	fmt.Fprintf(out, "exact hits over the socket: %d, cycling through %d cached requests (%d entries, file %d bytes)\n", n, keys, st.Entries, st.Bytes)
 	fmt.Fprintf(out, "  p50 %d µs  p99 %d µs   (target p50 <= 150); in the chat handler p50 %d µs; a status round trip p50 %d µs\n", figures["exact_hit_p50_us"], figures["exact_hit_p99_us"], figures["hit_handler_p50_us"], figures["status_p50_us"])
-	fmt.Fprintf(out, "all-hit batch: %d items in %s, %.0f hits/s   (target >= 20000)\n", items, elapsed.Round(time.Millisecond), perS)
+	fmt.Fprintf(out, "all-hit batch: %d items, median of %d runs %s, %.0f hits/s   (target >= 20000); best %.0f hits/s; CPU (client and daemon) %.1f µs an item\n", items, len(runs), elapsed.Round(time.Millisecond), perS, bestPerS, float64(cpuPerItem)/float64(time.Microsecond))
 
 	var sizes []int
 	for _, s := range o.semSizes {
@@ -191,6 +210,15 @@ func runCache(ctx context.Context, out io.Writer, o cacheOptions) (map[string]an
 		run.report(out, figures)
 	}
 	return figures, nil
+}
+
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // cacheBatch answers reqs as one batch and returns its summary.
