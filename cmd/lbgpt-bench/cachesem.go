@@ -111,6 +111,7 @@ type lbgptdProc struct {
 	cmd    *exec.Cmd
 	socket string
 	stderr strings.Builder
+	exited chan struct{} // closed once cmd.Wait returned
 }
 
 // startLbgptd starts bin with dir as its state directory (so its cache
@@ -131,8 +132,8 @@ func startLbgptd(ctx context.Context, bin, dir, upstreamURL, key string) (*lbgpt
 	if err := p.cmd.Start(); err != nil {
 		return nil, 0, err
 	}
-	exited := make(chan struct{})
-	go func() { p.cmd.Wait(); close(exited) }()
+	p.exited = make(chan struct{})
+	go func() { p.cmd.Wait(); close(p.exited) }()
 	c := &client.Client{Socket: p.socket}
 	defer c.Close()
 	for {
@@ -143,7 +144,7 @@ func startLbgptd(ctx context.Context, bin, dir, upstreamURL, key string) (*lbgpt
 			return p, time.Since(start), nil
 		}
 		select {
-		case <-exited:
+		case <-p.exited:
 			return nil, 0, fmt.Errorf("lbgptd exited: %s", strings.TrimSpace(p.stderr.String()))
 		case <-ctx.Done():
 			p.stop()
@@ -174,14 +175,14 @@ func (p *lbgptdProc) rssMB() (float64, error) {
 	return 0, errors.New("no VmRSS in /proc/PID/status")
 }
 
+// stop interrupts the process and waits for it, killing it after 15 s.
 func (p *lbgptdProc) stop() {
 	p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { p.cmd.Process.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(15 * time.Second):
 		p.cmd.Process.Kill()
+		<-p.exited
 	}
 }
 
