@@ -26,12 +26,15 @@ type BatchEvent struct {
 // fails (a request that does not encode, the connection, ctx). Stopping the
 // iteration early, or ctx ending, cancels the remaining items in the daemon.
 //
-// The final Result repeats every item, so a caller that only wants the
-// answers can skip the Item events; a notification that does not decode is
-// skipped for the same reason.
+// The final Result holds every item in input order, so a caller that only
+// wants the answers can skip the Item events. Batch asks the daemon for
+// the summary only (rpc.BatchParams.SummaryOnly) and fills Result.Items
+// from the Item events, so each answer crosses the socket and is decoded
+// once; an item the daemon never notified (a notification that does not
+// decode) is an internal error in its slot.
 func (c *Client) Batch(ctx context.Context, reqs []any, opts rpc.Options, concurrency int) iter.Seq2[BatchEvent, error] {
 	return func(yield func(BatchEvent, error) bool) {
-		params := rpc.BatchParams{Requests: make([]json.RawMessage, len(reqs)), Options: opts, Concurrency: concurrency}
+		params := rpc.BatchParams{Requests: make([]json.RawMessage, len(reqs)), Options: opts, Concurrency: concurrency, SummaryOnly: true}
 		for i, req := range reqs {
 			raw, err := marshalRequest(req)
 			if err != nil {
@@ -40,7 +43,23 @@ func (c *Client) Batch(ctx context.Context, reqs []any, opts rpc.Options, concur
 			}
 			params.Requests[i] = raw
 		}
+		items := make([]rpc.BatchItem, len(reqs))
+		seen := make([]bool, len(reqs))
 		for ev, err := range stream(ctx, c, rpc.MethodBatch, params, batchEvent) {
+			switch {
+			case err != nil:
+			case ev.Item != nil:
+				if i := ev.Item.Index; i >= 0 && i < len(items) && !seen[i] {
+					items[i], seen[i] = *ev.Item, true
+				}
+			case ev.Result != nil && ev.Result.Items == nil:
+				ev.Result.Items = items
+				for i, ok := range seen {
+					if !ok {
+						items[i] = rpc.BatchItem{Index: i, Error: &rpc.Error{Code: rpc.CodeInternal, Message: "lbgptd sent no notification for this request"}}
+					}
+				}
+			}
 			if !yield(ev, err) || err != nil {
 				return
 			}

@@ -149,3 +149,52 @@ func TestBatchDaemonError(t *testing.T) {
 		t.Errorf("errors = %v", errs)
 	}
 }
+
+// Batch asks for the summary only and builds the result's items, in input
+// order, from the notifications; an item never notified is an error in its
+// slot.
+func TestBatchSummaryOnlyItemsFromNotifications(t *testing.T) {
+	socket := socketPath(t)
+	got := make(chan map[string]any, 1)
+	newFake(t, socket, func(msg map[string]any, send func(string)) {
+		got <- msg
+		id := idOf(msg)
+		send(`{"jsonrpc":"2.0","method":"batch.item","params":{"id":` + id + `,"item":{"index":2,"result":{"response":{"choices":[{"message":{"content":"c"}}]},"lbgpt":{}}}}}`)
+		send(`{"jsonrpc":"2.0","method":"batch.item","params":{"id":` + id + `,"item":{"index":0,"result":{"response":{"choices":[{"message":{"content":"a"}}]},"lbgpt":{}}}}}`)
+		send(`{"jsonrpc":"2.0","method":"batch.item","params":{"id":` + id + `,"item":{"index":0,"result":{"response":{"choices":[{"message":{"content":"REPEAT"}}]},"lbgpt":{}}}}}`)
+		send(`{"jsonrpc":"2.0","method":"batch.item","params":{"id":` + id + `,"item":{"index":7,"error":{"code":-32603,"message":"OUT OF RANGE"}}}}`)
+		send(`{"jsonrpc":"2.0","id":` + id + `,"result":{"summary":{"total":3,"ok":2,"failed":0,"retries":0,"coalesced":0,"elapsed_ms":5}}}`)
+	})
+	c := &Client{Socket: socket}
+	defer c.Close()
+	reqs := []any{json.RawMessage(`{"model":"m"}`), json.RawMessage(`{"model":"m"}`), json.RawMessage(`{"model":"m"}`)}
+	var final *rpc.BatchResult
+	for ev, err := range c.Batch(t.Context(), reqs, rpc.Options{}, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Result != nil {
+			final = ev.Result
+		}
+	}
+	if params := (<-got)["params"].(map[string]any); params["summary_only"] != true {
+		t.Errorf("params = %v, want summary_only", params)
+	}
+	if final == nil || len(final.Items) != 3 {
+		t.Fatalf("result = %+v", final)
+	}
+	var slots []string
+	for i, it := range final.Items {
+		switch {
+		case it.Index != i:
+			slots = append(slots, fmt.Sprintf("index %d", it.Index))
+		case it.Error != nil:
+			slots = append(slots, fmt.Sprintf("error %d", it.Error.Code))
+		default:
+			slots = append(slots, AnswerText(it.Result.Response))
+		}
+	}
+	if diff := cmp.Diff([]string{"a", fmt.Sprintf("error %d", rpc.CodeInternal), "c"}, slots); diff != "" {
+		t.Errorf("items (-want +got):\n%s", diff)
+	}
+}

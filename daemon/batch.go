@@ -43,11 +43,14 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	}
 
 	b := &batchRun{
-		d:     d,
-		srv:   jrpc2.ServerFromContext(ctx),
-		id:    json.RawMessage(jreq.ID()),
-		items: make([]rpc.BatchItem, len(p.Requests)),
-		start: start,
+		d:           d,
+		srv:         jrpc2.ServerFromContext(ctx),
+		id:          json.RawMessage(jreq.ID()),
+		summaryOnly: p.SummaryOnly,
+		start:       start,
+	}
+	if !p.SummaryOnly {
+		b.items = make([]rpc.BatchItem, len(p.Requests))
 	}
 	b.sum.Total = len(p.Requests)
 	d.batches.add(b)
@@ -55,11 +58,6 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
 	for i, raw := range p.Requests {
-		req, err := parseChatRequest(raw)
-		if err != nil {
-			b.finish(ctx, i, rpc.ChatResult{}, err)
-			continue
-		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -68,8 +66,16 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 			b.finish(ctx, i, rpc.ChatResult{}, rpcError(context.Cause(ctx), nil))
 			continue
 		}
+		// Each item is parsed on its own goroutine: in an all-hit batch
+		// the strict decode is a good part of the work, and one loop
+		// parsing every item would keep the other cores idle.
 		wg.Go(func() {
 			defer func() { <-sem }()
+			req, err := parseChatRequest(raw)
+			if err != nil {
+				b.finish(ctx, i, rpc.ChatResult{}, err)
+				return
+			}
 			res, err := d.answer(ctx, req, p.Options, nil, time.Now())
 			b.finish(ctx, i, res, err)
 		})
@@ -89,16 +95,21 @@ type batchRun struct {
 	id    json.RawMessage
 	start time.Time
 	key   string // the registry's id, set by batchRegistry.add
+	// summaryOnly: the client keeps the notified items, so the result
+	// leaves them out and every item is notified, even once ctx ended.
+	summaryOnly bool
 
-	mu       sync.Mutex // guards the fields below
-	items    []rpc.BatchItem
+	mu       sync.Mutex      // guards the fields below
+	items    []rpc.BatchItem // nil when summaryOnly
 	sum      rpc.BatchSummary
 	done     int
 	lastNote time.Time
 	backends map[string]int // items answered, by backend
 }
 
-// finish records item i and tells the client.
+// finish records item i and tells the client: always when the client
+// asked for the summary only (the notification is its only copy), else
+// unless ctx ended.
 func (b *batchRun) finish(ctx context.Context, i int, res rpc.ChatResult, err error) {
 	item := rpc.BatchItem{Index: i}
 	if err != nil {
@@ -107,7 +118,9 @@ func (b *batchRun) finish(ctx context.Context, i int, res rpc.ChatResult, err er
 		item.Result = &res
 	}
 	b.mu.Lock()
-	b.items[i] = item
+	if b.items != nil {
+		b.items[i] = item
+	}
 	b.done++
 	if err != nil {
 		b.sum.Failed++
@@ -131,8 +144,8 @@ func (b *batchRun) finish(ctx context.Context, i int, res rpc.ChatResult, err er
 		}
 	}
 	b.mu.Unlock()
-	if ctx.Err() == nil {
-		b.srv.Notify(ctx, rpc.NotifyBatchItem, rpc.BatchItemParams{ID: b.id, Item: item})
+	if ctx.Err() == nil || b.summaryOnly {
+		b.srv.Notify(context.WithoutCancel(ctx), rpc.NotifyBatchItem, rpc.BatchItemParams{ID: b.id, Item: item})
 	}
 	b.progress(ctx, false)
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -232,5 +233,93 @@ func TestBatchInStatus(t *testing.T) {
 	}
 	if len(st.Batches) != 0 {
 		t.Errorf("finished batch still listed: %+v", st.Batches)
+	}
+}
+
+// batchRaw sends a batch request line as a client would and reads every
+// line up to its result: the batch.item notifications and the result.
+func batchRaw(t *testing.T, c *rawConn, params string) (items []rpc.BatchItem, result map[string]json.RawMessage) {
+	t.Helper()
+	if _, err := c.nc.Write([]byte(`{"jsonrpc":"2.0","id":41,"method":"batch","params":` + params + "}\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		line, err := c.r.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("batch: %v", err)
+		}
+		var msg struct {
+			Method string                     `json:"method"`
+			Params rpc.BatchItemParams        `json:"params"`
+			Result map[string]json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal(line, &msg); err != nil {
+			if !strings.Contains(string(line), rpc.NotifyBatchProgress) {
+				t.Fatalf("line %s: %v", line, err)
+			}
+			continue
+		}
+		switch {
+		case msg.Method == rpc.NotifyBatchItem:
+			items = append(items, msg.Params.Item)
+		case msg.Method == "":
+			return items, msg.Result
+		}
+	}
+}
+
+// With summary_only every item is notified once and the result is the
+// summary alone; without it (an older client) the result still holds every
+// item in input order, and the items are notified as before.
+func TestBatchSummaryOnly(t *testing.T) {
+	h := start(t, sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA}}}, oneBackend)
+	reqs := `[{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q0"}]},` +
+		`{"model":"no-such-model","messages":[{"role":"user","content":"q1"}]},` +
+		`[1],` +
+		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q3"}]},` +
+		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q4"}]}]`
+	for _, summaryOnly := range []bool{true, false} {
+		t.Run(fmt.Sprint("summary_only=", summaryOnly), func(t *testing.T) {
+			c := dialRaw(t, h.socket)
+			params := `{"requests":` + reqs + `,"concurrency":2}`
+			if summaryOnly {
+				params = `{"requests":` + reqs + `,"summary_only":true}`
+			}
+			notified, result := batchRaw(t, c, params)
+			got := map[int]int{}
+			for _, it := range notified {
+				got[it.Index]++
+				if (it.Index == 1 || it.Index == 2) != (it.Error != nil) {
+					t.Errorf("item %d: %+v", it.Index, it)
+				}
+			}
+			if len(notified) != 5 || len(got) != 5 {
+				t.Errorf("notified %v, want each of the 5 items once", got)
+			}
+			var sum rpc.BatchSummary
+			if err := json.Unmarshal(result["summary"], &sum); err != nil || sum.Total != 5 || sum.OK != 3 || sum.Failed != 2 {
+				t.Errorf("summary %s (%v)", result["summary"], err)
+			}
+			raw, hasItems := result["items"]
+			if summaryOnly {
+				if hasItems {
+					t.Errorf("summary_only result has items: %s", raw)
+				}
+				return
+			}
+			var items []rpc.BatchItem
+			if err := json.Unmarshal(raw, &items); err != nil || len(items) != 5 {
+				t.Fatalf("items %s (%v)", raw, err)
+			}
+			for i, it := range items {
+				if it.Index != i || (i == 1 || i == 2) != (it.Error != nil) {
+					t.Errorf("slot %d: %+v", i, it)
+				}
+				if it.Result != nil && !strings.Contains(client.AnswerText(it.Result.Response), fmt.Sprintf("q%d", i)) {
+					t.Errorf("slot %d answers %q", i, client.AnswerText(it.Result.Response))
+				}
+			}
+		})
 	}
 }

@@ -29,7 +29,9 @@ const (
 	// MethodBatch answers a list of chat requests, each on its own, with
 	// results in input order. Params BatchParams, result BatchResult. While
 	// it runs, NotifyBatchItem carries each finished item and
-	// NotifyBatchProgress the counts (at most 10 a second).
+	// NotifyBatchProgress the counts (at most 10 a second). With
+	// BatchParams.SummaryOnly the result leaves the items out: the
+	// notifications are then the only copy of each.
 	MethodBatch = "batch"
 	// MethodCacheCompact rewrites the cache file without its free pages.
 	// No params, result CacheCompactResult.
@@ -181,6 +183,13 @@ type BatchParams struct {
 	// Concurrency bounds the items in flight at once; 0 means 64. Backend
 	// limits still apply whatever it is.
 	Concurrency int `json:"concurrency,omitempty"`
+	// SummaryOnly asks for a result without its items (BatchResult.Items
+	// left out), for a client that keeps the NotifyBatchItem notifications:
+	// each answer then crosses the socket once instead of twice. Every item
+	// is notified exactly once before the result, failed and canceled ones
+	// too, whatever happens to the batch. A daemon that does not know the
+	// field sends the items anyway, so a client keeps Items when they come.
+	SummaryOnly bool `json:"summary_only,omitempty"`
 }
 
 // BatchItem is the outcome of one batch request: Result or Error.
@@ -191,9 +200,10 @@ type BatchItem struct {
 }
 
 // BatchResult is the result of MethodBatch: one item per request, in input
-// order, whatever failed.
+// order, whatever failed; no items (nil, and no "items" on the wire) when
+// the batch asked for SummaryOnly.
 type BatchResult struct {
-	Items   []BatchItem  `json:"items"`
+	Items   []BatchItem  `json:"items,omitzero"`
 	Summary BatchSummary `json:"summary"`
 }
 

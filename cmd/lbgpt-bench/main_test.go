@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -40,8 +42,16 @@ func TestUnknownScenario(t *testing.T) {
 
 // TestCacheRuns checks the cache scenario end to end on a tiny workload.
 func TestCacheRuns(t *testing.T) {
-	figures := runFigures(t, "-scenario", "cache", "-n", "50", "-keys", "10", "-batch", "200")
-	for _, key := range []string{"exact_hit_p50_us", "exact_hit_p99_us", "batch_hits_per_s"} {
+	bin := filepath.Join(t.TempDir(), "lbgptd")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/lbgpt/lbgpt/cmd/lbgptd").CombinedOutput(); err != nil {
+		t.Fatalf("build lbgptd: %v\n%s", err, out)
+	}
+	figures := runFigures(t, "-scenario", "cache", "-n", "50", "-keys", "10", "-batch", "200",
+		"-semantic-sizes", "300", "-lookups", "20", "-lbgptd", bin)
+	if figures["semantic_hits_300"] != "10/10" {
+		t.Errorf("semantic hits %v, want all 10 rewordings", figures["semantic_hits_300"])
+	}
+	for _, key := range []string{"exact_hit_p50_us", "exact_hit_p99_us", "batch_hits_per_s", "semantic_p50_ms_300", "ready_ms_300", "rss_mb_300"} {
 		if v, _ := figures[key].(float64); v <= 0 {
 			t.Errorf("%s = %v in %v", key, figures[key], figures)
 		}
