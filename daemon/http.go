@@ -110,33 +110,34 @@ func (a *httpAPI) notFound(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// body reads a request body of at most the daemon's max_message_bytes.
-func (a *httpAPI) body(w http.ResponseWriter, r *http.Request) (json.RawMessage, bool) {
+// body reads a request body of at most the daemon's max_message_bytes and
+// the lbgpt options of its headers; on failure it has answered the request.
+func (a *httpAPI) body(w http.ResponseWriter, r *http.Request) (json.RawMessage, rpc.Options, bool) {
 	limit := int64(a.d.config().Daemon.MaxMessageBytes)
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		writeHTTPError(w, &jrpc2.Error{Code: rpc.CodeTooLarge, Message: fmt.Sprintf("request body over the daemon's max_message_bytes (%d)", limit)})
-		return nil, false
+		return nil, rpc.Options{}, false
 	case err != nil:
 		writeHTTPError(w, invalidParams("", "reading the request body: %v", err))
-		return nil, false
+		return nil, rpc.Options{}, false
 	}
-	return b, true
+	opts, err := headerOptions(r.Header)
+	if err != nil {
+		writeHTTPError(w, err)
+		return nil, rpc.Options{}, false
+	}
+	return b, opts, true
 }
 
 // chat answers POST /v1/chat/completions, streamed as server-sent events
 // when the request says "stream": true.
 func (a *httpAPI) chat(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	raw, ok := a.body(w, r)
+	raw, opts, ok := a.body(w, r)
 	if !ok {
-		return
-	}
-	opts, err := headerOptions(r.Header)
-	if err != nil {
-		writeHTTPError(w, err)
 		return
 	}
 	req, err := parseChatRequest(raw)
@@ -230,13 +231,8 @@ func (s *sse) error(err error) {
 
 // embeddings answers POST /v1/embeddings, each input cached on its own.
 func (a *httpAPI) embeddings(w http.ResponseWriter, r *http.Request) {
-	raw, ok := a.body(w, r)
+	raw, opts, ok := a.body(w, r)
 	if !ok {
-		return
-	}
-	opts, err := headerOptions(r.Header)
-	if err != nil {
-		writeHTTPError(w, err)
 		return
 	}
 	res, err := a.d.embed(r.Context(), raw, opts)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -128,12 +127,7 @@ func runAsk(ctx context.Context, args []string, e env) error {
 	}
 	switch {
 	case *jsonOut:
-		out, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "%s\n", out)
-		return nil
+		return printJSON(e.stdout, res)
 	case !streaming:
 		text := client.AnswerText(res.Response)
 		fmt.Fprint(e.stdout, text)

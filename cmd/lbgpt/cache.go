@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"strconv"
@@ -101,12 +100,7 @@ func runCache(ctx context.Context, args []string, e env) error {
 			return askError(err)
 		}
 		if *jsonOut {
-			b, err := json.MarshalIndent(st, "", "  ")
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "%s\n", b)
-			return nil
+			return printJSON(e.stdout, st)
 		}
 		capText := "no cap"
 		if st.MaxBytes > 0 {

@@ -53,12 +53,7 @@ func runStatus(ctx context.Context, args []string, e env) error {
 		return askError(err)
 	}
 	if *jsonOut {
-		b, err := json.MarshalIndent(st, "", "  ")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "%s\n", b)
-		return nil
+		return printJSON(e.stdout, st)
 	}
 	printStatus(e.stdout, st, "")
 	return nil
@@ -196,4 +191,14 @@ func micros(us int64) string {
 		d = d.Round(100 * time.Microsecond)
 	}
 	return d.String()
+}
+
+// printJSON writes v to w as indented JSON, the --json output of commands.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
