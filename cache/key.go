@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -204,7 +205,7 @@ func decodeRequest(raw json.RawMessage) (map[string]any, error) {
 	if req == nil {
 		return nil, errors.New("cache key: the request is not a JSON object")
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF { // More() misses a stray '}' or ']'
 		return nil, errors.New("cache key: data after the request")
 	}
 	return req, nil
@@ -222,6 +223,9 @@ func Canonical(raw json.RawMessage) ([]byte, error) {
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON value")
 	}
 	var b bytes.Buffer
 	writeCanonical(&b, v)
