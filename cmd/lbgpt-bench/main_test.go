@@ -51,7 +51,7 @@ func TestCacheRuns(t *testing.T) {
 	if figures["semantic_hits_300"] != "10/10" {
 		t.Errorf("semantic hits %v, want all 10 rewordings", figures["semantic_hits_300"])
 	}
-	for _, key := range []string{"exact_hit_p50_us", "exact_hit_p99_us", "batch_hits_per_s", "semantic_p50_ms_300", "ready_ms_300", "rss_mb_300"} {
+	for _, key := range []string{"exact_hit_p50_us", "exact_hit_p99_us", "batch_hits_per_s", "semantic_p50_ms_300", "ready_ms_300", "rss_mb_300", "rss_file_mb_300"} {
 		if v, _ := figures[key].(float64); v <= 0 {
 			t.Errorf("%s = %v in %v", key, figures[key], figures)
 		}
