@@ -91,7 +91,8 @@ Exit codes: 0 done, 1 the daemon answered with an error (batch: a request
 failed; every other line is still written), 2 bad usage or input, 3 no daemon
 could be reached or started.
 
-Run "lbgpt COMMAND --help" for a command's flags.
+Run "lbgpt COMMAND --help" for a command's flags. Flags may come before or
+after the other arguments; "--" ends them.
 `
 
 func run(ctx context.Context, args []string, e env) error {
