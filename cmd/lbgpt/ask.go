@@ -186,7 +186,7 @@ func describe(m rpc.Meta, elapsed time.Duration) string {
 	}
 	switch m.Cache {
 	case rpc.CacheExact:
-		return fmt.Sprintf("[cache exact · entry %.12s · %s · daemon %s]", m.CacheEntry, elapsed, daemon)
+		return fmt.Sprintf("[cache exact · entry %s · %s · daemon %s]", m.CacheEntry, elapsed, daemon)
 	case rpc.CacheSemantic:
 		return fmt.Sprintf("[cache semantic %.3f · entry %s · %s · daemon %s]", m.Similarity, m.CacheEntry, elapsed, daemon)
 	}

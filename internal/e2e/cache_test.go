@@ -42,7 +42,6 @@ func TestCacheCommands(t *testing.T) {
 		return res.Lbgpt.Cache, res.Lbgpt.CacheEntry
 	}
 
-	// ask's flags go before the prompt.
 	if c, _ := ask("What is a cache?"); c != "miss" {
 		t.Fatalf("first ask: %s", c)
 	}

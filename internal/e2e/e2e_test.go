@@ -336,7 +336,8 @@ func TestDemo(t *testing.T) {
 	// The repeats: an exact hit, a semantic hit, and a changed number that
 	// the semantic cache refuses.
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`What is a load balancer, in one sentence\? +\[cache exact `),
+		// The whole entry id, the one lbgpt cache forget takes.
+		regexp.MustCompile(`What is a load balancer, in one sentence\? +\[cache exact · entry [0-9a-f]{64} `),
 		regexp.MustCompile(`In one sentence, what is a load balancer\? +\[cache semantic `),
 		regexp.MustCompile(`greater than 200\. +\[sim-\w+ · 1 attempt · cache miss `),
 	} {
