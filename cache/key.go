@@ -326,13 +326,20 @@ func canonicalNumber(s string) string {
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
 	mant, expStr, _ := strings.Cut(strings.ToLower(s), "e")
+	if strings.Trim(mant, "0.") == "" {
+		return "0" // zero, whatever its exponent
+	}
 	exp := int64(0)
 	if expStr != "" {
 		e, err := strconv.ParseInt(expStr, 10, 64)
 		if err != nil {
-			// An exponent beyond int64 is its own number: keep it
-			// literally rather than collide with another.
-			return "x" + s
+			// An exponent beyond int64 is its own number: keep it as
+			// written (lower case, still JSON) rather than collide with
+			// another; normalised forms never have such an exponent.
+			if neg {
+				return "-" + strings.ToLower(s)
+			}
+			return strings.ToLower(s)
 		}
 		exp = e
 	}
