@@ -41,10 +41,16 @@ real API and is meant for tests, demos and benchmarks.
 
 Endpoints (OpenAI base URL http://HOST:PORT/v1, key as "Authorization: Bearer KEY"):
   POST /v1/chat/completions   POST /v1/embeddings   GET /v1/models
-Azure (endpoint http://HOST:PORT, key as "api-key: KEY", ?api-version= required):
+  POST /v1/responses          GET|DELETE /v1/responses/{id}
+  POST /v1/responses/{id}/cancel   GET /v1/responses/{id}/input_items
+  POST /v1/completions (legacy)    POST /v1/moderations
+Azure (endpoint http://HOST:PORT, key as "api-key: KEY", ?api-version= required
+except under /openai/v1/):
   POST /openai/deployments/{deployment}/chat/completions
   POST /openai/deployments/{deployment}/embeddings
   GET  /openai/models
+  POST /openai/v1/responses and /openai/responses (body model = deployment),
+       with the same /{id}, /{id}/cancel and /{id}/input_items routes
 Control, for tests:
   GET  /_sim/log                      every request received, as a JSON array
   GET  /_sim/stats                    counters per account name, as JSON

@@ -247,7 +247,7 @@ func TestHelp(t *testing.T) {
 	if err := run(context.Background(), []string{"-h"}, &stdout, &stderr); err != nil {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, want := range append([]string{"-addr", "-config", "-fault-stream-break", "/_sim/faults?account=NAME", "[[account]]"}, "lbgpt-sim listening on") {
+	for _, want := range append([]string{"-addr", "-config", "-fault-stream-break", "/_sim/faults?account=NAME", "[[account]]", "/v1/responses/{id}/input_items", "/openai/v1/responses", "/v1/moderations"}, "lbgpt-sim listening on") {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}

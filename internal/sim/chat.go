@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -19,12 +20,35 @@ import (
 )
 
 type chatRequest struct {
-	Model               string         `json:"model"`
-	Messages            []chatMessage  `json:"messages"`
-	MaxTokens           *int           `json:"max_tokens"`
-	MaxCompletionTokens *int           `json:"max_completion_tokens"`
-	Stream              bool           `json:"stream"`
-	StreamOptions       *streamOptions `json:"stream_options"`
+	Model               string          `json:"model"`
+	Messages            []chatMessage   `json:"messages"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *streamOptions  `json:"stream_options"`
+	Logprobs            bool            `json:"logprobs"`
+	TopLogprobs         *int            `json:"top_logprobs"`
+	Tools               []chatTool      `json:"tools"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
+	ResponseFormat      *chatFormat     `json:"response_format"`
+}
+
+// chatTool is one entry of a chat request's tools.
+type chatTool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name       string          `json:"name"`
+		Parameters json.RawMessage `json:"parameters"`
+	} `json:"function"`
+}
+
+// chatFormat is a chat request's response_format.
+type chatFormat struct {
+	Type       string `json:"type"`
+	JSONSchema *struct {
+		Name   string          `json:"name"`
+		Schema json.RawMessage `json:"schema"`
+	} `json:"json_schema"`
 }
 
 type streamOptions struct {
@@ -88,6 +112,24 @@ func (c *call) chat() {
 		c.fail(http.StatusBadRequest, "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "invalid_request_error", "stream_options", "")
 		return
 	}
+	topLogprobs := -1 // no logprobs
+	if req.Logprobs {
+		topLogprobs = 0
+		if req.TopLogprobs != nil {
+			topLogprobs = *req.TopLogprobs
+		}
+	}
+	if req.TopLogprobs != nil && !c.checkRange("top_logprobs", *req.TopLogprobs, 0, maxTopLogprobs) {
+		return
+	}
+	tool, ok := c.chatTool(req)
+	if !ok {
+		return
+	}
+	format, schema, ok := c.chatFormat(req.ResponseFormat)
+	if !ok {
+		return
+	}
 
 	c.drawFault(req.Stream)
 	if c.earlyFault() {
@@ -95,24 +137,29 @@ func (c *call) chat() {
 	}
 
 	rep := c.s.replies.get(model, msgs)
-	n, finish := rep.target, "stop"
-	if limit > 0 && limit < n {
-		n, finish = limit, "length"
+	var ans answer
+	switch {
+	case tool != nil:
+		ans = toolAnswer(model, "call_"+hex.EncodeToString(rep.sum[12:24]), tool.Function.Name, tool.Function.Parameters)
+	case format != "":
+		ans = docAnswer(model, structuredDoc(format, schema, rep), limit)
+	default:
+		ans = textAnswer(rep, limit)
 	}
-	cost := rep.prompt + n
+	cost := rep.prompt + ans.n
 	if limit > 0 {
 		cost = rep.prompt + limit
 	}
 	if !c.admitOrRefuse(model, cost) {
 		return
 	}
-	c.rec.PromptTokens, c.rec.CompletionTokens = rep.prompt, n
-	parts := rep.parts(n)
+	c.rec.PromptTokens, c.rec.CompletionTokens = rep.prompt, ans.n
 	if req.Stream {
-		c.stream(model, rep, parts, finish, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		c.stream(model, rep, ans, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, topLogprobs)
 		return
 	}
-	if !c.sleep(c.acct.TTFT + time.Duration(n-1)*c.acct.PerToken) {
+	c.latency = c.acct.TTFT + time.Duration(max(ans.n-1, 0))*c.acct.PerToken
+	if !c.sleep(c.latency) {
 		return // the client went away
 	}
 	b := getBuf()
@@ -123,24 +170,335 @@ func (c *call) chat() {
 	o = strconv.AppendInt(o, c.rec.Time.Unix(), 10)
 	o = append(o, `,"model":`...)
 	o = appendString(o, model)
-	o = append(o, `,"choices":[{"index":0,"message":{"role":"assistant","content":"`...)
-	for _, p := range parts {
-		if p.space {
-			o = append(o, ' ')
+	o = append(o, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
+	if ans.call != nil {
+		o = append(o, `null,"tool_calls":[`...)
+		o = ans.call.append(o, -1)
+		o = append(o, `],"refusal":null},"logprobs":null,"finish_reason":"tool_calls"}]`...)
+	} else {
+		o = append(o, '"')
+		for _, p := range ans.parts {
+			if p.space {
+				o = append(o, ' ')
+			}
+			o = appendEscaped(o, p.word)
 		}
-		o = appendEscaped(o, p.word)
+		o = append(o, `","refusal":null},"logprobs":`...)
+		if topLogprobs >= 0 {
+			o = append(o, `{"content":[`...)
+			for i, p := range ans.parts {
+				if i > 0 {
+					o = append(o, ',')
+				}
+				o = appendLogprob(o, p.text(), i, topLogprobs)
+			}
+			o = append(o, `],"refusal":null}`...)
+		} else {
+			o = append(o, "null"...)
+		}
+		o = append(o, `,"finish_reason":"`...)
+		o = append(o, ans.finish...)
+		o = append(o, `"}]`...)
 	}
-	o = append(o, `","refusal":null},"logprobs":null,"finish_reason":"`...)
-	o = append(o, finish...)
-	o = append(o, `"}],"usage":`...)
-	o = appendUsage(o, rep.prompt, n)
-	o = append(o, `,"system_fingerprint":"fp_sim"}`+"\n"...)
+	o = append(o, `,"usage":`...)
+	o = appendUsage(o, rep.prompt, ans.n)
+	o = append(o, `,"service_tier":"default","system_fingerprint":"fp_sim"}`+"\n"...)
 	*b = o
 	if c.fault == FaultMalformed {
 		c.rec.Fault = c.fault
 		o = o[:len(o)/2]
 	}
 	c.send(http.StatusOK, o)
+}
+
+// maxTopLogprobs is the largest top_logprobs OpenAI accepts.
+const maxTopLogprobs = 20
+
+// checkRange answers 400 and returns false when v is outside [lo, hi].
+func (c *call) checkRange(param string, v, lo, hi int) bool {
+	switch {
+	case v < lo:
+		c.fail(http.StatusBadRequest, "Invalid '"+param+"': integer below minimum value. Expected a value >= "+strconv.Itoa(lo)+", but got "+strconv.Itoa(v)+" instead.", "invalid_request_error", param, "integer_below_min_value")
+		return false
+	case v > hi:
+		c.fail(http.StatusBadRequest, "Invalid '"+param+"': integer above maximum value. Expected a value <= "+strconv.Itoa(hi)+", but got "+strconv.Itoa(v)+" instead.", "invalid_request_error", param, "integer_above_max_value")
+		return false
+	}
+	return true
+}
+
+// chatTool validates tools and tool_choice and returns the function tool
+// the answer must call, or nil for a text answer: tool_choice "required"
+// calls the first function tool, a named function that one, unless the
+// conversation already holds a tool result.
+func (c *call) chatTool(req chatRequest) (*chatTool, bool) {
+	choice, ok := parseToolChoice(req.ToolChoice)
+	if !ok {
+		c.fail(http.StatusBadRequest, "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or an object naming a function.", "invalid_request_error", "tool_choice", "invalid_value")
+		return nil, false
+	}
+	if choice.set && len(req.Tools) == 0 {
+		c.fail(http.StatusBadRequest, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.", "invalid_request_error", "tool_choice", "")
+		return nil, false
+	}
+	var tool *chatTool
+	for i := range req.Tools {
+		t := &req.Tools[i]
+		if t.Type != "function" || t.Function.Name == "" {
+			continue
+		}
+		if (choice.mode == "required" && tool == nil) || (choice.mode == "function" && t.Function.Name == choice.name) {
+			tool = t
+		}
+	}
+	if choice.mode == "function" && tool == nil {
+		c.fail(http.StatusBadRequest, "Invalid value for 'tool_choice': no function named '"+choice.name+"' is specified in 'tools'.", "invalid_request_error", "tool_choice", "")
+		return nil, false
+	}
+	for _, m := range req.Messages {
+		if m.Role == "tool" || m.Role == "function" {
+			return nil, true // a tool has answered: answer with text
+		}
+	}
+	return tool, true
+}
+
+// toolChoice is what a tool_choice asks for.
+type toolChoice struct {
+	set  bool   // present and not null
+	mode string // "auto", "none", "required" or "function"
+	name string // the function, for mode "function"
+}
+
+// parseToolChoice reads a tool_choice of chat ({"type":"function",
+// "function":{"name":...}}) or of the Responses API ({"type":"function",
+// "name":...}). Objects of other types (hosted tools, allowed_tools) count
+// as "auto".
+func parseToolChoice(raw json.RawMessage) (toolChoice, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return toolChoice{mode: "auto"}, true
+	}
+	tc := toolChoice{set: true}
+	switch raw[0] {
+	case '"':
+		if json.Unmarshal(raw, &tc.mode) != nil {
+			return tc, false
+		}
+		switch tc.mode {
+		case "auto", "none", "required":
+			return tc, true
+		}
+		return tc, false
+	case '{':
+		var v struct {
+			Type     string `json:"type"`
+			Name     string `json:"name"`
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		}
+		if json.Unmarshal(raw, &v) != nil {
+			return tc, false
+		}
+		if v.Type != "function" {
+			tc.mode = "auto"
+			return tc, true
+		}
+		tc.mode, tc.name = "function", cmp.Or(v.Function.Name, v.Name)
+		return tc, tc.name != ""
+	}
+	return tc, false
+}
+
+// chatFormat validates a response_format and returns the structured format
+// asked for ("json_schema", "json_object", or "" for text) and its schema.
+func (c *call) chatFormat(f *chatFormat) (string, json.RawMessage, bool) {
+	if f == nil {
+		return "", nil, true
+	}
+	switch f.Type {
+	case "text":
+		return "", nil, true
+	case "json_object":
+		return f.Type, nil, true
+	case "json_schema":
+		if f.JSONSchema == nil {
+			c.fail(http.StatusBadRequest, "Missing required parameter: 'response_format.json_schema'.", "invalid_request_error", "response_format.json_schema", "missing_required_parameter")
+			return "", nil, false
+		}
+		return f.Type, f.JSONSchema.Schema, true
+	}
+	c.fail(http.StatusBadRequest, "Invalid value: '"+f.Type+"'. Supported values are: 'json_object', 'json_schema', and 'text'.", "invalid_request_error", "response_format.type", "invalid_value")
+	return "", nil, false
+}
+
+// answer is what a completion says: text parts, or one tool call whose
+// arguments the parts carry in pieces.
+type answer struct {
+	parts  []part
+	n      int    // completion tokens
+	finish string // "stop", "length" or "tool_calls"
+	call   *toolCall
+}
+
+type toolCall struct {
+	id, name, args string
+}
+
+// append appends the call as an entry of a chat tool_calls array; index >= 0
+// adds the "index" field of stream deltas and leaves the arguments empty.
+func (t *toolCall) append(o []byte, index int) []byte {
+	o = append(o, '{')
+	if index >= 0 {
+		o = append(o, `"index":`...)
+		o = strconv.AppendInt(o, int64(index), 10)
+		o = append(o, ',')
+	}
+	o = append(o, `"id":`...)
+	o = appendString(o, t.id)
+	o = append(o, `,"type":"function","function":{"name":`...)
+	o = appendString(o, t.name)
+	o = append(o, `,"arguments":`...)
+	if index >= 0 {
+		o = append(o, `""`...)
+	} else {
+		o = appendString(o, t.args)
+	}
+	return append(o, "}}"...)
+}
+
+// textAnswer is the reply's text capped at limit tokens (0: no cap).
+func textAnswer(rep *reply, limit int) answer {
+	n, finish := rep.target, "stop"
+	if limit > 0 && limit < n {
+		n, finish = limit, "length"
+	}
+	return answer{parts: rep.parts(n), n: n, finish: finish}
+}
+
+// docAnswer answers with doc, cut to limit tokens (0: no cap).
+func docAnswer(model, doc string, limit int) answer {
+	n, finish := tokens.Count(model, doc), "stop"
+	if limit > 0 && n > limit {
+		doc, n = tokens.Truncate(model, doc, limit)
+		finish = "length"
+	}
+	return answer{parts: docParts(model, doc), n: n, finish: finish}
+}
+
+// toolAnswer calls the named function with arguments generated from its
+// parameters schema ("{}" without one). Its tokens are those of the name and
+// the arguments.
+func toolAnswer(model, id, name string, params json.RawMessage) answer {
+	args := "{}"
+	if len(bytes.TrimSpace(params)) > 0 {
+		args = string(schemaInstance(params))
+	}
+	return answer{
+		parts:  docParts(model, args),
+		n:      tokens.Count(model, name) + tokens.Count(model, args),
+		finish: "tool_calls",
+		call:   &toolCall{id: id, name: name, args: args},
+	}
+}
+
+// structuredDoc returns the document of a structured answer: an instance of
+// the schema for "json_schema", else {"answer": the reply's text}.
+func structuredDoc(format string, schema json.RawMessage, rep *reply) string {
+	if format == "json_schema" {
+		if len(bytes.TrimSpace(schema)) == 0 {
+			return "{}"
+		}
+		return string(schemaInstance(schema))
+	}
+	var text strings.Builder
+	for _, p := range rep.parts(rep.target) {
+		if p.space {
+			text.WriteByte(' ')
+		}
+		text.WriteString(p.word)
+	}
+	return string(appendString([]byte(`{"answer":`), text.String())) + "}"
+}
+
+// docParts splits a document into stream pieces that concatenate to it: a
+// piece ends after "{", "[", ",", ":" and before "}", "]", and a space after
+// a non-space starts a new piece, so words keep their leading space. Each
+// piece counts its own tokens, at least 1.
+func docParts(model, doc string) []part {
+	var out []part
+	add := func(s string) {
+		if s != "" {
+			out = append(out, part{word: s, tokens: max(1, tokens.Count(model, s))})
+		}
+	}
+	start := 0
+	for i := 0; i < len(doc); i++ {
+		switch b := doc[i]; {
+		case b == ' ' && i > start && doc[i-1] != ' ', b == '}', b == ']':
+			add(doc[start:i])
+			start = i
+		}
+		switch doc[i] {
+		case '{', '[', ',', ':':
+			add(doc[start : i+1])
+			start = i + 1
+		}
+	}
+	add(doc[start:])
+	return out
+}
+
+// appendLogprob appends the logprobs entry of the i-th content piece, with
+// k top_logprobs: the piece itself, then filler words less and less likely.
+func appendLogprob(o []byte, tok string, i, k int) []byte {
+	o = appendTokenLogprob(o, tok, i, 0)
+	o = o[:len(o)-1] // reopen the object
+	o = append(o, `,"top_logprobs":[`...)
+	for j := range k {
+		if j > 0 {
+			o = append(o, ',')
+		}
+		alt := tok
+		if j > 0 {
+			alt = altToken(tok, i, j)
+		}
+		o = appendTokenLogprob(o, alt, i, j)
+	}
+	return append(o, "]}"...)
+}
+
+// appendTokenLogprob appends {"token","logprob","bytes"} for the j-th most
+// likely token at position i: logprob -(i%7)/100 - j.
+func appendTokenLogprob(o []byte, tok string, i, j int) []byte {
+	o = append(o, `{"token":`...)
+	o = appendString(o, tok)
+	o = append(o, `,"logprob":`...)
+	o = strconv.AppendFloat(o, float64(-(i%7+100*j))/100, 'g', -1, 64) // not -0
+	o = append(o, `,"bytes":[`...)
+	for n := 0; n < len(tok); n++ {
+		if n > 0 {
+			o = append(o, ',')
+		}
+		o = strconv.AppendInt(o, int64(tok[n]), 10)
+	}
+	return append(o, "]}"...)
+}
+
+// altToken returns the j-th alternative to tok at position i: a filler word,
+// with a leading space when tok has one, never tok itself.
+func altToken(tok string, i, j int) string {
+	k := (i*31 + j) % len(filler)
+	w := filler[k]
+	sp := strings.HasPrefix(tok, " ")
+	if strings.TrimPrefix(tok, " ") == w {
+		w = filler[(k+1)%len(filler)]
+	}
+	if sp {
+		return " " + w
+	}
+	return w
 }
 
 func (c *call) badJSON() {
@@ -224,12 +582,17 @@ func appendUsage(o []byte, prompt, completion int) []byte {
 	return append(o, '}')
 }
 
-// stream answers with server-sent events in OpenAI's framing.
-func (c *call) stream(model string, rep *reply, parts []part, finish string, usage bool) {
+// stream answers with server-sent events in OpenAI's framing. A text
+// answer streams one content chunk per part; a tool call streams its id and
+// name with the role, then its arguments piece by piece. topLogprobs >= 0
+// adds logprobs to every content chunk.
+func (c *call) stream(model string, rep *reply, ans answer, usage bool, topLogprobs int) {
 	h := c.w.Header()
 	h["Content-Type"] = contentStream
 	h["Cache-Control"] = noCache
 	c.requestID()
+	c.latency = c.acct.TTFT
+	c.processingMS()
 	c.w.WriteHeader(http.StatusOK)
 	c.rec.Status = http.StatusOK
 	rc := http.NewResponseController(c.w)
@@ -242,7 +605,7 @@ func (c *call) stream(model string, rep *reply, parts []part, finish string, usa
 	head = strconv.AppendInt(head, c.rec.Time.Unix(), 10)
 	head = append(head, `,"model":`...)
 	head = appendString(head, model)
-	head = append(head, `,"system_fingerprint":"fp_sim","choices":[`...)
+	head = append(head, `,"service_tier":"default","system_fingerprint":"fp_sim","choices":[`...)
 	*b = head
 	n := len(head)
 	tail := "}\n\n"
@@ -264,15 +627,22 @@ func (c *call) stream(model string, rep *reply, parts []part, finish string, usa
 		emit(append(o, "\n\ndata: [DONE]\n\n"...))
 		return
 	}
-	o := append((*b)[:n], `{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]`...)
+	o := append((*b)[:n], `{"index":0,"delta":{"role":"assistant","content":`...)
+	if ans.call != nil {
+		o = append(o, `null,"tool_calls":[`...)
+		o = ans.call.append(o, 0)
+		o = append(o, `],"refusal":null},"logprobs":null,"finish_reason":null}]`...)
+	} else {
+		o = append(o, `"","refusal":null},"logprobs":null,"finish_reason":null}]`...)
+	}
 	if !emit(append(o, tail...)) {
 		return
 	}
 	cut := -1
 	if c.fault == FaultStreamBreak {
-		cut = len(parts) / 2
+		cut = len(ans.parts) / 2
 	}
-	for i, p := range parts {
+	for i, p := range ans.parts {
 		if i == cut {
 			c.rec.Fault = c.fault
 			c.cut(false)
@@ -285,19 +655,34 @@ func (c *call) stream(model string, rep *reply, parts []part, finish string, usa
 		if !c.sleep(delay) {
 			return
 		}
-		o := append((*b)[:n], `{"index":0,"delta":{"content":"`...)
-		if p.space {
-			o = append(o, ' ')
+		o := (*b)[:n]
+		if ans.call != nil {
+			o = append(o, `{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"`...)
+			o = appendEscaped(o, p.word)
+			o = append(o, `"}}]},"logprobs":null,"finish_reason":null}]`...)
+		} else {
+			o = append(o, `{"index":0,"delta":{"content":"`...)
+			if p.space {
+				o = append(o, ' ')
+			}
+			o = appendEscaped(o, p.word)
+			o = append(o, `"},"logprobs":`...)
+			if topLogprobs >= 0 {
+				o = append(o, `{"content":[`...)
+				o = appendLogprob(o, p.text(), i, topLogprobs)
+				o = append(o, `],"refusal":null}`...)
+			} else {
+				o = append(o, "null"...)
+			}
+			o = append(o, `,"finish_reason":null}]`...)
 		}
-		o = appendEscaped(o, p.word)
-		o = append(o, `"},"logprobs":null,"finish_reason":null}]`...)
 		if !emit(append(o, tail...)) {
 			return
 		}
 	}
 	c.finish() // before the end is visible, so Log agrees with what the client saw
 	o = append((*b)[:n], `{"index":0,"delta":{},"logprobs":null,"finish_reason":"`...)
-	o = append(o, finish...)
+	o = append(o, ans.finish...)
 	o = append(o, `"}]`...)
 	if !emit(append(o, tail...)) {
 		return
@@ -327,6 +712,14 @@ type part struct {
 	space  bool // preceded by a space
 	word   string
 	tokens int
+}
+
+// text returns the piece as it appears in the answer, with its space.
+func (p part) text() string {
+	if p.space {
+		return " " + p.word
+	}
+	return p.word
 }
 
 // filler words are one token each, with and without a leading space, in

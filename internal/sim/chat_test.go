@@ -242,7 +242,7 @@ func TestChatErrors(t *testing.T) {
 		{"embedding model for chat", openaiWire, "POST", "/v1/chat/completions", `{"model":"text-embedding-3-small","messages":[{"role":"user","content":"x"}]}`, 404, `not a chat model`},
 		{"stream_options without stream", openaiWire, "POST", "/v1/chat/completions", `{"model":"gpt-4o-mini","stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}`, 400, `stream_options`},
 		{"no /v1 prefix", openaiWire, "POST", "/chat/completions", hello, 404, `Invalid URL (POST /chat/completions)`},
-		{"unknown path", openaiWire, "POST", "/v1/completions", hello, 404, `Invalid URL`},
+		{"unknown path", openaiWire, "POST", "/v1/audio/speech", hello, 404, `Invalid URL`},
 		{"wrong method", openaiWire, "GET", "/v1/chat/completions", "", 405, `Invalid method`},
 		{"azure unknown deployment", azureWire, "POST", "/openai/deployments/staging/chat/completions?api-version=2024-10-21", hello, 404,
 			`{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist.`},

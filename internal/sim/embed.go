@@ -92,7 +92,8 @@ func (c *call) embeddings() {
 		return
 	}
 	c.rec.PromptTokens = n
-	if !c.sleep(c.acct.TTFT) {
+	c.latency = c.acct.TTFT
+	if !c.sleep(c.latency) {
 		return
 	}
 

@@ -13,6 +13,19 @@
 // KEY"); the Azure endpoint is ts.URL (paths under /openai/deployments/...,
 // "?api-version=" required, key sent as "api-key: KEY").
 //
+// # Routes
+//
+// OpenAI: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models,
+// POST /v1/responses, GET and DELETE /v1/responses/{id}, POST
+// /v1/responses/{id}/cancel, GET /v1/responses/{id}/input_items, and the
+// legacy POST /v1/completions and POST /v1/moderations. Azure: POST
+// /openai/deployments/{deployment}/chat/completions and .../embeddings, GET
+// /openai/models, and the Responses API twice: under /openai/v1/responses
+// (api-version optional) and under /openai/responses (api-version
+// required), each with the same {id} routes as OpenAI's. On Azure a
+// Responses request's body names a deployment in its model field, resolved
+// like the deployment of a chat path.
+//
 // # What it answers
 //
 // Chat completions are deterministic: the text is derived from a hash of the
@@ -22,41 +35,165 @@
 // max_completion_tokens (then finish_reason is "length"). Token counts come
 // from package tokens and match the text exactly. Streaming follows OpenAI's
 // server-sent-event framing, including the usage chunk and "data: [DONE]".
+// Every chat answer, plain or chunk, carries "service_tier":"default".
 // Embeddings are deterministic unit vectors, one per input (a string, an
 // array of strings, or token ids), 1536 dimensions (3072 for
 // text-embedding-3-large) unless dimensions asks for fewer; encoding_format
 // "base64" is honoured. A model whose name contains "embed" is an embeddings
-// model: chat refuses it with 404 and embeddings refuse any other with 400.
-// Only one choice is returned whatever n asks; tools are accepted and
-// answered with text; only role, name and content count as prompt tokens.
-// Timestamps ("created") come from Options.Now.
+// model: chat, Responses and completions refuse it with 404 and embeddings
+// refuse any other with 400. Only one choice is returned whatever n asks;
+// only role, name and content count as prompt tokens (tools and schemas are
+// free). Timestamps ("created", "created_at") come from Options.Now.
+//
+// Chat options:
+//
+//   - logprobs: true (top_logprobs 0 to 20, else 400) gives each choice
+//     "logprobs":{"content":[...],"refusal":null} with one entry per content
+//     piece (a stream chunk's piece: a word with its leading space, or a
+//     piece of a JSON document), whose token is the piece's exact text (the
+//     tokens concatenate to the content), logprob -(i%7)/100 for the i-th
+//     piece, bytes its UTF-8 bytes, and top_logprobs k entries: the piece
+//     itself, then filler words each 1 less likely. In a stream each content
+//     chunk carries the entry of its piece; role and finish chunks have
+//     "logprobs":null, as do tool calls.
+//   - tools with tool_choice "required" (the first function tool) or
+//     {"type":"function","function":{"name":...}} answer with one call:
+//     content null, tool_calls [{id "call_…", type "function", function
+//     {name, arguments}}], finish_reason "tool_calls"; the arguments are an
+//     instance of the function's parameters schema (below), "{}" without
+//     one; completion tokens are those of the name and the arguments, never
+//     capped. A stream sends the call's id, type and name with the role,
+//     then the arguments in pieces, then the finish chunk. Once the messages
+//     hold a tool (or function) message, the answer is text. tool_choice
+//     without tools, or naming a function not among them, is a 400.
+//   - response_format {"type":"json_schema","json_schema":{"schema":...}}
+//     makes the content an instance of the schema; {"type":"json_object"}
+//     makes it {"answer":"<the text>"}. Either is cut at the token cap like
+//     text (and is then not valid JSON, as OpenAI's is not).
+//
+// Schema instances are deterministic: every property of an object, required
+// or not, in the schema's order; "sim" for a string (or an example value for
+// a date, date-time, email, uuid, uri… format, padded or cut to minLength
+// and maxLength); the first enum value or the const; 1 for a number or
+// integer, moved within minimum and maximum; true for a boolean; one item
+// for an array (or its tuple, or minItems); the first branch of anyOf and
+// oneOf; allOf merged; local $refs ("#/$defs/…", "#/definitions/…", "#")
+// resolved; the non-null type of a nullable type array. Recursion is cut
+// short (past a few levels arrays are empty and objects keep only their
+// required properties; deeper still values are null), so any schema gives a
+// bounded document, and nothing panics.
+//
+// The legacy POST /v1/completions answers {id "cmpl-…", object
+// "text_completion", created, model, choices [{text, index, logprobs null,
+// finish_reason}], usage} with one choice per prompt (a string, strings, or
+// token ids), each the chat answer to that prompt as a user message, capped
+// at max_tokens (default 16, as OpenAI's); any served chat model is
+// accepted; stream: true is a 400. POST /v1/moderations answers {id
+// "modr-…", model (the request's, default "omni-moderation-latest"), results
+// [{flagged false, categories {}, category_scores {}}]}, one result per
+// input string (one for an array of multi-modal parts), whatever the model.
+//
+// # Responses API
+//
+// POST /v1/responses takes model, input (a string, or an array of items:
+// {role, content} messages with or without "type":"message", whose content
+// is a string or parts of which input_text and output_text count and
+// input_image and input_file are ignored; function_call_output and
+// function_call items; items of other types are kept but ignored),
+// instructions, max_output_tokens (below 16 is a 400, as OpenAI's),
+// previous_response_id, store (default true), stream, background, tools,
+// tool_choice, text, temperature, top_p, metadata, parallel_tool_calls,
+// truncation, user; other fields are ignored. It answers a "response" object
+// shaped like OpenAI's: id "resp_…", status "completed" (or "incomplete"
+// with incomplete_details {reason "max_output_tokens"} when capped),
+// created_at, model, output (one message item with one output_text part, or
+// one function_call item), usage {input_tokens, input_tokens_details
+// {cached_tokens 0}, output_tokens, output_tokens_details {reasoning_tokens
+// 0}, total_tokens}, error null, and the request's settings echoed with
+// OpenAI's defaults (text {"format":{"type":"text"}}, tool_choice "auto",
+// tools [], temperature and top_p 1, truncation "disabled", metadata {},
+// parallel_tool_calls true). There is no output_text field: SDKs compute it.
+// background is accepted, answered at once, and shown as background: true.
+//
+// The text is made as a chat answer's, from the messages: the instructions
+// (as a developer message), then the inputs and outputs of every earlier
+// response of the previous_response_id chain, oldest first, then this
+// input. Function call items count as assistant messages of their name and
+// arguments, function_call_output items as tool messages. So answers differ
+// turn by turn and depend on the chain, and input_tokens covers it all, as
+// OpenAI bills it. Function tools ({"type":"function", name, parameters})
+// with tool_choice "required" or {"type":"function","name":...} answer with
+// a function_call item {id "fc_…", call_id "call_…", name, arguments,
+// status}, unless the input holds a function_call_output; a tool_choice
+// naming a function not among the tools is a 400. text.format json_schema
+// and json_object work as chat's response_format.
+//
+// With stream: true the events are OpenAI's, each framed as "event:
+// TYPE\ndata: JSON\n\n" with the type and a sequence_number counting from 0
+// in the JSON, and no [DONE]: response.created and response.in_progress (the
+// response in_progress, output empty, usage null), response.output_item.added,
+// response.content_part.added, one response.output_text.delta per piece,
+// response.output_text.done, response.content_part.done,
+// response.output_item.done and response.completed with the whole response
+// (response.incomplete when capped). A function call streams
+// response.output_item.added, response.function_call_arguments.delta per
+// piece, response.function_call_arguments.done and response.output_item.done
+// instead.
+//
+// Unless store is false, a response is kept for its account when its answer
+// is complete, before the client sees its end (a stream cut short, or a
+// client gone before the answer, keeps nothing): GET
+// /v1/responses/{id} returns it as it was answered; DELETE answers {"id",
+// "object":"response.deleted","deleted":true} and forgets it; POST
+// .../cancel answers 400 "Only responses created with background=true can
+// be cancelled." except for a background response, which is returned as it
+// is (already completed); GET .../input_items lists the request's input
+// items, each with an id, newest first ({"object":"list","data",
+// "first_id","last_id","has_more":false}; ?order=asc for oldest first). An
+// id unknown to the account (another account's, deleted, or dropped) is a
+// 404 "Response with id '…' not found."; an unknown previous_response_id a
+// 400 with code "previous_response_not_found". A Server keeps at most
+// 100,000 responses, dropping the oldest; what a chain needs of a dropped
+// or deleted response stays as long as later responses chain to it. These
+// endpoints cost nothing against the rate limits.
+//
+// # Errors
 //
 // Errors use OpenAI's body shape {"error":{"message","type","param","code"}}
 // on both wires, including 401 for a missing or unknown key, except the
 // Azure-only answers (missing api-version: 400, unknown deployment: 404),
 // which use Azure's {"error":{"code","message"}}. Order of checks: path
 // (404, or 405 for a wrong method), key (401), api-version (400), request
-// body (400), model or deployment (404), fault, rate limits (429).
+// body (400 when it is not JSON), model or deployment (404; for a stored
+// response, its id), request fields (400), fault, rate limits (429).
 //
 // # Latency
 //
-// A non-stream chat answer waits TTFT + (n-1)×PerToken for n completion
-// tokens. A stream sends its first chunk (the assistant role) at once, the
-// first content chunk after TTFT, and each later content chunk after
-// PerToken for every token it carries (chunks are words, one to a few
-// tokens). Embeddings wait TTFT; model listings do not wait. A wait ends at
-// once when the client goes away (the handler returns) or when Close is
-// called (the answer is then sent without further delay).
+// A non-stream chat, Responses or completions answer waits TTFT +
+// (n-1)×PerToken for n completion tokens (the longest choice's, for
+// completions). A stream sends its first chunk (the assistant role; for
+// Responses, the events before the first delta) at once, the first content
+// chunk after TTFT, and each later content chunk after PerToken for every
+// token it carries (chunks are words or pieces of a JSON document, one to a
+// few tokens). Embeddings and moderations wait TTFT; model listings and the
+// stored-response endpoints do not wait. A wait ends at once when the client
+// goes away (the handler returns) or when Close is called (the answer is
+// then sent without further delay). Every 2xx answer has an
+// openai-processing-ms header with its simulated latency in milliseconds
+// (for a stream, the TTFT) as well as an x-request-id.
 //
 // # Rate limits
 //
 // Each account has two token buckets, requests and tokens, of capacity RPM
 // and TPM, refilling continuously at a full bucket per minute (tracked to the
 // millisecond, read from Options.Now so tests can drive a fake clock). A chat
-// request costs 1 request and prompt tokens plus max_completion_tokens (or
-// max_tokens, or the real completion length when neither is set), charged at
-// admission and never refunded; an embeddings request costs its input tokens;
-// model listings cost nothing. A request that does not fit gets 429 with
+// or Responses request costs 1 request and prompt tokens plus
+// max_completion_tokens (or max_tokens, or max_output_tokens, or the real
+// completion length when none is set), charged at admission and never
+// refunded; a completions request likewise with its max_tokens (default 16)
+// for every prompt; an embeddings request costs its input tokens; a
+// moderations request 1 request and no tokens; model listings and stored
+// responses cost nothing. A request that does not fit gets 429 with
 // OpenAI's body and Retry-After, retry-after-ms (and x-ms-retry-after-ms on
 // Azure paths), and charges nothing. A request costing more tokens than the
 // whole TPM capacity can never succeed: it gets 429 "Request too large" (as
@@ -72,9 +209,12 @@
 // Error502, Error503, Reset, Hang, Malformed, StreamBreak (so if they add up
 // to more than 1 the later ones are starved). 5xx, reset and hang faults
 // happen before rate limiting and charge nothing; malformed and stream-break
-// faults happen to an admitted, charged answer. StreamBreak only affects
-// streaming chat requests. With concurrent requests, which request draws
-// which number depends on arrival order.
+// faults happen to an admitted, charged answer. Malformed cuts a JSON answer
+// in half; a chat stream gets a bad first chunk then [DONE], a Responses
+// stream a bad first event and nothing more. StreamBreak only affects
+// streaming chat and Responses requests, which are cut after about half
+// their content pieces. With concurrent requests, which request draws which
+// number depends on arrival order.
 //
 // # Records
 //
@@ -84,7 +224,13 @@
 // means no HTTP response was sent: a reset, a hang, or a client that went away
 // before the answer. A record is complete before its answer reaches the
 // client, so a test may read Log as soon as it has a response. A record
-// takes about 250 bytes. Keys never appear in records, logs or responses.
+// holds the path and, in Query, the raw query string (so a test can check
+// an Azure api-version). With Options.KeepBodies a record also keeps the
+// exact request body (Body, never marshalled to JSON) and Content-Type. A
+// record takes about 250 bytes, plus its body when kept. Keys never appear
+// in records, logs or responses: a query parameter named like a key
+// (api-key, key, …) or whose value is an account's key is recorded as
+// REDACTED.
 //
 // A Server is safe for concurrent use; its zero value is not usable, call New.
 package sim
@@ -92,12 +238,14 @@ package sim
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,6 +295,11 @@ type Options struct {
 	Now         func() time.Time  // clock for rate limits and records; nil = time.Now
 	LogLimit    int               // records kept by Log; 0 = 1,000,000, negative = unbounded
 	Logger      *slog.Logger      // one debug line per request; nil = no logging
+	// KeepBodies keeps in each Record the exact bytes of the request body
+	// (Record.Body) and its Content-Type header (Record.ContentType), for
+	// tests that check what a proxy forwarded. Bodies are held as long as
+	// their record, so bound LogLimit when bodies are large.
+	KeepBodies bool
 }
 
 // DefaultModels are the models served when Options.Models is nil.
@@ -177,6 +330,7 @@ type Record struct {
 	Account          string    `json:"account"` // account name; "" for no or unknown key
 	Wire             string    `json:"wire"`    // "openai" | "azure" ("" for a path under neither)
 	Path             string    `json:"path"`
+	Query            string    `json:"query"` // raw query string ("api-version=..."), key-like values redacted
 	Model            string    `json:"model"` // the model served (on Azure, the deployment's model)
 	Status           int       `json:"status"`
 	Stream           bool      `json:"stream"`
@@ -185,6 +339,11 @@ type Record struct {
 	Charged          int       `json:"charged"`     // tokens charged to the TPM bucket at admission, limited or not
 	BodySHA256       string    `json:"body_sha256"` // hex SHA-256 of the request body
 	Fault            string    `json:"fault"`       // "" or one of the Fault* values
+	// With Options.KeepBodies only: the request's Content-Type header and
+	// its exact body (never nil then, empty for no body). Body is not
+	// marshalled, so the lbgpt-sim control endpoint does not dump it.
+	ContentType string `json:"content_type,omitempty"`
+	Body        []byte `json:"-"`
 }
 
 // AccountStats are counters for one account.
@@ -210,6 +369,10 @@ type Server struct {
 	anon        counters // requests with no or unknown key
 	journal     journal
 	replies     replyCache
+	store       responseStore // stored Responses API objects
+	keepBodies  bool
+	idSalt      uint64        // makes generated ids unique to this server
+	ids         atomic.Uint64 // generated ids
 	done        chan struct{} // closed by Close
 	closeOnce   sync.Once
 	seq         atomic.Uint64 // request ids
@@ -304,8 +467,11 @@ func New(opts Options) *Server {
 		byName:      make(map[string]*account, len(opts.Accounts)),
 		models:      map[string]bool{},
 		deployments: opts.Deployments,
+		keepBodies:  opts.KeepBodies,
+		idSalt:      rand.Uint64(),
 		done:        make(chan struct{}),
 	}
+	s.store.limit = maxStoredResponses
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -399,19 +565,31 @@ func (s *Server) Close() {
 
 // route is what a request path asks for.
 type route struct {
-	wire       string
-	endpoint   string // endpointChat, endpointEmbed, endpointModels or ""
-	method     string
-	deployment string // Azure only
+	wire            string
+	endpoint        string // one of the endpoint* values, or ""
+	method          string
+	deployment      string // Azure chat and embeddings: the deployment in the path
+	id              string // a response id, for the endpointResponse* values
+	versionOptional bool   // Azure /openai/v1/ paths: api-version may be omitted
 }
 
 const (
-	endpointChat   = "chat"
-	endpointEmbed  = "embeddings"
-	endpointModels = "models"
+	endpointChat           = "chat"
+	endpointEmbed          = "embeddings"
+	endpointModels         = "models"
+	endpointCompletions    = "completions"
+	endpointModerations    = "moderations"
+	endpointResponses      = "responses"
+	endpointResponseGet    = "responses.get"
+	endpointResponseDelete = "responses.delete"
+	endpointResponseCancel = "responses.cancel"
+	endpointInputItems     = "responses.input_items"
 )
 
-func parseRoute(path string) route {
+// parseRoute maps a request to its route. The method only tells apart the
+// endpoints that share a path; a method an endpoint does not take is
+// answered 405 later.
+func parseRoute(method, path string) route {
 	if rest, ok := strings.CutPrefix(path, "/v1/"); ok {
 		r := route{wire: WireOpenAI}
 		switch rest {
@@ -421,6 +599,12 @@ func parseRoute(path string) route {
 			r.endpoint, r.method = endpointEmbed, http.MethodPost
 		case "models":
 			r.endpoint, r.method = endpointModels, http.MethodGet
+		case "completions":
+			r.endpoint, r.method = endpointCompletions, http.MethodPost
+		case "moderations":
+			r.endpoint, r.method = endpointModerations, http.MethodPost
+		default:
+			r.responsesRoute(method, rest)
 		}
 		return r
 	}
@@ -429,8 +613,16 @@ func parseRoute(path string) route {
 		return route{}
 	}
 	r := route{wire: WireAzure}
+	if v1, ok := strings.CutPrefix(rest, "v1/"); ok {
+		r.versionOptional = true
+		r.responsesRoute(method, v1)
+		return r
+	}
 	if rest == "models" {
 		r.endpoint, r.method = endpointModels, http.MethodGet
+		return r
+	}
+	if r.responsesRoute(method, rest) {
 		return r
 	}
 	rest, ok = strings.CutPrefix(rest, "deployments/")
@@ -451,6 +643,42 @@ func parseRoute(path string) route {
 	return r
 }
 
+// responsesRoute sets r for a Responses API path, given relative to the API
+// root ("responses", "responses/{id}", "responses/{id}/cancel",
+// "responses/{id}/input_items"), and reports whether it is one.
+func (r *route) responsesRoute(method, rest string) bool {
+	rest, ok := strings.CutPrefix(rest, "responses")
+	if !ok {
+		return false
+	}
+	if rest == "" {
+		r.endpoint, r.method = endpointResponses, http.MethodPost
+		return true
+	}
+	rest, ok = strings.CutPrefix(rest, "/")
+	if !ok {
+		return false
+	}
+	id, op, hasOp := strings.Cut(rest, "/")
+	if id == "" {
+		return false
+	}
+	switch {
+	case !hasOp && method == http.MethodDelete:
+		r.endpoint, r.method = endpointResponseDelete, http.MethodDelete
+	case !hasOp:
+		r.endpoint, r.method = endpointResponseGet, http.MethodGet
+	case op == "cancel":
+		r.endpoint, r.method = endpointResponseCancel, http.MethodPost
+	case op == "input_items":
+		r.endpoint, r.method = endpointInputItems, http.MethodGet
+	default:
+		return false
+	}
+	r.id = id
+	return true
+}
+
 // call is the state of one request as it is served.
 type call struct {
 	s     *Server
@@ -463,7 +691,8 @@ type call struct {
 	body  []byte
 	fault string // drawn fault, acted on at its stage
 
-	limitsSent bool // the x-ratelimit-* headers are set
+	limitsSent bool          // the x-ratelimit-* headers are set
+	latency    time.Duration // simulated latency, for the openai-processing-ms header
 	start      time.Time
 }
 
@@ -473,7 +702,7 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ServeHTTP answers one request; see the package documentation.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &call{s: s, w: w, r: r, route: parseRoute(r.URL.Path), start: time.Now()}
+	c := &call{s: s, w: w, r: r, route: parseRoute(r.Method, r.URL.Path), start: time.Now()}
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -490,7 +719,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Time:       s.now(),
 		Wire:       c.route.wire,
 		Path:       r.URL.Path,
+		Query:      s.redactQuery(r.URL.RawQuery),
 		BodySHA256: hex.EncodeToString(sum[:]),
+	}
+	if s.keepBodies {
+		c.rec.Body = append([]byte{}, c.body...)
+		c.rec.ContentType = r.Header.Get("Content-Type")
 	}
 	if c.acct != nil {
 		c.rec.Account = c.acct.Name
@@ -508,7 +742,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case c.acct == nil:
 		c.fail(http.StatusUnauthorized, "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.", "invalid_request_error", "", "invalid_api_key")
 		return
-	case c.route.wire == WireAzure && r.URL.Query().Get("api-version") == "":
+	case c.route.wire == WireAzure && !c.route.versionOptional && r.URL.Query().Get("api-version") == "":
 		c.failAzure(http.StatusBadRequest, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
 		return
 	case readErr != nil:
@@ -525,7 +759,59 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.embeddings()
 	case endpointModels:
 		c.listModels()
+	case endpointCompletions:
+		c.completions()
+	case endpointModerations:
+		c.moderations()
+	case endpointResponses:
+		c.responses()
+	default:
+		c.storedResponse()
 	}
+}
+
+// keyParams are query parameter names whose values Record.Query redacts.
+var keyParams = map[string]bool{"api-key": true, "api_key": true, "apikey": true, "key": true, "subscription-key": true, "access_token": true}
+
+// redactQuery returns the raw query q with the value of every key-like
+// parameter, and of every parameter whose value is an account's key,
+// replaced by "REDACTED".
+func (s *Server) redactQuery(q string) string {
+	if q == "" {
+		return ""
+	}
+	params := strings.Split(q, "&")
+	changed := false
+	for i, p := range params {
+		k, v, _ := strings.Cut(p, "=")
+		if uk, err := url.QueryUnescape(k); err == nil {
+			k = uk
+		}
+		if uv, err := url.QueryUnescape(v); err == nil {
+			v = uv
+		}
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			v = v[7:]
+		}
+		if keyParams[strings.ToLower(k)] || s.byKey[v] != nil {
+			name, _, _ := strings.Cut(p, "=")
+			params[i] = name + "=REDACTED"
+			changed = true
+		}
+	}
+	if !changed {
+		return q
+	}
+	return strings.Join(params, "&")
+}
+
+// newID returns a prefix and 2n hex digits unique to this server.
+func (s *Server) newID(prefix string, n int) string {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], s.idSalt)
+	binary.LittleEndian.PutUint64(b[8:], s.ids.Add(1))
+	sum := sha256.Sum256(b[:])
+	return prefix + hex.EncodeToString(sum[:min(n, len(sum))])
 }
 
 // authenticate returns the account whose key the request carries in the

@@ -3,6 +3,7 @@ package sim
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -33,7 +34,7 @@ func TestLogAndStats(t *testing.T) {
 	want := []Record{
 		{Time: t0, Account: "a", Wire: "openai", Path: "/v1/chat/completions", Model: "gpt-4o-mini", Status: 200, PromptTokens: chat.PromptTokens, CompletionTokens: chat.CompletionTokens, Charged: chat.TotalTokens, BodySHA256: sum(hello)},
 		{Time: t0, Account: "a", Wire: "openai", Path: "/v1/chat/completions", Model: "gpt-4o-mini", Status: 429, BodySHA256: sum(hello)},
-		{Time: t0, Account: "b", Wire: "azure", Path: "/openai/deployments/gpt-4o-mini/chat/completions", Model: "gpt-4o-mini", Status: 200, Stream: true, PromptTokens: chat.PromptTokens, CompletionTokens: chat.CompletionTokens, Charged: chat.TotalTokens, BodySHA256: sum(streamHello)},
+		{Time: t0, Account: "b", Wire: "azure", Path: "/openai/deployments/gpt-4o-mini/chat/completions", Query: "api-version=2024-10-21", Model: "gpt-4o-mini", Status: 200, Stream: true, PromptTokens: chat.PromptTokens, CompletionTokens: chat.CompletionTokens, Charged: chat.TotalTokens, BodySHA256: sum(streamHello)},
 		{Time: t0, Account: "b", Wire: "openai", Path: "/v1/chat/completions", Model: "gpt-4o-mini", Status: 200, PromptTokens: chat.PromptTokens, CompletionTokens: chat.CompletionTokens, Charged: chat.TotalTokens, BodySHA256: sum(hello)},
 		{Time: t0, Wire: "openai", Path: "/v1/chat/completions", Status: 401, BodySHA256: sum(hello)},
 		{Time: t0, Wire: "openai", Path: "/v1/models", Status: 401, BodySHA256: sum("")},
@@ -190,4 +191,103 @@ func BenchmarkChatZeroLatency(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestKeepBodies(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprint("keep ", keep), func(t *testing.T) {
+			s, ts := start(t, Options{Accounts: []Account{{Key: "sk-secret"}}, KeepBodies: keep})
+			azureWire.call(t, ts.URL, "chat/completions", "sk-secret", hello)
+			do(t, "GET", ts.URL+"/v1/models", http.Header{"Authorization": {"Bearer sk-secret"}}, "")
+			req, _ := http.NewRequest("POST", ts.URL+"/v1/responses?b=2&a=%20x", strings.NewReader("\x00not json"))
+			req.Header.Set("Authorization", "Bearer sk-secret")
+			req.Header.Set("Content-Type", "text/plain; charset=latin1")
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+			log := s.Log()
+			want := []Record{
+				{Query: "api-version=2024-10-21", ContentType: "application/json", Body: []byte(hello)},
+				{Body: []byte{}},
+				{Query: "b=2&a=%20x", ContentType: "text/plain; charset=latin1", Body: []byte("\x00not json")},
+			}
+			for i, r := range log {
+				w := want[i]
+				if !keep {
+					w.ContentType, w.Body = "", nil
+				}
+				got := Record{Query: r.Query, ContentType: r.ContentType, Body: r.Body}
+				if diff := cmp.Diff(w, got); diff != "" {
+					t.Errorf("record %d (-want +got):\n%s", i, diff)
+				}
+			}
+			// Bodies stay out of the JSON form of records.
+			b, _ := json.Marshal(log)
+			if strings.Contains(string(b), "Hello there") || strings.Contains(string(b), `"body"`) || strings.Contains(string(b), "sk-secret") {
+				t.Errorf("records as JSON: %s", b)
+			}
+		})
+	}
+}
+
+func TestQueryRedactsKeys(t *testing.T) {
+	s, ts := start(t, Options{Accounts: []Account{{Name: "a", Key: "sk-secret/+key"}}})
+	for _, q := range []string{
+		"api-version=2024-10-21&api-key=whatever",
+		"api-version=2024-10-21&x=sk-secret%2F%2Bkey",
+		"KEY=abc&token=Bearer+sk-secret/%2Bkey",
+		"subscription-key=1&keep=me",
+	} {
+		h := http.Header{}
+		h.Set("api-key", "sk-secret/+key")
+		do(t, "GET", ts.URL+"/openai/models?"+q, h, "")
+	}
+	want := []string{
+		"api-version=2024-10-21&api-key=REDACTED",
+		"api-version=2024-10-21&x=REDACTED",
+		"KEY=REDACTED&token=REDACTED",
+		"subscription-key=REDACTED&keep=me",
+	}
+	var got []string
+	for _, r := range s.Log() {
+		got = append(got, r.Query)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("queries (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseRoute(t *testing.T) {
+	tests := []struct {
+		method, path string
+		want         route
+	}{
+		{"POST", "/v1/chat/completions", route{wire: WireOpenAI, endpoint: endpointChat, method: "POST"}},
+		{"POST", "/v1/completions", route{wire: WireOpenAI, endpoint: endpointCompletions, method: "POST"}},
+		{"POST", "/v1/moderations", route{wire: WireOpenAI, endpoint: endpointModerations, method: "POST"}},
+		{"POST", "/v1/responses", route{wire: WireOpenAI, endpoint: endpointResponses, method: "POST"}},
+		{"GET", "/v1/responses", route{wire: WireOpenAI, endpoint: endpointResponses, method: "POST"}},
+		{"GET", "/v1/responses/resp_1", route{wire: WireOpenAI, endpoint: endpointResponseGet, method: "GET", id: "resp_1"}},
+		{"DELETE", "/v1/responses/resp_1", route{wire: WireOpenAI, endpoint: endpointResponseDelete, method: "DELETE", id: "resp_1"}},
+		{"PUT", "/v1/responses/resp_1", route{wire: WireOpenAI, endpoint: endpointResponseGet, method: "GET", id: "resp_1"}},
+		{"POST", "/v1/responses/resp_1/cancel", route{wire: WireOpenAI, endpoint: endpointResponseCancel, method: "POST", id: "resp_1"}},
+		{"GET", "/v1/responses/resp_1/input_items", route{wire: WireOpenAI, endpoint: endpointInputItems, method: "GET", id: "resp_1"}},
+		{"GET", "/v1/responses/resp_1/other", route{wire: WireOpenAI}},
+		{"GET", "/v1/responses/", route{wire: WireOpenAI}},
+		{"GET", "/v1/responsesX", route{wire: WireOpenAI}},
+		{"POST", "/openai/v1/responses", route{wire: WireAzure, endpoint: endpointResponses, method: "POST", versionOptional: true}},
+		{"GET", "/openai/v1/responses/r/input_items", route{wire: WireAzure, endpoint: endpointInputItems, method: "GET", id: "r", versionOptional: true}},
+		{"GET", "/openai/v1/models", route{wire: WireAzure, versionOptional: true}},
+		{"POST", "/openai/responses", route{wire: WireAzure, endpoint: endpointResponses, method: "POST"}},
+		{"DELETE", "/openai/responses/r", route{wire: WireAzure, endpoint: endpointResponseDelete, method: "DELETE", id: "r"}},
+		{"POST", "/openai/deployments/d/chat/completions", route{wire: WireAzure, endpoint: endpointChat, method: "POST", deployment: "d"}},
+		{"POST", "/openai/deployments/d/responses", route{wire: WireAzure, deployment: "d"}},
+		{"POST", "/openai/deployments/d/completions", route{wire: WireAzure, deployment: "d"}},
+		{"POST", "/responses", route{}},
+	}
+	for _, tt := range tests {
+		if got := parseRoute(tt.method, tt.path); got != tt.want {
+			t.Errorf("parseRoute(%s %s) = %+v, want %+v", tt.method, tt.path, got, tt.want)
+		}
+	}
 }

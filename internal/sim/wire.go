@@ -1,6 +1,9 @@
 package sim
 
 import (
+	"bytes"
+	"encoding/json"
+	"net/http"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -31,6 +34,9 @@ func (c *call) send(status int, body []byte) {
 		c.limitHeaders(c.peek())
 	}
 	c.requestID()
+	if status >= 200 && status < 300 {
+		c.processingMS()
+	}
 	c.rec.Status = status
 	c.finish() // before the client can see the answer, so Log agrees with it
 	c.w.WriteHeader(status)
@@ -40,6 +46,39 @@ func (c *call) send(status int, body []byte) {
 func (c *call) requestID() {
 	c.w.Header()["X-Request-Id"] = []string{"req_sim_" + strconv.FormatUint(c.s.seq.Add(1), 10)}
 }
+
+// processingMS sets the openai-processing-ms header of a 2xx answer to the
+// simulated latency.
+func (c *call) processingMS() {
+	c.w.Header()["Openai-Processing-Ms"] = []string{strconv.FormatInt(c.latency.Milliseconds(), 10)}
+}
+
+// sendJSON answers with v marshalled, HTML characters left unescaped as
+// OpenAI leaves them; a malformed fault drawn for the request cuts the body
+// in half.
+func (c *call) sendJSON(status int, v any) {
+	o := marshal(v)
+	if status == http.StatusOK && c.fault == FaultMalformed {
+		c.rec.Fault = c.fault
+		o = o[:len(o)/2]
+	}
+	c.send(status, o)
+}
+
+// marshal returns v as compact JSON followed by a newline, without escaping
+// HTML characters. The values marshalled here cannot fail to marshal.
+func marshal(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic("sim: marshal: " + err.Error())
+	}
+	return b.Bytes()
+}
+
+// marshalLine is marshal without the trailing newline, for an event's data.
+func marshalLine(v any) []byte { return bytes.TrimSuffix(marshal(v), []byte("\n")) }
 
 // fail answers with OpenAI's error body shape; empty param and code are null.
 func (c *call) fail(status int, message, typ, param, code string) {
