@@ -162,6 +162,10 @@ func (p *Pool) Members() []*Member {
 type Request struct {
 	Model  string
 	Tokens int // estimated total tokens: prompt + the answer's bound or estimate
+	// Backend pins the request to the member of that name, whatever its
+	// models (a stateful response lives on the account that made it); ""
+	// lets the pool choose among those that serve Model.
+	Backend string
 }
 
 // Outcome is what one upstream call reports back.
@@ -224,7 +228,7 @@ func Open[T any](ctx context.Context, p *Pool, req Request, call func(context.Co
 func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Context, *Member) (T, Outcome, error), keep bool) (T, Report, func(Outcome, error), error) {
 	var zero T
 	var rep Report
-	if err := p.servesModel(req.Model); err != nil {
+	if err := p.servesModel(req); err != nil {
 		return zero, rep, nil, err
 	}
 	opts := p.options()
@@ -335,17 +339,29 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // servesModel reports an error naming the model and the backends when no
 // member serves model.
-func (p *Pool) servesModel(model string) error {
+func (p *Pool) servesModel(req Request) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	names := make([]string, 0, len(p.members))
 	for _, m := range p.members {
-		if m.Config.Serves(model) {
+		if m.serves(req) {
 			return nil
 		}
 		names = append(names, m.Name())
 	}
-	return &Error{Kind: KindNoBackend, Message: fmt.Sprintf("no backend serves model %q (backends: %s)", model, strings.Join(names, ", "))}
+	if req.Backend != "" {
+		return &Error{Kind: KindNoBackend, Message: fmt.Sprintf("backend %q is no longer configured (backends: %s)", req.Backend, strings.Join(names, ", "))}
+	}
+	return &Error{Kind: KindNoBackend, Message: fmt.Sprintf("no backend serves model %q (backends: %s)", req.Model, strings.Join(names, ", "))}
+}
+
+// serves reports whether m may take req: the member it is pinned to, or
+// one that serves its model.
+func (m *Member) serves(req Request) bool {
+	if req.Backend != "" {
+		return m.Name() == req.Backend
+	}
+	return m.Config.Serves(req.Model)
 }
 
 // downAfter is the failures in a row that take a backend out for a while.
@@ -485,7 +501,7 @@ func later(ts ...time.Time) time.Time {
 // candidateLocked reports whether m could ever take w: it serves the model,
 // its key is not refused (or is due for a probe), and w has not excluded it.
 func (p *Pool) candidateLocked(now time.Time, m *Member, w *waiter) bool {
-	return m.Config.Serves(w.req.Model) && !w.excluded[m] && !m.deadUntil.After(now)
+	return m.serves(w.req) && !w.excluded[m] && !m.deadUntil.After(now)
 }
 
 // hasCandidateLocked reports whether any member could take w eventually.

@@ -50,6 +50,8 @@ const (
 	DefaultMaxAttempts     = 10 // the original LBGPT's
 	DefaultMaxMessageBytes = 8 << 20
 	DefaultDrainTimeout    = 30 * time.Second
+	DefaultStreamIdle      = 60 * time.Second
+	DefaultMaxBodyBytes    = 32 << 20 // a large image, base64-encoded
 	DefaultOpenAIBaseURL   = "https://api.openai.com/v1"
 	DefaultAzureAPIVersion = "2024-10-21"
 	DefaultWeight          = 1.0
@@ -159,6 +161,11 @@ type Daemon struct {
 	// DrainTimeout is how long a stopping daemon lets the requests in
 	// flight finish before it cancels them. Default 30s.
 	DrainTimeout Duration `toml:"drain_timeout"`
+	// StreamIdleTimeout ends a streamed answer that sends nothing for this
+	// long once its first token came; request_timeout bounds a stream only
+	// until then, so a long answer that keeps coming is never cut. 0 means
+	// no idle limit. Default 60s.
+	StreamIdleTimeout Duration `toml:"stream_idle_timeout"`
 	// SocketGroup names a group whose members may use the daemon too (a
 	// shared team daemon); "" (the default) admits only the daemon's own
 	// user. The socket is then made group-accessible (0660) with that group.
@@ -175,6 +182,9 @@ type HTTP struct {
 	// Socket is the absolute path of a Unix socket serving the same
 	// endpoint, 0600 and for the daemon's own user only; "" means none.
 	Socket string `toml:"socket"`
+	// MaxBodyBytes bounds a request body; a larger one is answered 413.
+	// Default 32 MiB (a large image, base64-encoded).
+	MaxBodyBytes int `toml:"max_body_bytes"`
 }
 
 // Enabled reports whether the HTTP endpoint has a listener.

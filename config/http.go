@@ -17,6 +17,9 @@ func (ck *checker) validateHTTP(h *HTTP, d *Daemon) {
 			ck.errorf(at("listen"), "http: listen %q: %s", h.Listen, msg)
 		}
 	}
+	if h.MaxBodyBytes < 1<<10 || h.MaxBodyBytes > 1<<30 {
+		ck.errorf(at("max_body_bytes"), "http: max_body_bytes must be from 1024 to %d (1 GiB), not %d", 1<<30, h.MaxBodyBytes)
+	}
 	switch msg := socketProblem(h.Socket); {
 	case msg != "":
 		ck.errorf(at("socket"), "http: %s", msg)

@@ -14,6 +14,8 @@ func TestHTTP(t *testing.T) {
 		err  string
 	}{
 		{"off by default", "", HTTP{}, ""},
+		{"body limit", "max_body_bytes = 2048", HTTP{MaxBodyBytes: 2048}, ""},
+		{"body limit too small", "max_body_bytes = 10", HTTP{}, "http: max_body_bytes must be from 1024"},
 		{"ipv4 loopback", `listen = "127.0.0.1:8088"`, HTTP{Listen: "127.0.0.1:8088"}, ""},
 		{"other loopback", `listen = "127.0.0.2:0"`, HTTP{Listen: "127.0.0.2:0"}, ""},
 		{"ipv6 loopback", `listen = "[::1]:8088"`, HTTP{Listen: "[::1]:8088"}, ""},
@@ -40,7 +42,10 @@ func TestHTTP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.HTTP != tt.want || c.HTTP.Enabled() != (tt.want != HTTP{}) {
+			if tt.want.MaxBodyBytes == 0 {
+				tt.want.MaxBodyBytes = DefaultMaxBodyBytes
+			}
+			if c.HTTP != tt.want || c.HTTP.Enabled() != (tt.want.Listen != "" || tt.want.Socket != "") {
 				t.Errorf("http = %+v, want %+v", c.HTTP, tt.want)
 			}
 		})

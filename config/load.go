@@ -165,11 +165,13 @@ func FromEnv(env func(string) string) (*Config, error) {
 	c := &Config{
 		Version: Version,
 		Daemon: Daemon{
-			RequestTimeout:  Duration{DefaultRequestTimeout},
-			MaxAttempts:     DefaultMaxAttempts,
-			MaxMessageBytes: DefaultMaxMessageBytes,
-			DrainTimeout:    Duration{DefaultDrainTimeout},
+			RequestTimeout:    Duration{DefaultRequestTimeout},
+			MaxAttempts:       DefaultMaxAttempts,
+			MaxMessageBytes:   DefaultMaxMessageBytes,
+			DrainTimeout:      Duration{DefaultDrainTimeout},
+			StreamIdleTimeout: Duration{DefaultStreamIdle},
 		},
+		HTTP: HTTP{MaxBodyBytes: DefaultMaxBodyBytes},
 	}
 	c.Balance.setDefaults(nil)
 	c.Cache.setDefaults(nil)

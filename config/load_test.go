@@ -55,7 +55,8 @@ func TestFromEnv(t *testing.T) {
 			}
 			want := &Config{
 				Version:  1,
-				Daemon:   Daemon{RequestTimeout: Duration{DefaultRequestTimeout}, MaxAttempts: 10, MaxMessageBytes: 8 << 20, DrainTimeout: Duration{DefaultDrainTimeout}},
+				Daemon:   Daemon{RequestTimeout: Duration{DefaultRequestTimeout}, MaxAttempts: 10, MaxMessageBytes: 8 << 20, DrainTimeout: Duration{DefaultDrainTimeout}, StreamIdleTimeout: Duration{DefaultStreamIdle}},
+				HTTP:     HTTP{MaxBodyBytes: DefaultMaxBodyBytes},
 				Balance:  Balance{Strategy: StrategyMaxHeadroom, BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}},
 				Cache:    Cache{Enabled: true, MaxBytes: DefaultCacheMaxBytes, Embedder: EmbedderLocal, EmbeddingModel: DefaultEmbeddingModel},
 				Backends: tt.want,

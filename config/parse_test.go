@@ -405,7 +405,8 @@ priority = -1
 	}
 	want := &Config{
 		Version: 1,
-		Daemon:  Daemon{RequestTimeout: Duration{120 * time.Second}, MaxAttempts: 10, MaxMessageBytes: 8 << 20, DrainTimeout: Duration{DefaultDrainTimeout}},
+		Daemon:  Daemon{RequestTimeout: Duration{120 * time.Second}, MaxAttempts: 10, MaxMessageBytes: 8 << 20, DrainTimeout: Duration{DefaultDrainTimeout}, StreamIdleTimeout: Duration{DefaultStreamIdle}},
+		HTTP:    HTTP{MaxBodyBytes: DefaultMaxBodyBytes},
 		Balance: Balance{Strategy: "max_headroom", BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}},
 		Cache:   Cache{Enabled: true, MaxBytes: DefaultCacheMaxBytes, Embedder: EmbedderLocal, EmbeddingModel: DefaultEmbeddingModel},
 		Backends: []Backend{

@@ -45,6 +45,12 @@ func setDefaults(c *Config, raw map[string]any) {
 	if _, ok := d["drain_timeout"]; !ok {
 		c.Daemon.DrainTimeout.Duration = DefaultDrainTimeout
 	}
+	if _, ok := d["stream_idle_timeout"]; !ok {
+		c.Daemon.StreamIdleTimeout.Duration = DefaultStreamIdle
+	}
+	if h, _ := raw["http"].(map[string]any); h["max_body_bytes"] == nil {
+		c.HTTP.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	bal, _ := raw["balance"].(map[string]any)
 	c.Balance.setDefaults(bal)
 	cache, _ := raw["cache"].(map[string]any)
@@ -202,6 +208,9 @@ func (ck *checker) validateDaemon(d *Daemon) {
 	}
 	if d.DrainTimeout.Duration < 0 {
 		ck.errorf(at("drain_timeout"), "daemon: drain_timeout must not be negative, not %q", d.DrainTimeout.Duration)
+	}
+	if d.StreamIdleTimeout.Duration < 0 {
+		ck.errorf(at("stream_idle_timeout"), "daemon: stream_idle_timeout must not be negative, not %q", d.StreamIdleTimeout.Duration)
 	}
 	if d.SocketGroup != "" && !validGroup.MatchString(d.SocketGroup) {
 		ck.errorf(at("socket_group"), "daemon: socket_group %q is not a group name", d.SocketGroup)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/creachadair/jrpc2"
 
+	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -71,13 +72,14 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 		// parsing every item would keep the other cores idle.
 		wg.Go(func() {
 			defer func() { <-sem }()
-			req, err := parseChatRequest(raw)
+			start := time.Now()
+			r, err := parseRequest(provider.PathChat, raw)
 			if err != nil {
 				b.finish(ctx, i, rpc.ChatResult{}, err)
 				return
 			}
-			res, err := d.answer(ctx, req, p.Options, nil, time.Now())
-			b.finish(ctx, i, res, err)
+			res, err := d.serve(ctx, r, p.Options, nil, start)
+			b.finish(ctx, i, rpc.ChatResult{Response: res.body, Meta: res.meta}, err)
 		})
 	}
 	wg.Wait()

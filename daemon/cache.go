@@ -132,32 +132,31 @@ type cachePlan struct {
 	sem      *cache.Query // nil: no semantic cache for this request
 }
 
-// plan decides how req uses the caches and single-flight. The key is
-// computed even with the cache off, for single-flight.
-func (d *Daemon) plan(req chatRequest, opts rpc.Options) cachePlan {
-	kp := cache.KeyParams{Namespace: opts.Namespace, ModelAlias: opts.ModelAlias}
-	key, err := cache.QuickKey(req.raw, kp)
+// plan decides how r uses the caches and single-flight. The key is
+// computed even with the cache off, for single-flight. A request whose
+// answer is not cached (a stateful response, another route) has no key.
+func (d *Daemon) plan(r *apiRequest, opts rpc.Options) cachePlan {
+	kind := r.cacheKind()
+	if kind == "" {
+		return cachePlan{}
+	}
+	kp := cache.KeyParams{Kind: kind, Namespace: opts.Namespace, ModelAlias: opts.ModelAlias}
+	key, err := cache.QuickKey(r.raw, kp)
 	if err != nil {
 		return cachePlan{}
 	}
-	p := cachePlan{key: key, coalesce: !opts.NoCache, ns: opts.Namespace, model: cmp.Or(opts.ModelAlias, req.req.Model)}
+	p := cachePlan{key: key, coalesce: !opts.NoCache && !r.view.Stream, ns: opts.Namespace, model: cmp.Or(opts.ModelAlias, r.view.Model)}
 	if d.cache.store == nil {
 		return p
 	}
 	cc := d.config().Cache
 	enc := cmp.Or(opts.Semantic, cc.Semantic)
-	semantic := enc != rpc.SemanticOff && enc != ""
+	semantic := r.chat() && enc != rpc.SemanticOff && enc != ""
 	if semantic && d.cache.ensureSem != nil {
 		d.cache.ensureSem()
 	}
 	semantic = semantic && d.cache.semanticIndexNow() != nil
-	var r *cache.Request // decoded only when needed: the key did without
-	if cc.DeterministicOnly || semantic {
-		if r, err = cache.ParseRequest(req.raw); err != nil {
-			return p
-		}
-	}
-	if cc.DeterministicOnly && !r.Deterministic() {
+	if cc.DeterministicOnly && r.sampled() {
 		p.coalesce = false
 		return p
 	}
@@ -167,8 +166,10 @@ func (d *Daemon) plan(req chatRequest, opts rpc.Options) cachePlan {
 		p.ttl = t
 	}
 	if semantic {
-		if q, ok, err := r.Semantic(enc, kp); err == nil && ok {
-			p.sem = &q
+		if cr, err := cache.ParseRequest(r.raw); err == nil {
+			if q, ok, err := cr.Semantic(enc, kp); err == nil && ok {
+				p.sem = &q
+			}
 		}
 	}
 	return p
@@ -232,11 +233,11 @@ func (d *Daemon) lookup(ctx context.Context, p cachePlan) (cached, bool) {
 	return cached{entry: e, meta: rpc.Meta{Cache: rpc.CacheSemantic, CacheEntry: hit.ID, Similarity: hit.Similarity, SemanticExact: hit.Exact}}, true
 }
 
-// hitResult is the result of a request answered from the caches.
-func (d *Daemon) hitResult(c cached, streamed bool, start time.Time) rpc.ChatResult {
+// hitMeta is the metadata of a request answered from the caches.
+func (d *Daemon) hitMeta(c cached, streamed bool, start time.Time) rpc.Meta {
 	m := d.meta(balance.Report{}, c.entry.Model, streamed, start, 0)
 	m.Cache, m.CacheEntry, m.Similarity, m.SemanticExact = c.meta.Cache, c.meta.CacheEntry, c.meta.Similarity, c.meta.SemanticExact
-	return rpc.ChatResult{Response: c.entry.Value, Meta: m}
+	return m
 }
 
 // remember counts an answer and, when it was paid for, stores it: exact
@@ -244,11 +245,11 @@ func (d *Daemon) hitResult(c cached, streamed bool, start time.Time) rpc.ChatRes
 // semantic writer, so its target is readable before the entry exists). A
 // write that fails at once sets the warning, never the answer; one that
 // fails later is logged and counted.
-func (d *Daemon) remember(p cachePlan, res *rpc.ChatResult) {
+func (d *Daemon) remember(p cachePlan, ans answer, m *rpc.Meta) {
 	if d.cache.store == nil {
 		return
 	}
-	switch res.Meta.Cache {
+	switch m.Cache {
 	case rpc.CacheCoalesced:
 		// Stored here too: the request that made the call may not have
 		// stored it (no_store, or it stopped waiting), and a second store
@@ -263,24 +264,24 @@ func (d *Daemon) remember(p cachePlan, res *rpc.ChatResult) {
 		return
 	}
 	now := time.Now()
-	e := cache.Entry{Key: p.key, Value: res.Response, Namespace: p.ns, Model: p.model, Created: now}
+	e := cache.Entry{Key: p.key, Value: encodeStored(ans), Namespace: p.ns, Model: p.model, Created: now}
 	if p.ttl > 0 {
 		e.Expires = now.Add(p.ttl)
 	}
 	if err := d.cache.store.Put(e); err != nil {
 		d.cache.writeErrors.Add(1)
 		d.log.Warn("cache write failed; the answer was delivered", "err", err)
-		res.Meta.Warning = "the answer could not be cached: " + err.Error()
+		m.Warning = "the answer could not be cached: " + err.Error()
 		return
 	}
-	res.Meta.CacheEntry = p.key
+	m.CacheEntry = p.key
 	if p.sem == nil || d.cache.semanticIndexNow() == nil {
 		return
 	}
 	se := semanticEntry{ID: semanticID(p.sem.Partition, p.sem.Text), Partition: p.sem.Partition, Text: p.sem.Text, Target: p.key, Namespace: p.ns, Created: now}
 	if !d.cache.semAdds.do(func() { d.addSemantic(se) }) {
 		d.cache.writeErrors.Add(1)
-		res.Meta.Warning = "the answer could not be added to the semantic cache: the cache is closing"
+		m.Warning = "the answer could not be added to the semantic cache: the cache is closing"
 	}
 }
 

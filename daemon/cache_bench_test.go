@@ -5,11 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
 // BenchmarkExactHit is a cache hit's work in the daemon, without the
-// socket: the strict decode, the key, the bbolt read, the result.
+// socket: the request's decode, the key, the bbolt read, the result.
 func BenchmarkExactHit(b *testing.B) {
 	h := start(b, oneAccount(), anyModel)
 	raw := json.RawMessage(`{"model":"gpt-4o-mini","temperature":0,"max_tokens":16,"messages":[{"role":"user","content":"cache benchmark question 12345"}]}`)
@@ -18,15 +19,16 @@ func BenchmarkExactHit(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		req, err := parseChatRequest(raw)
+		start := time.Now()
+		r, err := parseRequest(provider.PathChat, raw)
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := h.daemon.answer(b.Context(), req, rpc.Options{}, nil, time.Now())
-		if err != nil || res.Meta.Cache != rpc.CacheExact {
-			b.Fatalf("%v %+v", err, res.Meta)
+		res, err := h.daemon.serve(b.Context(), r, rpc.Options{}, nil, start)
+		if err != nil || res.meta.Cache != rpc.CacheExact {
+			b.Fatalf("%v %+v", err, res.meta)
 		}
-		if _, err := json.Marshal(res); err != nil {
+		if _, err := json.Marshal(rpc.ChatResult{Response: res.body, Meta: res.meta}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/lbgpt/lbgpt/client"
 	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/internal/sim"
+	"github.com/lbgpt/lbgpt/internal/wire"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -215,19 +216,18 @@ func TestStreamStoredAndReplayed(t *testing.T) {
 	if second.text != first.text || len(second.chunks) < 4 {
 		t.Errorf("replayed %d chunks %q, want the first stream's text %q", len(second.chunks), second.text, first.text)
 	}
-	// The replayed chunks assemble to the stored response.
-	var asm assembler
-	for _, c := range second.chunks {
-		var chunk struct {
-			Object string `json:"object"`
-		}
-		json.Unmarshal(c, &chunk)
-		if chunk.Object != "chat.completion.chunk" {
-			t.Errorf("replayed chunk object %q", chunk.Object)
-		}
-		asm.add(decodeChunk(t, c))
+	// A streamed repeat gets the very chunks the upstream sent.
+	if d := cmp.Diff(first.chunks, second.chunks); d != "" {
+		t.Errorf("replayed chunks differ from the stream's (-first +replayed):\n%s", d)
 	}
-	replayed, _ := json.Marshal(asm.response())
+	chunks := make([][]byte, len(second.chunks))
+	for i, c := range second.chunks {
+		chunks[i] = c
+	}
+	replayed, err := wire.AssembleChat(chunks)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if d := cmp.Diff(string(first.res.Response), string(replayed)); d != "" {
 		t.Errorf("replayed chunks assemble differently (-stored +replayed):\n%s", d)
 	}
@@ -254,8 +254,9 @@ func TestAbortedStreamNotStored(t *testing.T) {
 	if st, _ := h.client.CacheStats(t.Context()); st.Entries != 0 {
 		t.Errorf("%d entries after a broken stream, want 0", st.Entries)
 	}
-	// Nor is a stream the client stopped.
-	h.sim.SetFaults("a", sim.Faults{})
+	// Nor is a stream the client stopped, mid-way (the answer takes 20 ms a
+	// token, the client stops at the first chunk).
+	h = start(t, sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, PerToken: 20 * time.Millisecond}}}, anyModel)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	for range h.client.ChatStream(ctx, userRequest("gpt-4o-mini", "stopped by its client"), rpc.Options{}) {

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -89,6 +90,8 @@ type Daemon struct {
 	stateDir  string
 	http      httpListeners // the [http] endpoint's, once ListenHTTP opened them
 	batches   batchRegistry // the batches running now, for status
+	affinity  affinity      // which backend holds each stateful response
+	models    modelLists    // what the backends' own model lists said
 	cache     caches
 	threshold float64 // the semantic cache's default threshold; 0 without one
 
@@ -147,6 +150,7 @@ func New(opts Options) (*Daemon, error) {
 		}
 		d.group, d.groupName = grp.Gid, g
 	}
+	d.affinity.path = filepath.Join(d.stateDir, AffinityFile)
 	d.cfg.Store(opts.Config)
 	if err := openCache(opts.Config.Cache, d); err != nil {
 		return nil, err
@@ -195,6 +199,7 @@ func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 // must call it. It is idempotent.
 func (d *Daemon) Close() error {
 	d.closeCache()
+	d.affinity.close()
 	return nil
 }
 

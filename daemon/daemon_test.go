@@ -369,8 +369,8 @@ func TestErrors(t *testing.T) {
 		msg  string
 	}{
 		{"no backend serves the model", userRequest("claude-9", "hi"), rpc.Options{}, rpc.ErrNotFound, `no backend serves model "claude-9" (backends: a, b)`},
-		{"unknown request field", map[string]any{"model": "gpt-4o-mini", "messages": []any{map[string]string{"role": "user", "content": "x"}}, "use_cache": false}, rpc.Options{}, rpc.ErrInvalidParams, `unknown field "use_cache"`},
-		{"no messages", map[string]any{"model": "gpt-4o-mini"}, rpc.Options{}, rpc.ErrInvalidParams, "messages must not be empty"},
+		{"no model", map[string]any{"messages": []any{map[string]string{"role": "user", "content": "x"}}}, rpc.Options{}, rpc.ErrInvalidParams, "model is required"},
+		{"a field lbgpt reads, of the wrong type", map[string]any{"model": "gpt-4o-mini", "messages": "hello"}, rpc.Options{}, rpc.ErrInvalidParams, `"messages"`},
 		{"deadline", userRequest("gpt-4o-mini", "hang"), rpc.Options{Timeout: rpc.Duration(300 * time.Millisecond)}, rpc.ErrTimeout, "deadline exceeded"},
 	}
 	for _, tt := range tests {

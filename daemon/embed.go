@@ -17,6 +17,7 @@ import (
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/cache"
 	"github.com/lbgpt/lbgpt/internal/tokens"
+	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -47,8 +48,8 @@ type embedRequest struct {
 func (d *Daemon) embed(ctx context.Context, raw json.RawMessage, opts rpc.Options) (rpc.EmbeddingsResult, error) {
 	start := time.Now()
 	var req *embedRequest
-	if err := strictUnmarshal(raw, &req, "request"); err != nil {
-		return rpc.EmbeddingsResult{}, err
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return rpc.EmbeddingsResult{}, invalidParams(fieldOf(err), "request: %s", describeJSONError(err))
 	}
 	if err := checkOptions(opts); err != nil {
 		return rpc.EmbeddingsResult{}, err
@@ -98,7 +99,7 @@ func (d *Daemon) embed(ctx context.Context, raw json.RawMessage, opts rpc.Option
 		for j, i := range missing {
 			up[j] = inputs[i]
 		}
-		resp, rep, served, err := d.embedUpstream(ctx, req, up)
+		resp, rep, served, err := d.embedUpstream(ctx, raw, req, up)
 		if err != nil {
 			d.log.Debug("embeddings failed", "model", req.Model, "attempts", rep.Attempts, "err", err)
 			return rpc.EmbeddingsResult{}, rpcError(err, nil)
@@ -108,7 +109,7 @@ func (d *Daemon) embed(ctx context.Context, raw json.RawMessage, opts rpc.Option
 			if e.Index < 0 || e.Index >= len(missing) {
 				return rpc.EmbeddingsResult{}, rpcError(fmt.Errorf("upstream answered embedding %d of %d", e.Index, len(missing)), nil)
 			}
-			vecs[missing[e.Index]] = e.Embedding
+			vecs[missing[e.Index]] = e.vector
 		}
 		for _, i := range missing {
 			if vecs[i] == nil {
@@ -191,8 +192,20 @@ func embedKey(model string, dims int, input json.RawMessage, ns string) string {
 	return k
 }
 
-// embedUpstream asks the pool for the embeddings of inputs.
-func (d *Daemon) embedUpstream(ctx context.Context, req *embedRequest, inputs []json.RawMessage) (openai.EmbeddingResponse, balance.Report, string, error) {
+// embedResult is an upstream embeddings answer.
+type embedResult struct {
+	Data []struct {
+		Index     int             `json:"index"`
+		Embedding json.RawMessage `json:"embedding"`
+		vector    []float32
+	} `json:"data"`
+	Usage openai.Usage `json:"usage"`
+}
+
+// embedUpstream asks the pool for the embeddings of inputs: the client's
+// request (raw; nil for the semantic cache's own) with its input replaced
+// by them.
+func (d *Daemon) embedUpstream(ctx context.Context, raw json.RawMessage, req *embedRequest, inputs []json.RawMessage) (embedResult, balance.Report, string, error) {
 	adm := balance.Request{Model: req.Model}
 	if d.pool.CountsTokens(req.Model) {
 		for _, in := range inputs {
@@ -204,16 +217,58 @@ func (d *Daemon) embedUpstream(ctx context.Context, req *embedRequest, inputs []
 			}
 		}
 	}
+	fields := map[string]json.RawMessage{}
+	if raw != nil && json.Unmarshal(raw, &fields) != nil {
+		return embedResult{}, balance.Report{}, "", invalidParams("request", "request: want a JSON object")
+	}
+	fields["model"], _ = json.Marshal(req.Model)
+	fields["input"], _ = json.Marshal(inputs)
+	body, err := json.Marshal(fields)
+	if err != nil {
+		return embedResult{}, balance.Report{}, "", err
+	}
 	var served string
-	resp, rep, err := balance.Do(ctx, d.pool, adm,
-		func(ctx context.Context, m *balance.Member) (openai.EmbeddingResponse, balance.Outcome, error) {
+	var out embedResult
+	_, rep, err := balance.Do(ctx, d.pool, adm,
+		func(ctx context.Context, m *balance.Member) (struct{}, balance.Outcome, error) {
 			served = m.Config.Deployment(req.Model)
-			r, obs, err := m.Provider.Embeddings(ctx, openai.EmbeddingRequest{
-				Input: inputs, Model: openai.EmbeddingModel(req.Model), User: req.User, Dimensions: req.Dimensions,
-			})
-			return r, balance.Outcome{Obs: obs, Tokens: r.Usage.TotalTokens}, err
+			res, err := m.Provider.Send(ctx, provider.Call{Path: provider.PathEmbeddings, Model: req.Model, Body: body})
+			o := balance.Outcome{Obs: res.Obs}
+			if err != nil {
+				return struct{}{}, o, err
+			}
+			out = embedResult{}
+			if err := json.Unmarshal(res.Body, &out); err != nil || len(out.Data) == 0 {
+				return struct{}{}, o, m.Provider.Malformed(res.Obs, "no embeddings")
+			}
+			for i := range out.Data {
+				v, ok := readVector(out.Data[i].Embedding)
+				if !ok {
+					return struct{}{}, o, m.Provider.Malformed(res.Obs, "an embedding is neither floats nor base64")
+				}
+				out.Data[i].vector = v
+			}
+			o.Tokens = out.Usage.TotalTokens
+			return struct{}{}, o, nil
 		})
-	return resp, rep, served, err
+	return out, rep, served, err
+}
+
+// readVector reads an embedding as floats or as base64 float32s.
+func readVector(raw json.RawMessage) ([]float32, bool) {
+	var v []float32
+	if json.Unmarshal(raw, &v) == nil && len(v) > 0 {
+		return v, true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return nil, false
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, false
+	}
+	return decodeVector(b)
 }
 
 // storeVectors stores the vectors of the missing inputs; it returns a
@@ -322,7 +377,7 @@ func (e poolEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, e
 		}
 		inputs[i] = b
 	}
-	resp, _, _, err := e.d.embedUpstream(ctx, &embedRequest{Model: e.model}, inputs)
+	resp, _, _, err := e.d.embedUpstream(ctx, nil, &embedRequest{Model: e.model}, inputs)
 	if err != nil {
 		return nil, fmt.Errorf("embed with %s: %w", e.model, err)
 	}
@@ -331,7 +386,7 @@ func (e poolEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, e
 		if d.Index < 0 || d.Index >= len(texts) {
 			return nil, fmt.Errorf("embed with %s: embedding %d of %d", e.model, d.Index, len(texts))
 		}
-		out[d.Index] = unit(d.Embedding)
+		out[d.Index] = unit(d.vector)
 	}
 	for i, v := range out {
 		if v == nil {

@@ -61,6 +61,8 @@ func rpcError(err error, received json.RawMessage) error {
 		data.Backend = be.Last.Backend
 		data.Status = be.Last.Status
 		data.RetryAfterMS = be.Last.RetryAfter.Milliseconds()
+		data.Code = be.Last.Code
+		data.Field = be.Last.Param
 	}
 	msg := err.Error()
 	if msg == "" {

@@ -1,6 +1,9 @@
 package daemon
 
 import (
+	"bytes"
+	"cmp"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -8,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -16,6 +20,8 @@ import (
 
 	"github.com/creachadair/jrpc2"
 
+	"github.com/lbgpt/lbgpt/balance"
+	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -45,10 +51,16 @@ func (d *Daemon) newHTTPAPI(token string) *httpAPI {
 	// The route table, sorted by path.
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.HandleFunc("GET /metrics", a.authed(a.metrics))
-	a.mux.HandleFunc("POST /v1/chat/completions", a.authed(a.chat))
+	a.mux.HandleFunc("POST /v1/chat/completions", a.authed(a.create(provider.PathChat)))
 	a.mux.HandleFunc("POST /v1/embeddings", a.authed(a.embeddings))
 	a.mux.HandleFunc("GET /v1/models", a.authed(a.models))
 	a.mux.HandleFunc("GET /v1/models/{model...}", a.authed(a.model))
+	a.mux.HandleFunc("POST /v1/responses", a.authed(a.create(provider.PathResponses)))
+	a.mux.HandleFunc("GET /v1/responses/{id}", a.authed(a.onResponse("")))
+	a.mux.HandleFunc("DELETE /v1/responses/{id}", a.authed(a.onResponse("")))
+	a.mux.HandleFunc("POST /v1/responses/{id}/cancel", a.authed(a.onResponse("/cancel")))
+	a.mux.HandleFunc("GET /v1/responses/{id}/input_items", a.authed(a.onResponse("/input_items")))
+	a.mux.HandleFunc("POST /v1/{route...}", a.authed(a.other))
 	a.mux.HandleFunc("/", a.authed(a.notFound))
 	return a
 }
@@ -105,20 +117,21 @@ func (a *httpAPI) healthz(w http.ResponseWriter, r *http.Request) {
 
 func (a *httpAPI) notFound(w http.ResponseWriter, r *http.Request) {
 	writeOpenAIError(w, http.StatusNotFound, openAIError{
-		Message: fmt.Sprintf("no route %s %s: lbgptd serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, GET /healthz and GET /metrics", r.Method, r.URL.Path),
-		Type:    "invalid_request_error", Code: "unknown_url",
+		Message: fmt.Sprintf("no route %s %s: lbgptd serves POST /v1/chat/completions, /v1/responses (and GET, DELETE /v1/responses/ID), /v1/embeddings, "+
+			"other POST /v1/... requests that name a model, GET /v1/models, GET /healthz and GET /metrics", r.Method, r.URL.Path),
+		Type: "invalid_request_error", Code: "unknown_url",
 	})
 }
 
-// body reads a request body of at most the daemon's max_message_bytes and
-// the lbgpt options of its headers; on failure it has answered the request.
+// body reads a request body of at most [http] max_body_bytes and the
+// lbgpt options of its headers; on failure it has answered the request.
 func (a *httpAPI) body(w http.ResponseWriter, r *http.Request) (json.RawMessage, rpc.Options, bool) {
-	limit := int64(a.d.config().Daemon.MaxMessageBytes)
+	limit := int64(a.d.config().HTTP.MaxBodyBytes)
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		writeHTTPError(w, &jrpc2.Error{Code: rpc.CodeTooLarge, Message: fmt.Sprintf("request body over the daemon's max_message_bytes (%d)", limit)})
+		writeHTTPError(w, &jrpc2.Error{Code: rpc.CodeTooLarge, Message: fmt.Sprintf("request body over %d bytes ([http] max_body_bytes in lbgpt.toml)", limit)})
 		return nil, rpc.Options{}, false
 	case err != nil:
 		writeHTTPError(w, invalidParams("", "reading the request body: %v", err))
@@ -132,75 +145,148 @@ func (a *httpAPI) body(w http.ResponseWriter, r *http.Request) (json.RawMessage,
 	return b, opts, true
 }
 
-// chat answers POST /v1/chat/completions, streamed as server-sent events
-// when the request says "stream": true.
-func (a *httpAPI) chat(w http.ResponseWriter, r *http.Request) {
+// create answers a request that makes an answer — POST
+// /v1/chat/completions, /v1/responses — streamed as server-sent events
+// when it says "stream": true.
+func (a *httpAPI) create(path string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a.serve(w, r, path)
+	}
+}
+
+// other forwards any other POST /v1/... request that names a model
+// (legacy completions, moderations, images, audio speech) to a backend
+// that serves it: admitted by its RPM limit, retried, never cached.
+func (a *httpAPI) other(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeOpenAIError(w, http.StatusBadRequest, openAIError{
+			Message: fmt.Sprintf("lbgptd forwards JSON requests; POST %s with %s (a file upload) is not supported", r.URL.Path, ct),
+			Type:    "invalid_request_error", Code: "unsupported_content_type",
+		})
+		return
+	}
+	a.serve(w, r, r.PathValue("route"))
+}
+
+// serve answers one request of the OpenAI API that names a model.
+func (a *httpAPI) serve(w http.ResponseWriter, hr *http.Request, path string) {
 	start := time.Now()
-	raw, opts, ok := a.body(w, r)
+	raw, opts, ok := a.body(w, hr)
 	if !ok {
 		return
 	}
-	req, err := parseChatRequest(raw)
+	r, err := parseRequest(path, raw)
 	if err != nil {
+		if path != provider.PathChat && path != provider.PathResponses && len(bytes.TrimSpace(raw)) > 0 {
+			err = invalidParams("model", "lbgptd forwards POST /v1/%s only when it names a model, to route it: %v", path, err)
+		}
 		writeHTTPError(w, err)
 		return
 	}
-	if !req.req.Stream {
-		res, err := a.d.answer(r.Context(), req, opts, nil, start)
+	if r.sampled() && hr.Header.Get(rpc.HeaderNoCache) == "" {
+		// A sampled request from an OpenAI client gets an answer of its
+		// own unless it asks for the cache: regenerate must regenerate.
+		opts.NoCache = true
+	}
+	if !r.view.Stream {
+		res, err := a.d.serve(hr.Context(), r, opts, nil, start)
 		if err != nil {
 			writeHTTPErrorHint(w, err, a.d.retryHint)
 			return
 		}
-		writeAnswer(w, res.Meta, res.Response)
+		writeAnswer(w, res)
 		return
 	}
-	sse := newSSE(w)
-	res, err := a.d.answer(r.Context(), req, opts, sse.chunk, start)
+	out := newSSE(w, r)
+	res, err := a.d.serve(hr.Context(), r, opts, out, start)
 	if err != nil {
-		if !sse.started {
+		if !out.started {
 			writeHTTPErrorHint(w, err, a.d.retryHint) // nothing sent yet: a plain error response
 			return
 		}
-		sse.error(err)
+		out.error(err)
 		return
 	}
-	sse.done(res.Meta)
+	out.done(res.meta)
 }
 
-// sse writes one streamed answer as OpenAI does: "data: CHUNK" events, then
-// "data: [DONE]". The headers (and the 200) leave with the first chunk, so
-// a failure before it is still an ordinary error response.
+// onResponse answers a call on a stored response (retrieve, delete,
+// cancel, input items) from the backend that holds it.
+func (a *httpAPI) onResponse(suffix string) http.HandlerFunc {
+	return func(w http.ResponseWriter, hr *http.Request) {
+		start := time.Now()
+		id := hr.PathValue("id")
+		backend, err := a.d.holder(id, "")
+		if err != nil {
+			writeOpenAIError(w, http.StatusNotFound, openAIError{Message: err.Error(), Type: "invalid_request_error", Code: "response_not_found"})
+			return
+		}
+		var body []byte
+		if hr.Method == http.MethodPost {
+			raw, _, ok := a.body(w, hr)
+			if !ok {
+				return
+			}
+			body = raw
+		}
+		c := provider.Call{Method: hr.Method, Path: provider.PathResponses + "/" + url.PathEscape(id) + suffix, Query: hr.URL.RawQuery, Body: body}
+		ctx, cancel := context.WithTimeout(hr.Context(), a.d.timeout(rpc.Options{}))
+		defer cancel()
+		ans, err := a.d.send(ctx, nil, balance.Request{Backend: backend}, c)
+		if err != nil {
+			writeHTTPErrorHint(w, rpcError(err, nil), a.d.retryHint)
+			return
+		}
+		if hr.Method == http.MethodDelete {
+			a.d.affinity.forget(id)
+		}
+		writeAnswer(w, served{body: ans.body, header: ans.header, status: ans.status, meta: a.d.meta(ans.rep, "", false, start, ans.rep.Upstream)})
+	}
+}
+
+// sse writes one streamed answer as OpenAI does: an event per upstream
+// event ("data: CHUNK" for chat, "event: NAME" and "data: ..." for the
+// Responses API), then "data: [DONE]" (but for the Responses API, whose
+// streams end with their terminal event). The headers (and the 200) leave
+// with the first event — once a backend answered with content, so they
+// carry lbgpt's metadata known by then — and a failure before it is still
+// an ordinary error response.
 type sse struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
+	r       *apiRequest
 	started bool
 	buf     []byte
 }
 
-func newSSE(w http.ResponseWriter) *sse {
-	return &sse{w: w, rc: http.NewResponseController(w)}
+func newSSE(w http.ResponseWriter, r *apiRequest) *sse {
+	return &sse{w: w, rc: http.NewResponseController(w), r: r}
 }
 
-func (s *sse) start() {
+// start sends the headers: the upstream's own that a client reads, and
+// lbgpt's metadata; the rest of it (times) comes as trailers.
+func (s *sse) start(m rpc.Meta, upstream http.Header) error {
 	h := s.w.Header()
-	h.Set("Content-Type", "text/event-stream")
+	for k, v := range upstream {
+		h[k] = v
+	}
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	setMetaHeaders(h, m)
 	h.Set("Trailer", strings.Join(metaHeaders, ", "))
 	s.w.WriteHeader(http.StatusOK)
 	s.started = true
+	return s.rc.Flush()
 }
 
-// chunk sends one chunk; its error (the client went away) ends the answer.
-func (s *sse) chunk(c json.RawMessage) error {
-	if !s.started {
-		s.start()
+// event sends one event; its error (the client went away) ends the answer.
+func (s *sse) event(ev provider.Event) error {
+	s.buf = s.buf[:0]
+	if ev.Name != "" {
+		s.buf = append(append(append(s.buf, "event: "...), ev.Name...), '\n')
 	}
-	return s.event(c)
-}
-
-func (s *sse) event(data []byte) error {
-	s.buf = append(append(append(s.buf[:0], "data: "...), data...), "\n\n"...)
+	s.buf = append(append(append(s.buf, "data: "...), ev.Data...), "\n\n"...)
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}
@@ -211,21 +297,30 @@ func (s *sse) event(data []byte) error {
 // ignore) and as trailers, then OpenAI's terminator.
 func (s *sse) done(m rpc.Meta) {
 	if !s.started {
-		s.start() // an answer with no chunk at all
+		s.start(m, nil) // an answer with no event at all
 	}
 	setMetaHeaders(s.w.Header(), m)
 	if b, err := json.Marshal(m); err == nil {
 		s.w.Write(append(append([]byte(": lbgpt "), b...), "\n\n"...))
 	}
-	s.event([]byte("[DONE]"))
+	if !s.r.responses() {
+		s.event(provider.Event{Data: []byte("[DONE]")})
+	}
+	s.rc.Flush()
 }
 
-// error ends a stream that broke after its first chunk with an OpenAI error
-// event and no terminator, as OpenAI does.
+// error ends a stream that broke after its first event with an error event
+// and no terminator, as OpenAI does.
 func (s *sse) error(err error) {
 	_, body := httpError(err)
+	if s.r.responses() {
+		e := body["error"]
+		b, _ := json.Marshal(map[string]any{"type": "error", "code": e.Code, "message": e.Message, "param": e.Param})
+		s.event(provider.Event{Name: "error", Data: b})
+		return
+	}
 	if b, err := json.Marshal(body); err == nil {
-		s.event(b)
+		s.event(provider.Event{Data: b})
 	}
 }
 
@@ -240,17 +335,21 @@ func (a *httpAPI) embeddings(w http.ResponseWriter, r *http.Request) {
 		writeHTTPErrorHint(w, err, a.d.retryHint)
 		return
 	}
-	writeAnswer(w, res.Meta, res.Response)
+	writeAnswer(w, served{body: res.Response, meta: res.Meta})
 }
 
-// writeAnswer writes a whole answer: lbgpt's metadata as headers, the
-// OpenAI response as the body.
-func writeAnswer(w http.ResponseWriter, m rpc.Meta, body json.RawMessage) {
-	setMetaHeaders(w.Header(), m)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+// writeAnswer writes a whole answer: the upstream's headers a client reads,
+// lbgpt's metadata as headers, the OpenAI response as the body.
+func writeAnswer(w http.ResponseWriter, res served) {
+	h := w.Header()
+	for k, v := range res.header {
+		h[k] = v
+	}
+	setMetaHeaders(h, res.meta)
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(res.body)))
+	w.WriteHeader(cmp.Or(res.status, http.StatusOK))
+	w.Write(res.body)
 }
 
 // modelObject is one entry of GET /v1/models, as OpenAI lists them.
@@ -261,9 +360,9 @@ type modelObject struct {
 	OwnedBy string `json:"owned_by"`
 }
 
-// servedModels lists the models the pool names: every backend's models,
-// and an Azure backend's model_map keys when it lists none. A backend that
-// serves any model adds nothing: it cannot be listed.
+// servedModels lists the models the pool serves: every backend's models,
+// an Azure backend's model_map keys when it lists none, and for a backend
+// that names neither, what its own model list said.
 func (d *Daemon) servedModels() []string {
 	var ms []string
 	for _, b := range d.config().Backends {
@@ -271,6 +370,9 @@ func (d *Daemon) servedModels() []string {
 		if len(b.Models) == 0 {
 			for m := range b.ModelMap {
 				ms = append(ms, m)
+			}
+			if len(b.ModelMap) == 0 {
+				ms = append(ms, d.models.get(b.Name)...)
 			}
 		}
 	}
@@ -284,6 +386,7 @@ func (a *httpAPI) modelObject(id string) modelObject {
 
 // models answers GET /v1/models.
 func (a *httpAPI) models(w http.ResponseWriter, r *http.Request) {
+	a.d.learnModels(r.Context())
 	data := []modelObject{}
 	for _, m := range a.d.servedModels() {
 		data = append(data, a.modelObject(m))
@@ -336,6 +439,16 @@ func headerOptions(h http.Header) (rpc.Options, error) {
 	duration(rpc.HeaderCacheTTL, &o.CacheTTL)
 	boolean(rpc.HeaderNoCache, &o.NoCache)
 	boolean(rpc.HeaderNoStore, &o.NoStore)
+	for _, v := range h.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			switch strings.ToLower(strings.TrimSpace(d)) {
+			case "no-cache":
+				o.NoCache = true
+			case "no-store":
+				o.NoStore = true
+			}
+		}
+	}
 	o.Namespace = h.Get(rpc.HeaderNamespace)
 	o.ModelAlias = h.Get(rpc.HeaderModelAlias)
 	switch o.Semantic = strings.TrimSpace(h.Get(rpc.HeaderSemantic)); o.Semantic {

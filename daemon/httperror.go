@@ -72,6 +72,13 @@ func httpError(err error) (int, map[string]openAIError) {
 		if je.Code == rpc.CodeUnavailable && data.Kind == "network" {
 			m.status = http.StatusServiceUnavailable
 		}
+		// The upstream refused the request itself: its status and code
+		// say more than lbgpt's class of failure (a response id it does
+		// not know is a 404, not a missing model).
+		if (je.Code == rpc.CodeBadRequest || je.Code == rpc.CodeNotFound) && data.Status >= 400 && data.Status < 500 {
+			m.status = data.Status
+			m.code = data.Code
+		}
 	}
 	if m.code != "" {
 		e.Code = m.code
@@ -88,6 +95,14 @@ func writeHTTPError(w http.ResponseWriter, err error) { writeHTTPErrorHint(w, er
 // deadline.
 func writeHTTPErrorHint(w http.ResponseWriter, err error, hint func() time.Duration) {
 	status, body := httpError(err)
+	// lbgptd has already retried, within its attempt budget: an OpenAI
+	// SDK that retried its answer too would multiply the upstream calls.
+	// Only a daemon that is stopping is worth trying again.
+	retry := "false"
+	if status == http.StatusServiceUnavailable && body["error"].Code == "shutting_down" {
+		retry = "true"
+	}
+	w.Header().Set("X-Should-Retry", retry)
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		wait := time.Duration(0)
 		if d := body["error"].Lbgpt; d != nil && d.RetryAfterMS > 0 {
@@ -127,5 +142,6 @@ func (d *Daemon) retryHint() time.Duration {
 
 // writeOpenAIError answers with an error of the endpoint itself.
 func writeOpenAIError(w http.ResponseWriter, status int, e openAIError) {
+	w.Header().Set("X-Should-Retry", "false") // nothing a retry would change
 	writeJSON(w, status, map[string]openAIError{"error": e})
 }

@@ -44,9 +44,12 @@ func (d *Daemon) ListenHTTP() error {
 func (d *Daemon) listenHTTP() error {
 	c, h := d.config().HTTP, &d.http
 	if c.Listen != "" {
-		token, err := loadToken(d.stateDir)
-		if err != nil {
-			return err
+		token := ""
+		if !d.simulated { // the demo's backends are simulated: no key to protect
+			var err error
+			if token, err = loadToken(d.stateDir); err != nil {
+				return err
+			}
 		}
 		ln, err := net.Listen("tcp", c.Listen)
 		if err != nil {
@@ -109,6 +112,9 @@ func (d *Daemon) serveHTTP() (stop func(), err error) {
 		}
 		servers = append(servers, srv)
 		d.log.Info("http endpoint listening", "addr", l.ln.Addr().String(), "token", l.token != "", "token_file", d.tokenPathIf(l.token != ""))
+		if d.simulated && l.ln == d.http.tcp {
+			d.log.Warn("demo mode: an OpenAI-compatible endpoint on SIMULATED backends, any API key accepted: OPENAI_BASE_URL=http://" + l.ln.Addr().String() + "/v1 OPENAI_API_KEY=demo")
+		}
 		wg.Go(func() {
 			if err := srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error("http endpoint stopped", "err", err)
@@ -125,7 +131,7 @@ func (d *Daemon) serveHTTP() (stop func(), err error) {
 		}
 		wg.Wait()
 		if d.http.unix != nil {
-			os.Remove(d.config().HTTP.Socket)
+			os.Remove(d.http.unix.Addr().String()) // the socket it made, whatever a reload said since
 		}
 	}, nil
 }

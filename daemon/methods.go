@@ -26,6 +26,7 @@ func (d *Daemon) methodTable() map[string]jrpc2.Handler {
 		rpc.MethodCancel:       d.cancel,
 		rpc.MethodChat:         d.chat,
 		rpc.MethodEmbeddings:   d.embeddings,
+		rpc.MethodResponses:    d.responses,
 		rpc.MethodStatus:       d.status,
 		rpc.MethodWatch:        d.watch,
 	}

@@ -49,6 +49,10 @@ func (d *Daemon) reload(load func() (*config.Config, error)) error {
 		d.log.Warn("the socket settings changed; they apply at the next start", "socket", cfg.Daemon.Socket, "socket_group", cfg.Daemon.SocketGroup)
 		cfg.Daemon.Socket, cfg.Daemon.SocketGroup = old.Daemon.Socket, old.Daemon.SocketGroup
 	}
+	if cfg.HTTP.Listen != old.HTTP.Listen || cfg.HTTP.Socket != old.HTTP.Socket {
+		d.log.Warn("the [http] listen and socket settings changed; they apply at the next start", "listen", cfg.HTTP.Listen, "socket", cfg.HTTP.Socket)
+		cfg.HTTP.Listen, cfg.HTTP.Socket = old.HTTP.Listen, old.HTTP.Socket
+	}
 	keepCacheFile(cfg, old, d.log)
 	providers, err := newProviders(cfg.Backends, d.transport)
 	if err != nil {
@@ -56,6 +60,9 @@ func (d *Daemon) reload(load func() (*config.Config, error)) error {
 	}
 	d.pool.Reconfigure(cfg.Backends, providers, poolOptions(cfg))
 	d.cfg.Store(cfg)
+	d.models.mu.Lock()
+	d.models.asked = time.Time{} // the backends may have changed: ask again when next wanted
+	d.models.mu.Unlock()
 	names := make([]string, len(cfg.Backends))
 	for i, b := range cfg.Backends {
 		names[i] = b.Name

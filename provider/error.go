@@ -2,16 +2,16 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
-
-	openai "github.com/sashabaranov/go-openai"
 )
 
 // Kind classifies a failed call by what the caller can do about it. The
@@ -23,7 +23,7 @@ type Kind string
 const (
 	KindRateLimited Kind = "rate_limited" // 429
 	KindAuth        Kind = "auth"         // 401, 403, and 429 insufficient_quota: the key cannot be used
-	KindBadRequest  Kind = "bad_request"  // 400, 409, 413, 422, other 4xx, and requests go-openai refuses to send
+	KindBadRequest  Kind = "bad_request"  // 400, 409, 413, 422, other 4xx, and requests that cannot be sent
 	KindNotFound    Kind = "not_found"    // 404, or model_not_found / DeploymentNotFound: this backend lacks the model
 	KindServer      Kind = "server"       // 5xx, unexpected 1xx/3xx, a 2xx body that is not the expected JSON, an error event in a stream
 	KindNetwork     Kind = "network"      // connection refused or reset, body cut short, stream ended before [DONE]
@@ -47,10 +47,11 @@ type Error struct {
 	Backend string // the backend's name
 	Status  int    // HTTP status of the response; 0 when none arrived
 	Code    string // the upstream's error code, such as "model_not_found"; may be ""
+	Param   string // the request field the upstream named, if it did
 	Message string // the upstream's message or the local cause, with secrets redacted
 
 	RetryAfter time.Duration // the server's requested wait; 0 = none
-	Err        error         // the cause; go-openai's errors in it are redacted copies
+	Err        error         // the cause, redacted like Message
 }
 
 // Error reads like
@@ -127,94 +128,88 @@ func kindOfEvent(code, typ string) Kind {
 // maxMessage bounds Error.Message: a proxy's HTML error page is not a message.
 const maxMessage = 1024
 
-// classify turns what go-openai returned for the call c into an *Error.
-func (p *Provider) classify(ctx context.Context, c *call, err error) *Error {
+// apiError is the error object of OpenAI's error answers and error events,
+// {"message","type","param","code"}, and of Azure's {"code","message"}.
+type apiError struct {
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Param   any    `json:"param"`
+	Code    any    `json:"code"`
+}
+
+// statusError is the error of a non-2xx answer with body.
+func (p *Provider) statusError(obs Observation, body []byte) *Error {
+	e := &Error{Backend: p.name, Status: obs.Status, RetryAfter: obs.RetryAfter}
+	var wrapped struct {
+		Error *apiError `json:"error"`
+	}
+	msg := ""
+	if json.Unmarshal(body, &wrapped) == nil && wrapped.Error != nil {
+		e.Code = codeString(wrapped.Error.Code)
+		e.Param, _ = wrapped.Error.Param.(string)
+		msg = wrapped.Error.Message
+	} else {
+		msg = strings.TrimSpace(string(body))
+	}
+	if msg == "" {
+		msg = http.StatusText(obs.Status)
+	}
+	e.Kind = kindOf(obs.Status, e.Code)
+	if obs.Status >= 300 && obs.Status < 400 {
+		msg = fmt.Sprintf("unexpected status %d: %s", obs.Status, msg)
+	}
+	e.Message = p.limit(p.redact(msg))
+	e.Err = errors.New(e.Message)
+	return e
+}
+
+// eventError is the error of an error event inside a stream that opened
+// with 200.
+func (p *Provider) eventError(obs Observation, ae *apiError) *Error {
+	e := &Error{Backend: p.name, Status: obs.Status, Code: codeString(ae.Code)}
+	e.Param, _ = ae.Param.(string)
+	e.Kind = kindOfEvent(e.Code, ae.Type)
+	e.Message = p.limit(p.redact(cmpOr(ae.Message, "error event in the stream")))
+	e.Err = errors.New(e.Message)
+	return e
+}
+
+// transportError classifies a failure below HTTP: sending, or reading a
+// body. obs is what the response said, if one arrived.
+func (p *Provider) transportError(ctx context.Context, obs Observation, err error) *Error {
 	if pe, ok := errors.AsType[*Error](err); ok {
 		return pe
 	}
-	obs := c.observation()
-	got, sent, bodyErr := c.state()
-	e := &Error{Backend: p.name, Status: obs.Status, RetryAfter: obs.RetryAfter, Err: err}
-
-	reqErr, isReqErr := errors.AsType[*openai.RequestError](err)
-	apiErr, isAPIErr := errors.AsType[*openai.APIError](err)
-	upstream := isReqErr || isAPIErr // the response was read whole
-
-	// The caller's context first: go-openai and net/http wrap its error, and
-	// a cut body or refused connection is only a symptom of it.
+	e := &Error{Backend: p.name, Status: obs.Status, RetryAfter: obs.RetryAfter}
+	e.Message = p.limit(p.redact(err.Error()))
+	e.Err = errors.New(e.Message) // net/http's error names the URL, whose query may hold a secret
+	// The caller's context first: net/http wraps its error, and a cut
+	// body or refused connection is only a symptom of it.
 	ctxErr := ctx.Err()
 	if ctxErr == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		ctxErr = err
 	}
-	if ctxErr != nil && !upstream {
+	switch {
+	case ctxErr != nil:
 		e.Kind = KindTimeout
 		if errors.Is(ctxErr, context.Canceled) {
 			e.Kind = KindCanceled
 		}
-		if !errors.Is(err, ctxErr) {
-			e.Err = fmt.Errorf("%w (%w)", ctxErr, err)
-		}
-		e.Message = p.redact(err.Error())
-		return e
-	}
-
-	switch {
-	case isReqErr:
-		// A non-2xx answer whose body is not an OpenAI error object.
-		e.Kind = kindOf(reqErr.HTTPStatusCode, "")
-		e.Status = reqErr.HTTPStatusCode
-		msg := strings.TrimSpace(string(reqErr.Body))
-		if inner, ok := reqErr.Err.(*openai.APIError); ok && inner.Message != "" {
-			msg = inner.Message
-			e.Code = codeString(inner.Code)
-		}
-		if msg == "" {
-			msg = reqErr.HTTPStatus
-		}
-		e.Message = p.redact(msg)
-		e.Err = p.redactRequestError(reqErr)
-	case isAPIErr:
-		e.Code = codeString(apiErr.Code)
-		if apiErr.HTTPStatusCode != 0 {
-			e.Kind = kindOf(apiErr.HTTPStatusCode, e.Code)
-			e.Status = apiErr.HTTPStatusCode
-		} else {
-			// An error event in a stream that opened with 200.
-			e.Kind = kindOfEvent(e.Code, apiErr.Type)
-		}
-		e.Message = p.redact(apiErr.Message)
-		e.Err = p.redactAPIError(apiErr)
-	case isTimeout(err) || isTimeout(bodyErr):
+		e.Err = fmt.Errorf("%w (%s)", ctxErr, e.Message)
+	case isTimeout(err):
 		e.Kind = KindTimeout
-		e.Message = p.redact(err.Error())
-	case got && (obs.Status < 200 || obs.Status > 299):
-		// go-openai could not read the error body, or took a 3xx for a
-		// success: the status says enough.
-		e.Kind = kindOf(obs.Status, "")
-		e.Message = p.redact(err.Error())
-		if obs.Status < 400 && !strings.HasPrefix(err.Error(), "unexpected status") {
-			e.Message = p.redact(fmt.Sprintf("unexpected status %d: %v", obs.Status, err))
-		}
-	case got && (bodyErr != nil || errors.Is(err, errBrokenStream)):
-		e.Kind = KindNetwork
-		e.Message = p.redact(err.Error())
-	case got:
-		// A 2xx whose body did not decode, an undecodable stream chunk, a
-		// stream of empty lines.
-		e.Kind = KindServer
-		e.Message = p.redact("malformed response: " + err.Error())
-	case sent:
-		e.Kind = KindNetwork
-		e.Message = p.redact(err.Error())
 	default:
-		// go-openai refused the request before sending it.
-		e.Kind = KindBadRequest
-		e.Message = p.redact(err.Error())
-	}
-	if len(e.Message) > maxMessage {
-		e.Message = strings.ToValidUTF8(e.Message[:maxMessage], "") + "…"
+		e.Kind = KindNetwork
 	}
 	return e
+}
+
+// limit bounds a message.
+func (p *Provider) limit(msg string) string {
+	if len(msg) > maxMessage {
+		return strings.ToValidUTF8(msg[:maxMessage], "") + "…"
+	}
+	return msg
 }
 
 func isTimeout(err error) bool {
@@ -236,21 +231,6 @@ func codeString(code any) string {
 		return strconv.Itoa(c)
 	}
 	return fmt.Sprint(code)
-}
-
-func (p *Provider) redactAPIError(e *openai.APIError) *openai.APIError {
-	cp := *e
-	cp.Message = p.redact(e.Message)
-	return &cp
-}
-
-func (p *Provider) redactRequestError(e *openai.RequestError) *openai.RequestError {
-	cp := *e
-	cp.Body = []byte(p.redact(string(e.Body)))
-	if inner, ok := e.Err.(*openai.APIError); ok {
-		cp.Err = p.redactAPIError(inner)
-	}
-	return &cp
 }
 
 // redacted replaces what redact finds.

@@ -1,12 +1,19 @@
 // Package provider calls one upstream account — OpenAI, Azure OpenAI or an
-// OpenAI-compatible server — through go-openai, and tells its caller what
-// every call saw on the wire.
+// OpenAI-compatible server — and tells its caller what every call saw on the
+// wire.
 //
-// A [Provider] is made from one [config.Backend] with [New]. Each call
-// returns, besides the answer, an [Observation]: the HTTP status, the
-// server's Retry-After and x-ratelimit-* readings and the latency of the
-// response the call got, filled for failed calls too (go-openai drops the
-// headers of error responses; a Provider records them in its transport).
+// A [Provider] is made from one [config.Backend] with [New]. It sends the
+// client's own request bytes ([Call.Body]) to the right URL with the
+// account's credentials: lbgpt is a proxy, so a field it does not know is
+// passed on, never refused or dropped. The only changes it makes to a body
+// are those an upstream needs: on Azure's Responses route the model becomes
+// the deployment, and a streamed chat request asks for its usage
+// (stream_options.include_usage), which lbgpt needs to reconcile its rate
+// limits. go-openai's types read what comes back (usage, errors).
+//
+// Each call returns, besides the answer, an [Observation]: the HTTP status,
+// the response headers, the server's Retry-After and x-ratelimit-* readings
+// and the latency — filled for failed calls too.
 //
 // Every failure is a [*Error] whose [Kind] says what went wrong and whether
 // another attempt may help ([Kind.Retryable]). The upstream's message is kept
@@ -14,12 +21,10 @@
 // Error.
 //
 // A Provider does not retry: retrying, cooling down and failing over belong to
-// the caller (package balance), so there is exactly one retry layer. go-openai
-// has no retries, and net/http replays a POST only when none of it was
-// written (a stale keep-alive connection), so a chat or embeddings request is
-// never sent twice; only the free GET of [Provider.Models] may be replayed
-// once on a stale connection. Deadlines come from the context only: there is
-// no client timeout.
+// the caller (package balance), so there is exactly one retry layer. net/http
+// replays a request only when none of it was written (a stale keep-alive
+// connection), so a POST is never sent twice. Deadlines come from the context
+// only: there is no client timeout.
 //
 // A Provider is safe for concurrent use; calls on one Provider share its
 // connection pool but each gets its own Observation.
@@ -28,28 +33,28 @@ package provider
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"net/url"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"time"
 
 	"github.com/lbgpt/lbgpt/config"
-	openai "github.com/sashabaranov/go-openai"
 )
 
 // Provider is one upstream account. Make it with [New].
 type Provider struct {
-	name      string
-	typ       string
-	key       *string // to redact it from messages; a pointer, so printing a Provider never shows it
-	client    *openai.Client
-	transport http.RoundTripper // the one New was given or made, unwrapped
+	name       string
+	typ        string
+	base       string  // the base URL without a trailing slash
+	key        *string // a pointer, so printing a Provider never shows it
+	apiVersion string  // azure only
+	backend    config.Backend
+	client     *http.Client
+	transport  http.RoundTripper // the one New was given or made
 }
 
 // New returns a Provider for b. rt carries the HTTP requests; nil means a
@@ -67,60 +72,55 @@ func New(b config.Backend, rt http.RoundTripper) (*Provider, error) {
 		return nil, errors.New("new provider: backend has no name")
 	}
 	key := b.Key.Reveal()
-	var cfg openai.ClientConfig
+	base := b.BaseURL
 	switch b.Type {
 	case config.TypeOpenAI, config.TypeOpenAICompatible:
 		if key == "" && b.Type == config.TypeOpenAI {
 			return nil, fmt.Errorf("new provider %s: type %s needs an api key", b.Name, b.Type)
 		}
-		// go-openai sends no Authorization header when the key is empty.
-		cfg = openai.DefaultConfig(key)
-		switch {
-		case b.BaseURL != "":
-			cfg.BaseURL = b.BaseURL
-		case b.Type == config.TypeOpenAI:
-			cfg.BaseURL = config.DefaultOpenAIBaseURL
-		default:
-			return nil, fmt.Errorf("new provider %s: type %s needs a base_url", b.Name, b.Type)
+		if base == "" {
+			if b.Type != config.TypeOpenAI {
+				return nil, fmt.Errorf("new provider %s: type %s needs a base_url", b.Name, b.Type)
+			}
+			base = config.DefaultOpenAIBaseURL
 		}
 	case config.TypeAzure:
 		if key == "" {
 			return nil, fmt.Errorf("new provider %s: type azure needs an api key", b.Name)
 		}
-		if b.BaseURL == "" {
+		if base == "" {
 			return nil, fmt.Errorf("new provider %s: type azure needs a base_url", b.Name)
 		}
-		cfg = openai.DefaultAzureConfig(key, b.BaseURL)
-		// go-openai's default api-version (2023-05-15) predates most of the
-		// API; always send the configured one.
-		cfg.APIVersion = b.APIVersion
-		if cfg.APIVersion == "" {
-			cfg.APIVersion = config.DefaultAzureAPIVersion
-		}
-		b.ModelMap = maps.Clone(b.ModelMap) // the mapper must not share the caller's map
-		cfg.AzureModelMapperFunc = b.Deployment
 	default:
 		return nil, fmt.Errorf("new provider %s: unknown type %q", b.Name, b.Type)
 	}
-	if u, err := url.Parse(cfg.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("new provider %s: base_url is not an absolute http(s) URL", b.Name)
 	}
 	if rt == nil {
 		rt = newTransport()
 	}
-	cfg.HTTPClient = &http.Client{
-		Transport: &recorder{next: rt},
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
+	b.ModelMap = maps.Clone(b.ModelMap) // the mapper must not share the caller's map
+	b.Key = ""                          // p.key holds it, behind a pointer: printing p never shows it
+	p := &Provider{
+		name:       b.Name,
+		typ:        b.Type,
+		base:       strings.TrimRight(base, "/"),
+		key:        &key,
+		apiVersion: b.APIVersion,
+		backend:    b,
+		transport:  rt,
+		client: &http.Client{
+			Transport: rt,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
 		},
 	}
-	return &Provider{
-		name:      b.Name,
-		typ:       b.Type,
-		key:       &key,
-		client:    openai.NewClientWithConfig(cfg),
-		transport: rt,
-	}, nil
+	if p.typ == config.TypeAzure && p.apiVersion == "" {
+		p.apiVersion = config.DefaultAzureAPIVersion
+	}
+	return p, nil
 }
 
 // newTransport is the default transport: the standard one (proxy from the
@@ -147,183 +147,212 @@ func (p *Provider) CloseIdleConnections() {
 	}
 }
 
-// Chat sends a chat completion request and waits for the whole answer.
-// req.Stream and req.StreamOptions are cleared: use [Provider.ChatStream] to
-// stream. A 200 answer that is not a chat completion (invalid JSON, no
-// choices) is a KindServer error.
-func (p *Provider) Chat(ctx context.Context, req openai.ChatCompletionRequest) (openai.ChatCompletionResponse, Observation, error) {
-	req.Stream = false
-	req.StreamOptions = nil
-	ctx, c := begin(ctx, false)
-	resp, err := p.client.CreateChatCompletion(ctx, req)
-	obs, err := p.finish(ctx, c, err)
-	if err != nil {
-		return openai.ChatCompletionResponse{}, obs, err
-	}
-	if len(resp.Choices) == 0 {
-		return openai.ChatCompletionResponse{}, obs, p.malformed(obs, "no choices")
-	}
-	return resp, obs, nil
+// Routes of the OpenAI API that a Call may name in Path, besides the others
+// under /v1 that lbgpt forwards as they are.
+const (
+	PathChat       = "chat/completions"
+	PathEmbeddings = "embeddings"
+	PathResponses  = "responses"
+	PathModels     = "models"
+)
+
+// Call is one upstream request.
+type Call struct {
+	// Method is the HTTP method; "" is POST.
+	Method string
+	// Path is the route under the API's /v1, without a leading slash:
+	// PathChat, "responses/resp_123/input_items", "moderations".
+	Path string
+	// Query is the client's query string (without "?"), passed on.
+	Query string
+	// Model is the request's model: an Azure backend addresses its
+	// deployment. "" for a call that names none (GET responses/ID).
+	Model string
+	// Body is the request body, sent as it is (see the package doc for the
+	// two changes a Provider makes); nil for a GET or DELETE.
+	Body []byte
+	// ContentType is the body's; "" is application/json.
+	ContentType string
+	// Stream asks for server-sent events: use [Provider.Open].
+	Stream bool
 }
 
-// Embeddings sends an embeddings request. A 200 answer without embeddings is
-// a KindServer error.
-func (p *Provider) Embeddings(ctx context.Context, req openai.EmbeddingRequest) (openai.EmbeddingResponse, Observation, error) {
-	ctx, c := begin(ctx, false)
-	resp, err := p.client.CreateEmbeddings(ctx, req)
-	obs, err := p.finish(ctx, c, err)
+// Response is a whole upstream answer.
+type Response struct {
+	Obs  Observation
+	Body []byte // as the upstream sent it, less surrounding white space
+}
+
+// maxBody bounds an answer read whole; larger ones are a server error.
+const maxBody = 256 << 20
+
+// Send makes a call and reads its whole answer. A non-2xx answer is a
+// *Error classified by its status and OpenAI error code.
+func (p *Provider) Send(ctx context.Context, c Call) (*Response, error) {
+	resp, obs, err := p.do(ctx, c)
 	if err != nil {
-		return openai.EmbeddingResponse{}, obs, err
+		return &Response{Obs: obs}, err
 	}
-	if len(resp.Data) == 0 {
-		return openai.EmbeddingResponse{}, obs, p.malformed(obs, "no embeddings")
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return &Response{Obs: obs}, p.transportError(ctx, obs, err)
 	}
-	return resp, obs, nil
+	if len(body) > maxBody {
+		return &Response{Obs: obs}, p.malformed(obs, "answer larger than 256 MiB")
+	}
+	return &Response{Obs: obs, Body: bytes.TrimSpace(body)}, nil
+}
+
+// do sends c and returns the response of a 2xx answer, its body unread; any
+// other outcome is an error with the response read and closed.
+func (p *Provider) do(ctx context.Context, c Call) (*http.Response, Observation, error) {
+	obs := Observation{RateLimit: unknownRateLimit}
+	req, err := p.request(ctx, c)
+	if err != nil {
+		return nil, obs, &Error{Kind: KindBadRequest, Backend: p.name, Message: p.redact(err.Error()), Err: err}
+	}
+	start := time.Now()
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, obs, p.transportError(ctx, obs, err)
+	}
+	now := time.Now()
+	obs = Observation{
+		Status:     resp.StatusCode,
+		Header:     resp.Header,
+		RetryAfter: ParseRetryAfter(resp.Header, now),
+		RateLimit:  ParseRateLimit(resp.Header),
+		Latency:    now.Sub(start),
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return resp, obs, nil
+	}
+	defer resp.Body.Close()
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if rerr != nil && ctx.Err() != nil {
+		return nil, obs, p.transportError(ctx, obs, rerr)
+	}
+	return nil, obs, p.statusError(obs, body)
+}
+
+// request builds the HTTP request of c: its URL on this backend's wire, the
+// credentials, and the body with the changes the wire needs.
+func (p *Provider) request(ctx context.Context, c Call) (*http.Request, error) {
+	method := c.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	body := c.Body
+	var err error
+	if c.Stream && c.Path == PathChat {
+		if body, err = askUsage(body); err != nil {
+			return nil, err
+		}
+	}
+	u := p.base + "/" + c.Path
+	query := c.Query
+	if p.typ == config.TypeAzure {
+		u, body, err = p.azureURL(c, body)
+		if err != nil {
+			return nil, err
+		}
+		query = joinQuery("api-version="+url.QueryEscape(p.apiVersion), c.Query)
+	}
+	if query != "" {
+		u += "?" + query
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", cmpOr(c.ContentType, "application/json"))
+	}
+	if c.Stream {
+		req.Header.Set("Accept", "text/event-stream")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
+	switch key := *p.key; {
+	case p.typ == config.TypeAzure:
+		req.Header.Set("api-key", key)
+	case key != "":
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	return req, nil
+}
+
+// azureURL is c's URL on an Azure resource: deployment routes for the
+// classic operations, the resource-wide routes for models and the
+// Responses API (whose body then names the deployment as its model).
+func (p *Provider) azureURL(c Call, body []byte) (string, []byte, error) {
+	dep := p.backend.Deployment(c.Model)
+	switch {
+	case c.Path == PathModels:
+		return p.base + "/openai/models", body, nil
+	case c.Path == PathResponses || strings.HasPrefix(c.Path, PathResponses+"/"):
+		if body != nil && dep != c.Model {
+			var err error
+			if body, err = setModel(body, dep); err != nil {
+				return "", nil, err
+			}
+		}
+		return p.base + "/openai/" + c.Path, body, nil
+	case dep == "":
+		return "", nil, fmt.Errorf("%s on Azure needs a model", c.Path)
+	}
+	return p.base + "/openai/deployments/" + url.PathEscape(dep) + "/" + c.Path, body, nil
+}
+
+func joinQuery(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + "&" + b
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Models lists the IDs of the models the upstream reports (GET /models). For
-// Azure these are the resource's base models, not its deployments.
+// Azure these are the resource's base models, not its deployments. The GET
+// is free: lbgpt uses it to learn what a backend serves and whether it is up.
 func (p *Provider) Models(ctx context.Context) ([]string, Observation, error) {
-	ctx, c := begin(ctx, false)
-	list, err := p.client.ListModels(ctx)
-	obs, err := p.finish(ctx, c, err)
+	resp, err := p.Send(ctx, Call{Method: http.MethodGet, Path: PathModels})
 	if err != nil {
-		return nil, obs, err
+		return nil, resp.Obs, err
 	}
-	ids := make([]string, 0, len(list.Models))
-	for _, m := range list.Models {
-		ids = append(ids, m.ID)
+	ids, err := modelIDs(resp.Body)
+	if err != nil {
+		return nil, resp.Obs, p.malformed(resp.Obs, err.Error())
 	}
-	return ids, obs, nil
+	return ids, resp.Obs, nil
 }
 
-// finish returns the Observation of the call c and err classified, or an
-// error for a response go-openai accepted but that is not a success.
-func (p *Provider) finish(ctx context.Context, c *call, err error) (Observation, error) {
-	obs := c.observation()
-	if err != nil {
-		return obs, p.classify(ctx, c, err)
-	}
-	if obs.Status < 200 || obs.Status > 299 {
-		// go-openai decodes 1xx and 3xx answers as if they were successes.
-		return obs, p.classify(ctx, c, fmt.Errorf("unexpected status %d", obs.Status))
-	}
-	c.mu.Lock()
-	obs.Body = bytes.TrimSpace(c.body)
-	c.mu.Unlock()
-	return obs, nil
-}
-
-// malformed is the error for a 2xx answer that decoded but is unusable.
+// malformed is the error for a 2xx answer that is unusable.
 func (p *Provider) malformed(obs Observation, what string) *Error {
 	return &Error{
 		Kind:       KindServer,
 		Backend:    p.name,
 		Status:     obs.Status,
-		Message:    "malformed response: " + what,
+		Message:    "malformed response: " + p.redact(what),
 		RetryAfter: obs.RetryAfter,
 		Err:        errMalformed,
 	}
 }
 
+// Malformed is the error for a 2xx answer obs described whose body is not
+// what the operation returns (a caller's check, such as a chat answer
+// without choices).
+func (p *Provider) Malformed(obs Observation, what string) *Error { return p.malformed(obs, what) }
+
 var errMalformed = errors.New("malformed response")
-
-// ChatStream opens a streamed chat completion. It sets req.Stream and
-// req.StreamOptions.IncludeUsage, so the last chunk before the end carries
-// the usage of the whole request.
-//
-// When the stream cannot be opened, ChatStream returns a *Error and also a
-// non-nil Stream whose Observation describes the refusing response (a 429's
-// Retry-After and rate-limit headers, say); its Recv returns the same error
-// and its Close does nothing.
-func (p *Provider) ChatStream(ctx context.Context, req openai.ChatCompletionRequest) (*Stream, error) {
-	req.Stream = true
-	opts := openai.StreamOptions{IncludeUsage: true}
-	if req.StreamOptions != nil {
-		opts = *req.StreamOptions
-		opts.IncludeUsage = true
-	}
-	req.StreamOptions = &opts
-	ctx, c := begin(ctx, true)
-	s, err := p.client.CreateChatCompletionStream(ctx, req)
-	obs, err := p.finish(ctx, c, err)
-	if err != nil {
-		if s != nil {
-			s.Close()
-		}
-		return &Stream{obs: obs, err: err}, err
-	}
-	return &Stream{p: p, ctx: ctx, c: c, s: s, obs: obs}, nil
-}
-
-// Stream is an open streamed chat completion. Recv is for one goroutine at a
-// time; Close may be called from another to abort a blocked Recv. A Stream
-// must be closed.
-type Stream struct {
-	p   *Provider
-	ctx context.Context // the request's: tells a cancel from a broken stream
-	c   *call
-	s   *openai.ChatCompletionStream // nil when the stream did not open
-	obs Observation
-
-	err       error // what Recv returns from now on, once set; owned by Recv
-	closed    atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
-}
-
-// Next is Recv with the chunk's JSON exactly as the upstream sent it:
-// passing that on keeps every field, even those go-openai does not know.
-func (s *Stream) Next() (openai.ChatCompletionStreamResponse, json.RawMessage, error) {
-	var chunk openai.ChatCompletionStreamResponse
-	if s.err != nil {
-		return chunk, nil, s.err
-	}
-	raw, err := s.s.RecvRaw()
-	if err == nil {
-		err = json.Unmarshal(raw, &chunk)
-	}
-	if err == nil {
-		return chunk, bytes.Clone(raw), nil
-	}
-	switch {
-	case err == io.EOF && s.c.sawDone():
-		s.err = io.EOF
-	case s.closed.Load():
-		s.err = &Error{Kind: KindCanceled, Backend: s.p.name, Status: s.obs.Status, Message: "stream closed", Err: err}
-	case err == io.EOF:
-		// go-openai reports a body that ends without [DONE] as a clean end.
-		s.err = s.p.classify(s.ctx, s.c, errBrokenStream)
-	default:
-		s.err = s.p.classify(s.ctx, s.c, err)
-	}
-	return openai.ChatCompletionStreamResponse{}, nil, s.err
-}
-
-// Recv returns the next chunk, or io.EOF after the upstream's final
-// "data: [DONE]". Every other error is a *Error: a stream cut before [DONE]
-// is KindNetwork, an error event from the upstream is classified by its
-// code, an undecodable chunk is KindServer. After an error or io.EOF, Recv
-// keeps returning it.
-func (s *Stream) Recv() (openai.ChatCompletionStreamResponse, error) {
-	chunk, _, err := s.Next()
-	return chunk, err
-}
-
-var errBrokenStream = fmt.Errorf("stream ended before [DONE]: %w", io.ErrUnexpectedEOF)
-
-// Observation describes the response that opened the stream.
-func (s *Stream) Observation() Observation { return s.obs }
-
-// Close releases the stream's connection. It is safe to call more than once
-// and concurrently with Recv.
-func (s *Stream) Close() error {
-	s.closeOnce.Do(func() {
-		if s.s == nil {
-			return
-		}
-		s.closed.Store(true)
-		s.closeErr = s.s.Close()
-	})
-	return s.closeErr
-}

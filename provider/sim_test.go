@@ -2,6 +2,9 @@ package provider
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http/httptest"
@@ -12,7 +15,6 @@ import (
 
 	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/internal/sim"
-	openai "github.com/sashabaranov/go-openai"
 )
 
 // simulated starts the simulated upstream with the accounts and returns it
@@ -43,6 +45,31 @@ func simAzure(t *testing.T, url, name, key string) *Provider {
 	})
 }
 
+func sha(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// chatUsage reads a whole chat completion answer.
+func chatUsage(t *testing.T, body []byte) (content string, prompt, completion int) {
+	t.Helper()
+	var resp struct {
+		Choices []struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+		Usage struct {
+			PromptTokens     int `json:"prompt_tokens"`
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil || len(resp.Choices) != 1 {
+		t.Fatalf("answer %s: %v", body, err)
+	}
+	return resp.Choices[0].Message.Content, resp.Usage.PromptTokens, resp.Usage.CompletionTokens
+}
+
 func lastRecord(t *testing.T, s *sim.Server) sim.Record {
 	t.Helper()
 	log := s.Log()
@@ -57,35 +84,43 @@ func TestSimChat(t *testing.T) {
 		sim.Account{Name: "oai", Key: "sk-sim-openai-0123456789"},
 		sim.Account{Name: "az", Key: "0123456789abcdef0123456789abcdef"},
 	)
+	// seen is the part of a sim.Record compared.
+	type seen struct {
+		Account, Wire, Path, Model string
+		Status                     int
+	}
 	tests := []struct {
 		name  string
 		p     *Provider
 		model string
-		want  sim.Record // the fields compared
+		want  seen
 	}{
 		{"openai", simOpenAI(t, url, "o", "sk-sim-openai-0123456789"), "gpt-4o-mini",
-			sim.Record{Account: "oai", Wire: sim.WireOpenAI, Path: "/v1/chat/completions", Model: "gpt-4o-mini", Status: 200}},
+			seen{Account: "oai", Wire: sim.WireOpenAI, Path: "/v1/chat/completions", Model: "gpt-4o-mini", Status: 200}},
 		{"azure deployment", simAzure(t, url, "a", "0123456789abcdef0123456789abcdef"), "gpt-4o",
-			sim.Record{Account: "az", Wire: sim.WireAzure, Path: "/openai/deployments/prod-4o/chat/completions", Model: "gpt-4o", Status: 200}},
+			seen{Account: "az", Wire: sim.WireAzure, Path: "/openai/deployments/prod-4o/chat/completions", Model: "gpt-4o", Status: 200}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := chatRequest()
-			req.Model = tt.model
-			resp, obs, err := tt.p.Chat(t.Context(), req)
+			c := chatCall(tt.model)
+			resp, err := tt.p.Send(t.Context(), c)
 			if err != nil {
-				t.Fatalf("Chat: %v", err)
+				t.Fatalf("Send: %v", err)
 			}
-			if obs.Status != 200 || len(resp.Choices) != 1 || !strings.HasPrefix(resp.Choices[0].Message.Content, "Simulated answer") {
-				t.Errorf("response %+v, observation %+v", resp, obs)
+			content, prompt, completion := chatUsage(t, resp.Body)
+			if resp.Obs.Status != 200 || !strings.HasPrefix(content, "Simulated answer") {
+				t.Errorf("answer %s, observation %+v", resp.Body, resp.Obs)
 			}
 			rec := lastRecord(t, s)
-			got := sim.Record{Account: rec.Account, Wire: rec.Wire, Path: rec.Path, Model: rec.Model, Status: rec.Status}
+			got := seen{Account: rec.Account, Wire: rec.Wire, Path: rec.Path, Model: rec.Model, Status: rec.Status}
 			if got != tt.want {
 				t.Errorf("sim saw %+v, want %+v", got, tt.want)
 			}
-			if rec.CompletionTokens != resp.Usage.CompletionTokens || rec.PromptTokens != resp.Usage.PromptTokens {
-				t.Errorf("usage %+v, sim counted %d+%d", resp.Usage, rec.PromptTokens, rec.CompletionTokens)
+			if rec.CompletionTokens != completion || rec.PromptTokens != prompt {
+				t.Errorf("usage %d+%d, sim counted %d+%d", prompt, completion, rec.PromptTokens, rec.CompletionTokens)
+			}
+			if rec.BodySHA256 != sha(c.Body) {
+				t.Errorf("the sim got another body than %s", c.Body)
 			}
 		})
 	}
@@ -105,30 +140,29 @@ func TestSimStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := chatRequest()
-			req.Model = tt.model
-			st, err := tt.p.ChatStream(t.Context(), req)
+			c := streamCall(tt.model)
+			body := c.Body
+			st, err := tt.p.Open(t.Context(), c)
 			if err != nil {
-				t.Fatalf("ChatStream: %v", err)
+				t.Fatalf("Open: %v", err)
 			}
 			defer st.Close()
-			chunks, err := drain(st)
+			events, err := drain(st)
 			if err != io.EOF {
 				t.Fatalf("stream ended with %v, want io.EOF", err)
 			}
-			var text strings.Builder
-			for _, c := range chunks {
-				for _, ch := range c.Choices {
-					text.WriteString(ch.Delta.Content)
-				}
-			}
-			last := chunks[len(chunks)-1]
+			cs := chunks(t, events)
+			last := cs[len(cs)-1]
 			rec := lastRecord(t, s)
 			if last.Usage == nil || last.Usage.CompletionTokens != rec.CompletionTokens || last.Usage.PromptTokens != rec.PromptTokens || len(last.Choices) != 0 {
 				t.Errorf("last chunk %+v, sim counted %d+%d", last, rec.PromptTokens, rec.CompletionTokens)
 			}
-			if !rec.Stream || !strings.HasPrefix(text.String(), "Simulated answer") {
-				t.Errorf("stream %v, text %q", rec.Stream, text.String())
+			if !rec.Stream || !strings.HasPrefix(text(cs), "Simulated answer") {
+				t.Errorf("stream %v, text %q", rec.Stream, text(cs))
+			}
+			want := `{"stream_options":{"include_usage":true},` + string(body[1:])
+			if rec.BodySHA256 != sha([]byte(want)) {
+				t.Errorf("the sim got another body than %s", want)
 			}
 			if st.Observation().Status != 200 {
 				t.Errorf("observation %+v", st.Observation())
@@ -137,7 +171,7 @@ func TestSimStream(t *testing.T) {
 	}
 	if rl := tests[0].p; rl != nil {
 		// The limited account's stream reported its headers.
-		st, err := rl.ChatStream(t.Context(), chatRequest())
+		st, err := openChat(t.Context(), rl)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,14 +189,20 @@ func TestSimEmbeddingsAndModels(t *testing.T) {
 	)
 	for _, p := range []*Provider{simOpenAI(t, url, "o", "sk-sim-openai-0123456789"), simAzure(t, url, "a", "0123456789abcdef0123456789abcdef")} {
 		t.Run(p.Name(), func(t *testing.T) {
-			emb, obs, err := p.Embeddings(t.Context(), openai.EmbeddingRequest{Model: openai.SmallEmbedding3, Input: []string{"one", "two"}})
+			body := []byte(`{"model":"text-embedding-3-small","input":["one","two"]}`)
+			resp, err := p.Send(t.Context(), Call{Path: PathEmbeddings, Model: "text-embedding-3-small", Body: body})
 			if err != nil {
-				t.Fatalf("Embeddings: %v", err)
+				t.Fatalf("embeddings: %v", err)
 			}
-			if len(emb.Data) != 2 || len(emb.Data[0].Embedding) != 1536 || obs.Status != 200 {
-				t.Errorf("%d embeddings of %d dimensions, status %d", len(emb.Data), len(emb.Data[0].Embedding), obs.Status)
+			var emb struct {
+				Data []struct {
+					Embedding []float64 `json:"embedding"`
+				} `json:"data"`
 			}
-			if rec := lastRecord(t, s); !strings.HasSuffix(rec.Path, "embeddings") || rec.Model != "text-embedding-3-small" {
+			if err := json.Unmarshal(resp.Body, &emb); err != nil || len(emb.Data) != 2 || len(emb.Data[0].Embedding) != 1536 || resp.Obs.Status != 200 {
+				t.Errorf("%d embeddings, status %d: %v", len(emb.Data), resp.Obs.Status, err)
+			}
+			if rec := lastRecord(t, s); !strings.HasSuffix(rec.Path, "embeddings") || rec.Model != "text-embedding-3-small" || rec.BodySHA256 != sha(body) {
 				t.Errorf("sim saw %+v", rec)
 			}
 			models, _, err := p.Models(t.Context())
@@ -198,7 +238,7 @@ func TestSimErrors(t *testing.T) {
 
 	// The RPM=1 account: the first call spends the only request.
 	rpm1 := simOpenAI(t, url, "rpm1", "sk-sim-rpm1-0123456789")
-	if _, _, err := rpm1.Chat(t.Context(), chatRequest()); err != nil {
+	if _, err := rpm1.Send(t.Context(), chatCall("gpt-4o-mini")); err != nil {
 		t.Fatalf("first call on the RPM=1 account: %v", err)
 	}
 
@@ -260,24 +300,27 @@ func TestSimErrors(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
 				defer cancel()
 			}
-			req := chatRequest()
-			if tt.model != "" {
-				req.Model = tt.model
-			}
+			model := cmpOr(tt.model, "gpt-4o-mini")
 			var (
 				obs Observation
 				err error
 			)
 			if tt.stream {
 				var st *Stream
-				st, err = tt.p.ChatStream(ctx, req)
+				st, err = tt.p.Open(ctx, streamCall(model))
 				if err == nil {
 					_, err = drain(st)
 				}
 				obs = st.Observation()
 				st.Close()
 			} else {
-				_, obs, err = tt.p.Chat(ctx, req)
+				var body []byte
+				body, obs, err = send(ctx, tt.p, chatCall(model))
+				if err == nil && !json.Valid(body) {
+					// Send passes any 2xx answer on: judging it is the
+					// caller's, with Malformed.
+					err = tt.p.Malformed(obs, "the answer is not JSON")
+				}
 			}
 			pe := asError(t, err)
 			if pe.Kind != tt.kind || pe.Status != tt.status || obs.Status != tt.status {

@@ -47,8 +47,11 @@ type ErrorData struct {
 	Attempts int    `json:"attempts,omitempty"` // upstream calls made
 	// RetryAfterMS is how long the upstream asked to wait, when it did.
 	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
-	// Field names a request field that caused CodeInvalidParams.
+	// Field names a request field that caused CodeInvalidParams, or that
+	// the upstream named when it refused the request.
 	Field string `json:"field,omitempty"`
+	// Code is the upstream's own error code, such as "model_not_found".
+	Code string `json:"code,omitempty"`
 	// Received holds what a stream had delivered before it failed.
 	Received json.RawMessage `json:"received,omitempty"`
 }

@@ -56,6 +56,12 @@ const (
 	// looked up in the cache on its own: only the inputs not cached go
 	// upstream. Params EmbeddingsParams, result EmbeddingsResult.
 	MethodEmbeddings = "embeddings"
+	// MethodResponses answers one OpenAI Responses API request (POST
+	// /v1/responses). Params ChatParams (the request is a Responses
+	// request), result ChatResult (the response object). With "stream":
+	// true every event is first sent as a NotifyResponsesEvent. A request
+	// that continues a previous response goes to the backend that made it.
+	MethodResponses = "responses"
 	// MethodStatus reports the daemon and its backends. No params, result
 	// StatusResult.
 	MethodStatus = "status"
@@ -73,6 +79,9 @@ const (
 	// NotifyChatChunk carries one streamed chunk of a chat request:
 	// params ChunkParams.
 	NotifyChatChunk = "chat.chunk"
+	// NotifyResponsesEvent carries one event of a streamed Responses
+	// request: EventParams.
+	NotifyResponsesEvent = "responses.event"
 	// NotifyWatchStatus carries one status snapshot of a watch:
 	// WatchStatusParams.
 	NotifyWatchStatus = "watch.status"
@@ -154,6 +163,9 @@ type Meta struct {
 	// Warning is set when the answer was good but something around it
 	// was not, for instance a cache write that failed.
 	Warning string `json:"warning,omitempty"`
+	// RequestID is the upstream's x-request-id of the call that answered
+	// (absent for a cache hit).
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Cache outcomes in Meta.Cache.
@@ -171,6 +183,17 @@ type ChunkParams struct {
 	ID json.RawMessage `json:"id"`
 	// Chunk is one OpenAI chat.completion.chunk object.
 	Chunk json.RawMessage `json:"chunk"`
+}
+
+// EventParams are the params of NotifyResponsesEvent.
+type EventParams struct {
+	// ID is the JSON-RPC id of the request the event belongs to.
+	ID json.RawMessage `json:"id"`
+	// Event is the server-sent event's name, such as
+	// "response.output_text.delta".
+	Event string `json:"event"`
+	// Data is its payload, as the upstream sent it.
+	Data json.RawMessage `json:"data"`
 }
 
 // BatchParams are the params of MethodBatch.

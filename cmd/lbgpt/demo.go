@@ -68,7 +68,7 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return &exitError{code: exitUnreachable, err: err}
 	}
-	pid, ours, err := startDaemon(ctx, c, bin, []string{"--demo", "--socket", c.Socket}, filepath.Join(dir, "lbgptd.log"), false)
+	pid, ours, err := startDaemon(ctx, c, bin, []string{"--demo", "--http", "127.0.0.1:0", "--socket", c.Socket}, filepath.Join(dir, "lbgptd.log"), false)
 	if err != nil {
 		return &exitError{code: exitUnreachable, err: err}
 	}

@@ -55,7 +55,9 @@ Backends come from the config file (default %s,
 see lbgpt.toml.example); without one, from OPENAI_API_KEY (one OpenAI backend)
 and AZURE_OPENAI_API_KEY + AZURE_OPENAI_ENDPOINT (one Azure backend).
 With --demo it runs on lbgpt's built-in simulated backends instead: no keys,
-no real API calls.
+no real API calls, and it serves the OpenAI-compatible HTTP endpoint on
+--http (127.0.0.1:8088) for any API key, so an OpenAI app can try it:
+OPENAI_BASE_URL=http://127.0.0.1:8088/v1 OPENAI_API_KEY=demo node app.js
 
 Signals: SIGTERM or SIGINT stops it after the requests in flight finish
 ([daemon] drain_timeout); SIGHUP reloads the config file, keeping the cache,
@@ -79,7 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	var (
 		configPath = fset.String("config", "", "config file (default "+defaultConfigPath(getenv)+")")
 		socket     = fset.String("socket", "", "Unix socket to listen on when not socket-activated (default: daemon.socket from the config, else "+socketPath("", "", getenv)+")")
-		demo       = fset.Bool("demo", false, "serve lbgpt's built-in SIMULATED backends (no keys, no real API calls)")
+		demo       = fset.Bool("demo", false, "serve lbgpt's built-in SIMULATED backends (no keys, no real API calls), with the OpenAI-compatible endpoint on --http")
+		httpAddr   = fset.String("http", "127.0.0.1:8088", "with --demo: the loopback address of its OpenAI-compatible HTTP endpoint (any API key accepted; when the default port is taken, a free one, logged)")
 		logLevel   = fset.String("log-level", "info", "log level: debug, info, warn or error")
 		logFormat  = fset.String("log-format", "text", "log format: text or json")
 		version    = fset.Bool("version", false, "print the version and exit")
@@ -122,6 +125,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		defer d.Close()
 		log.Warn("demo mode: every backend is SIMULATED by lbgpt's built-in simulator; no real API is called", "simulator", d.URL)
 		cfg = d.Config
+		cfg.HTTP.Listen = demoHTTPAddr(fset, *httpAddr)
 	}
 	load := func() (*config.Config, error) { return loadConfig(*configPath, getenv, log) }
 	if !*demo {
@@ -173,6 +177,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		}
 	}()
 	return d.Serve(ctx, ln)
+}
+
+// demoHTTPAddr is the demo's HTTP address: --http, or when it was not
+// given and its default port is taken, any free loopback port.
+func demoHTTPAddr(fset *flag.FlagSet, addr string) string {
+	given := false
+	fset.Visit(func(f *flag.Flag) { given = given || f.Name == "http" })
+	if given {
+		return addr
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	ln.Close()
+	return addr
 }
 
 // listen returns the socket systemd passed (socket activation), else

@@ -1,0 +1,224 @@
+package daemon
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/lbgpt/lbgpt/provider"
+)
+
+// A response of the Responses API is stateful on the account that made it:
+// a request that continues it (previous_response_id) and every call on its
+// id (retrieve, delete, cancel, input items) must go to that account. The
+// affinity records say which backend holds each response id, in their own
+// small bbolt file of the state directory so that they outlive a restart.
+// Ids are kept verbatim: encoding the backend into them would change what
+// the client sees (a peer's ids outgrew OpenAI's 64 characters).
+
+// AffinityFile is the name of the affinity records' file in lbgptd's state
+// directory.
+const AffinityFile = "responses.db"
+
+// affinityTTL is how long a record is kept: OpenAI keeps a stored response
+// for 30 days.
+const affinityTTL = 30 * 24 * time.Hour
+
+var affinityBucket = []byte("responses")
+
+// affinity is the daemon's affinity records, opened on first use.
+type affinity struct {
+	path string
+
+	mu  sync.Mutex // guards db
+	db  *bolt.DB
+	err error // why the file could not be opened
+}
+
+// open opens the file once; a file that does not open cleanly is set
+// aside (its name gains ".damaged") and a new one started.
+func (a *affinity) open() (*bolt.DB, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.db != nil || a.err != nil {
+		return a.db, a.err
+	}
+	if err := os.MkdirAll(filepath.Dir(a.path), 0o700); err != nil {
+		a.err = fmt.Errorf("affinity records: %w", err)
+		return nil, a.err
+	}
+	db, err := openBolt(a.path)
+	if err != nil && !errors.Is(err, errLocked) {
+		aside := a.path + ".damaged"
+		if os.Rename(a.path, aside) == nil {
+			db, err = openBolt(a.path)
+		}
+	}
+	if err != nil {
+		a.err = fmt.Errorf("affinity records %s: %w", a.path, err)
+		return nil, a.err
+	}
+	a.db = db
+	a.sweep(time.Now())
+	return db, nil
+}
+
+var errLocked = errors.New("in use by another process")
+
+// openBolt opens a bbolt file, turning its panics on damaged files into
+// errors.
+func openBolt(path string) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("damaged: %v", r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, errLocked
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(affinityBucket)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// sweep removes the records older than affinityTTL.
+func (a *affinity) sweep(now time.Time) {
+	a.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(affinityBucket).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if t, _ := binary.Varint(v); now.Sub(time.Unix(t, 0)) > affinityTTL {
+				c.Delete()
+			}
+		}
+		return nil
+	})
+}
+
+// put records that backend holds response id.
+func (a *affinity) put(id, backend string) error {
+	db, err := a.open()
+	if err != nil {
+		return err
+	}
+	v := binary.AppendVarint(nil, time.Now().Unix())
+	v = append(v, backend...)
+	return db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(affinityBucket).Put([]byte(id), v) })
+}
+
+// get is the backend that holds response id.
+func (a *affinity) get(id string) (string, bool) {
+	db, err := a.open()
+	if err != nil {
+		return "", false
+	}
+	var backend string
+	db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(affinityBucket).Get([]byte(id))
+		if _, n := binary.Varint(v); n > 0 {
+			backend = string(v[n:])
+		}
+		return nil
+	})
+	return backend, backend != ""
+}
+
+// forget removes the record of a deleted response.
+func (a *affinity) forget(id string) {
+	if db, err := a.open(); err == nil {
+		db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(affinityBucket).Delete([]byte(id)) })
+	}
+}
+
+func (a *affinity) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.db != nil {
+		a.db.Close()
+		a.db = nil
+	}
+	a.err = errors.New("closed")
+}
+
+// pin records the backend that holds the response of a stateful request:
+// its id is in the answer (a whole response) or in the first stream event
+// that carries the response. A record that cannot be written is logged:
+// the answer was delivered, and later calls on it will name the problem.
+func (d *Daemon) pin(events []provider.Event, backend string) {
+	for _, ev := range events {
+		var v struct {
+			ID       string `json:"id"`
+			Response *struct {
+				ID string `json:"id"`
+			} `json:"response"`
+		}
+		if json.Unmarshal(ev.Data, &v) != nil {
+			continue
+		}
+		id := v.ID
+		if v.Response != nil {
+			id = v.Response.ID
+		}
+		if id == "" {
+			continue
+		}
+		if err := d.affinity.put(id, backend); err != nil {
+			d.log.Warn("could not record which backend holds a response", "backend", backend, "err", err)
+		}
+		return
+	}
+}
+
+// holder is the backend that holds response id, for a call on it. A
+// response lbgpt has no record of (made before lbgpt, or elsewhere) can
+// only be looked for where it could be: with a single backend that could
+// serve it, there.
+func (d *Daemon) holder(id, model string) (string, error) {
+	if b, ok := d.affinity.get(id); ok {
+		return b, nil
+	}
+	var only string
+	n := 0
+	for _, m := range d.pool.Members() {
+		if model == "" || m.Config.Serves(model) {
+			only = m.Name()
+			n++
+		}
+	}
+	if n == 1 {
+		return only, nil
+	}
+	return "", &responseError{id: id}
+}
+
+// pinned is the backend a request continuing response id must go to.
+func (d *Daemon) pinned(id, model string) (string, error) {
+	b, err := d.holder(id, model)
+	if err != nil {
+		return "", invalidParams("previous_response_id", "%v", err)
+	}
+	return b, nil
+}
+
+// responseError: lbgpt has no record of a response id.
+type responseError struct{ id string }
+
+func (e *responseError) Error() string {
+	return fmt.Sprintf("lbgpt has no record of which backend holds response %q: it was not made through this lbgptd, or more than 30 days ago; "+
+		"with several backends lbgpt cannot tell where it is", e.id)
+}

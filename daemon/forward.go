@@ -1,0 +1,334 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/lbgpt/lbgpt/balance"
+	"github.com/lbgpt/lbgpt/provider"
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// answer is one upstream answer, as the upstream sent it: shareable by
+// coalesced requests, and what the cache stores.
+type answer struct {
+	body   []byte           // a whole answer; nil for a stream
+	events []provider.Event // a streamed answer's events (chat: its chunks, the usage chunk included)
+	header http.Header      // the upstream's response headers a client may read (see passHeaders)
+	status int              // the upstream's HTTP status
+	rep    balance.Report
+	served string // model or deployment sent upstream
+}
+
+// passHeaders are the upstream response headers lbgptd hands on to its
+// clients: the request id OpenAI's support asks for, the processing time,
+// and the rate-limit readings of the backend that answered.
+var passHeaders = []string{
+	"X-Request-Id", "Apim-Request-Id", "Openai-Processing-Ms", "Openai-Version",
+	"X-Ratelimit-Limit-Requests", "X-Ratelimit-Limit-Tokens",
+	"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Remaining-Tokens",
+	"X-Ratelimit-Reset-Requests", "X-Ratelimit-Reset-Tokens",
+}
+
+func passed(h http.Header) http.Header {
+	if h == nil {
+		return nil
+	}
+	out := make(http.Header, len(passHeaders))
+	for _, k := range passHeaders {
+		if v := h[k]; len(v) > 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// admission is what the pool needs to admit r. Its tokens are counted only
+// when a backend that could take it has a TPM limit to respect.
+func (d *Daemon) admission(r *apiRequest) balance.Request {
+	if (!r.chat() && !r.responses()) || !d.pool.CountsTokens(r.view.Model) {
+		return balance.Request{Model: r.view.Model}
+	}
+	return d.est.request(r)
+}
+
+// call is the provider call of r.
+func (r *apiRequest) call() provider.Call {
+	return provider.Call{Path: r.path, Model: r.view.Model, Body: r.raw, Stream: r.view.Stream}
+}
+
+// send makes the balanced, retried upstream call of a whole answer.
+func (d *Daemon) send(ctx context.Context, r *apiRequest, adm balance.Request, c provider.Call) (answer, error) {
+	var ans answer
+	res, rep, err := balance.Do(ctx, d.pool, adm,
+		func(ctx context.Context, m *balance.Member) (*provider.Response, balance.Outcome, error) {
+			ans.served = m.Config.Deployment(c.Model)
+			res, err := m.Provider.Send(ctx, c)
+			out := balance.Outcome{Obs: res.Obs}
+			if err == nil {
+				if err = checkAnswer(m.Provider, r, res); err == nil && r != nil {
+					out.Tokens = r.charged(readUsage(res.Body))
+				}
+			}
+			return res, out, err
+		})
+	ans.rep = rep
+	if err != nil {
+		return ans, err
+	}
+	if r != nil && (r.chat() || r.responses()) {
+		d.est.observe(readUsage(res.Body).completion())
+	}
+	ans.body, ans.header, ans.status = res.Body, passed(res.Obs.Header), res.Obs.Status
+	return ans, nil
+}
+
+// checkAnswer refuses a 2xx answer that is not what r's operation returns,
+// so that it is retried like a server error.
+func checkAnswer(p *provider.Provider, r *apiRequest, res *provider.Response) error {
+	if r == nil || (!r.chat() && !r.responses()) {
+		return nil
+	}
+	var a struct {
+		ID      string            `json:"id"`
+		Choices []json.RawMessage `json:"choices"`
+	}
+	switch err := json.Unmarshal(res.Body, &a); {
+	case err != nil:
+		return p.Malformed(res.Obs, "the answer is not a JSON object: "+err.Error())
+	case r.chat() && len(a.Choices) == 0:
+		return p.Malformed(res.Obs, "no choices")
+	case r.responses() && a.ID == "":
+		return p.Malformed(res.Obs, "a response without an id")
+	}
+	return nil
+}
+
+// sink receives a streamed answer: start once, before the first event,
+// with what is known then; then every event in order. An error (the client
+// went away) ends the stream.
+type sink interface {
+	start(m rpc.Meta, h http.Header) error
+	event(ev provider.Event) error
+}
+
+// opened is a stream held until its first content: until then a failure
+// can still move to another backend.
+type opened struct {
+	stream *provider.Stream // nil when the stream ended before any content
+	head   []provider.Event
+	header http.Header
+}
+
+// stream makes the balanced, retried upstream call of a streamed answer
+// and relays its events to out. The stream may move to another backend
+// until its first content, never after. lc bounds it: the request's
+// deadline until the first content, then an idle timeout between events.
+func (d *Daemon) stream(ctx context.Context, lc *lifetime, r *apiRequest, adm balance.Request, out sink, m rpc.Meta, start time.Time) (answer, error) {
+	var ans answer
+	o, rep, done, err := balance.Open(ctx, d.pool, adm,
+		func(ctx context.Context, mem *balance.Member) (opened, balance.Outcome, error) {
+			ans.served = mem.Config.Deployment(r.view.Model)
+			s, err := mem.Provider.Open(ctx, r.call())
+			res := balance.Outcome{Obs: s.Observation()}
+			if err != nil {
+				return opened{}, res, err
+			}
+			var head []provider.Event
+			for {
+				ev, err := s.Next()
+				if errors.Is(err, io.EOF) {
+					s.Close()
+					return opened{head: head, header: res.Obs.Header}, res, nil
+				}
+				if err != nil {
+					s.Close()
+					return opened{}, res, err
+				}
+				head = append(head, ev)
+				if hasContent(r, ev) {
+					return opened{stream: s, head: head, header: res.Obs.Header}, res, nil
+				}
+			}
+		})
+	ans.rep = rep
+	if err != nil {
+		return ans, rpcError(err, nil)
+	}
+	lc.flowing()
+	ans.header = passed(o.header)
+	ans.status = http.StatusOK
+	var u usage
+	var streamErr error
+	defer func() {
+		d.est.observe(u.completion())
+		done(balance.Outcome{Tokens: r.charged(u)}, streamErr)
+	}()
+	m.Backend, m.Model, m.Attempts, m.QueuedUS = rep.Backend, ans.served, rep.Attempts, rep.Queued.Microseconds()
+	if err := out.start(m, ans.header); err != nil {
+		closeStream(o.stream)
+		return ans, rpcError(err, nil)
+	}
+	send := func(ev provider.Event) error {
+		ans.events = append(ans.events, ev)
+		if eu := eventUsage(r, ev); eu != nil {
+			u = *eu
+			if r.chat() && !r.wantUsage() && isUsageChunk(ev.Data) {
+				return nil // the usage chunk lbgpt asked for on its own account
+			}
+		}
+		return out.event(ev)
+	}
+	for _, ev := range o.head {
+		if err := send(ev); err != nil {
+			closeStream(o.stream)
+			return ans, rpcError(err, partial(r, ans.events))
+		}
+	}
+	if r.responses() && r.stateful() {
+		d.pin(o.head, rep.Backend)
+	}
+	upstream := rep.Upstream
+	if o.stream != nil {
+		defer o.stream.Close()
+		for {
+			t := time.Now()
+			ev, err := o.stream.Next()
+			upstream += time.Since(t)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				streamErr = err
+				if ctx.Err() != nil { // the client canceled, a deadline passed, or lbgptd is stopping
+					return ans, rpcError(context.Cause(ctx), partial(r, ans.events))
+				}
+				pe := provider.AsError(err)
+				return ans, rpcError(&balance.Error{Kind: pe.Kind, Attempts: rep.Attempts, Last: pe,
+					Message: "the stream broke after its first token, so it could not move to another backend: " + pe.Error()}, partial(r, ans.events))
+			}
+			lc.flowing()
+			if err := send(ev); err != nil {
+				return ans, rpcError(err, partial(r, ans.events))
+			}
+		}
+	}
+	ans.rep.Upstream = upstream
+	if ctx.Err() != nil { // the end came, but the client or the deadline had gone first
+		return ans, rpcError(context.Cause(ctx), partial(r, ans.events))
+	}
+	return ans, nil
+}
+
+func closeStream(s *provider.Stream) {
+	if s != nil {
+		s.Close()
+	}
+}
+
+// hasContent reports whether ev carries the answer's first content: a chat
+// chunk with text, a tool call or a refusal; a Responses delta, or its end.
+func hasContent(r *apiRequest, ev provider.Event) bool {
+	if !r.chat() {
+		return strings.HasSuffix(ev.Name, ".delta") || provider.Terminal(ev.Name) ||
+			ev.Name == "response.output_item.done" || (ev.Name == "" && r.path != provider.PathResponses)
+	}
+	var c struct {
+		Choices []struct {
+			Delta struct {
+				Content      string          `json:"content"`
+				Refusal      string          `json:"refusal"`
+				ToolCalls    json.RawMessage `json:"tool_calls"`
+				FunctionCall json.RawMessage `json:"function_call"`
+				Audio        json.RawMessage `json:"audio"`
+			} `json:"delta"`
+		} `json:"choices"`
+	}
+	if json.Unmarshal(ev.Data, &c) != nil {
+		return false
+	}
+	for _, ch := range c.Choices {
+		d := ch.Delta
+		if d.Content != "" || d.Refusal != "" || notEmpty(d.ToolCalls) || notEmpty(d.FunctionCall) || notEmpty(d.Audio) {
+			return true
+		}
+	}
+	return false
+}
+
+func notEmpty(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	return s != "" && s != "null" && s != "[]" && s != "{}"
+}
+
+// eventUsage is the usage an event reports, nil when it has none: a chat
+// chunk's usage, a Responses terminal event's response usage.
+func eventUsage(r *apiRequest, ev provider.Event) *usage {
+	if r.chat() {
+		if !strings.Contains(string(ev.Data), `"usage"`) {
+			return nil
+		}
+	} else if !provider.Terminal(ev.Name) {
+		return nil
+	}
+	u := readUsage(ev.Data)
+	if u.total() == 0 {
+		return nil
+	}
+	return &u
+}
+
+// isUsageChunk reports whether a chat chunk is the usage chunk: no choices.
+func isUsageChunk(data []byte) bool {
+	var c struct {
+		Choices []json.RawMessage `json:"choices"`
+	}
+	return json.Unmarshal(data, &c) == nil && len(c.Choices) == 0
+}
+
+// lifetime bounds a request: its deadline, until a stream's first content
+// flows; from then on an idle timeout between events instead, so a long
+// answer that keeps coming is never cut.
+type lifetime struct {
+	cancel  context.CancelCauseFunc
+	timer   *time.Timer
+	idle    time.Duration
+	started atomic.Bool // the first content went: the timer is the idle timeout
+}
+
+// errIdle ends a stream that went quiet for the idle timeout.
+var errIdle = fmt.Errorf("the stream sent nothing for the stream idle timeout: %w", context.DeadlineExceeded)
+
+func withLifetime(ctx context.Context, timeout, idle time.Duration) (context.Context, *lifetime) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	l := &lifetime{cancel: cancel, idle: idle}
+	l.timer = time.AfterFunc(timeout, func() {
+		if l.started.Load() {
+			cancel(errIdle)
+			return
+		}
+		cancel(context.DeadlineExceeded)
+	})
+	return ctx, l
+}
+
+// flowing restarts the clock as an idle timeout.
+func (l *lifetime) flowing() {
+	if l != nil && l.idle > 0 {
+		l.started.Store(true)
+		l.timer.Reset(l.idle)
+	}
+}
+
+// end releases the lifetime's timer and context.
+func (l *lifetime) end() {
+	l.timer.Stop()
+	l.cancel(nil)
+}
