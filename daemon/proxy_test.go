@@ -450,3 +450,46 @@ func TestOtherRoutesForwarded(t *testing.T) {
 		t.Errorf("%d completions upstream, want 2 (never cached)", n)
 	}
 }
+
+// The responses method: a Responses request over the socket, plain and
+// streamed, through the Go client.
+func TestResponsesMethod(t *testing.T) {
+	h := start(t, accounts(sim.Faults{}), twoBackends)
+	req := map[string]any{"model": "gpt-4o-mini", "input": "over the socket", "store": false, "temperature": 0}
+	res, err := h.client.Responses(t.Context(), req, rpc.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Object string `json:"object"`
+		Output []struct {
+			Content []struct {
+				Text string `json:"text"`
+			} `json:"content"`
+		} `json:"output"`
+	}
+	if json.Unmarshal(res.Response, &r); r.Object != "response" || len(r.Output) == 0 || !strings.Contains(r.Output[0].Content[0].Text, "over the socket") {
+		t.Fatalf("response %s", res.Response)
+	}
+	if res.Meta.Backend == "" || res.Meta.Cache != rpc.CacheMiss || res.Meta.RequestID == "" {
+		t.Errorf("meta %+v", res.Meta)
+	}
+	var names []string
+	var final *rpc.ChatResult
+	for ev, err := range h.client.ResponsesStream(t.Context(), req, rpc.Options{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Result != nil {
+			final = ev.Result
+			break
+		}
+		names = append(names, ev.Name)
+	}
+	if final == nil || final.Meta.Cache != rpc.CacheExact || len(names) < 5 || names[len(names)-1] != "response.completed" {
+		t.Fatalf("streamed repeat: %v, meta %+v", names, final)
+	}
+	if d := jsonEqual(t, final.Response, res.Response); d != "" {
+		t.Errorf("the streamed replay's response differs (-stream +plain):\n%s", d)
+	}
+}
