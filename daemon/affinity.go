@@ -37,21 +37,33 @@ var affinityBucket = []byte("responses")
 type affinity struct {
 	path string
 
-	mu  sync.Mutex // guards db
-	db  *bolt.DB
-	err error // why the file could not be opened
+	mu       sync.Mutex // guards db, err, failedAt and closed
+	db       *bolt.DB
+	err      error     // why the file could not be opened
+	failedAt time.Time // when; opening is tried again affinityRetry later
+	closed   bool
 }
+
+// affinityRetry is how long a failure to open the file stands before the
+// next use tries again (another daemon held its lock, say).
+const affinityRetry = 10 * time.Second
 
 // open opens the file once; a file that does not open cleanly is set
 // aside (its name gains ".damaged") and a new one started.
 func (a *affinity) open() (*bolt.DB, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.db != nil || a.err != nil {
-		return a.db, a.err
+	switch {
+	case a.closed:
+		return nil, errors.New("affinity records: closed")
+	case a.db != nil:
+		return a.db, nil
+	case a.err != nil && time.Since(a.failedAt) < affinityRetry:
+		return nil, a.err
 	}
+	a.err = nil
 	if err := os.MkdirAll(filepath.Dir(a.path), 0o700); err != nil {
-		a.err = fmt.Errorf("affinity records: %w", err)
+		a.err, a.failedAt = fmt.Errorf("affinity records: %w", err), time.Now()
 		return nil, a.err
 	}
 	db, err := openBolt(a.path)
@@ -62,7 +74,7 @@ func (a *affinity) open() (*bolt.DB, error) {
 		}
 	}
 	if err != nil {
-		a.err = fmt.Errorf("affinity records %s: %w", a.path, err)
+		a.err, a.failedAt = fmt.Errorf("affinity records %s: %w", a.path, err), time.Now()
 		return nil, a.err
 	}
 	a.db = db
@@ -80,7 +92,8 @@ func openBolt(path string) (db *bolt.DB, err error) {
 			db, err = nil, fmt.Errorf("damaged: %v", r)
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	// Opened on the request path: never wait long for another daemon's lock.
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 100 * time.Millisecond})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, errLocked
 	}
@@ -138,13 +151,6 @@ func (a *affinity) get(id string) (string, bool) {
 	return backend, backend != ""
 }
 
-// forget removes the record of a deleted response.
-func (a *affinity) forget(id string) {
-	if db, err := a.open(); err == nil {
-		db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(affinityBucket).Delete([]byte(id)) })
-	}
-}
-
 func (a *affinity) close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -152,14 +158,15 @@ func (a *affinity) close() {
 		a.db.Close()
 		a.db = nil
 	}
-	a.err = errors.New("closed")
+	a.closed = true
 }
 
 // pin records the backend that holds the response of a stateful request:
 // its id is in the answer (a whole response) or in the first stream event
-// that carries the response. A record that cannot be written is logged:
-// the answer was delivered, and later calls on it will name the problem.
-func (d *Daemon) pin(events []provider.Event, backend string) {
+// that carries the response. A record that cannot be written is logged and
+// returned as a warning for the answer: it was delivered, but a call that
+// continues it may not find its backend.
+func (d *Daemon) pin(events []provider.Event, backend string) (warning string) {
 	for _, ev := range events {
 		var v struct {
 			ID       string `json:"id"`
@@ -179,9 +186,11 @@ func (d *Daemon) pin(events []provider.Event, backend string) {
 		}
 		if err := d.affinity.put(id, backend); err != nil {
 			d.log.Warn("could not record which backend holds a response", "backend", backend, "err", err)
+			return "lbgpt could not record which backend holds this response (" + err.Error() + "): a request continuing it may not find it"
 		}
-		return
+		return ""
 	}
+	return ""
 }
 
 // holder is the backend that holds response id, for a call on it. A
@@ -219,6 +228,6 @@ func (d *Daemon) pinned(id, model string) (string, error) {
 type responseError struct{ id string }
 
 func (e *responseError) Error() string {
-	return fmt.Sprintf("lbgpt has no record of which backend holds response %q: it was not made through this lbgptd, or more than 30 days ago; "+
-		"with several backends lbgpt cannot tell where it is", e.id)
+	return fmt.Sprintf("lbgpt has no record of which backend holds response %q (it keeps one for each response made through it, for 30 days); "+
+		"with several backends it cannot tell where this one is", e.id)
 }

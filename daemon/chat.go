@@ -134,7 +134,7 @@ func (d *Daemon) serve(ctx context.Context, r *apiRequest, opts rpc.Options, out
 		return served{}, rpcError(err, nil)
 	}
 	if r.stateful() && !stream {
-		d.pin([]provider.Event{{Data: ans.body}}, ans.rep.Backend)
+		ans.warning = d.pin([]provider.Event{{Data: ans.body}}, ans.rep.Backend)
 	}
 	res := served{header: ans.header, status: ans.status}
 	if coalesced {
@@ -145,6 +145,7 @@ func (d *Daemon) serve(ctx context.Context, r *apiRequest, opts rpc.Options, out
 	} else {
 		res.meta = d.meta(ans.rep, ans.served, isStreamed(out), start, ans.rep.Upstream)
 	}
+	res.meta.Warning = ans.warning
 	if res.body, err = whole(r, ans.body, ans.events); err != nil {
 		return served{}, rpcError(err, nil)
 	}

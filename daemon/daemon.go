@@ -218,6 +218,9 @@ const cancelGrace = 5 * time.Second
 // It closes the cache when it returns.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.log.Info("serving", "socket", ln.Addr().String(), "backends", len(d.config().Backends), "simulated", d.simulated)
+	if _, ok := ln.(*net.UnixListener); !ok {
+		d.log.Error("the listener is not a Unix socket: every connection will be refused (no peer credentials to check)", "network", ln.Addr().Network())
+	}
 	defer d.Close() // last: after every connection and handler is done
 	stopHTTP, err := d.serveHTTP()
 	if err != nil {
@@ -250,7 +253,14 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("accept: %w", err)
 		}
 		backoff = 0
-		wg.Go(func() { d.serveConn(nc) })
+		wg.Go(func() {
+			if err := d.checkPeer(nc); err != nil {
+				d.log.Warn("connection refused", "err", err)
+				refuse(nc, &rpc.Error{Code: rpc.CodePermission, Message: err.Error()})
+				return
+			}
+			d.serveConn(nc)
+		})
 	}
 }
 
@@ -260,13 +270,10 @@ func isTemporary(err error) bool {
 		errors.Is(err, syscall.ECONNABORTED) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// serveConn checks the peer and serves one connection until it closes.
+// serveConn serves one connection until it closes: one that Serve
+// accepted from a peer checkPeer let in, or the daemon's own (the health
+// check's).
 func (d *Daemon) serveConn(nc net.Conn) {
-	if err := d.checkPeer(nc); err != nil {
-		d.log.Warn("connection refused", "err", err)
-		refuse(nc, &rpc.Error{Code: rpc.CodePermission, Message: err.Error()})
-		return
-	}
 	d.mu.Lock()
 	if d.closing {
 		d.mu.Unlock()

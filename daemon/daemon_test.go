@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,7 +90,10 @@ func startHandler(t testing.TB, s *sim.Server, h http.Handler, cfgText string) *
 		cfg.Cache.Path = filepath.Join(t.TempDir(), "cache.db") // every test its own cache
 	}
 	logs := &syncBuffer{}
-	d, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	// Every test its own state directory (the Responses records): the one
+	// it set in $STATE_DIRECTORY, else a new one.
+	state := cmp.Or(os.Getenv("STATE_DIRECTORY"), t.TempDir())
+	d, err := New(Options{Config: cfg, StateDir: state, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -24,6 +24,7 @@ var kindCodes = map[provider.Kind]int{
 	provider.KindBadRequest:  rpc.CodeBadRequest,
 	provider.KindNotFound:    rpc.CodeNotFound,
 	balance.KindNoBackend:    rpc.CodeNotFound,
+	balance.KindTooLarge:     rpc.CodeBadRequest,
 	provider.KindServer:      rpc.CodeUnavailable,
 	provider.KindNetwork:     rpc.CodeUnavailable,
 	provider.KindTimeout:     rpc.CodeTimeout,

@@ -19,12 +19,13 @@ import (
 // answer is one upstream answer, as the upstream sent it: shareable by
 // coalesced requests, and what the cache stores.
 type answer struct {
-	body   []byte           // a whole answer; nil for a stream
-	events []provider.Event // a streamed answer's events (chat: its chunks, the usage chunk included)
-	header http.Header      // the upstream's response headers a client may read (see passHeaders)
-	status int              // the upstream's HTTP status
-	rep    balance.Report
-	served string // model or deployment sent upstream
+	body    []byte           // a whole answer; nil for a stream
+	events  []provider.Event // a streamed answer's events (chat: its chunks, the usage chunk included)
+	header  http.Header      // the upstream's response headers a client may read (see passHeaders)
+	status  int              // the upstream's HTTP status
+	rep     balance.Report
+	served  string // model or deployment sent upstream
+	warning string // for the answer's metadata: something around it went wrong
 }
 
 // passHeaders are the upstream response headers lbgptd hands on to its
@@ -193,7 +194,7 @@ func (d *Daemon) stream(ctx context.Context, lc *lifetime, r *apiRequest, adm ba
 		}
 	}
 	if r.responses() && r.stateful() {
-		d.pin(o.head, rep.Backend)
+		ans.warning = d.pin(o.head, rep.Backend)
 	}
 	upstream := rep.Upstream
 	if o.stream != nil {

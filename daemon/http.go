@@ -101,6 +101,12 @@ func (a *httpAPI) authed(h http.HandlerFunc) http.HandlerFunc {
 		sum := sha256.Sum256([]byte(strings.TrimSpace(given)))
 		if !ok || subtle.ConstantTimeCompare(sum[:], a.token) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="lbgptd"`)
+			// Close rather than read the body it declared: a stranger's
+			// connections must not pile up (any local user can connect).
+			// net/http drains up to 256 KiB of an unread body before it
+			// closes; a read deadline now ends that at once.
+			w.Header().Set("Connection", "close")
+			http.NewResponseController(w).SetReadDeadline(time.Now())
 			writeOpenAIError(w, http.StatusUnauthorized, openAIError{
 				Message: "missing or wrong bearer token: send \"Authorization: Bearer TOKEN\" with the token `lbgpt token` prints",
 				Type:    "invalid_request_error", Code: "invalid_api_key",
@@ -237,9 +243,6 @@ func (a *httpAPI) onResponse(suffix string) http.HandlerFunc {
 			writeHTTPErrorHint(w, rpcError(err, nil), a.d.retryHint)
 			return
 		}
-		if hr.Method == http.MethodDelete {
-			a.d.affinity.forget(id)
-		}
 		writeAnswer(w, served{body: ans.body, header: ans.header, status: ans.status, meta: a.d.meta(ans.rep, "", false, start, ans.rep.Upstream)})
 	}
 }
@@ -273,6 +276,7 @@ func (s *sse) start(m rpc.Meta, upstream http.Header) error {
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	m.UpstreamUS, m.DaemonUS = 0, 0 // not known yet: trailers, and the closing comment, carry them
 	setMetaHeaders(h, m)
 	h.Set("Trailer", strings.Join(metaHeaders, ", "))
 	s.w.WriteHeader(http.StatusOK)
@@ -481,9 +485,11 @@ func setMetaHeaders(h http.Header, m rpc.Meta) {
 	set(rpc.HeaderModel, m.Model)
 	set(rpc.HeaderAttempts, strconv.Itoa(m.Attempts))
 	set(rpc.HeaderCache, m.Cache)
-	set(rpc.HeaderUpstreamUS, strconv.FormatInt(m.UpstreamUS, 10))
+	if m.UpstreamUS > 0 || m.DaemonUS > 0 { // unknown at a stream's start
+		set(rpc.HeaderUpstreamUS, strconv.FormatInt(m.UpstreamUS, 10))
+		set(rpc.HeaderDaemonUS, strconv.FormatInt(m.DaemonUS, 10))
+	}
 	set(rpc.HeaderQueuedUS, strconv.FormatInt(m.QueuedUS, 10))
-	set(rpc.HeaderDaemonUS, strconv.FormatInt(m.DaemonUS, 10))
 	set(rpc.HeaderCacheEntry, m.CacheEntry)
 	if m.Similarity > 0 {
 		set(rpc.HeaderSimilarity, strconv.FormatFloat(m.Similarity, 'f', 4, 64))

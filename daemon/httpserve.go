@@ -105,7 +105,10 @@ func (d *Daemon) serveHTTP() (stop func(), err error) {
 		srv := &http.Server{
 			Handler:           d.newHTTPAPI(l.token),
 			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			// A request body (32 MiB at most) comes over loopback: a
+			// minute is plenty, and bounds a client that stalls in it.
+			ReadTimeout: time.Minute,
+			IdleTimeout: 2 * time.Minute,
 			// Requests are canceled with the daemon's shutdown cause.
 			BaseContext: func(net.Listener) context.Context { return d.base },
 			ErrorLog:    slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),

@@ -186,7 +186,10 @@ func lockFile(path string) (unlock func(), err error) {
 func (d *Daemon) checkPeer(nc net.Conn) error {
 	uc, ok := nc.(*net.UnixConn)
 	if !ok {
-		return nil // not a Unix socket (tests over pipes)
+		// A TCP socket (a socket unit with ListenStream=127.0.0.1:…) has no
+		// peer credentials: serving it would give anyone who can connect
+		// the use of the keys.
+		return fmt.Errorf("permission denied: lbgptd serves JSON-RPC on Unix sockets only, where it can tell who connects; this is a %s connection (check the socket unit's ListenStream)", nc.LocalAddr().Network())
 	}
 	uid, err := rpc.PeerUID(uc)
 	if err != nil {

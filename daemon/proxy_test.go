@@ -223,14 +223,19 @@ func TestReplayKeepsEveryField(t *testing.T) {
 func TestHTTPSampledRequestsAnsweredFresh(t *testing.T) {
 	h := startHTTP(t, accounts(sim.Faults{}), httpBackends)
 	sampled := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"tell me a story"}],"temperature":0.9}`
+	var ids []any
 	cacheOf := func(body string, header map[string]string) string {
-		_, hd := h.postJSON(t, "/v1/chat/completions", body, header)
+		m, hd := h.postJSON(t, "/v1/chat/completions", body, header)
+		ids = append(ids, m["id"])
 		return hd.Get(rpc.HeaderCache)
 	}
 	for i, want := range []string{rpc.CacheMiss, rpc.CacheMiss} {
 		if got := cacheOf(sampled, nil); got != want {
 			t.Errorf("sampled request %d: cache %q, want %q", i+1, got, want)
 		}
+	}
+	if ids[0] == ids[1] {
+		t.Errorf("regenerate gave the same answer %v", ids[0])
 	}
 	if got := cacheOf(sampled, map[string]string{rpc.HeaderNoCache: "0"}); got != rpc.CacheExact {
 		t.Errorf("sampled request asking for the cache: %q, want exact", got)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +22,9 @@ const batchUsage = `Usage: lbgpt batch [flags] [FILE]
 
 Answers a batch of chat completion requests through lbgptd. FILE (stdin when
 it is "-" or missing) holds one full OpenAI chat completion request per line
-(JSONL); blank lines are skipped. Every line is checked before anything is
+(JSONL), or lines in OpenAI's Batch API input format ({"custom_id": ...,
+"method": "POST", "url": "/v1/chat/completions", "body": {...}}), whose
+custom_id then comes back in the result line; blank lines are skipped. Every line is checked before anything is
 sent: a line that is not a JSON object, or names no model when --model is
 not given, stops the command with exit status 2, naming the line.
 
@@ -104,7 +107,7 @@ func runBatch(ctx context.Context, args []string, e env) error {
 	}
 
 	b := &batchRun{
-		results: newResults(sink.w, len(reqs)),
+		results: newResults(sink.w, len(reqs), in.ids),
 		start:   time.Now(),
 	}
 	if isTerminal(e.stderr) {
@@ -310,6 +313,7 @@ type input struct {
 	name  string            // the file's name, or "stdin"
 	reqs  []json.RawMessage // compact, as they will be sent
 	lines []int             // the line of each request, from 1
+	ids   []string          // the custom_id of each request in OpenAI's Batch API format, else ""
 }
 
 // readInput reads and checks the requests of path ("" or "-": stdin).
@@ -347,12 +351,17 @@ func readRequests(r io.Reader, name, model string) (*input, error) {
 		if len(line) == 0 {
 			continue
 		}
+		line, id, err := unwrapBatchLine(line)
+		if err != nil {
+			return nil, usageErr("%s:%d: %v", name, n, err)
+		}
 		req, err := checkRequest(line, model)
 		if err != nil {
 			return nil, usageErr("%s:%d: %v", name, n, err)
 		}
 		in.reqs = append(in.reqs, req)
 		in.lines = append(in.lines, n)
+		in.ids = append(in.ids, id)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -361,6 +370,25 @@ func readRequests(r io.Reader, name, model string) (*input, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return in, nil
+}
+
+// unwrapBatchLine takes a line of OpenAI's Batch API input format,
+// {"custom_id": ..., "method": "POST", "url": "/v1/chat/completions",
+// "body": {...}}, as its body and custom_id; any other line is returned as
+// it is.
+func unwrapBatchLine(line []byte) ([]byte, string, error) {
+	var b struct {
+		CustomID *string         `json:"custom_id"`
+		URL      string          `json:"url"`
+		Body     json.RawMessage `json:"body"`
+	}
+	if json.Unmarshal(line, &b) != nil || b.CustomID == nil || len(b.Body) == 0 {
+		return line, "", nil
+	}
+	if b.URL != "/v1/chat/completions" {
+		return nil, "", fmt.Errorf("a Batch API line for %q: lbgpt batch answers chat completions (/v1/chat/completions) only", b.URL)
+	}
+	return bytes.TrimSpace(b.Body), *b.CustomID, nil
 }
 
 // checkRequest returns line as a request, with model set when it has none,
@@ -458,6 +486,7 @@ func keptNote(partial string) string {
 // outLine is one line of the output.
 type outLine struct {
 	Index    int             `json:"index"`
+	CustomID string          `json:"custom_id,omitempty"` // a Batch API line's
 	Response json.RawMessage `json:"response,omitempty"`
 	Meta     *rpc.Meta       `json:"lbgpt,omitempty"`
 	Error    *rpc.Error      `json:"error,omitempty"`
@@ -472,13 +501,14 @@ type results struct {
 	next    int    // index of the next line to write; lines before it are written
 	seen    []bool // items received, by index
 	pending map[int]rpc.BatchItem
+	ids     []string // custom_id by index; may be nil
 	counts  batchCounts
 }
 
-func newResults(w *bufio.Writer, total int) *results {
+func newResults(w *bufio.Writer, total int, ids []string) *results {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	return &results{w: w, enc: enc, total: total, seen: make([]bool, total), pending: make(map[int]rpc.BatchItem)}
+	return &results{w: w, enc: enc, total: total, ids: ids, seen: make([]bool, total), pending: make(map[int]rpc.BatchItem)}
 }
 
 // add takes one item; the first one for an index counts, repeats and
@@ -502,6 +532,9 @@ func (r *results) add(it rpc.BatchItem) error {
 		}
 		delete(r.pending, r.next)
 		line := outLine{Index: it.Index, Error: it.Error}
+		if it.Index < len(r.ids) {
+			line.CustomID = r.ids[it.Index]
+		}
 		if it.Error == nil {
 			line.Response, line.Meta = it.Result.Response, &it.Result.Meta
 		}
@@ -571,6 +604,14 @@ func (c batchCounts) rate() float64 {
 	return float64(c.done) / c.elapsed.Seconds()
 }
 
+// plural is n and the word that goes with it.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
 // summaryLine is the final line on stderr: total, ok, failed, retries,
 // coalesced, elapsed. completed is false when the batch stopped early.
 func summaryLine(c batchCounts, total int, completed bool) string {
@@ -580,7 +621,7 @@ func summaryLine(c batchCounts, total int, completed bool) string {
 	} else {
 		fmt.Fprintf(&b, "stopped after %d of %d requests: ", c.done, total)
 	}
-	fmt.Fprintf(&b, "%d ok, %d failed, %d retries, %d coalesced", c.ok, c.failed, c.retries, c.coalesced)
+	fmt.Fprintf(&b, "%d ok, %d failed, %s, %d coalesced", c.ok, c.failed, plural(c.retries, "retry", "retries"), c.coalesced)
 	if c.cacheHits > 0 {
 		fmt.Fprintf(&b, ", %d cache hits", c.cacheHits)
 	}

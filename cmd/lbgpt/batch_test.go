@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -394,5 +395,38 @@ func TestProgressBarRedrawsAtMostTenTimesASecond(t *testing.T) {
 	p.clear()
 	if !strings.HasSuffix(w.String(), "\r\x1b[K") {
 		t.Errorf("clear did not erase the line: %q", w.String())
+	}
+}
+
+// Lines in OpenAI's Batch API input format are answered by their body, and
+// their custom_id comes back in the result line; a line for another
+// endpoint is refused by its line number.
+func TestBatchAPIFormat(t *testing.T) {
+	input := `{"custom_id":"req-1","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"one"}]}}
+{"model":"gpt-4o-mini","messages":[{"role":"user","content":"plain"}]}
+`
+	in, err := readRequests(strings.NewReader(input), "b.jsonl", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.reqs) != 2 || !strings.Contains(string(in.reqs[0]), `"content":"one"`) || strings.Contains(string(in.reqs[0]), "custom_id") ||
+		in.ids[0] != "req-1" || in.ids[1] != "" {
+		t.Fatalf("requests %s, ids %q", in.reqs, in.ids)
+	}
+	var out bytes.Buffer
+	w := bufio.NewWriter(&out)
+	r := newResults(w, 2, in.ids)
+	for i := range 2 {
+		if err := r.add(rpc.BatchItem{Index: i, Result: &rpc.ChatResult{Response: json.RawMessage(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if !strings.Contains(lines[0], `"custom_id":"req-1"`) || strings.Contains(lines[1], "custom_id") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	_, err = readRequests(strings.NewReader(`{"custom_id":"e","method":"POST","url":"/v1/embeddings","body":{"model":"m","input":"x"}}`), "b.jsonl", "")
+	if err == nil || !strings.Contains(err.Error(), "b.jsonl:1:") || !strings.Contains(err.Error(), "chat completions") {
+		t.Errorf("embeddings line: %v", err)
 	}
 }

@@ -115,7 +115,7 @@ func TestBatchRunsInParts(t *testing.T) {
 	}
 	var out bytes.Buffer
 	w := bufio.NewWriter(&out)
-	b := &batchRun{results: newResults(w, len(in.reqs)), start: time.Now()}
+	b := &batchRun{results: newResults(w, len(in.reqs), in.ids), start: time.Now()}
 	if err := b.run(t.Context(), c, in.reqs, parts, rpc.Options{}, 0); err != nil {
 		t.Fatal(err)
 	}

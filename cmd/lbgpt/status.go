@@ -76,6 +76,10 @@ func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 	if strategy == "" {
 		strategy = "-"
 	}
+	if st.ReloadError != "" {
+		fmt.Fprintf(w, "%sRELOAD REJECTED %s ago: %s\n%s  the previous configuration stays in force; fix the file and reload again\n",
+			prefix, snapshotTime(st).Sub(st.ReloadedAt).Round(time.Second), st.ReloadError, prefix)
+	}
 	fmt.Fprintf(w, "%sstrategy %s  queue %d  daemon overhead p50 %s  p99 %s\n", prefix, strategy, st.Queue,
 		micros(st.DaemonP50US), micros(st.DaemonP99US))
 	if c := st.Cache; c != nil {

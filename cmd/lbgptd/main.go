@@ -67,7 +67,8 @@ Under systemd it is socket-activated (packaging/lbgptd.socket), reports
 readiness and status with sd_notify and pings the watchdog; the directories
 systemd gives it replace the defaults: $CONFIGURATION_DIRECTORY (lbgpt.toml),
 $RUNTIME_DIRECTORY (the socket), $STATE_DIRECTORY (the answer cache,
-cache.db, and the HTTP endpoint's token; else $XDG_STATE_HOME/lbgpt). It
+cache.db, the Responses API's records of which backend holds each response,
+responses.db, and the HTTP endpoint's token; else $XDG_STATE_HOME/lbgpt). It
 keeps nothing in a cache directory: cached answers were paid for, so they
 are state, not something to regenerate.
 
@@ -139,6 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if err != nil {
 		return err
 	}
+	stateDir := "" // the default
 	if *demo {
 		// The demo's answers are simulated: keep them out of the real cache.
 		dir, err := os.MkdirTemp("", "lbgptd-demo-")
@@ -148,8 +150,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		}
 		defer os.RemoveAll(dir)
 		cfg.Cache.Path = filepath.Join(dir, "cache.db")
+		stateDir = dir // its Responses records too: the real daemon's are not the demo's
 	}
-	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Simulated: *demo})
+	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Simulated: *demo, StateDir: stateDir})
 	if err != nil {
 		ln.Close()
 		return usageError{err}

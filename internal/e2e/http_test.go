@@ -15,6 +15,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,4 +251,35 @@ models = ["gpt-4o"]
 `, simURL))
 	runNodeTest(t, node, dir, append(env, "LBGPT_BASE_URL="+d.baseURL, "LBGPT_TOKEN="+d.token, "LBGPT_SIM_URL="+simURL), "retry.test.mjs")
 	checkNoSecrets(t, d.log, d.token, "sk-e2e-secret-key-0001")
+}
+
+// TestDemoHTTPEndpoint: lbgptd --demo serves OpenAI's API on simulated
+// backends for any key, and says so, with the line to paste.
+func TestDemoHTTPEndpoint(t *testing.T) {
+	env := baseEnv(t)
+	socket := filepath.Join(t.TempDir(), "demo.sock")
+	_, _, log := background(t, env, "lbgptd", "--demo", "--http", "127.0.0.1:0", "--socket", socket)
+	var base string
+	re := regexp.MustCompile(`OPENAI_BASE_URL=(http://127\.0\.0\.1:\d+/v1) OPENAI_API_KEY=demo`)
+	for deadline := time.Now().Add(10 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(log.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" || !strings.Contains(log.String(), "SIMULATED") {
+		t.Fatalf("lbgptd --demo did not print its endpoint:\n%s", log)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello demo"}]}`))
+	req.Header.Set("Authorization", "Bearer anything-at-all")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "hello demo") || !strings.HasPrefix(resp.Header.Get("X-Lbgpt-Backend"), "sim-") {
+		t.Errorf("demo endpoint: %d %s %v", resp.StatusCode, b, resp.Header)
+	}
 }

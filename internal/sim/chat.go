@@ -31,6 +31,7 @@ type chatRequest struct {
 	Tools               []chatTool      `json:"tools"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
 	ResponseFormat      *chatFormat     `json:"response_format"`
+	Temperature         *float64        `json:"temperature"`
 }
 
 // chatTool is one entry of a chat request's tools.
@@ -137,6 +138,9 @@ func (c *call) chat() {
 	}
 
 	rep := c.s.replies.get(model, msgs)
+	if req.Temperature != nil && *req.Temperature > 0 {
+		rep = c.s.sampled(model, msgs, rep)
+	}
 	var ans answer
 	switch {
 	case tool != nil:
@@ -857,4 +861,16 @@ func (rc *replyCache) get(model string, msgs []tokens.Message) *reply {
 	rc.m[key] = r
 	rc.mu.Unlock()
 	return r
+}
+
+// sampled is another answer to msgs, as a sampling model gives each time:
+// the same prompt tokens and echo, other filler words, another length and id.
+func (s *Server) sampled(model string, msgs []tokens.Message, r *reply) *reply {
+	sum := r.sum
+	binary.LittleEndian.PutUint64(sum[24:], s.seq.Add(1))
+	sum = sha256.Sum256(sum[:])
+	out := *r
+	out.sum = sum
+	out.target = minAnswer + int(binary.BigEndian.Uint64(sum[:8])%(maxAnswer-minAnswer+1))
+	return &out
 }

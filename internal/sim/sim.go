@@ -28,7 +28,9 @@
 //
 // # What it answers
 //
-// Chat completions are deterministic: the text is derived from a hash of the
+// Chat completions are deterministic, unless they ask for an explicit
+// temperature above 0: then, as a sampling model's, each answer has other
+// filler words, length and id. The text is derived from a hash of the
 // messages, starts with an echo of the last user message
 // (`Simulated answer to "first eight words…".`) and goes on with filler words
 // to a length between 16 and 96 completion tokens, capped by max_tokens or

@@ -1,0 +1,125 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lbgpt/lbgpt/config"
+	"github.com/lbgpt/lbgpt/internal/sim"
+	"github.com/lbgpt/lbgpt/rpc"
+)
+
+// One request no backend's limit can ever admit fails at once, naming the
+// numbers, and the small requests around it are served as if it had not
+// come (it used to hold the head of the queue, and every refill, until its
+// deadline).
+func TestOversizedRequestHarmsNobody(t *testing.T) {
+	h := start(t, sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, TPM: 3000}}},
+		anyModel+"limit_tpm = 3000\n")
+	warm := userRequest("gpt-4o-mini", "warm up: the first estimate waits for the tokenizer to load")
+	warm["max_tokens"] = 20
+	chat(t, h, warm, rpc.Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Go(func() {
+			req := userRequest("gpt-4o-mini", "small request "+strings.Repeat("x", i))
+			req["max_tokens"] = 20
+			_, err := h.client.Chat(t.Context(), req, rpc.Options{Timeout: rpc.Duration(20 * time.Second)})
+			errs <- err
+		})
+	}
+	big := userRequest("gpt-4o-mini", "a huge answer please")
+	big["max_tokens"] = 10_000_000
+	start := time.Now()
+	_, err := h.client.Chat(t.Context(), big, rpc.Options{})
+	if !errors.Is(err, rpc.ErrBadRequest) || !strings.Contains(err.Error(), "a: 3000") || time.Since(start) > time.Second {
+		t.Errorf("oversized request after %s: %v", time.Since(start), err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a small request failed beside the oversized one: %v", err)
+		}
+	}
+	for _, r := range h.sim.Log() {
+		if r.Status == 429 {
+			t.Errorf("the upstream answered 429: %+v", r)
+		}
+	}
+}
+
+// A listener that is not a Unix socket (a socket unit with
+// ListenStream=127.0.0.1:…) has no peer credentials: every connection on it
+// is refused with -32009, never served.
+func TestNonUnixPeerRefused(t *testing.T) {
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(anyModel, "{{URL}}", "http://127.0.0.1:9")), "test.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Resolve(func(string) string { return keyA })
+	cfg.Cache.Enabled = false
+	d, err := New(Options{Config: cfg, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintln(c, `{"jsonrpc":"2.0","id":1,"method":"status"}`)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp struct {
+		Result json.RawMessage `json:"result"`
+		Error  *rpc.Error      `json:"error"`
+	}
+	json.Unmarshal([]byte(line), &resp)
+	if resp.Error == nil || resp.Error.Code != rpc.CodePermission || resp.Result != nil || !strings.Contains(resp.Error.Message, "Unix sockets only") {
+		t.Errorf("a TCP peer got %s", line)
+	}
+}
+
+// A connection without the token that declares a body it never sends is
+// answered 401 and closed at once, not kept reading: strangers' connections
+// must not pile up until the daemon runs out of file descriptors.
+func TestHTTPUnauthenticatedBodyNotRead(t *testing.T) {
+	h := startHTTP(t, accounts(sim.Faults{}), httpBackends)
+	c, err := net.Dial("tcp", h.daemon.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n{")
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	b, err := io.ReadAll(c) // ends when the daemon closes the connection
+	if err != nil {
+		t.Fatalf("after %s: %v (read %q)", time.Since(start), err, b)
+	}
+	if !strings.HasPrefix(string(b), "HTTP/1.1 401") {
+		t.Errorf("got %q", b)
+	}
+}
