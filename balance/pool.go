@@ -197,6 +197,9 @@ type Error struct {
 // KindNoBackend: no backend of the pool serves the model.
 const KindNoBackend provider.Kind = "no_backend"
 
+// KindTooLarge: the request needs more tokens than any backend's limit.
+const KindTooLarge provider.Kind = "too_large"
+
 func (e *Error) Error() string { return e.Message }
 func (e *Error) Unwrap() []error {
 	var errs []error
@@ -228,7 +231,7 @@ func Open[T any](ctx context.Context, p *Pool, req Request, call func(context.Co
 func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Context, *Member) (T, Outcome, error), keep bool) (T, Report, func(Outcome, error), error) {
 	var zero T
 	var rep Report
-	if err := p.servesModel(req); err != nil {
+	if err := p.admissible(req); err != nil {
 		return zero, rep, nil, err
 	}
 	opts := p.options()
@@ -239,6 +242,11 @@ func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Cont
 		queued := time.Now()
 		m, err := p.acquire(ctx, w)
 		rep.Queued += time.Since(queued)
+		if errors.Is(err, errNoCandidate) {
+			if e := p.admissible(req); e != nil { // a limit learnt since: now too small
+				return zero, rep, nil, e
+			}
+		}
 		if err != nil {
 			return zero, rep, nil, finalError(opts, err, rep, last)
 		}
@@ -337,19 +345,31 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// servesModel reports an error naming the model and the backends when no
-// member serves model.
-func (p *Pool) servesModel(req Request) error {
+// admissible reports an error when no member could ever take req: none
+// serves its model (or the backend it is pinned to is gone), or every one
+// that does has a token limit smaller than the request. Such a request is
+// refused at once: it never touches a bucket nor waits in the queue, where
+// it would keep every backend's refill for itself.
+func (p *Pool) admissible(req Request) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	names := make([]string, 0, len(p.members))
+	var limits []string
 	for _, m := range p.members {
-		if m.serves(req) {
+		names = append(names, m.Name())
+		if !m.serves(req) {
+			continue
+		}
+		if m.fitsEver(req) {
 			return nil
 		}
-		names = append(names, m.Name())
+		limits = append(limits, fmt.Sprintf("%s: %d", m.Name(), int64(m.tpm.capacity)))
 	}
-	if req.Backend != "" {
+	switch {
+	case limits != nil:
+		return &Error{Kind: KindTooLarge, Message: fmt.Sprintf("the request needs about %d tokens (its prompt and answer bound), more than the tokens-per-minute limit of every backend that serves model %q (%s): "+
+			"it can never be sent; shorten it or lower its max_tokens", req.Tokens, req.Model, strings.Join(limits, ", "))}
+	case req.Backend != "":
 		return &Error{Kind: KindNoBackend, Message: fmt.Sprintf("backend %q is no longer configured (backends: %s)", req.Backend, strings.Join(names, ", "))}
 	}
 	return &Error{Kind: KindNoBackend, Message: fmt.Sprintf("no backend serves model %q (backends: %s)", req.Model, strings.Join(names, ", "))}
@@ -362,6 +382,12 @@ func (m *Member) serves(req Request) bool {
 		return m.Name() == req.Backend
 	}
 	return m.Config.Serves(req.Model)
+}
+
+// fitsEver reports whether req fits m's token limit when the bucket is
+// full (an unknown limit always does).
+func (m *Member) fitsEver(req Request) bool {
+	return !m.tpm.known() || float64(req.Tokens) <= m.tpm.capacity
 }
 
 // downAfter is the failures in a row that take a backend out for a while.
@@ -501,7 +527,7 @@ func later(ts ...time.Time) time.Time {
 // candidateLocked reports whether m could ever take w: it serves the model,
 // its key is not refused (or is due for a probe), and w has not excluded it.
 func (p *Pool) candidateLocked(now time.Time, m *Member, w *waiter) bool {
-	return m.serves(w.req) && !w.excluded[m] && !m.deadUntil.After(now)
+	return m.serves(w.req) && m.fitsEver(w.req) && !w.excluded[m] && !m.deadUntil.After(now)
 }
 
 // hasCandidateLocked reports whether any member could take w eventually.
@@ -681,6 +707,12 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 		}
 	}
 	// Failures keep their reservation: the upstream may have counted them.
+	// But a request refused with 429 was not processed: its tokens come
+	// back (the request itself may count against the RPM limit, as OpenAI
+	// says), before the server's readings lower the level.
+	if pe != nil && pe.Kind == provider.KindRateLimited {
+		m.tpm.give(float64(req.Tokens), now)
+	}
 	if out.Obs.Status != 0 { // a response arrived: its headers are readings
 		rl := out.Obs.RateLimit
 		m.rpm.learn(rl.LimitRequests, now)

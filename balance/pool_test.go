@@ -253,3 +253,56 @@ func TestDeadlineWhileCooling(t *testing.T) {
 		}
 	})
 }
+
+// A request larger than every backend's token limit is refused at once,
+// naming the limits, and touches no bucket; one that fits a larger backend
+// goes there; the queue keeps serving small requests meanwhile. A limit
+// learnt from a 429 makes a request that no longer fits fail at once too.
+func TestTooLargeRefusedAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		small, large := backend("small", 1), backend("large", 1)
+		small.LimitTPM, large.LimitTPM = 1000, 3000
+		p := pool(Options{}, small, large)
+		s := &script{errs: map[string][]error{}}
+		_, rep, err := Do(t.Context(), p, Request{Model: "gpt-4o", Tokens: 5000}, s.call)
+		var be *Error
+		if !errors.As(err, &be) || be.Kind != KindTooLarge || rep.Attempts != 0 ||
+			!strings.Contains(err.Error(), "about 5000 tokens") || !strings.Contains(err.Error(), "small: 1000, large: 3000") {
+			t.Fatalf("oversized: %v (%+v)", err, rep)
+		}
+		for _, st := range p.State() {
+			if st.UsedTPM != 0 || st.UsedRPM != 0 {
+				t.Errorf("%s used %d tokens, %d requests after a refused request", st.Name, st.UsedTPM, st.UsedRPM)
+			}
+		}
+		for range 3 {
+			if _, rep, err := Do(t.Context(), p, Request{Model: "gpt-4o", Tokens: 2000}, s.call); err != nil || rep.Backend != "large" {
+				t.Fatalf("a request only the large backend fits: %v, %+v", err, rep)
+			}
+		}
+		// Small requests keep flowing on both.
+		for range 4 {
+			if _, _, err := Do(t.Context(), p, Request{Model: "gpt-4o", Tokens: 100}, s.call); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		// A backend with no limit configured learns one from a 429.
+		u := backend("unknown", 1)
+		p = pool(Options{}, u)
+		tooLarge := &provider.Error{Kind: provider.KindRateLimited, Backend: "unknown", Message: "Request too large"}
+		var calls int
+		_, _, err = Do(t.Context(), p, Request{Model: "gpt-4o", Tokens: 50_000}, func(ctx context.Context, m *Member) (string, Outcome, error) {
+			calls++
+			rl := provider.RateLimit{LimitRequests: provider.Unknown, LimitTokens: 30_000, RemainingRequests: provider.Unknown,
+				RemainingTokens: 30_000, ResetRequests: provider.Unknown, ResetTokens: provider.Unknown}
+			return "", Outcome{Obs: provider.Observation{Status: 429, RateLimit: rl}}, tooLarge
+		})
+		if !errors.As(err, &be) || be.Kind != KindTooLarge || calls != 1 || !strings.Contains(err.Error(), "unknown: 30000") {
+			t.Fatalf("after the limit was learnt: %v (%d calls)", err, calls)
+		}
+		if st := p.State()[0]; st.UsedTPM != 0 {
+			t.Errorf("the refused request's tokens stayed reserved: used %d", st.UsedTPM)
+		}
+	})
+}
