@@ -38,6 +38,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,11 @@ var (
 // ErrLocked is returned by Open when another process (another lbgptd)
 // holds the cache file.
 var ErrLocked = errors.New("the cache file is in use by another process (is another lbgptd running?)")
+
+// ErrDamaged is returned by Open for a file that does not read as a cache
+// file: bbolt found it corrupt, or reading it panicked or faulted. The
+// caller may set the file aside and start a new one.
+var ErrDamaged = errors.New("the cache file is damaged")
 
 // ErrClosed is returned by the methods of a closed Store.
 var ErrClosed = errors.New("cache is closed")
@@ -204,13 +210,19 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	db, err := s.openDB(path)
+	err := Guard(func() error {
+		db, err := s.openDB(path)
+		if err != nil {
+			return err
+		}
+		s.db = db
+		if err := s.load(); err != nil {
+			db.Close()
+			return err
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
-	}
-	s.db = db
-	if err := s.load(); err != nil {
-		db.Close()
 		return nil, err
 	}
 	go s.writer()
@@ -222,10 +234,27 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Guard runs fn, which reads a bbolt file, and turns what a damaged file
+// makes it do — a panic, or a fault on a bad address in the mapped file,
+// which would otherwise kill the process — into an error wrapping
+// ErrDamaged.
+func Guard(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: reading it failed: %v", ErrDamaged, r)
+		}
+	}()
+	return fn()
+}
+
 func (s *Store) openDB(path string) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: s.opts.LockTimeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("cache %s: %w", path, ErrLocked)
+	}
+	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+		return nil, fmt.Errorf("cache %s: %w: %w", path, ErrDamaged, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: %w", path, err)

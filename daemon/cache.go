@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -42,6 +44,10 @@ type caches struct {
 	semAdds *semWriter
 
 	hitsExact, hitsSemantic, coalesced, misses, writeErrors atomic.Int64
+
+	// quarantined says what happened to a cache file that did not open
+	// cleanly at start; "" when it did.
+	quarantined string
 }
 
 // semanticIndex is what the daemon needs of the semantic cache (package
@@ -75,7 +81,21 @@ func openCache(cfg config.Cache, d *Daemon) error {
 	if path == "" {
 		path = filepath.Join(d.stateDir, cache.FileName)
 	}
-	s, err := cache.Open(path, cache.Options{MaxBytes: int64(cfg.MaxBytes), Logger: d.log})
+	opts := cache.Options{MaxBytes: int64(cfg.MaxBytes), Logger: d.log}
+	s, err := cache.Open(path, opts)
+	if err != nil && !errors.Is(err, cache.ErrLocked) && !errors.Is(err, fs.ErrPermission) {
+		// A file that does not open cleanly is set aside, kept for whoever
+		// wants to look at it, and the daemon starts on an empty one
+		// rather than crash or refuse to serve (under Restart=on-failure,
+		// a crash would loop forever).
+		aside := fmt.Sprintf("%s.damaged-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return fmt.Errorf("%w; setting it aside failed too: %w", err, rerr)
+		}
+		d.cache.quarantined = fmt.Sprintf("the cache file did not open (%v): it was set aside as %s and lbgptd started with an empty cache", err, aside)
+		d.log.Error("cache file damaged: set aside, starting with an empty cache", "err", err, "set_aside_as", aside)
+		s, err = cache.Open(path, opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -339,6 +359,7 @@ func (d *Daemon) cacheSnapshot() *rpc.CacheStats {
 		WriteErrors: c.writeErrors.Load() + st.WriteErrors,
 		Embedder:    d.config().Cache.Embedder,
 		Threshold:   d.threshold,
+		Quarantined: c.quarantined,
 	}
 	if d.config().Cache.Embedder == config.EmbedderBackend {
 		out.Embedder += ":" + d.config().Cache.EmbeddingModel

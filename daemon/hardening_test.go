@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -121,5 +124,40 @@ func TestHTTPUnauthenticatedBodyNotRead(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(b), "HTTP/1.1 401") {
 		t.Errorf("got %q", b)
+	}
+}
+
+// A cache file that does not open is set aside and the daemon starts on an
+// empty one, saying so in status, rather than crash at every start.
+func TestDamagedCacheQuarantined(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cache.db")
+	noise := make([]byte, 64<<10)
+	for i := range noise {
+		noise[i] = byte(i*7 + i/13)
+	}
+	if err := os.WriteFile(path, noise, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, oneAccount(), anyModel+"\n[cache]\npath = \""+path+"\"\n")
+	st, err := h.client.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Cache == nil || !strings.Contains(st.Cache.Quarantined, "set aside as "+path+".damaged-") {
+		t.Fatalf("status does not say the cache was set aside: %+v", st.Cache)
+	}
+	aside, _ := filepath.Glob(path + ".damaged-*")
+	if len(aside) != 1 {
+		t.Fatalf("set-aside files: %v", aside)
+	}
+	if b, _ := os.ReadFile(aside[0]); !bytes.Equal(b, noise) {
+		t.Error("the damaged file was not kept as it was")
+	}
+	req := userRequest("gpt-4o-mini", "served after a quarantine")
+	req["temperature"] = 0
+	chat(t, h, req, rpc.Options{})
+	if r := chat(t, h, req, rpc.Options{}); r.Meta.Cache != rpc.CacheExact {
+		t.Errorf("the new cache does not work: %s", r.Meta.Cache)
 	}
 }

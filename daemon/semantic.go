@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -56,7 +57,23 @@ func (d *Daemon) startSemantic(cfg config.Cache) {
 	}
 	d.threshold = cache.DefaultThreshold
 	d.cache.openSem = func() (semanticIndex, error) {
-		s, err := cache.OpenSemantic(d.cache.store.DB(), emb, cache.SemanticOptions{Logger: d.log})
+		var s *cache.Semantic
+		open := func() (err error) {
+			s, err = cache.OpenSemantic(d.cache.store.DB(), emb, cache.SemanticOptions{Logger: d.log})
+			return err
+		}
+		err := cache.Guard(open)
+		if errors.Is(err, cache.ErrDamaged) {
+			// The exact entries opened; only the semantic index is
+			// damaged: it starts again empty.
+			d.log.Error("semantic index damaged: dropped, starting it empty", "err", err)
+			err = cache.Guard(func() error {
+				if err := d.cache.store.DB().Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte(semanticBucket)) }); err != nil {
+					return err
+				}
+				return open()
+			})
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -21,6 +21,9 @@ type CacheStats struct {
 	Embedder string `json:"embedder"`
 	// Threshold is the semantic cache's default similarity threshold.
 	Threshold float64 `json:"threshold"`
+	// Quarantined says that the cache file did not open cleanly at start
+	// and where it was set aside; absent when it opened.
+	Quarantined string `json:"quarantined,omitempty"`
 }
 
 // CacheHits counts hits by kind.

@@ -82,6 +82,9 @@ func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 	}
 	fmt.Fprintf(w, "%sstrategy %s  queue %d  daemon overhead p50 %s  p99 %s\n", prefix, strategy, st.Queue,
 		micros(st.DaemonP50US), micros(st.DaemonP99US))
+	if c := st.Cache; c != nil && c.Quarantined != "" {
+		fmt.Fprintf(w, "%sCACHE FILE DAMAGED: %s\n", prefix, c.Quarantined)
+	}
 	if c := st.Cache; c != nil {
 		fmt.Fprintf(w, "%scache %d entries (%d semantic), %s  hits %d exact %d semantic %d coalesced  misses %d  hit rate %.0f %%\n",
 			prefix, c.Entries, c.SemanticEntries, bytesText(c.Bytes), c.Hits.Exact, c.Hits.Semantic, c.Hits.Coalesced, c.Misses, 100*c.HitRate)
