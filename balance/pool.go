@@ -727,7 +727,12 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 		// A backend failing call after call (refusing connections, say) is
 		// taken out for a while, doubling from 1s up to a minute, rather
 		// than tried by every request: it keeps the most headroom because
-		// failed calls cost it nothing.
+		// failed calls cost it nothing. One that took a request and said
+		// nothing at all is taken out at once: the next request would wait
+		// as long.
+		if pe.Code == provider.CodeNoHeaders {
+			m.failures = max(m.failures, downAfter-1)
+		}
 		m.failures++
 		if n := m.failures - downAfter; n >= 0 {
 			m.downUntil = now.Add(min(time.Second<<min(n, 6), time.Minute))

@@ -26,7 +26,7 @@ func TestBalance(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := Balance{Strategy: StrategyMaxHeadroom, BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}}
+				want := Balance{Strategy: StrategyMaxHeadroom, BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}, HeaderTimeout: Duration{DefaultHeaderTimeout}}
 				if c.Balance != want {
 					t.Errorf("balance = %+v, want %+v", c.Balance, want)
 				}

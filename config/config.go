@@ -60,6 +60,7 @@ const (
 	DefaultBackoffBase     = 200 * time.Millisecond
 	DefaultBackoffMax      = 10 * time.Second
 	DefaultReprobe         = 5 * time.Minute
+	DefaultHeaderTimeout   = 30 * time.Second
 	DefaultCacheMaxBytes   = 1 << 30 // 1 GiB
 	DefaultEmbedder        = EmbedderLocal
 	DefaultEmbeddingModel  = "text-embedding-3-small"
@@ -112,6 +113,14 @@ type Balance struct {
 	// Reprobe is how long a backend whose key was refused rests before one
 	// request tries it again. Default 5m.
 	Reprobe Duration `toml:"reprobe"`
+	// HeaderTimeout bounds how long one attempt of a streamed request waits
+	// for the upstream's response headers, which a working server sends at
+	// once: a backend that accepts the connection and then says nothing is
+	// given up on, taken out for a while, and the request goes elsewhere.
+	// (A whole answer's headers come only with the answer, so plain
+	// requests are bounded by their deadline alone.) 0 means no bound.
+	// Default 30s.
+	HeaderTimeout Duration `toml:"header_timeout"`
 }
 
 // Cache holds the answer caches' settings: the [cache] table.

@@ -57,7 +57,7 @@ func TestFromEnv(t *testing.T) {
 				Version:  1,
 				Daemon:   Daemon{RequestTimeout: Duration{DefaultRequestTimeout}, MaxAttempts: 10, MaxMessageBytes: 8 << 20, DrainTimeout: Duration{DefaultDrainTimeout}, StreamIdleTimeout: Duration{DefaultStreamIdle}},
 				HTTP:     HTTP{MaxBodyBytes: DefaultMaxBodyBytes},
-				Balance:  Balance{Strategy: StrategyMaxHeadroom, BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}},
+				Balance:  Balance{Strategy: StrategyMaxHeadroom, BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}, HeaderTimeout: Duration{DefaultHeaderTimeout}},
 				Cache:    Cache{Enabled: true, MaxBytes: DefaultCacheMaxBytes, Embedder: EmbedderLocal, EmbeddingModel: DefaultEmbeddingModel},
 				Backends: tt.want,
 			}

@@ -407,7 +407,7 @@ priority = -1
 		Version: 1,
 		Daemon:  Daemon{RequestTimeout: Duration{120 * time.Second}, MaxAttempts: 10, MaxMessageBytes: 8 << 20, DrainTimeout: Duration{DefaultDrainTimeout}, StreamIdleTimeout: Duration{DefaultStreamIdle}},
 		HTTP:    HTTP{MaxBodyBytes: DefaultMaxBodyBytes},
-		Balance: Balance{Strategy: "max_headroom", BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}},
+		Balance: Balance{Strategy: "max_headroom", BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}, HeaderTimeout: Duration{DefaultHeaderTimeout}},
 		Cache:   Cache{Enabled: true, MaxBytes: DefaultCacheMaxBytes, Embedder: EmbedderLocal, EmbeddingModel: DefaultEmbeddingModel},
 		Backends: []Backend{
 			{Name: "openai", Type: "openai", BaseURL: "https://api.openai.com/v1", APIKeyEnv: "OPENAI_API_KEY", Weight: 1, MaxConcurrent: 5},

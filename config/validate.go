@@ -96,6 +96,9 @@ func (b *Balance) setDefaults(set map[string]any) {
 	if _, ok := set["reprobe"]; !ok {
 		b.Reprobe.Duration = DefaultReprobe
 	}
+	if _, ok := set["header_timeout"]; !ok {
+		b.HeaderTimeout.Duration = DefaultHeaderTimeout
+	}
 }
 
 // setDefaults fills the [cache] settings the file leaves out; set holds the

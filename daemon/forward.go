@@ -137,7 +137,9 @@ func (d *Daemon) stream(ctx context.Context, lc *lifetime, r *apiRequest, adm ba
 	o, rep, done, err := balance.Open(ctx, d.pool, adm,
 		func(ctx context.Context, mem *balance.Member) (opened, balance.Outcome, error) {
 			ans.served = mem.Config.Deployment(r.view.Model)
-			s, err := mem.Provider.Open(ctx, r.call())
+			c := r.call()
+			c.HeaderTimeout = d.config().Balance.HeaderTimeout.Duration
+			s, err := mem.Provider.Open(ctx, c)
 			res := balance.Outcome{Obs: s.Observation()}
 			if err != nil {
 				return opened{}, res, err

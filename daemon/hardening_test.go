@@ -161,3 +161,44 @@ func TestDamagedCacheQuarantined(t *testing.T) {
 		t.Errorf("the new cache does not work: %s", r.Meta.Cache)
 	}
 }
+
+// A backend that accepts requests and never answers is routed around: the
+// first stream sent there waits the header timeout and moves on, the
+// backend rests, and no request waits its deadline.
+func TestHangingBackendRoutedAround(t *testing.T) {
+	h := start(t, sim.Options{Accounts: []sim.Account{
+		{Name: "a", Key: keyA, Faults: sim.Faults{Hang: 1}},
+		{Name: "b", Key: keyB},
+	}}, strings.Replace(twoBackends, "version = 1\n", "version = 1\n[balance]\nstrategy = \"weighted\"\nheader_timeout = \"300ms\"\n", 1))
+	var worst time.Duration
+	for i := range 8 {
+		req := userRequest("gpt-4o-mini", fmt.Sprintf("stream %d", i))
+		req["stream"] = true
+		start := time.Now()
+		st, err := streamAll(t, h, req)
+		took := time.Since(start)
+		worst = max(worst, took)
+		if err != nil {
+			t.Fatalf("request %d after %s: %v", i, took, err)
+		}
+		if st.res.Meta.Backend != "b" {
+			t.Errorf("request %d answered by %s", i, st.res.Meta.Backend)
+		}
+	}
+	if worst > 5*time.Second {
+		t.Errorf("a request waited %s beside a hanging backend (deadline 120s, header timeout 300ms)", worst)
+	}
+	hung := 0
+	for _, r := range h.sim.Log() {
+		if r.Account == "a" {
+			hung++
+		}
+	}
+	// The first request found it hanging; it then rests 1 s, 2 s, … and a
+	// request after each rest tries it once more (more of them under the
+	// race detector's slowness).
+	if hung < 1 || hung > 3 {
+		t.Errorf("%d requests were sent to the hanging backend, want 1 to 3 (then it rests)", hung)
+	}
+	t.Logf("slowest request %s", worst)
+}

@@ -181,6 +181,12 @@ func (p *Provider) transportError(ctx context.Context, obs Observation, err erro
 		return pe
 	}
 	e := &Error{Backend: p.name, Status: obs.Status, RetryAfter: obs.RetryAfter}
+	if errors.Is(context.Cause(ctx), errNoHeaders) {
+		e.Kind, e.Code = KindTimeout, CodeNoHeaders
+		e.Message = "the upstream accepted the request and sent no response headers in time"
+		e.Err = errNoHeaders
+		return e
+	}
 	e.Message = p.limit(p.redact(err.Error()))
 	e.Err = errors.New(e.Message) // net/http's error names the URL, whose query may hold a secret
 	// The caller's context first: net/http wraps its error, and a cut

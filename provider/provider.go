@@ -175,7 +175,20 @@ type Call struct {
 	ContentType string
 	// Stream asks for server-sent events: use [Provider.Open].
 	Stream bool
+	// HeaderTimeout bounds the wait for the response headers; 0 is no
+	// bound but the context's. When it passes, the call fails with a
+	// KindTimeout error whose Code is CodeNoHeaders.
+	HeaderTimeout time.Duration
 }
+
+// CodeNoHeaders is the Error.Code of a call whose upstream sent no
+// response headers within its Call.HeaderTimeout: it accepted the request
+// and said nothing.
+const CodeNoHeaders = "no_response_headers"
+
+// errNoHeaders is the cause of a call's context when its HeaderTimeout
+// passed.
+var errNoHeaders = errors.New("no response headers")
 
 // Response is a whole upstream answer.
 type Response struct {
@@ -189,6 +202,8 @@ const maxBody = 256 << 20
 // Send makes a call and reads its whole answer. A non-2xx answer is a
 // *Error classified by its status and OpenAI error code.
 func (p *Provider) Send(ctx context.Context, c Call) (*Response, error) {
+	ctx, release := p.bound(ctx, c)
+	defer release()
 	resp, obs, err := p.do(ctx, c)
 	if err != nil {
 		return &Response{Obs: obs}, err
@@ -204,6 +219,22 @@ func (p *Provider) Send(ctx context.Context, c Call) (*Response, error) {
 	return &Response{Obs: obs, Body: bytes.TrimSpace(body)}, nil
 }
 
+// bound returns the context of call c: ctx, ended by errNoHeaders when
+// c.HeaderTimeout passes before do got the response headers. release must
+// be called once the body is read or abandoned.
+func (p *Provider) bound(ctx context.Context, c Call) (context.Context, func()) {
+	if c.HeaderTimeout <= 0 {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	t := time.AfterFunc(c.HeaderTimeout, func() { cancel(errNoHeaders) })
+	return context.WithValue(ctx, headersKey{}, t), func() { t.Stop(); cancel(nil) }
+}
+
+// headersKey carries the header timer of a bounded call to do, which
+// stops it once the headers are in.
+type headersKey struct{}
+
 // do sends c and returns the response of a 2xx answer, its body unread; any
 // other outcome is an error with the response read and closed.
 func (p *Provider) do(ctx context.Context, c Call) (*http.Response, Observation, error) {
@@ -214,6 +245,10 @@ func (p *Provider) do(ctx context.Context, c Call) (*http.Response, Observation,
 	}
 	start := time.Now()
 	resp, err := p.client.Do(req)
+	if t, ok := ctx.Value(headersKey{}).(*time.Timer); ok && err == nil && !t.Stop() {
+		resp.Body.Close() // the timer fired as the headers came: the call is over
+		err = context.Cause(ctx)
+	}
 	if err != nil {
 		return nil, obs, p.transportError(ctx, obs, err)
 	}

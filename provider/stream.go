@@ -22,12 +22,13 @@ type Event struct {
 // Close may be called from another to abort a blocked Next. A Stream must be
 // closed.
 type Stream struct {
-	p    *Provider
-	ctx  context.Context // the call's: tells a cancel from a broken stream
-	obs  Observation
-	body io.ReadCloser
-	rd   *bufio.Reader
-	chat bool // a chat completion stream: it ends with "data: [DONE]"
+	p       *Provider
+	ctx     context.Context // the call's: tells a cancel from a broken stream
+	obs     Observation
+	body    io.ReadCloser
+	release func() // ends the call's context
+	rd      *bufio.Reader
+	chat    bool // a chat completion stream: it ends with "data: [DONE]"
 
 	err       error // what Next returns from now on, once set; owned by Next
 	last      string
@@ -48,12 +49,14 @@ const maxEvent = 16 << 20
 // and its Close does nothing.
 func (p *Provider) Open(ctx context.Context, c Call) (*Stream, error) {
 	c.Stream = true
+	ctx, release := p.bound(ctx, c)
 	resp, obs, err := p.do(ctx, c)
 	if err != nil {
+		release()
 		return &Stream{obs: obs, err: err}, err
 	}
 	return &Stream{
-		p: p, ctx: ctx, obs: obs, body: resp.Body,
+		p: p, ctx: ctx, obs: obs, body: resp.Body, release: release,
 		rd:   bufio.NewReaderSize(resp.Body, 32<<10),
 		chat: c.Path == PathChat,
 	}, nil
@@ -213,6 +216,7 @@ func (s *Stream) Close() error {
 		}
 		s.closed.Store(true)
 		s.body.Close()
+		s.release()
 	})
 	return nil
 }
