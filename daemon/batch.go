@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"maps"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/creachadair/jrpc2"
 
+	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -32,11 +32,11 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	if err := decodeParams(jreq, &p); err != nil {
 		return nil, err
 	}
-	if err := checkOptions(p.Options); err != nil {
+	if err := proxy.CheckOptions(p.Options); err != nil {
 		return nil, err
 	}
 	if p.Concurrency < 0 || p.Concurrency > maxBatchConcurrency {
-		return nil, invalidParams("concurrency", "concurrency must be from 0 (the default, %d) to %d", defaultBatchConcurrency, maxBatchConcurrency)
+		return nil, proxy.InvalidParams("concurrency", "concurrency must be from 0 (the default, %d) to %d", defaultBatchConcurrency, maxBatchConcurrency)
 	}
 	conc := p.Concurrency
 	if conc == 0 {
@@ -64,7 +64,7 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
-			b.finish(ctx, i, rpc.ChatResult{}, rpcError(context.Cause(ctx), nil))
+			b.finish(ctx, i, rpc.ChatResult{}, proxy.Error(context.Cause(ctx), nil))
 			continue
 		}
 		// Each item is parsed on its own goroutine: in an all-hit batch
@@ -73,13 +73,13 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			start := time.Now()
-			r, err := parseRequest(provider.PathChat, raw)
+			r, err := proxy.Parse(provider.PathChat, raw)
 			if err != nil {
 				b.finish(ctx, i, rpc.ChatResult{}, err)
 				return
 			}
-			res, err := d.serve(ctx, r, p.Options, nil, start)
-			b.finish(ctx, i, rpc.ChatResult{Response: res.body, Meta: res.meta}, err)
+			res, err := d.pl.Serve(ctx, r, p.Options, nil, start)
+			b.finish(ctx, i, rpc.ChatResult{Response: res.Body, Meta: res.Meta}, err)
 		})
 	}
 	wg.Wait()
@@ -115,7 +115,7 @@ type batchRun struct {
 func (b *batchRun) finish(ctx context.Context, i int, res rpc.ChatResult, err error) {
 	item := rpc.BatchItem{Index: i}
 	if err != nil {
-		item.Error = wireError(err)
+		item.Error = proxy.Error(err, nil)
 	} else {
 		item.Result = &res
 	}
@@ -167,22 +167,6 @@ func (b *batchRun) progress(ctx context.Context, final bool) {
 	if ctx.Err() == nil {
 		b.srv.Notify(ctx, rpc.NotifyBatchProgress, p)
 	}
-}
-
-// wireError is err as the error object of a batch item.
-func wireError(err error) *rpc.Error {
-	var je *jrpc2.Error
-	if !errors.As(rpcError(err, nil), &je) {
-		return &rpc.Error{Code: rpc.CodeInternal, Message: err.Error()}
-	}
-	e := &rpc.Error{Code: int(je.Code), Message: je.Message}
-	if len(je.Data) > 0 {
-		var data rpc.ErrorData
-		if json.Unmarshal(je.Data, &data) == nil {
-			e.Data = &data
-		}
-	}
-	return e
 }
 
 // status is the batch as StatusResult lists it, at now.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -20,15 +21,15 @@ func BenchmarkExactHit(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		start := time.Now()
-		r, err := parseRequest(provider.PathChat, raw)
+		r, err := proxy.Parse(provider.PathChat, raw)
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := h.daemon.serve(b.Context(), r, rpc.Options{}, nil, start)
-		if err != nil || res.meta.Cache != rpc.CacheExact {
-			b.Fatalf("%v %+v", err, res.meta)
+		res, err := h.daemon.pl.Serve(b.Context(), r, rpc.Options{}, nil, start)
+		if err != nil || res.Meta.Cache != rpc.CacheExact {
+			b.Fatalf("%v %+v", err, res.Meta)
 		}
-		if _, err := json.Marshal(rpc.ChatResult{Response: res.body, Meta: res.meta}); err != nil {
+		if _, err := json.Marshal(rpc.ChatResult{Response: res.Body, Meta: res.Meta}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lbgpt/lbgpt/client"
 	"github.com/lbgpt/lbgpt/config"
+	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/internal/sim"
 	"github.com/lbgpt/lbgpt/internal/wire"
 	"github.com/lbgpt/lbgpt/rpc"
@@ -157,12 +158,12 @@ func TestDeterministicOnly(t *testing.T) {
 func TestCacheTTL(t *testing.T) {
 	h := start(t, oneAccount(), anyModel+"[cache]\nttl = \"1h\"\n")
 	r := chat(t, h, userRequest("gpt-4o-mini", "ttl"), rpc.Options{})
-	e, ok := h.daemon.cache.store.Get(r.Meta.CacheEntry)
+	e, ok := h.daemon.pl.Hooks().Store().Get(r.Meta.CacheEntry)
 	if !ok || e.Expires.Sub(e.Created) != time.Hour {
 		t.Errorf("entry expires %v after creation, want the configured 1h", e.Expires.Sub(e.Created))
 	}
 	r = chat(t, h, userRequest("gpt-4o-mini", "ttl 2"), rpc.Options{CacheTTL: rpc.Duration(time.Minute)})
-	e, _ = h.daemon.cache.store.Get(r.Meta.CacheEntry)
+	e, _ = h.daemon.pl.Hooks().Store().Get(r.Meta.CacheEntry)
 	if e.Expires.Sub(e.Created) != time.Minute {
 		t.Errorf("entry expires %v after creation, want the request's 1m", e.Expires.Sub(e.Created))
 	}
@@ -273,7 +274,7 @@ func TestAbortedStreamNotStored(t *testing.T) {
 // and a counted write error.
 func TestWriteFailureStillAnswers(t *testing.T) {
 	h := start(t, oneAccount(), anyModel)
-	h.daemon.cache.store.Close()
+	h.daemon.pl.Hooks().Store().Close()
 	r := chat(t, h, userRequest("gpt-4o-mini", "store fails"), rpc.Options{})
 	if client.AnswerText(r.Response) == "" || r.Meta.Warning == "" || r.Meta.CacheEntry != "" {
 		t.Errorf("meta = %+v, want the answer with a warning", r.Meta)
@@ -332,7 +333,7 @@ func TestNoSecretInCacheFile(t *testing.T) {
 	h := start(t, oneAccount(), anyModel)
 	chat(t, h, userRequest("gpt-4o-mini", "secret check"), rpc.Options{})
 	h.client.Embeddings(t.Context(), map[string]any{"model": "text-embedding-3-small", "input": []string{"x", "y"}}, rpc.Options{})
-	path := h.daemon.cache.store.Path()
+	path := h.daemon.pl.Hooks().Store().Path()
 	h.stop()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -439,23 +440,23 @@ func TestEmbeddingsPerInputCache(t *testing.T) {
 // stored in the same partition after lower-casing.
 type fakeIndex struct {
 	mu      sync.Mutex
-	entries []semanticEntry
+	entries []proxy.SemanticEntry
 	failAdd bool
 	hold    chan struct{} // non-nil: Add waits until it is closed
 }
 
-func (f *fakeIndex) Lookup(ctx context.Context, partition, text string) (semanticHit, bool, error) {
+func (f *fakeIndex) Lookup(ctx context.Context, partition, text string) (proxy.SemanticHit, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, e := range f.entries {
 		if e.Partition == partition && strings.EqualFold(e.Text, text) {
-			return semanticHit{ID: e.ID, Target: e.Target, Similarity: 0.97, Exact: e.Text == text}, true, nil
+			return proxy.SemanticHit{ID: e.ID, Target: e.Target, Similarity: 0.97, Exact: e.Text == text}, true, nil
 		}
 	}
-	return semanticHit{}, false, nil
+	return proxy.SemanticHit{}, false, nil
 }
 
-func (f *fakeIndex) Add(ctx context.Context, e semanticEntry) error {
+func (f *fakeIndex) Add(ctx context.Context, e proxy.SemanticEntry) error {
 	if f.hold != nil {
 		<-f.hold
 	}
@@ -486,7 +487,7 @@ func (f *fakeIndex) Forget(id string) (bool, error) {
 	return false, nil
 }
 
-func (f *fakeIndex) Purge(match func(semanticEntry) bool) (int, error) {
+func (f *fakeIndex) Purge(match func(proxy.SemanticEntry) bool) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
@@ -513,7 +514,7 @@ func (f *fakeIndex) Len() int {
 func TestSemanticAddAfterAnswer(t *testing.T) {
 	h := start(t, oneAccount(), anyModel)
 	idx := &fakeIndex{hold: make(chan struct{})}
-	h.daemon.cache.setSemantic(idx)
+	h.daemon.pl.Hooks().SetSemantic(idx)
 	r := chat(t, h, userRequest("gpt-4o-mini", "What is the capital of Spain?"), rpc.Options{Semantic: rpc.SemanticUserOnly})
 	if r.Meta.Cache != rpc.CacheMiss || r.Meta.CacheEntry == "" || idx.Len() != 0 {
 		t.Fatalf("meta %+v, %d semantic entries; want a miss answered before its semantic write", r.Meta, idx.Len())
@@ -521,7 +522,7 @@ func TestSemanticAddAfterAnswer(t *testing.T) {
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
-		h.daemon.closeCache()
+		h.daemon.pl.Hooks().CloseCache()
 	}()
 	close(idx.hold)
 	<-closed
@@ -533,7 +534,7 @@ func TestSemanticAddAfterAnswer(t *testing.T) {
 func TestSemanticPath(t *testing.T) {
 	h := start(t, oneAccount(), anyModel)
 	idx := &fakeIndex{}
-	h.daemon.cache.setSemantic(idx)
+	h.daemon.pl.Hooks().SetSemantic(idx)
 	sem := rpc.Options{Semantic: rpc.SemanticUserOnly}
 	first := chat(t, h, userRequest("gpt-4o-mini", "What is the capital of France?"), sem)
 	settle(h)
@@ -627,34 +628,6 @@ func decodeChunk(t *testing.T, raw json.RawMessage) (c openai.ChatCompletionStre
 	return c
 }
 
-// The backend embedder embeds through the pool and returns unit vectors.
-func TestPoolEmbedder(t *testing.T) {
-	h := start(t, oneAccount(), anyModel)
-	emb := poolEmbedder{d: h.daemon, model: "text-embedding-3-small"}
-	vecs, err := emb.Embed(t.Context(), []string{"one", "two", "one"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(vecs) != 3 || !cmp.Equal(vecs[0], vecs[2]) || cmp.Equal(vecs[0], vecs[1]) {
-		t.Fatalf("vectors not one per text in order")
-	}
-	for i, v := range vecs {
-		var sum float64
-		for _, f := range v {
-			sum += float64(f) * float64(f)
-		}
-		if sum < 0.999 || sum > 1.001 {
-			t.Errorf("vector %d has squared length %v", i, sum)
-		}
-	}
-	if n := len(h.sim.Log()); n != 1 {
-		t.Errorf("%d upstream calls, want 1", n)
-	}
-	if _, err := (poolEmbedder{d: h.daemon, model: "no-such-model"}).Embed(t.Context(), []string{"x"}); err == nil {
-		t.Error("an unknown model embeds")
-	}
-}
-
 // POST /v1/embeddings goes through the same per-input cache.
 func TestHTTPEmbeddings(t *testing.T) {
 	h := startHTTP(t, oneAccount(), anyModel)
@@ -685,7 +658,7 @@ func TestReloadKeepsCacheFile(t *testing.T) {
 	h := start(t, oneAccount(), anyModel)
 	req := userRequest("gpt-4o-mini", "before the reload")
 	first := chat(t, h, req, rpc.Options{})
-	path := h.daemon.cache.store.Path()
+	path := h.daemon.pl.Hooks().Store().Path()
 	if err := h.daemon.Reload(loader(t, h, anyModel+"[cache]\nttl = \"1h\"\nmax_bytes = 10\npath = \"/elsewhere/c.db\"\n")); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
@@ -697,7 +670,7 @@ func TestReloadKeepsCacheFile(t *testing.T) {
 		t.Errorf("after reload: %+v, want the same exact hit", r.Meta)
 	}
 	r := chat(t, h, userRequest("gpt-4o-mini", "after the reload"), rpc.Options{})
-	if e, _ := h.daemon.cache.store.Get(r.Meta.CacheEntry); e.Expires.Sub(e.Created) != time.Hour {
+	if e, _ := h.daemon.pl.Hooks().Store().Get(r.Meta.CacheEntry); e.Expires.Sub(e.Created) != time.Hour {
 		t.Errorf("new entry expires after %v, want the reloaded 1h", e.Expires.Sub(e.Created))
 	}
 }

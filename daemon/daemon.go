@@ -10,6 +10,12 @@
 // ready, reloading or stopping, what it is doing (STATUS=), and pings the
 // watchdog while a health check of the request path passes. A Daemon
 // serves many connections and many requests per connection concurrently.
+//
+// The daemon wires two packages of its own: proxy, the request pipeline
+// (caches, single-flight, upstream calls through the pool, the Responses
+// API's affinity), and httpapi, the OpenAI-compatible HTTP endpoint over
+// that pipeline. This package keeps the lifecycle, the listeners, the
+// JSON-RPC method table and its handlers, batches and status.
 package daemon
 
 import (
@@ -22,7 +28,6 @@ import (
 	"net/http"
 	"os"
 	"os/user"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +38,7 @@ import (
 
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/config"
+	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/internal/tokens"
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
@@ -83,17 +89,10 @@ type Daemon struct {
 	group     string // gid whose members may connect too ([daemon] socket_group); "" none
 	groupName string
 	methods   map[string]jrpc2.Handler
-	est       estimator
-	calls     flights[answer]
-	overhead  overhead
-	latency   latencies // per-backend histograms for /metrics
+	pl        *proxy.Pipeline // the request pipeline: caches, upstream calls
 	stateDir  string
 	http      httpListeners // the [http] endpoint's, once ListenHTTP opened them
 	batches   batchRegistry // the batches running now, for status
-	affinity  affinity      // which backend holds each stateful response
-	models    modelLists    // what the backends' own model lists said
-	cache     caches
-	threshold float64 // the semantic cache's default threshold; 0 without one
 
 	// base is the parent context of every handler; stop cancels it with
 	// a cause at the end of a shutdown's drain. draining ends when the
@@ -150,15 +149,14 @@ func New(opts Options) (*Daemon, error) {
 		}
 		d.group, d.groupName = grp.Gid, g
 	}
-	d.affinity.path = filepath.Join(d.stateDir, AffinityFile)
 	d.cfg.Store(opts.Config)
-	if err := openCache(opts.Config.Cache, d); err != nil {
+	d.base, d.stop = context.WithCancelCause(context.Background())
+	d.draining, d.startDrain = context.WithCancel(context.Background())
+	d.pl, err = proxy.New(proxy.Options{Config: d.config, Pool: d.pool, Logger: log, StateDir: d.stateDir, Base: d.base})
+	if err != nil {
 		return nil, err
 	}
 	d.lifeOpts = d.lifeOptions(opts)
-	d.base, d.stop = context.WithCancelCause(context.Background())
-	d.draining, d.startDrain = context.WithCancel(context.Background())
-	d.startSemantic(opts.Config.Cache)
 	d.methods = d.methodTable()
 	// Load the tokenizers (about a second of CPU) beside start-up rather
 	// than in it, so readiness does not wait and the first requests rarely
@@ -198,13 +196,12 @@ func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 // pending). Serve calls it when it returns; a Daemon that never served
 // must call it. It is idempotent.
 func (d *Daemon) Close() error {
-	d.closeCache()
-	d.affinity.close()
+	d.pl.Close()
 	return nil
 }
 
 // errShuttingDown is the cause of the requests canceled by a shutdown.
-var errShuttingDown = errors.New("lbgptd is shutting down")
+var errShuttingDown = proxy.ErrShuttingDown
 
 // cancelGrace bounds how long a shutdown waits for canceled handlers to
 // send their errors before it closes the connections.

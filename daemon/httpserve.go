@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbgpt/lbgpt/daemon/httpapi"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -103,7 +104,10 @@ func (d *Daemon) serveHTTP() (stop func(), err error) {
 			continue
 		}
 		srv := &http.Server{
-			Handler:           d.newHTTPAPI(l.token),
+			Handler: httpapi.New(httpapi.Options{
+				Pipeline: d.pl, Config: d.config, Token: l.token, Enter: d.enter,
+				Status: d.snapshot, Version: Version, Started: d.started, Logger: d.log,
+			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			// A request body (32 MiB at most) comes over loopback: a
 			// minute is plenty, and bounds a client that stalls in it.

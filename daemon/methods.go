@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/creachadair/jrpc2"
 
+	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -36,26 +40,53 @@ func (d *Daemon) methodTable() map[string]jrpc2.Handler {
 	return m
 }
 
+// enter counts a request as active while it runs (shutdown waits for
+// it); ok false: the daemon is stopping, the request is refused.
+func (d *Daemon) enter() (leave func(), ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing {
+		return nil, false
+	}
+	d.active.Add(1) // under mu: never concurrent with shutdown's Wait
+	return d.active.Done, true
+}
+
 // guard counts a handler as active while it runs, and turns a panic into
 // an internal error for its client instead of taking the daemon down.
 func (d *Daemon) guard(h jrpc2.Handler) jrpc2.Handler {
 	return func(ctx context.Context, req *jrpc2.Request) (v any, err error) {
-		d.mu.Lock()
-		if d.closing {
-			d.mu.Unlock()
+		leave, ok := d.enter()
+		if !ok {
 			return nil, &jrpc2.Error{Code: rpc.CodeShuttingDown, Message: errShuttingDown.Error()}
 		}
-		d.active.Add(1) // under mu: never concurrent with shutdown's Wait
-		d.mu.Unlock()
-		defer d.active.Done()
+		defer leave()
 		defer func() {
 			if r := recover(); r != nil {
 				d.log.Error("handler panicked", "method", req.Method(), "panic", r, "stack", string(debug.Stack()))
 				v, err = nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: fmt.Sprintf("internal error in %s: %v", req.Method(), r)}
 			}
 		}()
-		return h(ctx, req)
+		v, err = h(ctx, req)
+		return v, wireError(err)
 	}
+}
+
+// wireError is err as jrpc2 sends it: a protocol error keeps its code,
+// message and data; anything else is proxy.Error's.
+func wireError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if je, ok := errors.AsType[*jrpc2.Error](err); ok {
+		return je
+	}
+	re := proxy.Error(err, nil)
+	je := &jrpc2.Error{Code: jrpc2.Code(re.Code), Message: re.Message}
+	if re.Data != nil {
+		return je.WithData(re.Data)
+	}
+	return je
 }
 
 // cancel stops an in-flight request of the same connection.
@@ -65,7 +96,7 @@ func (d *Daemon) cancel(ctx context.Context, req *jrpc2.Request) (any, error) {
 		return nil, err
 	}
 	if len(p.ID) == 0 {
-		return nil, invalidParams("id", "cancel needs the id of the request to cancel")
+		return nil, proxy.InvalidParams("id", "cancel needs the id of the request to cancel")
 	}
 	jrpc2.ServerFromContext(ctx).CancelRequest(string(compactJSON(p.ID)))
 	return nil, nil
@@ -81,7 +112,7 @@ func (d *Daemon) status(ctx context.Context, req *jrpc2.Request) (any, error) {
 
 // snapshot is the daemon's status now.
 func (d *Daemon) snapshot() rpc.StatusResult {
-	p50, p99 := d.overhead.percentiles()
+	p50, p99 := d.pl.Overhead()
 	cfg := d.config()
 	res := rpc.StatusResult{
 		Version:     Version,
@@ -133,13 +164,67 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// decodeParams decodes a request's params strictly: an unknown field is an
-// invalid-params error that names it.
+// decodeParams decodes a request's params strictly: an unknown field or
+// trailing data is an invalid-params error that names it.
 func decodeParams(req *jrpc2.Request, v any) error {
 	if !req.HasParams() {
 		return nil
 	}
-	return strictUnmarshal([]byte(req.ParamString()), v, "params")
+	dec := json.NewDecoder(strings.NewReader(req.ParamString()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return proxy.DecodeError(err, "params")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return proxy.InvalidParams("", "params: unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// cacheSnapshot is the caches' stats for status; nil with the cache off.
+func (d *Daemon) cacheSnapshot() *rpc.CacheStats {
+	st, _ := d.pl.CacheStats()
+	return st
+}
+
+// The cache methods, and embeddings: params in, the pipeline's answer out.
+
+func (d *Daemon) cacheStats(ctx context.Context, req *jrpc2.Request) (any, error) {
+	if err := decodeParams(req, &struct{}{}); err != nil {
+		return nil, err
+	}
+	return d.pl.CacheStats()
+}
+
+func (d *Daemon) cachePurge(ctx context.Context, req *jrpc2.Request) (any, error) {
+	var p rpc.CachePurgeParams
+	if err := decodeParams(req, &p); err != nil {
+		return nil, err
+	}
+	return d.pl.CachePurge(p)
+}
+
+func (d *Daemon) cacheForget(ctx context.Context, req *jrpc2.Request) (any, error) {
+	var p rpc.CacheForgetParams
+	if err := decodeParams(req, &p); err != nil {
+		return nil, err
+	}
+	return d.pl.CacheForget(p.ID)
+}
+
+func (d *Daemon) cacheCompact(ctx context.Context, req *jrpc2.Request) (any, error) {
+	if err := decodeParams(req, &struct{}{}); err != nil {
+		return nil, err
+	}
+	return d.pl.CacheCompact()
+}
+
+func (d *Daemon) embeddings(ctx context.Context, req *jrpc2.Request) (any, error) {
+	var p rpc.EmbeddingsParams
+	if err := decodeParams(req, &p); err != nil {
+		return nil, err
+	}
+	return d.pl.Embed(ctx, p.Request, p.Options)
 }
 
 // compactJSON is b without insignificant space, as jrpc2 keeps request ids.

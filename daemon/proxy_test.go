@@ -257,20 +257,7 @@ func TestResponsesAffinity(t *testing.T) {
 	s := sim.New(sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA}, {Name: "b", Key: keyB}}})
 	state := t.TempDir()
 	t.Setenv("STATE_DIRECTORY", state)
-	const cfg = `version = 1
-[balance]
-strategy = "weighted"
-[[backend]]
-name = "a"
-type = "openai"
-base_url = "{{URL}}/v1"
-api_key_env = "KEY_A"
-[[backend]]
-name = "b"
-type = "openai"
-base_url = "{{URL}}/v1"
-api_key_env = "KEY_B"
-`
+	cfg := strings.Replace(twoBackends, "version = 1\n", "version = 1\n[balance]\nstrategy = \"weighted\"\n", 1)
 	h := startHTTPWith(t, s, state, cfg)
 	turn := func(h *httpHarness, prev, text string) (id, backend string) {
 		body := fmt.Sprintf(`{"model":"gpt-4o-mini","input":%q}`, text)
@@ -337,11 +324,11 @@ api_key_env = "KEY_B"
 			break
 		}
 	}
-	if holder, _ := h.daemon.affinity.get(id); holder == "" {
+	if holder, _ := h.daemon.pl.Hooks().Holder(id); holder == "" {
 		t.Fatal("no affinity record for a stored response")
 	}
 	h.stop()
-	gone, _ := h.daemon.affinity.get(id)
+	gone, _ := h.daemon.pl.Hooks().Holder(id)
 	kept := other
 	if gone == other {
 		kept = home
@@ -376,7 +363,7 @@ func TestResponsesStream(t *testing.T) {
 	}
 	var r struct{ ID string }
 	json.Unmarshal(whole, &r)
-	if b, ok := h.daemon.affinity.get(r.ID); !ok || b != resp.Header.Get(rpc.HeaderBackend) {
+	if b, ok := h.daemon.pl.Hooks().Holder(r.ID); !ok || b != resp.Header.Get(rpc.HeaderBackend) {
 		t.Errorf("affinity of %s = %q, want %q", r.ID, b, resp.Header.Get(rpc.HeaderBackend))
 	}
 

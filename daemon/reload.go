@@ -6,6 +6,7 @@ import (
 	sd "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/lbgpt/lbgpt/config"
+	"github.com/lbgpt/lbgpt/daemon/proxy"
 )
 
 // Reload loads a new configuration with load and puts it in force without
@@ -53,16 +54,14 @@ func (d *Daemon) reload(load func() (*config.Config, error)) error {
 		d.log.Warn("the [http] listen and socket settings changed; they apply at the next start", "listen", cfg.HTTP.Listen, "socket", cfg.HTTP.Socket)
 		cfg.HTTP.Listen, cfg.HTTP.Socket = old.HTTP.Listen, old.HTTP.Socket
 	}
-	keepCacheFile(cfg, old, d.log)
+	proxy.KeepCacheFile(cfg, old, d.log)
 	providers, err := newProviders(cfg.Backends, d.transport)
 	if err != nil {
 		return err
 	}
 	d.pool.Reconfigure(cfg.Backends, providers, poolOptions(cfg))
 	d.cfg.Store(cfg)
-	d.models.mu.Lock()
-	d.models.asked = time.Time{} // the backends may have changed: ask again when next wanted
-	d.models.mu.Unlock()
+	d.pl.ForgetModels() // the backends may have changed: ask again when next wanted
 	names := make([]string, len(cfg.Backends))
 	for i, b := range cfg.Backends {
 		names[i] = b.Name

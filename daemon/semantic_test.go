@@ -11,7 +11,7 @@ import (
 // stored answer, a trap is not, and compaction keeps the index working.
 func TestSemanticEndToEnd(t *testing.T) {
 	h := start(t, oneAccount(), anyModel+"[cache]\nsemantic = \"user_only\"\n")
-	if h.daemon.cache.semanticIndexNow() == nil {
+	if !h.daemon.pl.Hooks().SemanticOpen() {
 		t.Fatal("no semantic index with the local embedder")
 	}
 	first := chat(t, h, userRequest("gpt-4o-mini", "How can I learn to play guitar?"), rpc.Options{})
@@ -53,13 +53,13 @@ func TestSemanticEndToEnd(t *testing.T) {
 func TestSemanticOpensWhenAsked(t *testing.T) {
 	h := start(t, oneAccount(), anyModel)
 	chat(t, h, userRequest("gpt-4o-mini", "What causes the seasons on Earth?"), rpc.Options{})
-	if h.daemon.cache.semanticIndexNow() != nil {
+	if h.daemon.pl.Hooks().SemanticOpen() {
 		t.Fatal("the semantic index opened although nothing asked for it")
 	}
 	sem := rpc.Options{Semantic: rpc.SemanticUserOnly}
 	chat(t, h, userRequest("gpt-4o-mini", "What is the square root of 144?"), sem)
 	settle(h)
-	if h.daemon.cache.semanticIndexNow() == nil {
+	if !h.daemon.pl.Hooks().SemanticOpen() {
 		t.Fatal("a request asking for the semantic cache did not open it")
 	}
 	if r := chat(t, h, userRequest("gpt-4o-mini", "What's the square root of 144?"), sem); r.Meta.Cache != rpc.CacheSemantic {
@@ -70,5 +70,5 @@ func TestSemanticOpensWhenAsked(t *testing.T) {
 // settle waits for the semantic writes queued by the requests answered so
 // far: they are added after the answer goes.
 func settle(h *harness) {
-	h.daemon.cache.semAdds.wait()
+	h.daemon.pl.Hooks().Settle()
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/creachadair/jrpc2"
 
+	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -23,7 +24,7 @@ func (d *Daemon) watch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	case rate == 0:
 		rate = 4
 	case rate < 0 || rate > 20:
-		return nil, invalidParams("max_per_second", "max_per_second must be from 0 (the default, 4) to 20")
+		return nil, proxy.InvalidParams("max_per_second", "max_per_second must be from 0 (the default, 4) to 20")
 	}
 	// A shutdown ends watches at once: they would hold its drain.
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -46,13 +47,13 @@ func (d *Daemon) watch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 			last = cur
 			st.UptimeS = time.Since(d.started).Seconds()
 			if err := srv.Notify(ctx, rpc.NotifyWatchStatus, rpc.WatchStatusParams{ID: id, Status: st}); err != nil {
-				return nil, rpcError(context.Canceled, nil)
+				return nil, proxy.Error(context.Canceled, nil)
 			}
 		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return nil, rpcError(context.Cause(ctx), nil)
+			return nil, proxy.Error(context.Cause(ctx), nil)
 		}
 	}
 }

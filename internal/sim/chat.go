@@ -647,16 +647,7 @@ func (c *call) stream(model string, rep *reply, ans answer, usage bool, topLogpr
 		cut = len(ans.parts) / 2
 	}
 	for i, p := range ans.parts {
-		if i == cut {
-			c.rec.Fault = c.fault
-			c.cut(false)
-			return
-		}
-		delay := time.Duration(p.tokens) * c.acct.PerToken
-		if i == 0 {
-			delay = c.acct.TTFT + time.Duration(p.tokens-1)*c.acct.PerToken
-		}
-		if !c.sleep(delay) {
+		if !c.pace(i, p, cut) {
 			return
 		}
 		o := (*b)[:n]
@@ -873,4 +864,21 @@ func (s *Server) sampled(model string, msgs []tokens.Message, r *reply) *reply {
 	out.sum = sum
 	out.target = minAnswer + int(binary.BigEndian.Uint64(sum[:8])%(maxAnswer-minAnswer+1))
 	return &out
+}
+
+// pace waits before streaming part i of an answer, as the account's
+// latency says (TTFT before the first, PerToken a token after), or cuts the
+// stream at part cut (a StreamBreak fault). It reports false when the
+// stream must end: cut, or the client went away.
+func (c *call) pace(i int, p part, cut int) bool {
+	if i == cut {
+		c.rec.Fault = c.fault
+		c.cut(false)
+		return false
+	}
+	delay := time.Duration(p.tokens) * c.acct.PerToken
+	if i == 0 {
+		delay = c.acct.TTFT + time.Duration(p.tokens-1)*c.acct.PerToken
+	}
+	return c.sleep(delay)
 }

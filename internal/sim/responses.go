@@ -624,16 +624,7 @@ func (c *call) streamResponse(obj *responseObject, item any, ans answer, stored 
 		cut = len(ans.parts) / 2
 	}
 	for i, p := range ans.parts {
-		if i == cut {
-			c.rec.Fault = c.fault
-			c.cut(false)
-			return
-		}
-		delay := time.Duration(p.tokens) * c.acct.PerToken
-		if i == 0 {
-			delay = c.acct.TTFT + time.Duration(p.tokens-1)*c.acct.PerToken
-		}
-		if !c.sleep(delay) {
+		if !c.pace(i, p, cut) {
 			return
 		}
 		var ok bool

@@ -1,23 +1,23 @@
-package daemon
+package proxy
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strings"
-
-	"github.com/creachadair/jrpc2"
 
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
-// kindCodes assigns a JSON-RPC code to every kind of failure. This and
-// rpcError are the one place where internal errors become wire errors.
+// ErrShuttingDown is the cause of the requests a stopping daemon cancels.
+var ErrShuttingDown = errors.New("lbgptd is shutting down")
+
+// kindCodes assigns a protocol code to every kind of failure. This and
+// Error are the one place where failures become wire errors; the HTTP
+// endpoint maps these codes to statuses.
 var kindCodes = map[provider.Kind]int{
 	provider.KindRateLimited: rpc.CodeRateLimited,
 	provider.KindAuth:        rpc.CodeAuth,
@@ -31,22 +31,26 @@ var kindCodes = map[provider.Kind]int{
 	provider.KindCanceled:    rpc.CodeCanceled,
 }
 
-// rpcError turns a request's failure into the error the client sees. Its
-// messages come from provider errors, which are already redacted.
-func rpcError(err error, received json.RawMessage) error {
-	var je *jrpc2.Error
-	if errors.As(err, &je) {
-		return je
+// Error turns a request's failure into the error its client sees, with
+// received, what a broken stream had delivered, in its data. Its messages
+// come from provider errors, which are already redacted. Error(nil, …) is
+// nil.
+func Error(err error, received json.RawMessage) *rpc.Error {
+	if err == nil {
+		return nil
 	}
-	if errors.Is(err, errShuttingDown) {
-		return (&jrpc2.Error{Code: rpc.CodeShuttingDown, Message: errShuttingDown.Error() + ": the request was canceled; retry it once lbgptd is back"}).
-			WithData(rpc.ErrorData{Kind: "shutting_down", Received: received})
+	if re, ok := errors.AsType[*rpc.Error](err); ok {
+		return re
 	}
-	var be *balance.Error
-	if !errors.As(err, &be) {
+	if errors.Is(err, ErrShuttingDown) {
+		return &rpc.Error{Code: rpc.CodeShuttingDown, Message: ErrShuttingDown.Error() + ": the request was canceled; retry it once lbgptd is back",
+			Data: &rpc.ErrorData{Kind: "shutting_down", Received: received}}
+	}
+	be, ok := errors.AsType[*balance.Error](err)
+	if !ok {
 		pe := provider.AsError(err)
 		if pe.Kind == provider.KindServer { // not an upstream failure: ours
-			return &jrpc2.Error{Code: rpc.CodeInternal, Message: err.Error()}
+			return &rpc.Error{Code: rpc.CodeInternal, Message: err.Error()}
 		}
 		be = &balance.Error{Kind: pe.Kind, Message: string(pe.Kind)}
 		if pe.Backend != "" {
@@ -57,7 +61,7 @@ func rpcError(err error, received json.RawMessage) error {
 	if !ok {
 		code = rpc.CodeInternal
 	}
-	data := rpc.ErrorData{Kind: string(be.Kind), Attempts: be.Attempts, Received: received}
+	data := &rpc.ErrorData{Kind: string(be.Kind), Attempts: be.Attempts, Received: received}
 	if be.Last != nil {
 		data.Backend = be.Last.Backend
 		data.Status = be.Last.Status
@@ -69,32 +73,33 @@ func rpcError(err error, received json.RawMessage) error {
 	if msg == "" {
 		msg = string(be.Kind)
 	}
-	return (&jrpc2.Error{Code: jrpc2.Code(code), Message: msg}).WithData(data)
+	return &rpc.Error{Code: code, Message: msg, Data: data}
 }
 
-func invalidParams(field, format string, args ...any) error {
-	return (&jrpc2.Error{Code: rpc.CodeInvalidParams, Message: fmt.Sprintf(format, args...)}).
-		WithData(rpc.ErrorData{Field: field})
+// InvalidParams is the error of a request or its params that cannot be
+// served as they are; field names the culprit ("" when none).
+func InvalidParams(field, format string, args ...any) *rpc.Error {
+	e := &rpc.Error{Code: rpc.CodeInvalidParams, Message: fmt.Sprintf(format, args...)}
+	if field != "" {
+		e.Data = &rpc.ErrorData{Field: field}
+	}
+	return e
 }
 
-// strictUnmarshal decodes one JSON value into v, refusing unknown fields
-// and trailing data. Errors are invalid-params errors naming the field.
-func strictUnmarshal(b []byte, v any, what string) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return invalidParams(fieldOf(err), "%s: %s", what, describeJSONError(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalidParams("", "%s: unexpected data after the JSON value", what)
-	}
-	return nil
+// Internal is an error of lbgptd itself.
+func Internal(err error) *rpc.Error {
+	return &rpc.Error{Code: rpc.CodeInternal, Message: err.Error()}
+}
+
+// DecodeError is the invalid-params error of a JSON decoding error of
+// what ("request", "params"), naming the field it is about.
+func DecodeError(err error, what string) *rpc.Error {
+	return InvalidParams(fieldOf(err), "%s: %s", what, describeJSONError(err))
 }
 
 // fieldOf names the field a decoding error is about, when it says.
 func fieldOf(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		return te.Field
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
@@ -104,8 +109,7 @@ func fieldOf(err error) string {
 }
 
 func describeJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		if te.Field == "" {
 			return fmt.Sprintf("want a JSON object, got JSON %s", te.Value)
 		}

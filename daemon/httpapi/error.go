@@ -1,15 +1,12 @@
-package daemon
+package httpapi
 
 import (
-	"encoding/json"
-	"errors"
 	"math"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/creachadair/jrpc2"
-
+	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -52,17 +49,14 @@ var httpStatus = map[int]struct {
 // httpError turns the error of an answer into an HTTP status and OpenAI's
 // error body.
 func httpError(err error) (int, map[string]openAIError) {
-	var je *jrpc2.Error
-	if !errors.As(err, &je) {
-		je, _ = rpcError(err, nil).(*jrpc2.Error)
-	}
-	m, ok := httpStatus[int(je.Code)]
+	je := proxy.Error(err, nil)
+	m, ok := httpStatus[je.Code]
 	if !ok {
 		m = httpStatus[rpc.CodeInternal]
 	}
 	e := openAIError{Message: je.Message, Type: m.typ}
-	var data rpc.ErrorData
-	if len(je.Data) > 0 && json.Unmarshal(je.Data, &data) == nil {
+	if je.Data != nil {
+		data := *je.Data
 		e.Lbgpt = &data
 		if data.Field != "" {
 			e.Param = data.Field
@@ -115,29 +109,6 @@ func writeHTTPErrorHint(w http.ResponseWriter, err error, hint func() time.Durat
 		w.Header().Set("Retry-After-Ms", strconv.FormatInt(wait.Milliseconds(), 10))
 	}
 	writeJSON(w, status, body)
-}
-
-// retryHint is how long until some backend of the pool has room again: the
-// end of the nearest cooldown, or the refill of one request under an RPM
-// limit that is spent. One second when nothing says more.
-func (d *Daemon) retryHint() time.Duration {
-	now := time.Now()
-	best := time.Duration(0)
-	for _, st := range d.pool.State() {
-		var wait time.Duration
-		switch {
-		case st.CooldownUntil.After(now):
-			wait = st.CooldownUntil.Sub(now)
-		case st.LimitRPM > 0 && st.RemainingRPM == 0:
-			wait = time.Minute / time.Duration(st.LimitRPM)
-		default:
-			continue
-		}
-		if best == 0 || wait < best {
-			best = wait
-		}
-	}
-	return max(best, time.Second)
 }
 
 // writeOpenAIError answers with an error of the endpoint itself.

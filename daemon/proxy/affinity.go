@@ -1,10 +1,12 @@
-package daemon
+package proxy
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,7 +14,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/provider"
+	"github.com/lbgpt/lbgpt/rpc"
 )
 
 // A response of the Responses API is stateful on the account that made it:
@@ -166,7 +170,7 @@ func (a *affinity) close() {
 // that carries the response. A record that cannot be written is logged and
 // returned as a warning for the answer: it was delivered, but a call that
 // continues it may not find its backend.
-func (d *Daemon) pin(events []provider.Event, backend string) (warning string) {
+func (pl *Pipeline) pin(events []provider.Event, backend string) (warning string) {
 	for _, ev := range events {
 		var v struct {
 			ID       string `json:"id"`
@@ -184,8 +188,8 @@ func (d *Daemon) pin(events []provider.Event, backend string) (warning string) {
 		if id == "" {
 			continue
 		}
-		if err := d.affinity.put(id, backend); err != nil {
-			d.log.Warn("could not record which backend holds a response", "backend", backend, "err", err)
+		if err := pl.affinity.put(id, backend); err != nil {
+			pl.log.Warn("could not record which backend holds a response", "backend", backend, "err", err)
 			return "lbgpt could not record which backend holds this response (" + err.Error() + "): a request continuing it may not find it"
 		}
 		return ""
@@ -197,13 +201,13 @@ func (d *Daemon) pin(events []provider.Event, backend string) (warning string) {
 // response lbgpt has no record of (made before lbgpt, or elsewhere) can
 // only be looked for where it could be: with a single backend that could
 // serve it, there.
-func (d *Daemon) holder(id, model string) (string, error) {
-	if b, ok := d.affinity.get(id); ok {
+func (pl *Pipeline) holder(id, model string) (string, error) {
+	if b, ok := pl.affinity.get(id); ok {
 		return b, nil
 	}
 	var only string
 	n := 0
-	for _, m := range d.pool.Members() {
+	for _, m := range pl.pool.Members() {
 		if model == "" || m.Config.Serves(model) {
 			only = m.Name()
 			n++
@@ -216,10 +220,10 @@ func (d *Daemon) holder(id, model string) (string, error) {
 }
 
 // pinned is the backend a request continuing response id must go to.
-func (d *Daemon) pinned(id, model string) (string, error) {
-	b, err := d.holder(id, model)
+func (pl *Pipeline) pinned(id, model string) (string, error) {
+	b, err := pl.holder(id, model)
 	if err != nil {
-		return "", invalidParams("previous_response_id", "%v", err)
+		return "", InvalidParams("previous_response_id", "%v", err)
 	}
 	return b, nil
 }
@@ -230,4 +234,24 @@ type responseError struct{ id string }
 func (e *responseError) Error() string {
 	return fmt.Sprintf("lbgpt has no record of which backend holds response %q (it keeps one for each response made through it, for 30 days); "+
 		"with several backends it cannot tell where this one is", e.id)
+}
+
+// OnResponse makes a call on a stored response (GET or DELETE
+// responses/ID, POST responses/ID/cancel, GET responses/ID/input_items:
+// suffix is "", "/cancel" or "/input_items") on the backend that holds it,
+// and returns the upstream's answer as it is.
+func (pl *Pipeline) OnResponse(ctx context.Context, method, id, suffix, query string, body []byte) (Result, error) {
+	start := time.Now()
+	backend, err := pl.holder(id, "")
+	if err != nil {
+		return Result{}, &rpc.Error{Code: rpc.CodeNotFound, Message: err.Error(), Data: &rpc.ErrorData{Kind: "no_backend", Code: "response_not_found"}}
+	}
+	c := provider.Call{Method: method, Path: provider.PathResponses + "/" + url.PathEscape(id) + suffix, Query: query, Body: body}
+	ctx, cancel := context.WithTimeout(ctx, pl.timeout(rpc.Options{}))
+	defer cancel()
+	ans, err := pl.send(ctx, nil, balance.Request{Backend: backend}, c)
+	if err != nil {
+		return Result{}, Error(err, nil)
+	}
+	return Result{Body: ans.body, Header: ans.header, Status: ans.status, Meta: pl.meta(ans.rep, "", false, start, ans.rep.Upstream)}, nil
 }

@@ -1,4 +1,4 @@
-package daemon
+package proxy
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/creachadair/jrpc2"
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/lbgpt/lbgpt/balance"
@@ -20,15 +19,6 @@ import (
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
-
-// embeddings is the jrpc2 handler of rpc.MethodEmbeddings.
-func (d *Daemon) embeddings(ctx context.Context, jreq *jrpc2.Request) (any, error) {
-	var p rpc.EmbeddingsParams
-	if err := decodeParams(jreq, &p); err != nil {
-		return nil, err
-	}
-	return d.embed(ctx, p.Request, p.Options)
-}
 
 // embedRequest is an OpenAI embeddings request.
 type embedRequest struct {
@@ -39,41 +29,41 @@ type embedRequest struct {
 	User           string          `json:"user,omitempty"`
 }
 
-// embed answers one OpenAI embeddings request, whoever asked (the
+// Embed answers one OpenAI embeddings request, whoever asked (the
 // embeddings method, the HTTP endpoint). Each input is looked up in the
 // exact cache on its own; only the inputs not cached go upstream, in one
 // request through the pool (limits, retries, failover), and their vectors
 // are then stored. The response has one embedding per input, in input
 // order; Cached flags the ones that came from the cache.
-func (d *Daemon) embed(ctx context.Context, raw json.RawMessage, opts rpc.Options) (rpc.EmbeddingsResult, error) {
+func (pl *Pipeline) Embed(ctx context.Context, raw json.RawMessage, opts rpc.Options) (rpc.EmbeddingsResult, error) {
 	start := time.Now()
 	var req *embedRequest
 	if err := json.Unmarshal(raw, &req); err != nil {
-		return rpc.EmbeddingsResult{}, invalidParams(fieldOf(err), "request: %s", describeJSONError(err))
+		return rpc.EmbeddingsResult{}, DecodeError(err, "request")
 	}
-	if err := checkOptions(opts); err != nil {
+	if err := CheckOptions(opts); err != nil {
 		return rpc.EmbeddingsResult{}, err
 	}
 	switch {
 	case req == nil:
-		return rpc.EmbeddingsResult{}, invalidParams("request", "params.request is missing: send a full OpenAI embeddings request")
+		return rpc.EmbeddingsResult{}, InvalidParams("request", "params.request is missing: send a full OpenAI embeddings request")
 	case req.Model == "":
-		return rpc.EmbeddingsResult{}, invalidParams("model", "request: model is required")
+		return rpc.EmbeddingsResult{}, InvalidParams("model", "request: model is required")
 	case req.EncodingFormat != "" && req.EncodingFormat != "float" && req.EncodingFormat != "base64":
-		return rpc.EmbeddingsResult{}, invalidParams("encoding_format", `request: encoding_format must be "float" or "base64"`)
+		return rpc.EmbeddingsResult{}, InvalidParams("encoding_format", `request: encoding_format must be "float" or "base64"`)
 	}
 	inputs, err := splitInputs(req.Input)
 	if err != nil {
 		return rpc.EmbeddingsResult{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.timeout(opts))
+	ctx, cancel := context.WithTimeout(ctx, pl.timeout(opts))
 	defer cancel()
 
 	model := req.Model
 	if opts.ModelAlias != "" {
 		model = opts.ModelAlias
 	}
-	store := d.cache.store
+	store := pl.cache.store
 	keys := make([]string, len(inputs))
 	vecs := make([][]float32, len(inputs))
 	cached := make([]bool, len(inputs))
@@ -84,7 +74,7 @@ func (d *Daemon) embed(ctx context.Context, raw json.RawMessage, opts rpc.Option
 			if e, ok := store.Get(keys[i]); ok {
 				if v, ok := decodeVector(e.Value); ok {
 					vecs[i], cached[i] = v, true
-					d.cache.hitsExact.Add(1)
+					pl.cache.hitsExact.Add(1)
 					continue
 				}
 			}
@@ -99,38 +89,38 @@ func (d *Daemon) embed(ctx context.Context, raw json.RawMessage, opts rpc.Option
 		for j, i := range missing {
 			up[j] = inputs[i]
 		}
-		resp, rep, served, err := d.embedUpstream(ctx, raw, req, up)
+		resp, rep, served, err := pl.embedUpstream(ctx, raw, req, up)
 		if err != nil {
-			d.log.Debug("embeddings failed", "model", req.Model, "attempts", rep.Attempts, "err", err)
-			return rpc.EmbeddingsResult{}, rpcError(err, nil)
+			pl.log.Debug("embeddings failed", "model", req.Model, "attempts", rep.Attempts, "err", err)
+			return rpc.EmbeddingsResult{}, Error(err, nil)
 		}
 		usage = resp.Usage
 		for _, e := range resp.Data {
 			if e.Index < 0 || e.Index >= len(missing) {
-				return rpc.EmbeddingsResult{}, rpcError(fmt.Errorf("upstream answered embedding %d of %d", e.Index, len(missing)), nil)
+				return rpc.EmbeddingsResult{}, Error(fmt.Errorf("upstream answered embedding %d of %d", e.Index, len(missing)), nil)
 			}
 			vecs[missing[e.Index]] = e.vector
 		}
 		for _, i := range missing {
 			if vecs[i] == nil {
-				return rpc.EmbeddingsResult{}, rpcError(errors.New("upstream left out an embedding"), nil)
+				return rpc.EmbeddingsResult{}, Error(errors.New("upstream left out an embedding"), nil)
 			}
 		}
-		m = d.meta(rep, served, false, start, rep.Upstream)
+		m = pl.meta(rep, served, false, start, rep.Upstream)
 		if store != nil {
-			d.cache.misses.Add(int64(len(missing)))
+			pl.cache.misses.Add(int64(len(missing)))
 			if !opts.NoStore {
-				m.Warning = d.storeVectors(keys, vecs, missing, model, opts)
+				m.Warning = pl.storeVectors(keys, vecs, missing, model, opts)
 			}
 		}
 	} else {
-		m = d.meta(balance.Report{}, model, false, start, 0)
+		m = pl.meta(balance.Report{}, model, false, start, 0)
 		m.Cache = rpc.CacheExact
 	}
 
 	out, err := embedResponse(vecs, req, usage)
 	if err != nil {
-		return rpc.EmbeddingsResult{}, rpcError(err, nil)
+		return rpc.EmbeddingsResult{}, Error(err, nil)
 	}
 	return rpc.EmbeddingsResult{Response: out, Cached: cached, Meta: m}, nil
 }
@@ -140,7 +130,7 @@ func (d *Daemon) embed(ctx context.Context, raw json.RawMessage, opts rpc.Option
 // one input each.
 func splitInputs(raw json.RawMessage) ([]json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
-	bad := invalidParams("input", "request: input must be a string, an array of strings, an array of tokens or an array of token arrays, not empty")
+	bad := InvalidParams("input", "request: input must be a string, an array of strings, an array of tokens or an array of token arrays, not empty")
 	if len(raw) == 0 {
 		return nil, bad
 	}
@@ -205,9 +195,9 @@ type embedResult struct {
 // embedUpstream asks the pool for the embeddings of inputs: the client's
 // request (raw; nil for the semantic cache's own) with its input replaced
 // by them.
-func (d *Daemon) embedUpstream(ctx context.Context, raw json.RawMessage, req *embedRequest, inputs []json.RawMessage) (embedResult, balance.Report, string, error) {
+func (pl *Pipeline) embedUpstream(ctx context.Context, raw json.RawMessage, req *embedRequest, inputs []json.RawMessage) (embedResult, balance.Report, string, error) {
 	adm := balance.Request{Model: req.Model}
-	if d.pool.CountsTokens(req.Model) {
+	if pl.pool.CountsTokens(req.Model) {
 		for _, in := range inputs {
 			var s string
 			if json.Unmarshal(in, &s) == nil {
@@ -219,7 +209,7 @@ func (d *Daemon) embedUpstream(ctx context.Context, raw json.RawMessage, req *em
 	}
 	fields := map[string]json.RawMessage{}
 	if raw != nil && json.Unmarshal(raw, &fields) != nil {
-		return embedResult{}, balance.Report{}, "", invalidParams("request", "request: want a JSON object")
+		return embedResult{}, balance.Report{}, "", InvalidParams("request", "request: want a JSON object")
 	}
 	fields["model"], _ = json.Marshal(req.Model)
 	fields["input"], _ = json.Marshal(inputs)
@@ -229,7 +219,7 @@ func (d *Daemon) embedUpstream(ctx context.Context, raw json.RawMessage, req *em
 	}
 	var served string
 	var out embedResult
-	_, rep, err := balance.Do(ctx, d.pool, adm,
+	_, rep, err := balance.Do(ctx, pl.pool, adm,
 		func(ctx context.Context, m *balance.Member) (struct{}, balance.Outcome, error) {
 			served = m.Config.Deployment(req.Model)
 			res, err := m.Provider.Send(ctx, provider.Call{Path: provider.PathEmbeddings, Model: req.Model, Body: body})
@@ -273,9 +263,9 @@ func readVector(raw json.RawMessage) ([]float32, bool) {
 
 // storeVectors stores the vectors of the missing inputs; it returns a
 // warning when some could not be stored.
-func (d *Daemon) storeVectors(keys []string, vecs [][]float32, missing []int, model string, opts rpc.Options) string {
+func (pl *Pipeline) storeVectors(keys []string, vecs [][]float32, missing []int, model string, opts rpc.Options) string {
 	now := time.Now()
-	ttl := d.config().Cache.TTL.Duration
+	ttl := pl.config().Cache.TTL.Duration
 	if t := time.Duration(opts.CacheTTL); t > 0 {
 		ttl = t
 	}
@@ -288,15 +278,15 @@ func (d *Daemon) storeVectors(keys []string, vecs [][]float32, missing []int, mo
 		if ttl > 0 {
 			e.Expires = now.Add(ttl)
 		}
-		if err := d.cache.store.Put(e); err != nil {
-			d.cache.writeErrors.Add(1)
+		if err := pl.cache.store.Put(e); err != nil {
+			pl.cache.writeErrors.Add(1)
 			if firstErr == nil {
 				firstErr = err
 			}
 		}
 	}
 	if firstErr != nil {
-		d.log.Warn("cache write failed; the embeddings were delivered", "err", firstErr)
+		pl.log.Warn("cache write failed; the embeddings were delivered", "err", firstErr)
 		return "some embeddings could not be cached: " + firstErr.Error()
 	}
 	return ""
@@ -353,7 +343,7 @@ func embedResponse(vecs [][]float32, req *embedRequest, usage openai.Usage) (jso
 // model called through the pool, so its limits, retries and failover
 // apply. Its vectors are scaled to unit length.
 type poolEmbedder struct {
-	d     *Daemon
+	pl    *Pipeline
 	model string
 }
 
@@ -366,7 +356,7 @@ func (e poolEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, e
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(e.d.base, e.d.timeout(rpc.Options{}))
+		ctx, cancel = context.WithTimeout(e.pl.base, e.pl.timeout(rpc.Options{}))
 		defer cancel()
 	}
 	inputs := make([]json.RawMessage, len(texts))
@@ -377,16 +367,16 @@ func (e poolEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, e
 		}
 		inputs[i] = b
 	}
-	resp, _, _, err := e.d.embedUpstream(ctx, nil, &embedRequest{Model: e.model}, inputs)
+	resp, _, _, err := e.pl.embedUpstream(ctx, nil, &embedRequest{Model: e.model}, inputs)
 	if err != nil {
 		return nil, fmt.Errorf("embed with %s: %w", e.model, err)
 	}
 	out := make([][]float32, len(texts))
-	for _, d := range resp.Data {
-		if d.Index < 0 || d.Index >= len(texts) {
-			return nil, fmt.Errorf("embed with %s: embedding %d of %d", e.model, d.Index, len(texts))
+	for _, item := range resp.Data {
+		if item.Index < 0 || item.Index >= len(texts) {
+			return nil, fmt.Errorf("embed with %s: embedding %d of %d", e.model, item.Index, len(texts))
 		}
-		out[d.Index] = unit(d.vector)
+		out[item.Index] = unit(item.vector)
 	}
 	for i, v := range out {
 		if v == nil {

@@ -1,4 +1,4 @@
-package daemon
+package proxy
 
 import (
 	"bytes"
@@ -67,7 +67,7 @@ func cutChunk(b []byte) (chunk, rest []byte, ok bool) {
 }
 
 // whole is a stored answer for a request that wants it whole.
-func whole(r *apiRequest, body []byte, events []provider.Event) ([]byte, error) {
+func whole(r *Request, body []byte, events []provider.Event) ([]byte, error) {
 	if events == nil {
 		return body, nil
 	}
@@ -90,7 +90,7 @@ func whole(r *apiRequest, body []byte, events []provider.Event) ([]byte, error) 
 
 // streamForm is a stored answer for a request that wants it streamed; a chat
 // client that did not ask for the usage chunk does not get it.
-func streamForm(r *apiRequest, body []byte, events []provider.Event) ([]provider.Event, error) {
+func streamForm(r *Request, body []byte, events []provider.Event) ([]provider.Event, error) {
 	if events != nil {
 		if !r.chat() || r.wantUsage() {
 			return events, nil
@@ -130,7 +130,7 @@ func streamForm(r *apiRequest, body []byte, events []provider.Event) ([]provider
 
 // partial is what a broken stream had delivered, whole, for the error's
 // data; nil when it cannot be put together.
-func partial(r *apiRequest, events []provider.Event) []byte {
+func partial(r *Request, events []provider.Event) []byte {
 	if len(events) == 0 || !r.chat() {
 		return nil
 	}

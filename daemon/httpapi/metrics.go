@@ -1,4 +1,4 @@
-package daemon
+package httpapi
 
 import (
 	"math"
@@ -6,59 +6,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
+	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
 // GET /metrics: the daemon's counters in Prometheus' text exposition format
 // (version 0.0.4), written by hand: the format is small, and
 // client_golang's registry would weigh more than the endpoint.
-
-// latencyBuckets are the upper bounds of the latency histograms, seconds.
-var latencyBuckets = [...]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
-
-// histogram counts durations into latencyBuckets; safe for concurrent use.
-type histogram struct {
-	counts [len(latencyBuckets) + 1]atomic.Uint64 // per bucket, not cumulative; the last is +Inf
-	sumUS  atomic.Uint64
-}
-
-func (h *histogram) observe(d time.Duration) {
-	s := d.Seconds()
-	i, _ := slices.BinarySearch(latencyBuckets[:], s) // the first bound >= s
-	h.counts[i].Add(1)
-	h.sumUS.Add(uint64(max(d.Microseconds(), 0)))
-}
-
-// latencies are the per-backend histograms of answered requests: the whole
-// request as its client saw it, and the upstream part. A backend's pair is
-// made on first use, so backends added by a reload have theirs. The zero
-// value is ready; safe for concurrent use.
-type latencies struct {
-	m sync.Map // backend name → *[2]histogram
-}
-
-// of returns backend's histograms.
-func (l *latencies) of(backend string) *[2]histogram {
-	if h, ok := l.m.Load(backend); ok {
-		return h.(*[2]histogram)
-	}
-	h, _ := l.m.LoadOrStore(backend, new([2]histogram))
-	return h.(*[2]histogram)
-}
-
-// observe records one answered request.
-func (l *latencies) observe(backend string, total, upstream time.Duration) {
-	if backend == "" {
-		return // answered without a backend: a cache hit
-	}
-	h := l.of(backend)
-	h[0].observe(total)
-	h[1].observe(upstream)
-}
 
 // promWriter writes the text format.
 type promWriter struct{ b []byte }
@@ -105,17 +60,17 @@ func (p *promWriter) sample(name string, v float64, labels ...string) {
 }
 
 // histogram writes the samples of one histogram of a family.
-func (p *promWriter) histogram(name string, h *histogram, labels ...string) {
+func (p *promWriter) histogram(name string, h *proxy.Histogram, labels ...string) {
 	var cum uint64
-	for i := range len(latencyBuckets) + 1 {
-		cum += h.counts[i].Load()
+	for i := range len(proxy.LatencyBuckets) + 1 {
+		cum += h.Count(i)
 		le := math.Inf(1)
-		if i < len(latencyBuckets) {
-			le = latencyBuckets[i]
+		if i < len(proxy.LatencyBuckets) {
+			le = proxy.LatencyBuckets[i]
 		}
 		p.sample(name+"_bucket", float64(cum), append(slices.Clip(labels), "le", formatLe(le))...)
 	}
-	p.sample(name+"_sum", float64(h.sumUS.Load())/1e6, labels...)
+	p.sample(name+"_sum", h.SumSeconds(), labels...)
 	p.sample(name+"_count", float64(cum), labels...)
 }
 
@@ -130,7 +85,7 @@ func formatLe(v float64) string {
 var backendStates = []string{rpc.StateOK, rpc.StateSaturated, rpc.StateCooling, rpc.StateDown, rpc.StateDeadKey}
 
 // writeMetrics writes st and the latency histograms in the text format.
-func writeMetrics(st rpc.StatusResult, lat *latencies) []byte {
+func writeMetrics(st rpc.StatusResult, lat *proxy.Latencies) []byte {
 	var p promWriter
 	p.family("lbgpt_uptime_seconds", "gauge", "Seconds since lbgptd started.")
 	p.sample("lbgpt_uptime_seconds", st.UptimeS)
@@ -181,7 +136,7 @@ func writeMetrics(st rpc.StatusResult, lat *latencies) []byte {
 	} {
 		p.family(h.name, "histogram", h.help)
 		for _, b := range st.Backends {
-			p.histogram(h.name, &lat.of(b.Name)[i], "backend", b.Name)
+			p.histogram(h.name, &lat.Of(b.Name)[i], "backend", b.Name)
 		}
 	}
 	if c := st.Cache; c != nil {
@@ -205,8 +160,8 @@ func writeMetrics(st rpc.StatusResult, lat *latencies) []byte {
 }
 
 // metrics answers GET /metrics.
-func (a *httpAPI) metrics(w http.ResponseWriter, r *http.Request) {
-	b := writeMetrics(a.d.snapshot(), &a.d.latency)
+func (a *Handler) metrics(w http.ResponseWriter, r *http.Request) {
+	b := writeMetrics(a.status(), a.pl.Latencies())
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.Write(b)

@@ -1,4 +1,4 @@
-package daemon
+package proxy
 
 import (
 	"context"
@@ -13,24 +13,24 @@ import (
 )
 
 // semanticAdapter is package cache's semantic index as the daemon's
-// semanticIndex.
+// SemanticIndex.
 type semanticAdapter struct{ s *cache.Semantic }
 
-var _ semanticIndex = semanticAdapter{}
+var _ SemanticIndex = semanticAdapter{}
 
-func (a semanticAdapter) Lookup(ctx context.Context, partition, text string) (semanticHit, bool, error) {
+func (a semanticAdapter) Lookup(ctx context.Context, partition, text string) (SemanticHit, bool, error) {
 	h, ok, err := a.s.Lookup(ctx, partition, text)
-	return semanticHit(h), ok, err
+	return SemanticHit(h), ok, err
 }
 
-func (a semanticAdapter) Add(ctx context.Context, e semanticEntry) error {
+func (a semanticAdapter) Add(ctx context.Context, e SemanticEntry) error {
 	return a.s.Add(ctx, cache.SemanticEntry(e))
 }
 
 func (a semanticAdapter) Forget(id string) (bool, error) { return a.s.Forget(id) }
 
-func (a semanticAdapter) Purge(match func(semanticEntry) bool) (int, error) {
-	return a.s.Purge(func(e cache.SemanticEntry) bool { return match(semanticEntry(e)) })
+func (a semanticAdapter) Purge(match func(SemanticEntry) bool) (int, error) {
+	return a.s.Purge(func(e cache.SemanticEntry) bool { return match(SemanticEntry(e)) })
 }
 
 func (a semanticAdapter) Len() int { return a.s.Len() }
@@ -44,31 +44,31 @@ func (a semanticAdapter) Len() int { return a.s.Len() }
 // the local embedder the index opens at once; with the backend one, whose
 // first call goes upstream, in the background, the semantic cache off
 // until then. A failure is logged and leaves it off.
-func (d *Daemon) startSemantic(cfg config.Cache) {
-	if d.cache.store == nil {
+func (pl *Pipeline) startSemantic(cfg config.Cache) {
+	if pl.cache.store == nil {
 		return
 	}
 	var emb cache.Embedder
 	switch cfg.Embedder {
 	case config.EmbedderBackend:
-		emb = poolEmbedder{d: d, model: cfg.EmbeddingModel}
+		emb = poolEmbedder{pl: pl, model: cfg.EmbeddingModel}
 	default:
 		emb = cache.NewLocalEmbedder()
 	}
-	d.threshold = cache.DefaultThreshold
-	d.cache.openSem = func() (semanticIndex, error) {
+	pl.threshold = cache.DefaultThreshold
+	pl.cache.openSem = func() (SemanticIndex, error) {
 		var s *cache.Semantic
 		open := func() (err error) {
-			s, err = cache.OpenSemantic(d.cache.store.DB(), emb, cache.SemanticOptions{Logger: d.log})
+			s, err = cache.OpenSemantic(pl.cache.store.DB(), emb, cache.SemanticOptions{Logger: pl.log})
 			return err
 		}
 		err := cache.Guard(open)
 		if errors.Is(err, cache.ErrDamaged) {
 			// The exact entries opened; only the semantic index is
 			// damaged: it starts again empty.
-			d.log.Error("semantic index damaged: dropped, starting it empty", "err", err)
+			pl.log.Error("semantic index damaged: dropped, starting it empty", "err", err)
 			err = cache.Guard(func() error {
-				if err := d.cache.store.DB().Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte(semanticBucket)) }); err != nil {
+				if err := pl.cache.store.DB().Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte(semanticBucket)) }); err != nil {
 					return err
 				}
 				return open()
@@ -81,23 +81,23 @@ func (d *Daemon) startSemantic(cfg config.Cache) {
 	}
 	open := func() {
 		start := time.Now()
-		sem, err := d.cache.openSem()
+		sem, err := pl.cache.openSem()
 		if err != nil {
-			d.log.Warn("semantic cache unavailable", "embedder", cfg.Embedder, "err", err)
+			pl.log.Warn("semantic cache unavailable", "embedder", cfg.Embedder, "err", err)
 			return
 		}
-		d.cache.setSemantic(sem)
-		d.log.Info("semantic cache ready", "entries", sem.Len(), "embedder", cfg.Embedder, "took", time.Since(start).Round(time.Millisecond))
+		pl.cache.setSemantic(sem)
+		pl.log.Info("semantic cache ready", "entries", sem.Len(), "embedder", cfg.Embedder, "took", time.Since(start).Round(time.Millisecond))
 	}
-	d.cache.ensureSem = sync.OnceFunc(func() {
+	pl.cache.ensureSem = sync.OnceFunc(func() {
 		if cfg.Embedder == config.EmbedderBackend {
-			d.cache.opening.Go(open)
+			pl.cache.opening.Go(open)
 			return
 		}
 		open()
 	})
-	if cfg.Semantic != "" || hasBucket(d.cache.store.DB(), semanticBucket) {
-		d.cache.ensureSem()
+	if cfg.Semantic != "" || hasBucket(pl.cache.store.DB(), semanticBucket) {
+		pl.cache.ensureSem()
 	}
 }
 

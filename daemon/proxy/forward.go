@@ -1,4 +1,4 @@
-package daemon
+package proxy
 
 import (
 	"context"
@@ -53,22 +53,22 @@ func passed(h http.Header) http.Header {
 
 // admission is what the pool needs to admit r. Its tokens are counted only
 // when a backend that could take it has a TPM limit to respect.
-func (d *Daemon) admission(r *apiRequest) balance.Request {
-	if (!r.chat() && !r.responses()) || !d.pool.CountsTokens(r.view.Model) {
+func (pl *Pipeline) admission(r *Request) balance.Request {
+	if (!r.chat() && !r.responses()) || !pl.pool.CountsTokens(r.view.Model) {
 		return balance.Request{Model: r.view.Model}
 	}
-	return d.est.request(r)
+	return pl.est.request(r)
 }
 
 // call is the provider call of r.
-func (r *apiRequest) call() provider.Call {
+func (r *Request) call() provider.Call {
 	return provider.Call{Path: r.path, Model: r.view.Model, Body: r.raw, Stream: r.view.Stream}
 }
 
 // send makes the balanced, retried upstream call of a whole answer.
-func (d *Daemon) send(ctx context.Context, r *apiRequest, adm balance.Request, c provider.Call) (answer, error) {
+func (pl *Pipeline) send(ctx context.Context, r *Request, adm balance.Request, c provider.Call) (answer, error) {
 	var ans answer
-	res, rep, err := balance.Do(ctx, d.pool, adm,
+	res, rep, err := balance.Do(ctx, pl.pool, adm,
 		func(ctx context.Context, m *balance.Member) (*provider.Response, balance.Outcome, error) {
 			ans.served = m.Config.Deployment(c.Model)
 			res, err := m.Provider.Send(ctx, c)
@@ -85,7 +85,7 @@ func (d *Daemon) send(ctx context.Context, r *apiRequest, adm balance.Request, c
 		return ans, err
 	}
 	if r != nil && (r.chat() || r.responses()) {
-		d.est.observe(readUsage(res.Body).completion())
+		pl.est.observe(readUsage(res.Body).completion())
 	}
 	ans.body, ans.header, ans.status = res.Body, passed(res.Obs.Header), res.Obs.Status
 	return ans, nil
@@ -93,7 +93,7 @@ func (d *Daemon) send(ctx context.Context, r *apiRequest, adm balance.Request, c
 
 // checkAnswer refuses a 2xx answer that is not what r's operation returns,
 // so that it is retried like a server error.
-func checkAnswer(p *provider.Provider, r *apiRequest, res *provider.Response) error {
+func checkAnswer(p *provider.Provider, r *Request, res *provider.Response) error {
 	if r == nil || (!r.chat() && !r.responses()) {
 		return nil
 	}
@@ -112,12 +112,12 @@ func checkAnswer(p *provider.Provider, r *apiRequest, res *provider.Response) er
 	return nil
 }
 
-// sink receives a streamed answer: start once, before the first event,
+// Sink receives a streamed answer: start once, before the first event,
 // with what is known then; then every event in order. An error (the client
 // went away) ends the stream.
-type sink interface {
-	start(m rpc.Meta, h http.Header) error
-	event(ev provider.Event) error
+type Sink interface {
+	Start(m rpc.Meta, h http.Header) error
+	Event(ev provider.Event) error
 }
 
 // opened is a stream held until its first content: until then a failure
@@ -132,13 +132,13 @@ type opened struct {
 // and relays its events to out. The stream may move to another backend
 // until its first content, never after. lc bounds it: the request's
 // deadline until the first content, then an idle timeout between events.
-func (d *Daemon) stream(ctx context.Context, lc *lifetime, r *apiRequest, adm balance.Request, out sink, m rpc.Meta, start time.Time) (answer, error) {
+func (pl *Pipeline) stream(ctx context.Context, lc *lifetime, r *Request, adm balance.Request, out Sink, m rpc.Meta, start time.Time) (answer, error) {
 	var ans answer
-	o, rep, done, err := balance.Open(ctx, d.pool, adm,
+	o, rep, done, err := balance.Open(ctx, pl.pool, adm,
 		func(ctx context.Context, mem *balance.Member) (opened, balance.Outcome, error) {
 			ans.served = mem.Config.Deployment(r.view.Model)
 			c := r.call()
-			c.HeaderTimeout = d.config().Balance.HeaderTimeout.Duration
+			c.HeaderTimeout = pl.config().Balance.HeaderTimeout.Duration
 			s, err := mem.Provider.Open(ctx, c)
 			res := balance.Outcome{Obs: s.Observation()}
 			if err != nil {
@@ -163,7 +163,7 @@ func (d *Daemon) stream(ctx context.Context, lc *lifetime, r *apiRequest, adm ba
 		})
 	ans.rep = rep
 	if err != nil {
-		return ans, rpcError(err, nil)
+		return ans, Error(err, nil)
 	}
 	lc.flowing()
 	ans.header = passed(o.header)
@@ -171,13 +171,13 @@ func (d *Daemon) stream(ctx context.Context, lc *lifetime, r *apiRequest, adm ba
 	var u usage
 	var streamErr error
 	defer func() {
-		d.est.observe(u.completion())
+		pl.est.observe(u.completion())
 		done(balance.Outcome{Tokens: r.charged(u)}, streamErr)
 	}()
 	m.Backend, m.Model, m.Attempts, m.QueuedUS = rep.Backend, ans.served, rep.Attempts, rep.Queued.Microseconds()
-	if err := out.start(m, ans.header); err != nil {
+	if err := out.Start(m, ans.header); err != nil {
 		closeStream(o.stream)
-		return ans, rpcError(err, nil)
+		return ans, Error(err, nil)
 	}
 	send := func(ev provider.Event) error {
 		ans.events = append(ans.events, ev)
@@ -187,16 +187,16 @@ func (d *Daemon) stream(ctx context.Context, lc *lifetime, r *apiRequest, adm ba
 				return nil // the usage chunk lbgpt asked for on its own account
 			}
 		}
-		return out.event(ev)
+		return out.Event(ev)
 	}
 	for _, ev := range o.head {
 		if err := send(ev); err != nil {
 			closeStream(o.stream)
-			return ans, rpcError(err, partial(r, ans.events))
+			return ans, Error(err, partial(r, ans.events))
 		}
 	}
 	if r.responses() && r.stateful() {
-		ans.warning = d.pin(o.head, rep.Backend)
+		ans.warning = pl.pin(o.head, rep.Backend)
 	}
 	upstream := rep.Upstream
 	if o.stream != nil {
@@ -211,21 +211,21 @@ func (d *Daemon) stream(ctx context.Context, lc *lifetime, r *apiRequest, adm ba
 			if err != nil {
 				streamErr = err
 				if ctx.Err() != nil { // the client canceled, a deadline passed, or lbgptd is stopping
-					return ans, rpcError(context.Cause(ctx), partial(r, ans.events))
+					return ans, Error(context.Cause(ctx), partial(r, ans.events))
 				}
 				pe := provider.AsError(err)
-				return ans, rpcError(&balance.Error{Kind: pe.Kind, Attempts: rep.Attempts, Last: pe,
+				return ans, Error(&balance.Error{Kind: pe.Kind, Attempts: rep.Attempts, Last: pe,
 					Message: "the stream broke after its first token, so it could not move to another backend: " + pe.Error()}, partial(r, ans.events))
 			}
 			lc.flowing()
 			if err := send(ev); err != nil {
-				return ans, rpcError(err, partial(r, ans.events))
+				return ans, Error(err, partial(r, ans.events))
 			}
 		}
 	}
 	ans.rep.Upstream = upstream
 	if ctx.Err() != nil { // the end came, but the client or the deadline had gone first
-		return ans, rpcError(context.Cause(ctx), partial(r, ans.events))
+		return ans, Error(context.Cause(ctx), partial(r, ans.events))
 	}
 	return ans, nil
 }
@@ -238,7 +238,7 @@ func closeStream(s *provider.Stream) {
 
 // hasContent reports whether ev carries the answer's first content: a chat
 // chunk with text, a tool call or a refusal; a Responses delta, or its end.
-func hasContent(r *apiRequest, ev provider.Event) bool {
+func hasContent(r *Request, ev provider.Event) bool {
 	if !r.chat() {
 		return strings.HasSuffix(ev.Name, ".delta") || provider.Terminal(ev.Name) ||
 			ev.Name == "response.output_item.done" || (ev.Name == "" && r.path != provider.PathResponses)
@@ -258,8 +258,8 @@ func hasContent(r *apiRequest, ev provider.Event) bool {
 		return false
 	}
 	for _, ch := range c.Choices {
-		d := ch.Delta
-		if d.Content != "" || d.Refusal != "" || notEmpty(d.ToolCalls) || notEmpty(d.FunctionCall) || notEmpty(d.Audio) {
+		dl := ch.Delta
+		if dl.Content != "" || dl.Refusal != "" || notEmpty(dl.ToolCalls) || notEmpty(dl.FunctionCall) || notEmpty(dl.Audio) {
 			return true
 		}
 	}
@@ -273,7 +273,7 @@ func notEmpty(raw json.RawMessage) bool {
 
 // eventUsage is the usage an event reports, nil when it has none: a chat
 // chunk's usage, a Responses terminal event's response usage.
-func eventUsage(r *apiRequest, ev provider.Event) *usage {
+func eventUsage(r *Request, ev provider.Event) *usage {
 	if r.chat() {
 		if !strings.Contains(string(ev.Data), `"usage"`) {
 			return nil

@@ -1,4 +1,4 @@
-package daemon
+package proxy
 
 import (
 	"cmp"
@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/creachadair/jrpc2"
-
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/cache"
 	"github.com/lbgpt/lbgpt/config"
@@ -31,10 +29,10 @@ type caches struct {
 	// semMu guards sem: lookups and writes hold it shared, compaction
 	// exclusively while it reopens the index on the new file.
 	semMu sync.RWMutex
-	sem   semanticIndex // nil: no semantic cache
+	sem   SemanticIndex // nil: no semantic cache
 	// openSem (re)opens the semantic index on the store's file; nil when
 	// the daemon has none.
-	openSem func() (semanticIndex, error)
+	openSem func() (SemanticIndex, error)
 	opening sync.WaitGroup // the background opening of the index, if any
 	// ensureSem opens the semantic index once, when first wanted; nil
 	// without a cache.
@@ -50,38 +48,38 @@ type caches struct {
 	quarantined string
 }
 
-// semanticIndex is what the daemon needs of the semantic cache (package
+// SemanticIndex is what the daemon needs of the semantic cache (package
 // cache's Semantic, or a fake in tests).
-type semanticIndex interface {
-	Lookup(ctx context.Context, partition, text string) (semanticHit, bool, error)
-	Add(ctx context.Context, e semanticEntry) error
+type SemanticIndex interface {
+	Lookup(ctx context.Context, partition, text string) (SemanticHit, bool, error)
+	Add(ctx context.Context, e SemanticEntry) error
 	Forget(id string) (bool, error)
-	Purge(match func(semanticEntry) bool) (int, error)
+	Purge(match func(SemanticEntry) bool) (int, error)
 	Len() int
 }
 
-type semanticHit struct {
+type SemanticHit struct {
 	ID, Target string
 	Similarity float64
 	Exact      bool
 }
 
-type semanticEntry struct {
+type SemanticEntry struct {
 	ID, Partition, Text, Target, Namespace string
 	Created                                time.Time
 }
 
 // openCache opens the exact store as the config says: [cache] path, else
 // cache.db in the daemon's state directory.
-func openCache(cfg config.Cache, d *Daemon) error {
+func openCache(cfg config.Cache, pl *Pipeline) error {
 	if !cfg.Enabled {
 		return nil
 	}
 	path := cfg.Path
 	if path == "" {
-		path = filepath.Join(d.stateDir, cache.FileName)
+		path = filepath.Join(pl.stateDir, cache.FileName)
 	}
-	opts := cache.Options{MaxBytes: int64(cfg.MaxBytes), Logger: d.log}
+	opts := cache.Options{MaxBytes: int64(cfg.MaxBytes), Logger: pl.log}
 	s, err := cache.Open(path, opts)
 	if err != nil && !errors.Is(err, cache.ErrLocked) && !errors.Is(err, fs.ErrPermission) {
 		// A file that does not open cleanly is set aside, kept for whoever
@@ -92,15 +90,15 @@ func openCache(cfg config.Cache, d *Daemon) error {
 		if rerr := os.Rename(path, aside); rerr != nil {
 			return fmt.Errorf("%w; setting it aside failed too: %w", err, rerr)
 		}
-		d.cache.quarantined = fmt.Sprintf("the cache file did not open (%v): it was set aside as %s and lbgptd started with an empty cache", err, aside)
-		d.log.Error("cache file damaged: set aside, starting with an empty cache", "err", err, "set_aside_as", aside)
+		pl.cache.quarantined = fmt.Sprintf("the cache file did not open (%v): it was set aside as %s and lbgptd started with an empty cache", err, aside)
+		pl.log.Error("cache file damaged: set aside, starting with an empty cache", "err", err, "set_aside_as", aside)
 		s, err = cache.Open(path, opts)
 	}
 	if err != nil {
 		return err
 	}
-	d.cache.store = s
-	d.cache.semAdds = newSemWriter(semQueue)
+	pl.cache.store = s
+	pl.cache.semAdds = newSemWriter(semQueue)
 	return nil
 }
 
@@ -108,11 +106,11 @@ func openCache(cfg config.Cache, d *Daemon) error {
 // adds one waits too.
 const semQueue = 256
 
-// keepCacheFile keeps in cfg, a reloaded configuration, the [cache]
+// KeepCacheFile keeps in cfg, a reloaded configuration, the [cache]
 // settings that shape the open cache (its file, cap and embedder): they
 // apply at the next start. ttl, deterministic_only and semantic apply at
 // once.
-func keepCacheFile(cfg, old *config.Config, log *slog.Logger) {
+func KeepCacheFile(cfg, old *config.Config, log *slog.Logger) {
 	n, o := &cfg.Cache, old.Cache
 	if n.Enabled != o.Enabled || n.Path != o.Path || n.MaxBytes != o.MaxBytes || n.Embedder != o.Embedder || n.EmbeddingModel != o.EmbeddingModel {
 		log.Warn("the cache's enabled, path, max_bytes and embedder settings changed; they apply at the next start")
@@ -122,7 +120,7 @@ func keepCacheFile(cfg, old *config.Config, log *slog.Logger) {
 
 // setSemantic installs the semantic index, unless one is there already
 // (a test's fake, installed before the real one opened).
-func (c *caches) setSemantic(s semanticIndex) {
+func (c *caches) setSemantic(s SemanticIndex) {
 	c.semMu.Lock()
 	defer c.semMu.Unlock()
 	if c.sem == nil {
@@ -131,7 +129,7 @@ func (c *caches) setSemantic(s semanticIndex) {
 }
 
 // semanticIndexNow is the semantic index, nil when there is none.
-func (c *caches) semanticIndexNow() semanticIndex {
+func (c *caches) semanticIndexNow() SemanticIndex {
 	c.semMu.RLock()
 	defer c.semMu.RUnlock()
 	return c.sem
@@ -155,7 +153,7 @@ type cachePlan struct {
 // plan decides how r uses the caches and single-flight. The key is
 // computed even with the cache off, for single-flight. A request whose
 // answer is not cached (a stateful response, another route) has no key.
-func (d *Daemon) plan(r *apiRequest, opts rpc.Options) cachePlan {
+func (pl *Pipeline) plan(r *Request, opts rpc.Options) cachePlan {
 	kind := r.cacheKind()
 	if kind == "" {
 		return cachePlan{}
@@ -166,17 +164,17 @@ func (d *Daemon) plan(r *apiRequest, opts rpc.Options) cachePlan {
 		return cachePlan{}
 	}
 	p := cachePlan{key: key, coalesce: !opts.NoCache && !r.view.Stream, ns: opts.Namespace, model: cmp.Or(opts.ModelAlias, r.view.Model)}
-	if d.cache.store == nil {
+	if pl.cache.store == nil {
 		return p
 	}
-	cc := d.config().Cache
+	cc := pl.config().Cache
 	enc := cmp.Or(opts.Semantic, cc.Semantic)
 	semantic := r.chat() && enc != rpc.SemanticOff && enc != ""
-	if semantic && d.cache.ensureSem != nil {
-		d.cache.ensureSem()
+	if semantic && pl.cache.ensureSem != nil {
+		pl.cache.ensureSem()
 	}
-	semantic = semantic && d.cache.semanticIndexNow() != nil
-	if cc.DeterministicOnly && r.sampled() {
+	semantic = semantic && pl.cache.semanticIndexNow() != nil
+	if cc.DeterministicOnly && r.Sampled() {
 		p.coalesce = false
 		return p
 	}
@@ -197,15 +195,15 @@ func (d *Daemon) plan(r *apiRequest, opts rpc.Options) cachePlan {
 
 // checkOptions refuses cache options that make no sense, before anything
 // is done.
-func checkOptions(o rpc.Options) error {
+func CheckOptions(o rpc.Options) error {
 	switch o.Semantic {
 	case "", rpc.SemanticOff, rpc.SemanticUserOnly, rpc.SemanticAll, rpc.SemanticSystemOnly:
 	default:
-		return invalidParams("semantic", "options.semantic must be %q, %q, %q or %q, not %q",
+		return InvalidParams("semantic", "options.semantic must be %q, %q, %q or %q, not %q",
 			rpc.SemanticUserOnly, rpc.SemanticAll, rpc.SemanticSystemOnly, rpc.SemanticOff, o.Semantic)
 	}
 	if o.CacheTTL < 0 {
-		return invalidParams("cache_ttl", "options.cache_ttl must not be negative")
+		return InvalidParams("cache_ttl", "options.cache_ttl must not be negative")
 	}
 	return nil
 }
@@ -217,45 +215,45 @@ type cached struct {
 }
 
 // lookup looks p up: the exact cache, then the semantic index.
-func (d *Daemon) lookup(ctx context.Context, p cachePlan) (cached, bool) {
+func (pl *Pipeline) lookup(ctx context.Context, p cachePlan) (cached, bool) {
 	if !p.read || p.key == "" {
 		return cached{}, false
 	}
-	if e, ok := d.cache.store.Get(p.key); ok {
-		d.cache.hitsExact.Add(1)
+	if e, ok := pl.cache.store.Get(p.key); ok {
+		pl.cache.hitsExact.Add(1)
 		return cached{entry: e, meta: rpc.Meta{Cache: rpc.CacheExact, CacheEntry: p.key}}, true
 	}
 	if p.sem == nil {
 		return cached{}, false
 	}
-	d.cache.semMu.RLock()
-	defer d.cache.semMu.RUnlock()
-	if d.cache.sem == nil {
+	pl.cache.semMu.RLock()
+	defer pl.cache.semMu.RUnlock()
+	if pl.cache.sem == nil {
 		return cached{}, false
 	}
-	hit, ok, err := d.cache.sem.Lookup(ctx, p.sem.Partition, p.sem.Text)
+	hit, ok, err := pl.cache.sem.Lookup(ctx, p.sem.Partition, p.sem.Text)
 	if err != nil {
-		d.log.Warn("semantic lookup failed", "err", err)
+		pl.log.Warn("semantic lookup failed", "err", err)
 		return cached{}, false
 	}
 	if !ok {
 		return cached{}, false
 	}
-	e, ok := d.cache.store.Get(hit.Target)
+	e, ok := pl.cache.store.Get(hit.Target)
 	if !ok {
 		// The answer it pointed at is gone (expired, evicted, purged).
-		if _, err := d.cache.sem.Forget(hit.ID); err != nil {
-			d.log.Warn("semantic forget failed", "err", err)
+		if _, err := pl.cache.sem.Forget(hit.ID); err != nil {
+			pl.log.Warn("semantic forget failed", "err", err)
 		}
 		return cached{}, false
 	}
-	d.cache.hitsSemantic.Add(1)
+	pl.cache.hitsSemantic.Add(1)
 	return cached{entry: e, meta: rpc.Meta{Cache: rpc.CacheSemantic, CacheEntry: hit.ID, Similarity: hit.Similarity, SemanticExact: hit.Exact}}, true
 }
 
 // hitMeta is the metadata of a request answered from the caches.
-func (d *Daemon) hitMeta(c cached, streamed bool, start time.Time) rpc.Meta {
-	m := d.meta(balance.Report{}, c.entry.Model, streamed, start, 0)
+func (pl *Pipeline) hitMeta(c cached, streamed bool, start time.Time) rpc.Meta {
+	m := pl.meta(balance.Report{}, c.entry.Model, streamed, start, 0)
 	m.Cache, m.CacheEntry, m.Similarity, m.SemanticExact = c.meta.Cache, c.meta.CacheEntry, c.meta.Similarity, c.meta.SemanticExact
 	return m
 }
@@ -265,8 +263,8 @@ func (d *Daemon) hitMeta(c cached, streamed bool, start time.Time) rpc.Meta {
 // semantic writer, so its target is readable before the entry exists). A
 // write that fails at once sets the warning, never the answer; one that
 // fails later is logged and counted.
-func (d *Daemon) remember(p cachePlan, ans answer, m *rpc.Meta) {
-	if d.cache.store == nil {
+func (pl *Pipeline) remember(p cachePlan, ans answer, m *rpc.Meta) {
+	if pl.cache.store == nil {
 		return
 	}
 	switch m.Cache {
@@ -274,9 +272,9 @@ func (d *Daemon) remember(p cachePlan, ans answer, m *rpc.Meta) {
 		// Stored here too: the request that made the call may not have
 		// stored it (no_store, or it stopped waiting), and a second store
 		// of the same answer is one queued write.
-		d.cache.coalesced.Add(1)
+		pl.cache.coalesced.Add(1)
 	case rpc.CacheMiss:
-		d.cache.misses.Add(1)
+		pl.cache.misses.Add(1)
 	default:
 		return
 	}
@@ -288,19 +286,19 @@ func (d *Daemon) remember(p cachePlan, ans answer, m *rpc.Meta) {
 	if p.ttl > 0 {
 		e.Expires = now.Add(p.ttl)
 	}
-	if err := d.cache.store.Put(e); err != nil {
-		d.cache.writeErrors.Add(1)
-		d.log.Warn("cache write failed; the answer was delivered", "err", err)
+	if err := pl.cache.store.Put(e); err != nil {
+		pl.cache.writeErrors.Add(1)
+		pl.log.Warn("cache write failed; the answer was delivered", "err", err)
 		m.Warning = "the answer could not be cached: " + err.Error()
 		return
 	}
 	m.CacheEntry = p.key
-	if p.sem == nil || d.cache.semanticIndexNow() == nil {
+	if p.sem == nil || pl.cache.semanticIndexNow() == nil {
 		return
 	}
-	se := semanticEntry{ID: semanticID(p.sem.Partition, p.sem.Text), Partition: p.sem.Partition, Text: p.sem.Text, Target: p.key, Namespace: p.ns, Created: now}
-	if !d.cache.semAdds.do(func() { d.addSemantic(se) }) {
-		d.cache.writeErrors.Add(1)
+	se := SemanticEntry{ID: semanticID(p.sem.Partition, p.sem.Text), Partition: p.sem.Partition, Text: p.sem.Text, Target: p.key, Namespace: p.ns, Created: now}
+	if !pl.cache.semAdds.do(func() { pl.addSemantic(se) }) {
+		pl.cache.writeErrors.Add(1)
 		m.Warning = "the answer could not be added to the semantic cache: the cache is closing"
 	}
 }
@@ -308,15 +306,15 @@ func (d *Daemon) remember(p cachePlan, ans answer, m *rpc.Meta) {
 // addSemantic adds e to the semantic index: the semantic writer's job.
 // Its context is its own: the request that paid for the answer is over.
 // A backend embedder's call ends with the daemon (see poolEmbedder).
-func (d *Daemon) addSemantic(e semanticEntry) {
-	d.cache.semMu.RLock()
-	defer d.cache.semMu.RUnlock()
-	if d.cache.sem == nil {
+func (pl *Pipeline) addSemantic(e SemanticEntry) {
+	pl.cache.semMu.RLock()
+	defer pl.cache.semMu.RUnlock()
+	if pl.cache.sem == nil {
 		return
 	}
-	if err := d.cache.sem.Add(context.Background(), e); err != nil {
-		d.cache.writeErrors.Add(1)
-		d.log.Warn("semantic cache write failed; the answer was delivered", "err", err)
+	if err := pl.cache.sem.Add(context.Background(), e); err != nil {
+		pl.cache.writeErrors.Add(1)
+		pl.log.Warn("semantic cache write failed; the answer was delivered", "err", err)
 	}
 }
 
@@ -327,23 +325,20 @@ func semanticID(partition, text string) string {
 	return "s" + hex.EncodeToString(sum[:])[:31]
 }
 
-// errCacheOff answers the cache methods when the cache is off.
-var errCacheOff = &jrpc2.Error{Code: rpc.CodeInternal, Message: "the cache is off ([cache] enabled = false in lbgpt.toml)"}
+// errCacheOff answers the cache operations when the cache is off.
+var errCacheOff = &rpc.Error{Code: rpc.CodeInternal, Message: "the cache is off ([cache] enabled = false in lbgpt.toml)"}
 
-// cacheStats reports the caches.
-func (d *Daemon) cacheStats(ctx context.Context, req *jrpc2.Request) (any, error) {
-	if err := decodeParams(req, &struct{}{}); err != nil {
-		return nil, err
-	}
-	if d.cache.store == nil {
+// CacheStats is the caches' stats now.
+func (pl *Pipeline) CacheStats() (*rpc.CacheStats, error) {
+	if pl.cache.store == nil {
 		return nil, errCacheOff
 	}
-	return d.cacheSnapshot(), nil
+	return pl.cacheSnapshot(), nil
 }
 
 // cacheSnapshot is the caches' stats now; nil with the cache off.
-func (d *Daemon) cacheSnapshot() *rpc.CacheStats {
-	c := &d.cache
+func (pl *Pipeline) cacheSnapshot() *rpc.CacheStats {
+	c := &pl.cache
 	if c.store == nil {
 		return nil
 	}
@@ -357,12 +352,12 @@ func (d *Daemon) cacheSnapshot() *rpc.CacheStats {
 		Misses:      c.misses.Load(),
 		Evictions:   st.Evictions,
 		WriteErrors: c.writeErrors.Load() + st.WriteErrors,
-		Embedder:    d.config().Cache.Embedder,
-		Threshold:   d.threshold,
+		Embedder:    pl.config().Cache.Embedder,
+		Threshold:   pl.threshold,
 		Quarantined: c.quarantined,
 	}
-	if d.config().Cache.Embedder == config.EmbedderBackend {
-		out.Embedder += ":" + d.config().Cache.EmbeddingModel
+	if pl.config().Cache.Embedder == config.EmbedderBackend {
+		out.Embedder += ":" + pl.config().Cache.EmbeddingModel
 	}
 	if sem := c.semanticIndexNow(); sem != nil {
 		out.SemanticEntries = int64(sem.Len())
@@ -374,86 +369,76 @@ func (d *Daemon) cacheSnapshot() *rpc.CacheStats {
 	return out
 }
 
-// cachePurge removes entries by namespace and age, or all of them.
-func (d *Daemon) cachePurge(ctx context.Context, req *jrpc2.Request) (any, error) {
-	var p rpc.CachePurgeParams
-	if err := decodeParams(req, &p); err != nil {
-		return nil, err
-	}
+// CachePurge removes the entries of p.Namespace, or those older than
+// p.OlderThan, or every entry.
+func (pl *Pipeline) CachePurge(p rpc.CachePurgeParams) (*rpc.CachePurgeResult, error) {
 	if p.OlderThan < 0 {
-		return nil, invalidParams("older_than", "older_than must not be negative")
+		return nil, InvalidParams("older_than", "older_than must not be negative")
 	}
-	if d.cache.store == nil {
+	if pl.cache.store == nil {
 		return nil, errCacheOff
 	}
 	cut := time.Now().Add(-time.Duration(p.OlderThan))
 	match := func(ns string, created time.Time) bool {
 		return (p.Namespace == nil || *p.Namespace == ns) && (p.OlderThan == 0 || created.Before(cut))
 	}
-	n, err := d.cache.store.Purge(func(i cache.Info) bool { return match(i.Namespace, i.Created) })
+	n, err := pl.cache.store.Purge(func(i cache.Info) bool { return match(i.Namespace, i.Created) })
 	if err != nil {
-		return nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: err.Error()}
+		return nil, Internal(err)
 	}
-	d.cache.semAdds.wait() // the semantic writes queued go first
-	if sem := d.cache.semanticIndexNow(); sem != nil {
+	pl.cache.semAdds.wait() // the semantic writes queued go first
+	if sem := pl.cache.semanticIndexNow(); sem != nil {
 		// Semantic entries whose answers went are forgotten when next
 		// found; purge the matching ones now so they do not count.
-		if _, err := sem.Purge(func(e semanticEntry) bool { return match(e.Namespace, e.Created) }); err != nil {
-			return nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: err.Error()}
+		if _, err := sem.Purge(func(e SemanticEntry) bool { return match(e.Namespace, e.Created) }); err != nil {
+			return nil, Internal(err)
 		}
 	}
-	d.log.Info("cache purged", "removed", n)
-	return rpc.CachePurgeResult{Removed: int64(n)}, nil
+	pl.log.Info("cache purged", "removed", n)
+	return &rpc.CachePurgeResult{Removed: int64(n)}, nil
 }
 
-// cacheForget removes one entry, exact or semantic, by id.
-func (d *Daemon) cacheForget(ctx context.Context, req *jrpc2.Request) (any, error) {
-	var p rpc.CacheForgetParams
-	if err := decodeParams(req, &p); err != nil {
-		return nil, err
+// CacheForget removes one entry, exact or semantic, by id.
+func (pl *Pipeline) CacheForget(id string) (*rpc.CacheForgetResult, error) {
+	if id == "" {
+		return nil, InvalidParams("id", "cache.forget needs the id of an entry (a response's lbgpt.cache_entry)")
 	}
-	if p.ID == "" {
-		return nil, invalidParams("id", "cache.forget needs the id of an entry (a response's lbgpt.cache_entry)")
-	}
-	if d.cache.store == nil {
+	if pl.cache.store == nil {
 		return nil, errCacheOff
 	}
-	removed, err := d.cache.store.Forget(p.ID)
+	removed, err := pl.cache.store.Forget(id)
 	if err == nil && !removed {
-		d.cache.semAdds.wait() // the semantic writes queued go first
-		if sem := d.cache.semanticIndexNow(); sem != nil {
-			removed, err = sem.Forget(p.ID)
+		pl.cache.semAdds.wait() // the semantic writes queued go first
+		if sem := pl.cache.semanticIndexNow(); sem != nil {
+			removed, err = sem.Forget(id)
 		}
 	}
 	if err != nil {
-		return nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: err.Error()}
+		return nil, Internal(err)
 	}
-	return rpc.CacheForgetResult{Removed: removed}, nil
+	return &rpc.CacheForgetResult{Removed: removed}, nil
 }
 
-// cacheCompact rewrites the cache file without its free pages. Requests
+// CacheCompact rewrites the cache file without its free pages. Requests
 // go on meanwhile: reads from the old file, writes wait for the new one.
-func (d *Daemon) cacheCompact(ctx context.Context, req *jrpc2.Request) (any, error) {
-	if err := decodeParams(req, &struct{}{}); err != nil {
-		return nil, err
-	}
-	if d.cache.store == nil {
+func (pl *Pipeline) CacheCompact() (*rpc.CacheCompactResult, error) {
+	if pl.cache.store == nil {
 		return nil, errCacheOff
 	}
 	start := time.Now()
-	before, after, err := d.compact()
+	before, after, err := pl.compact()
 	if err != nil {
-		return nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: err.Error()}
+		return nil, Internal(err)
 	}
 	took := time.Since(start)
-	d.log.Info("cache compacted", "before", before, "after", after, "took", took)
-	return rpc.CacheCompactResult{BytesBefore: before, BytesAfter: after, TookMS: took.Milliseconds()}, nil
+	pl.log.Info("cache compacted", "before", before, "after", after, "took", took)
+	return &rpc.CacheCompactResult{BytesBefore: before, BytesAfter: after, TookMS: took.Milliseconds()}, nil
 }
 
 // compact compacts the store and reopens the semantic index on the new
 // file; semantic lookups wait meanwhile (exact ones do not).
-func (d *Daemon) compact() (before, after int64, err error) {
-	c := &d.cache
+func (pl *Pipeline) compact() (before, after int64, err error) {
+	c := &pl.cache
 	c.semMu.Lock()
 	defer c.semMu.Unlock()
 	before, after, err = c.store.Compact()
@@ -472,13 +457,13 @@ func (d *Daemon) compact() (before, after int64, err error) {
 }
 
 // closeCache flushes and closes the store; safe to call more than once.
-func (d *Daemon) closeCache() {
-	if d.cache.store == nil {
+func (pl *Pipeline) closeCache() {
+	if pl.cache.store == nil {
 		return
 	}
-	d.cache.opening.Wait() // the daemon's end cancels a backend embedder's calls
-	d.cache.semAdds.close()
-	if err := d.cache.store.Close(); err != nil && !errors.Is(err, cache.ErrClosed) {
-		d.log.Warn("cache close failed", "err", err)
+	pl.cache.opening.Wait() // the daemon's end cancels a backend embedder's calls
+	pl.cache.semAdds.close()
+	if err := pl.cache.store.Close(); err != nil && !errors.Is(err, cache.ErrClosed) {
+		pl.log.Warn("cache close failed", "err", err)
 	}
 }

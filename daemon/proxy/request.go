@@ -1,4 +1,4 @@
-package daemon
+package proxy
 
 import (
 	"bytes"
@@ -10,11 +10,11 @@ import (
 	"github.com/lbgpt/lbgpt/provider"
 )
 
-// An apiRequest is one OpenAI API request as lbgptd forwards it: the
+// An Request is one OpenAI API request as lbgptd forwards it: the
 // client's bytes, which go upstream as they are, and the few things read
 // from them that admission, routing and caching need. Nothing else of the
 // request is interpreted: a field lbgpt does not know passes through.
-type apiRequest struct {
+type Request struct {
 	path string          // provider.PathChat, provider.PathResponses, or another route under /v1
 	raw  json.RawMessage // the client's body
 	view requestView
@@ -53,45 +53,52 @@ type requestView struct {
 // checked: a JSON object with a model; a value of the wrong type in one of
 // the fields above is an invalid-params error naming it. Everything else is
 // the upstream's to judge.
-func parseRequest(path string, raw json.RawMessage) (*apiRequest, error) {
+func Parse(path string, raw json.RawMessage) (*Request, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
-		return nil, invalidParams("request", "request: want a JSON object: a full OpenAI request, as it would be sent to /v1/%s", path)
+		return nil, InvalidParams("request", "request: want a JSON object: a full OpenAI request, as it would be sent to /v1/%s", path)
 	}
-	r := &apiRequest{path: path, raw: raw}
+	r := &Request{path: path, raw: raw}
 	if err := json.Unmarshal(raw, &r.view); err != nil {
-		return nil, invalidParams(fieldOf(err), "request: %s", describeJSONError(err))
+		return nil, DecodeError(err, "request")
 	}
 	v := &r.view
 	if v.Model == "" {
-		return nil, invalidParams("model", "request: model is required")
+		return nil, InvalidParams("model", "request: model is required")
 	}
 	for _, b := range []struct {
 		name string
 		v    *int64
 	}{{"max_tokens", v.MaxTokens}, {"max_completion_tokens", v.MaxCompletionTokens}, {"max_output_tokens", v.MaxOutputTokens}} {
 		if b.v != nil && *b.v < 0 {
-			return nil, invalidParams(b.name, "request: %s must not be negative", b.name)
+			return nil, InvalidParams(b.name, "request: %s must not be negative", b.name)
 		}
 	}
 	return r, nil
 }
 
+// Path is the route r goes to, under /v1: provider.PathChat,
+// provider.PathResponses or another.
+func (r *Request) Path() string { return r.path }
+
+// Stream reports whether r asks for its answer streamed.
+func (r *Request) Stream() bool { return r.view.Stream }
+
 // chat reports whether r is a chat completion; responses, a Responses API
 // creation.
-func (r *apiRequest) chat() bool      { return r.path == provider.PathChat }
-func (r *apiRequest) responses() bool { return r.path == provider.PathResponses }
+func (r *Request) chat() bool      { return r.path == provider.PathChat }
+func (r *Request) responses() bool { return r.path == provider.PathResponses }
 
 // wantUsage reports whether a streamed chat client asked for the usage
 // chunk. lbgpt always asks the upstream for it, and drops it for a client
 // that did not.
-func (r *apiRequest) wantUsage() bool {
+func (r *Request) wantUsage() bool {
 	return r.view.StreamOptions != nil && r.view.StreamOptions.IncludeUsage
 }
 
-// sampled reports whether r samples its answer: a temperature that is not
+// Sampled reports whether r samples its answer: a temperature that is not
 // 0 (OpenAI's default is 1), so a repeat may rightly differ.
-func (r *apiRequest) sampled() bool {
+func (r *Request) Sampled() bool {
 	return r.view.Temperature == nil || *r.view.Temperature != 0
 }
 
@@ -99,14 +106,14 @@ func (r *apiRequest) sampled() bool {
 // answers it: stored (the default), continuing a previous response, or in
 // the background. Stateful requests are not cached, and their ids are
 // remembered with their backend.
-func (r *apiRequest) stateful() bool {
+func (r *Request) stateful() bool {
 	v := &r.view
 	return r.responses() && (v.Store == nil || *v.Store || v.Background || v.PreviousResponseID != "")
 }
 
 // cacheKind is the kind of cache entry r's answer is, "" when it is not
 // cached at all.
-func (r *apiRequest) cacheKind() string {
+func (r *Request) cacheKind() string {
 	switch {
 	case r.chat():
 		return cache.KindChat
@@ -121,7 +128,7 @@ const kindResponses = "responses"
 
 // bound is the most answer tokens r allows over all its choices; 0 when it
 // sets no bound.
-func (r *apiRequest) bound() int {
+func (r *Request) bound() int {
 	v := &r.view
 	b := int64(0)
 	for _, p := range []*int64{v.MaxOutputTokens, v.MaxCompletionTokens, v.MaxTokens} {
@@ -141,7 +148,7 @@ const imageTokens = 85
 // promptTokens estimates the tokens of r's prompt with the model's
 // tokenizer: every message's text (a Responses request's instructions and
 // input), and a flat price per image.
-func (r *apiRequest) promptTokens() int {
+func (r *Request) promptTokens() int {
 	v := &r.view
 	var msgs []tokens.Message
 	images := 0
@@ -266,7 +273,7 @@ func readUsage(body []byte) usage {
 // charged is what the upstream counts against its TPM limit for r: like
 // OpenAI, the prompt plus the answer's bound when it sets one (a shorter
 // answer gives nothing back), else the tokens used.
-func (r *apiRequest) charged(u usage) int {
+func (r *Request) charged(u usage) int {
 	if b := r.bound(); b > 0 {
 		return u.prompt() + b
 	}

@@ -1,4 +1,4 @@
-package daemon
+package proxy
 
 import (
 	"sync"
@@ -19,7 +19,7 @@ type estimator struct {
 const defaultAnswerTokens = 256
 
 // request is what the pool needs to admit r.
-func (e *estimator) request(r *apiRequest) balance.Request {
+func (e *estimator) request(r *Request) balance.Request {
 	answer := r.bound()
 	if answer == 0 {
 		answer = e.answer()

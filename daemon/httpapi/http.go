@@ -1,51 +1,75 @@
-package daemon
+// Package httpapi is lbgptd's OpenAI-compatible HTTP endpoint: OpenAI's
+// routes and wire format over the request pipeline (package proxy), so a
+// program written for the OpenAI API gets the pool by changing its base
+// URL. lbgpt's options travel as X-Lbgpt-* request headers, its metadata as
+// X-Lbgpt-* response headers (package rpc names both); its errors are
+// OpenAI's error objects, with the status one table (error.go) assigns to
+// each protocol code. A Handler is safe for concurrent use.
+package httpapi
 
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
-	"net/url"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/creachadair/jrpc2"
-
-	"github.com/lbgpt/lbgpt/balance"
+	"github.com/lbgpt/lbgpt/config"
+	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
-// The OpenAI-compatible HTTP endpoint: OpenAI's routes and wire format over
-// the same answer path as the chat method, so a program written for the
-// OpenAI API gets the pool by changing its base URL. lbgpt's options travel
-// as X-Lbgpt-* request headers, its metadata as X-Lbgpt-* response headers
-// (package rpc names both).
+// Options configure a Handler.
+type Options struct {
+	Pipeline *proxy.Pipeline       // required
+	Config   func() *config.Config // the configuration in force; required
+	// Token is the bearer token every request but /healthz must carry;
+	// "" asks for none (the Unix socket, the simulated demo).
+	Token string
+	// Enter counts a request as active while it runs (a stopping daemon
+	// waits for it); ok false refuses it: the daemon is stopping.
+	Enter func() (leave func(), ok bool)
+	// Status is the daemon's status now, for /metrics.
+	Status  func() rpc.StatusResult
+	Version string
+	Started time.Time
+	Logger  *slog.Logger // nil: discard
+}
 
-// httpAPI serves the endpoint for one listener.
-type httpAPI struct {
-	d *Daemon
+// Handler serves the endpoint for one listener.
+type Handler struct {
+	pl     *proxy.Pipeline
+	config func() *config.Config
+	enter  func() (func(), bool)
+	status func() rpc.StatusResult
+	ver    string
+	start  time.Time
+	log    *slog.Logger
 	// token is the SHA-256 of the bearer token every request but /healthz
-	// must carry; nil when the listener needs none (the Unix socket).
+	// must carry; nil when the listener needs none.
 	token []byte
 	mux   *http.ServeMux
 }
 
-// newHTTPAPI returns the endpoint's handler; token "" means no token is
-// asked for.
-func (d *Daemon) newHTTPAPI(token string) *httpAPI {
-	a := &httpAPI{d: d, mux: http.NewServeMux()}
-	if token != "" {
-		sum := sha256.Sum256([]byte(token))
+// New returns the endpoint's handler.
+func New(opts Options) *Handler {
+	a := &Handler{pl: opts.Pipeline, config: opts.Config, enter: opts.Enter, status: opts.Status,
+		ver: opts.Version, start: opts.Started, log: opts.Logger, mux: http.NewServeMux()}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Token != "" {
+		sum := sha256.Sum256([]byte(opts.Token))
 		a.token = sum[:]
 	}
 	// The route table, sorted by path.
@@ -67,24 +91,20 @@ func (d *Daemon) newHTTPAPI(token string) *httpAPI {
 
 // ServeHTTP counts the request as active (shutdown waits for it, and a
 // daemon that is stopping answers 503) and turns a panic into a 500.
-func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	d := a.d
-	d.mu.Lock()
-	if d.closing {
-		d.mu.Unlock()
-		writeHTTPError(w, rpcError(errShuttingDown, nil))
+func (a *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	leave, ok := a.enter()
+	if !ok {
+		writeHTTPError(w, proxy.Error(proxy.ErrShuttingDown, nil))
 		return
 	}
-	d.active.Add(1) // under mu: never concurrent with shutdown's Wait
-	d.mu.Unlock()
-	defer d.active.Done()
+	defer leave()
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			d.log.Error("http handler panicked", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-			writeHTTPError(w, &jrpc2.Error{Code: rpc.CodeInternal, Message: fmt.Sprintf("internal error in %s", r.URL.Path)})
+			a.log.Error("http handler panicked", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			writeHTTPError(w, &rpc.Error{Code: rpc.CodeInternal, Message: fmt.Sprintf("internal error in %s", r.URL.Path)})
 		}
 	}()
 	a.mux.ServeHTTP(w, r)
@@ -92,7 +112,7 @@ func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authed requires the bearer token, compared in constant time, when the
 // listener has one.
-func (a *httpAPI) authed(h http.HandlerFunc) http.HandlerFunc {
+func (a *Handler) authed(h http.HandlerFunc) http.HandlerFunc {
 	if a.token == nil {
 		return h
 	}
@@ -117,11 +137,11 @@ func (a *httpAPI) authed(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (a *httpAPI) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": Version, "uptime_s": int64(time.Since(a.d.started).Seconds())})
+func (a *Handler) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": a.ver, "uptime_s": int64(time.Since(a.start).Seconds())})
 }
 
-func (a *httpAPI) notFound(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 	writeOpenAIError(w, http.StatusNotFound, openAIError{
 		Message: fmt.Sprintf("no route %s %s: lbgptd serves POST /v1/chat/completions, /v1/responses (and GET, DELETE /v1/responses/ID), /v1/embeddings, "+
 			"other POST /v1/... requests that name a model, GET /v1/models, GET /healthz and GET /metrics", r.Method, r.URL.Path),
@@ -131,16 +151,16 @@ func (a *httpAPI) notFound(w http.ResponseWriter, r *http.Request) {
 
 // body reads a request body of at most [http] max_body_bytes and the
 // lbgpt options of its headers; on failure it has answered the request.
-func (a *httpAPI) body(w http.ResponseWriter, r *http.Request) (json.RawMessage, rpc.Options, bool) {
-	limit := int64(a.d.config().HTTP.MaxBodyBytes)
+func (a *Handler) body(w http.ResponseWriter, r *http.Request) (json.RawMessage, rpc.Options, bool) {
+	limit := int64(a.config().HTTP.MaxBodyBytes)
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		writeHTTPError(w, &jrpc2.Error{Code: rpc.CodeTooLarge, Message: fmt.Sprintf("request body over %d bytes ([http] max_body_bytes in lbgpt.toml)", limit)})
+		writeHTTPError(w, &rpc.Error{Code: rpc.CodeTooLarge, Message: fmt.Sprintf("request body over %d bytes ([http] max_body_bytes in lbgpt.toml)", limit)})
 		return nil, rpc.Options{}, false
 	case err != nil:
-		writeHTTPError(w, invalidParams("", "reading the request body: %v", err))
+		writeHTTPError(w, proxy.InvalidParams("", "reading the request body: %v", err))
 		return nil, rpc.Options{}, false
 	}
 	opts, err := headerOptions(r.Header)
@@ -154,7 +174,7 @@ func (a *httpAPI) body(w http.ResponseWriter, r *http.Request) (json.RawMessage,
 // create answers a request that makes an answer — POST
 // /v1/chat/completions, /v1/responses — streamed as server-sent events
 // when it says "stream": true.
-func (a *httpAPI) create(path string) http.HandlerFunc {
+func (a *Handler) create(path string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		a.serve(w, r, path)
 	}
@@ -163,7 +183,7 @@ func (a *httpAPI) create(path string) http.HandlerFunc {
 // other forwards any other POST /v1/... request that names a model
 // (legacy completions, moderations, images, audio speech) to a backend
 // that serves it: admitted by its RPM limit, retried, never cached.
-func (a *httpAPI) other(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) other(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		writeOpenAIError(w, http.StatusBadRequest, openAIError{
 			Message: fmt.Sprintf("lbgptd forwards JSON requests; POST %s with %s (a file upload) is not supported", r.URL.Path, ct),
@@ -175,58 +195,51 @@ func (a *httpAPI) other(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve answers one request of the OpenAI API that names a model.
-func (a *httpAPI) serve(w http.ResponseWriter, hr *http.Request, path string) {
+func (a *Handler) serve(w http.ResponseWriter, hr *http.Request, path string) {
 	start := time.Now()
 	raw, opts, ok := a.body(w, hr)
 	if !ok {
 		return
 	}
-	r, err := parseRequest(path, raw)
+	r, err := proxy.Parse(path, raw)
 	if err != nil {
 		if path != provider.PathChat && path != provider.PathResponses && len(bytes.TrimSpace(raw)) > 0 {
-			err = invalidParams("model", "lbgptd forwards POST /v1/%s only when it names a model, to route it: %v", path, err)
+			err = proxy.InvalidParams("model", "lbgptd forwards POST /v1/%s only when it names a model, to route it: %v", path, err.(*rpc.Error).Message)
 		}
 		writeHTTPError(w, err)
 		return
 	}
-	if r.sampled() && hr.Header.Get(rpc.HeaderNoCache) == "" {
+	if r.Sampled() && hr.Header.Get(rpc.HeaderNoCache) == "" {
 		// A sampled request from an OpenAI client gets an answer of its
 		// own unless it asks for the cache: regenerate must regenerate.
 		opts.NoCache = true
 	}
-	if !r.view.Stream {
-		res, err := a.d.serve(hr.Context(), r, opts, nil, start)
+	if !r.Stream() {
+		res, err := a.pl.Serve(hr.Context(), r, opts, nil, start)
 		if err != nil {
-			writeHTTPErrorHint(w, err, a.d.retryHint)
+			writeHTTPErrorHint(w, err, a.pl.RetryHint)
 			return
 		}
 		writeAnswer(w, res)
 		return
 	}
 	out := newSSE(w, r)
-	res, err := a.d.serve(hr.Context(), r, opts, out, start)
+	res, err := a.pl.Serve(hr.Context(), r, opts, out, start)
 	if err != nil {
 		if !out.started {
-			writeHTTPErrorHint(w, err, a.d.retryHint) // nothing sent yet: a plain error response
+			writeHTTPErrorHint(w, err, a.pl.RetryHint) // nothing sent yet: a plain error response
 			return
 		}
 		out.error(err)
 		return
 	}
-	out.done(res.meta)
+	out.done(res.Meta)
 }
 
 // onResponse answers a call on a stored response (retrieve, delete,
 // cancel, input items) from the backend that holds it.
-func (a *httpAPI) onResponse(suffix string) http.HandlerFunc {
+func (a *Handler) onResponse(suffix string) http.HandlerFunc {
 	return func(w http.ResponseWriter, hr *http.Request) {
-		start := time.Now()
-		id := hr.PathValue("id")
-		backend, err := a.d.holder(id, "")
-		if err != nil {
-			writeOpenAIError(w, http.StatusNotFound, openAIError{Message: err.Error(), Type: "invalid_request_error", Code: "response_not_found"})
-			return
-		}
 		var body []byte
 		if hr.Method == http.MethodPost {
 			raw, _, ok := a.body(w, hr)
@@ -235,15 +248,12 @@ func (a *httpAPI) onResponse(suffix string) http.HandlerFunc {
 			}
 			body = raw
 		}
-		c := provider.Call{Method: hr.Method, Path: provider.PathResponses + "/" + url.PathEscape(id) + suffix, Query: hr.URL.RawQuery, Body: body}
-		ctx, cancel := context.WithTimeout(hr.Context(), a.d.timeout(rpc.Options{}))
-		defer cancel()
-		ans, err := a.d.send(ctx, nil, balance.Request{Backend: backend}, c)
+		res, err := a.pl.OnResponse(hr.Context(), hr.Method, hr.PathValue("id"), suffix, hr.URL.RawQuery, body)
 		if err != nil {
-			writeHTTPErrorHint(w, rpcError(err, nil), a.d.retryHint)
+			writeHTTPErrorHint(w, err, a.pl.RetryHint)
 			return
 		}
-		writeAnswer(w, served{body: ans.body, header: ans.header, status: ans.status, meta: a.d.meta(ans.rep, "", false, start, ans.rep.Upstream)})
+		writeAnswer(w, res)
 	}
 }
 
@@ -257,18 +267,18 @@ func (a *httpAPI) onResponse(suffix string) http.HandlerFunc {
 type sse struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
-	r       *apiRequest
+	r       *proxy.Request
 	started bool
 	buf     []byte
 }
 
-func newSSE(w http.ResponseWriter, r *apiRequest) *sse {
+func newSSE(w http.ResponseWriter, r *proxy.Request) *sse {
 	return &sse{w: w, rc: http.NewResponseController(w), r: r}
 }
 
 // start sends the headers: the upstream's own that a client reads, and
 // lbgpt's metadata; the rest of it (times) comes as trailers.
-func (s *sse) start(m rpc.Meta, upstream http.Header) error {
+func (s *sse) Start(m rpc.Meta, upstream http.Header) error {
 	h := s.w.Header()
 	for k, v := range upstream {
 		h[k] = v
@@ -285,7 +295,7 @@ func (s *sse) start(m rpc.Meta, upstream http.Header) error {
 }
 
 // event sends one event; its error (the client went away) ends the answer.
-func (s *sse) event(ev provider.Event) error {
+func (s *sse) Event(ev provider.Event) error {
 	s.buf = s.buf[:0]
 	if ev.Name != "" {
 		s.buf = append(append(append(s.buf, "event: "...), ev.Name...), '\n')
@@ -301,14 +311,14 @@ func (s *sse) event(ev provider.Event) error {
 // ignore) and as trailers, then OpenAI's terminator.
 func (s *sse) done(m rpc.Meta) {
 	if !s.started {
-		s.start(m, nil) // an answer with no event at all
+		s.Start(m, nil) // an answer with no event at all
 	}
 	setMetaHeaders(s.w.Header(), m)
 	if b, err := json.Marshal(m); err == nil {
 		s.w.Write(append(append([]byte(": lbgpt "), b...), "\n\n"...))
 	}
-	if !s.r.responses() {
-		s.event(provider.Event{Data: []byte("[DONE]")})
+	if s.r.Path() != provider.PathResponses {
+		s.Event(provider.Event{Data: []byte("[DONE]")})
 	}
 	s.rc.Flush()
 }
@@ -317,43 +327,43 @@ func (s *sse) done(m rpc.Meta) {
 // and no terminator, as OpenAI does.
 func (s *sse) error(err error) {
 	_, body := httpError(err)
-	if s.r.responses() {
+	if s.r.Path() == provider.PathResponses {
 		e := body["error"]
 		b, _ := json.Marshal(map[string]any{"type": "error", "code": e.Code, "message": e.Message, "param": e.Param})
-		s.event(provider.Event{Name: "error", Data: b})
+		s.Event(provider.Event{Name: "error", Data: b})
 		return
 	}
 	if b, err := json.Marshal(body); err == nil {
-		s.event(provider.Event{Data: b})
+		s.Event(provider.Event{Data: b})
 	}
 }
 
 // embeddings answers POST /v1/embeddings, each input cached on its own.
-func (a *httpAPI) embeddings(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) embeddings(w http.ResponseWriter, r *http.Request) {
 	raw, opts, ok := a.body(w, r)
 	if !ok {
 		return
 	}
-	res, err := a.d.embed(r.Context(), raw, opts)
+	res, err := a.pl.Embed(r.Context(), raw, opts)
 	if err != nil {
-		writeHTTPErrorHint(w, err, a.d.retryHint)
+		writeHTTPErrorHint(w, err, a.pl.RetryHint)
 		return
 	}
-	writeAnswer(w, served{body: res.Response, meta: res.Meta})
+	writeAnswer(w, proxy.Result{Body: res.Response, Meta: res.Meta})
 }
 
 // writeAnswer writes a whole answer: the upstream's headers a client reads,
 // lbgpt's metadata as headers, the OpenAI response as the body.
-func writeAnswer(w http.ResponseWriter, res served) {
+func writeAnswer(w http.ResponseWriter, res proxy.Result) {
 	h := w.Header()
-	for k, v := range res.header {
+	for k, v := range res.Header {
 		h[k] = v
 	}
-	setMetaHeaders(h, res.meta)
+	setMetaHeaders(h, res.Meta)
 	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(res.body)))
-	w.WriteHeader(cmp.Or(res.status, http.StatusOK))
-	w.Write(res.body)
+	h.Set("Content-Length", strconv.Itoa(len(res.Body)))
+	w.WriteHeader(cmp.Or(res.Status, http.StatusOK))
+	w.Write(res.Body)
 }
 
 // modelObject is one entry of GET /v1/models, as OpenAI lists them.
@@ -364,48 +374,25 @@ type modelObject struct {
 	OwnedBy string `json:"owned_by"`
 }
 
-// servedModels lists the models the pool serves: every backend's models,
-// an Azure backend's model_map keys when it lists none, and for a backend
-// that names neither, what its own model list said.
-func (d *Daemon) servedModels() []string {
-	var ms []string
-	for _, b := range d.config().Backends {
-		ms = append(ms, b.Models...)
-		if len(b.Models) == 0 {
-			for m := range b.ModelMap {
-				ms = append(ms, m)
-			}
-			if len(b.ModelMap) == 0 {
-				ms = append(ms, d.models.get(b.Name)...)
-			}
-		}
-	}
-	slices.Sort(ms)
-	return slices.Compact(ms)
-}
-
-func (a *httpAPI) modelObject(id string) modelObject {
-	return modelObject{ID: id, Object: "model", Created: a.d.started.Unix(), OwnedBy: "lbgpt"}
+func (a *Handler) modelObject(id string) modelObject {
+	return modelObject{ID: id, Object: "model", Created: a.start.Unix(), OwnedBy: "lbgpt"}
 }
 
 // models answers GET /v1/models.
-func (a *httpAPI) models(w http.ResponseWriter, r *http.Request) {
-	a.d.learnModels(r.Context())
+func (a *Handler) models(w http.ResponseWriter, r *http.Request) {
 	data := []modelObject{}
-	for _, m := range a.d.servedModels() {
+	for _, m := range a.pl.Models(r.Context()) {
 		data = append(data, a.modelObject(m))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
 // model answers GET /v1/models/{model}: found when some backend serves it.
-func (a *httpAPI) model(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) model(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("model")
-	for _, b := range a.d.config().Backends {
-		if b.Serves(id) {
-			writeJSON(w, http.StatusOK, a.modelObject(id))
-			return
-		}
+	if a.pl.Serves(id) {
+		writeJSON(w, http.StatusOK, a.modelObject(id))
+		return
 	}
 	writeOpenAIError(w, http.StatusNotFound, openAIError{
 		Message: fmt.Sprintf("no backend serves model %q", id), Type: "invalid_request_error", Param: "model", Code: "model_not_found",
@@ -462,7 +449,7 @@ func headerOptions(h http.Header) (rpc.Options, error) {
 			rpc.SemanticUserOnly, rpc.SemanticAll, rpc.SemanticSystemOnly, rpc.SemanticOff, o.Semantic))
 	}
 	if len(errs) > 0 {
-		return o, invalidParams("", "%s", strings.Join(errs, "; "))
+		return o, proxy.InvalidParams("", "%s", strings.Join(errs, "; "))
 	}
 	return o, nil
 }

@@ -1,4 +1,4 @@
-package daemon
+package proxy
 
 import (
 	"context"
@@ -50,8 +50,8 @@ const modelListTimeout = 10 * time.Second
 // (a free GET), concurrently, unless that was done recently; one that does
 // not answer is left as it was. GET /v1/models calls it: a daemon nobody
 // asks sends nothing upstream.
-func (d *Daemon) learnModels(ctx context.Context) {
-	l := &d.models
+func (pl *Pipeline) learnModels(ctx context.Context) {
+	l := &pl.models
 	l.asking.Lock()
 	defer l.asking.Unlock()
 	if l.fresh(time.Now()) {
@@ -63,7 +63,7 @@ func (d *Daemon) learnModels(ctx context.Context) {
 		l.mu.Unlock()
 	}()
 	var wg sync.WaitGroup
-	for _, m := range d.pool.Members() {
+	for _, m := range pl.pool.Members() {
 		b := m.Config
 		if len(b.Models) > 0 || len(b.ModelMap) > 0 || m.Provider == nil {
 			continue
@@ -73,12 +73,74 @@ func (d *Daemon) learnModels(ctx context.Context) {
 			defer cancel()
 			ids, _, err := m.Provider.Models(ctx)
 			if err != nil {
-				d.log.Debug("model list failed", "backend", b.Name, "err", err)
+				pl.log.Debug("model list failed", "backend", b.Name, "err", err)
 				return
 			}
 			slices.Sort(ids)
-			d.models.set(b.Name, ids)
+			pl.models.set(b.Name, ids)
 		})
 	}
 	wg.Wait()
+}
+
+// Models lists the models the pool serves: every backend's models, an
+// Azure backend's model_map keys when it lists none, and for a backend that
+// names neither, what its own model list said (asked now unless recently).
+func (pl *Pipeline) Models(ctx context.Context) []string {
+	pl.learnModels(ctx)
+	var ms []string
+	for _, b := range pl.config().Backends {
+		ms = append(ms, b.Models...)
+		if len(b.Models) == 0 {
+			for m := range b.ModelMap {
+				ms = append(ms, m)
+			}
+			if len(b.ModelMap) == 0 {
+				ms = append(ms, pl.models.get(b.Name)...)
+			}
+		}
+	}
+	slices.Sort(ms)
+	return slices.Compact(ms)
+}
+
+// Serves reports whether some backend serves model.
+func (pl *Pipeline) Serves(model string) bool {
+	for _, b := range pl.config().Backends {
+		if b.Serves(model) {
+			return true
+		}
+	}
+	return false
+}
+
+// RetryHint is how long until some backend of the pool has room again: the
+// end of the nearest cooldown, or the refill of one request under an RPM
+// limit that is spent. One second when nothing says more.
+func (pl *Pipeline) RetryHint() time.Duration {
+	now := time.Now()
+	best := time.Duration(0)
+	for _, st := range pl.pool.State() {
+		var wait time.Duration
+		switch {
+		case st.CooldownUntil.After(now):
+			wait = st.CooldownUntil.Sub(now)
+		case st.LimitRPM > 0 && st.RemainingRPM == 0:
+			wait = time.Minute / time.Duration(st.LimitRPM)
+		default:
+			continue
+		}
+		if best == 0 || wait < best {
+			best = wait
+		}
+	}
+	return max(best, time.Second)
+}
+
+// ForgetModels makes the next Models ask the backends again (after a
+// reload, which may have changed them).
+func (pl *Pipeline) ForgetModels() {
+	pl.models.mu.Lock()
+	defer pl.models.mu.Unlock()
+	pl.models.asked = time.Time{}
 }
