@@ -443,9 +443,16 @@ type fakeIndex struct {
 	entries []proxy.SemanticEntry
 	failAdd bool
 	hold    chan struct{} // non-nil: Add waits until it is closed
+	// lookupHold non-nil: Lookup says so on lookupIn, then waits until it
+	// is closed.
+	lookupIn, lookupHold chan struct{}
 }
 
 func (f *fakeIndex) Lookup(ctx context.Context, partition, text string) (proxy.SemanticHit, bool, error) {
+	if f.lookupHold != nil {
+		f.lookupIn <- struct{}{}
+		<-f.lookupHold
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, e := range f.entries {
@@ -739,5 +746,34 @@ func TestCoalescedStoresWhatTheLeaderDidNot(t *testing.T) {
 	again := chat(t, h, req, rpc.Options{})
 	if again.Meta.Cache != rpc.CacheExact || chatCalls(h) != 1 {
 		t.Errorf("third request: cache %q after %d upstream calls; want an exact hit after 1", again.Meta.Cache, chatCalls(h))
+	}
+}
+
+// A semantic lookup that takes long (a backend embedder's upstream call)
+// holds no lock: a compaction meanwhile goes through, and so would the
+// lookups queued behind it.
+func TestSlowSemanticLookupBlocksNothing(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	idx := &fakeIndex{lookupIn: make(chan struct{}, 1), lookupHold: make(chan struct{})}
+	h.daemon.pl.Hooks().SetSemantic(idx)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := h.client.Chat(t.Context(), userRequest("gpt-4o-mini", "a slow lookup"), rpc.Options{Semantic: rpc.SemanticUserOnly})
+		answered <- err
+	}()
+	<-idx.lookupIn
+	compacted := make(chan error, 1)
+	go func() { _, err := h.client.CacheCompact(t.Context()); compacted <- err }()
+	select {
+	case err := <-compacted:
+		if err != nil {
+			t.Errorf("compact: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the compaction waited for a semantic lookup")
+	}
+	close(idx.lookupHold)
+	if err := <-answered; err != nil {
+		t.Error(err)
 	}
 }

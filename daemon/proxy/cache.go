@@ -26,8 +26,9 @@ import (
 type caches struct {
 	store *cache.Store // nil: caching is off
 
-	// semMu guards sem: lookups and writes hold it shared, compaction
-	// exclusively while it reopens the index on the new file.
+	// semMu guards sem: writes hold it shared, compaction exclusively
+	// while it reopens the index on the new file; a lookup takes the index
+	// under it and lets go before looking up.
 	semMu sync.RWMutex
 	sem   SemanticIndex // nil: no semantic cache
 	// openSem (re)opens the semantic index on the store's file; nil when
@@ -226,12 +227,15 @@ func (pl *Pipeline) lookup(ctx context.Context, p cachePlan) (cached, bool) {
 	if p.sem == nil {
 		return cached{}, false
 	}
-	pl.cache.semMu.RLock()
-	defer pl.cache.semMu.RUnlock()
-	if pl.cache.sem == nil {
+	// The index as it is now, without holding its lock through the
+	// lookup: a backend embedder's upstream call would keep a compaction
+	// waiting, and every other lookup behind it. A lookup on the index a
+	// compaction just replaced fails, and is a miss.
+	sem := pl.cache.semanticIndexNow()
+	if sem == nil {
 		return cached{}, false
 	}
-	hit, ok, err := pl.cache.sem.Lookup(ctx, p.sem.Partition, p.sem.Text)
+	hit, ok, err := sem.Lookup(ctx, p.sem.Partition, p.sem.Text)
 	if err != nil {
 		pl.log.Warn("semantic lookup failed", "err", err)
 		return cached{}, false
@@ -242,7 +246,7 @@ func (pl *Pipeline) lookup(ctx context.Context, p cachePlan) (cached, bool) {
 	e, ok := pl.cache.store.Get(hit.Target)
 	if !ok {
 		// The answer it pointed at is gone (expired, evicted, purged).
-		if _, err := pl.cache.sem.Forget(hit.ID); err != nil {
+		if _, err := sem.Forget(hit.ID); err != nil {
 			pl.log.Warn("semantic forget failed", "err", err)
 		}
 		return cached{}, false
