@@ -79,6 +79,14 @@ type Member struct {
 	current       float64   // smooth weighted round-robin state
 	avgCost       float64   // moving average of estimated request tokens
 	stats         stats
+	retired       bool // a reload removed it: it finishes its calls, then closes its connections
+}
+
+// closeIdle closes the member's idle upstream connections.
+func (m *Member) closeIdle() {
+	if m.Provider != nil {
+		go m.Provider.CloseIdleConnections()
+	}
 }
 
 // Name is the backend's configured name.
@@ -749,6 +757,9 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 		}
 	}
 	m.stats.record(now, pe, retry, out.Tokens, elapsed)
+	if m.retired && m.inFlight == 0 {
+		m.closeIdle()
+	}
 	p.dispatchLocked(now)
 }
 

@@ -54,6 +54,16 @@ func (p *Pool) Reconfigure(backends []config.Backend, providers []*provider.Prov
 		m.retune(b, now)
 		members = append(members, m)
 	}
+	for _, m := range old {
+		if !slices.Contains(members, m) {
+			// A member that leaves closes its connections once its last
+			// call is done (release does it then), not 90 s later.
+			m.retired = true
+			if m.inFlight == 0 {
+				m.closeIdle()
+			}
+		}
+	}
 	p.members = members
 	p.dispatchLocked(now)
 }

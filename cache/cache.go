@@ -353,13 +353,16 @@ func (s *Store) Get(key string) (Entry, bool) {
 		e, err = decodeStored(key, queued)
 	} else {
 		s.dbMu.RLock()
-		err = s.db.View(func(tx *bolt.Tx) error {
-			v := tx.Bucket(bucketExact).Get([]byte(key))
-			if v == nil {
-				return errNotFound
-			}
-			e, err = decodeStored(key, v)
-			return err
+		err = Guard(func() error {
+			return s.db.View(func(tx *bolt.Tx) error {
+				v := tx.Bucket(bucketExact).Get([]byte(key))
+				if v == nil {
+					return errNotFound
+				}
+				var err error
+				e, err = decodeStored(key, v)
+				return err
+			})
 		})
 		s.dbMu.RUnlock()
 	}
@@ -569,24 +572,26 @@ func (s *Store) commit(batch map[string]*change) error {
 	defer s.writeMu.RUnlock()
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, a := tx.Bucket(bucketExact), tx.Bucket(bucketAccess)
-		for _, k := range keys {
-			kb := []byte(k)
-			if v := batch[k].value; v != nil {
-				if err := b.Put(kb, v); err != nil {
+	err := Guard(func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			b, a := tx.Bucket(bucketExact), tx.Bucket(bucketAccess)
+			for _, k := range keys {
+				kb := []byte(k)
+				if v := batch[k].value; v != nil {
+					if err := b.Put(kb, v); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := b.Delete(kb); err != nil {
 					return err
 				}
-				continue
+				if err := a.Delete(kb); err != nil {
+					return err
+				}
 			}
-			if err := b.Delete(kb); err != nil {
-				return err
-			}
-			if err := a.Delete(kb); err != nil {
-				return err
-			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		err = ErrClosed
@@ -763,15 +768,21 @@ func (s *Store) saveAccess() error {
 	defer s.writeMu.RUnlock()
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAccess)
-		for k, t := range times {
-			// bbolt keeps the value until the commit: one buffer each.
-			if err := b.Put([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(t))); err != nil {
-				return err
+	// In key order: bbolt inserts a sorted run page after page, where
+	// random order splits pages all over the tree (a shutdown after heavy
+	// writing took 8 to 26 s).
+	keys := slices.Sorted(maps.Keys(times))
+	err := Guard(func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketAccess)
+			for _, k := range keys {
+				// bbolt keeps the value until the commit: one buffer each.
+				if err := b.Put([]byte(k), binary.BigEndian.AppendUint64(nil, uint64(times[k]))); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("cache: save access times: %w", err)
@@ -868,6 +879,11 @@ func (s *Store) Compact() (before, after int64, err error) {
 		os.Remove(tmp)
 		return 0, 0, fmt.Errorf("cache compact: %w", err)
 	}
+	// The rename is durable once the directory is: else a crash now could
+	// bring the old file back, or none.
+	if err := syncDir(filepath.Dir(s.path)); err != nil {
+		s.log.Warn("cache compact: syncing the directory failed", "err", err)
+	}
 	// The old file is unlinked but still open: close it and open the new
 	// one in its place. Should that fail, the store is unusable (writes
 	// fail and are counted; answers still reach their clients).
@@ -913,4 +929,14 @@ func (s *Store) Close() error {
 		}
 	})
 	return err
+}
+
+// syncDir fsyncs a directory, making the renames in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
