@@ -89,6 +89,15 @@ func (c *lineChannel) Recv() ([]byte, error) {
 			}
 			continue
 		}
+		// A request whose id is null would run (and pay upstream) as
+		// jrpc2 treats it, yet never be answered: refuse it.
+		if nullID(line) {
+			e := &rpc.Error{Code: rpc.CodeInvalidRequest, Message: `invalid request: "id" is null; give a request a number or a string as its id (a request without an id is a notification, which is never answered)`}
+			if err := c.Send(errorLine(nil, e)); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		// jrpc2 keeps slices of what Recv returns; the reader reuses its buffer.
 		return bytes.Clone(line), nil
 	}
@@ -105,6 +114,18 @@ func closeRead(nc net.Conn) error {
 		return uc.CloseRead()
 	}
 	return nc.Close()
+}
+
+// idIsNull finds a null id; nullID confirms it is the top level's.
+var idIsNull = regexp.MustCompile(`"id"\s*:\s*null`)
+
+// nullID reports whether line is a request object whose "id" is null.
+func nullID(line []byte) bool {
+	if !idIsNull.Match(line) || bytes.TrimSpace(line)[0] != '{' {
+		return false
+	}
+	var m map[string]json.RawMessage
+	return json.Unmarshal(line, &m) == nil && string(m["id"]) == "null"
 }
 
 // errorLine is a JSON-RPC error response; a nil id is sent as null.

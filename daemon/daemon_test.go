@@ -475,6 +475,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 		{"a string", `"hello"`, rpc.CodeInvalidRequest},
 		{"a number", ` 42 `, rpc.CodeInvalidRequest},
 		{"null", `null`, rpc.CodeInvalidRequest},
+		{"a null id (it would run and never be answered)", `{"jsonrpc":"2.0","id":null,"method":"chat","params":{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}}}`, rpc.CodeInvalidRequest},
 		{"unknown method", `{"jsonrpc":"2.0","id":2,"method":"chat.completions"}`, rpc.CodeMethodNotFound},
 		{"params of the wrong type", `{"jsonrpc":"2.0","id":3,"method":"chat","params":{"request":"hello"}}`, rpc.CodeInvalidParams},
 		{"unknown params field", `{"jsonrpc":"2.0","id":4,"method":"chat","params":{"reqest":{}}}`, rpc.CodeInvalidParams},
@@ -486,6 +487,9 @@ func TestBadInputKeepsServing(t *testing.T) {
 			reply := c.send(tt.line)
 			if got := errorCode(reply); got != tt.code {
 				t.Errorf("code = %d, want %d", got, tt.code)
+			}
+			if strings.Contains(tt.name, "null id") && chatCalls(h) != 0 {
+				t.Errorf("a request with a null id went upstream")
 			}
 			if tt.code == rpc.CodeTooLarge && reply["id"] != float64(6) {
 				t.Errorf("too-long line answered with id %v, want the request's 6", reply["id"])
