@@ -80,11 +80,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzWriteString$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzQuickKey$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./cache/
-	$(GO) test -run '^$$' -fuzz '^FuzzChatRoundTrip$$' -fuzztime $(or $(FUZZTIME),10000x) -fuzzminimizetime 2s ./internal/wire/
-	$(GO) test -run '^$$' -fuzz '^FuzzAssembleChat$$' -fuzztime $(or $(FUZZTIME),50000x) -fuzzminimizetime 2s ./internal/wire/
-	$(GO) test -run '^$$' -fuzz '^FuzzResponseRoundTrip$$' -fuzztime $(or $(FUZZTIME),10000x) -fuzzminimizetime 2s ./internal/wire/
-	$(GO) test -run '^$$' -fuzz '^FuzzSchemaInstance$$' -fuzztime $(or $(FUZZTIME),30000x) -fuzzminimizetime 2s ./internal/sim/
-	$(GO) test -run '^$$' -fuzz '^FuzzAskUsage$$' -fuzztime $(or $(FUZZTIME),50000x) -fuzzminimizetime 2s ./provider/
+	$(GO) test -run '^$$' -fuzz '^FuzzChatRoundTrip$$' -fuzztime $(or $(FUZZTIME),5000x) -fuzzminimizetime 2s ./internal/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzAssembleChat$$' -fuzztime $(or $(FUZZTIME),30000x) -fuzzminimizetime 2s ./internal/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzResponseRoundTrip$$' -fuzztime $(or $(FUZZTIME),5000x) -fuzzminimizetime 2s ./internal/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzSchemaInstance$$' -fuzztime $(or $(FUZZTIME),15000x) -fuzzminimizetime 2s ./internal/sim/
+	$(GO) test -run '^$$' -fuzz '^FuzzAskUsage$$' -fuzztime $(or $(FUZZTIME),20000x) -fuzzminimizetime 2s ./provider/
 
 # A private daemon on simulated backends: no API key needed.
 demo: build
