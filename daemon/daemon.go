@@ -34,7 +34,6 @@ import (
 	"time"
 
 	"github.com/creachadair/jrpc2"
-	"github.com/creachadair/jrpc2/handler"
 
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/config"
@@ -280,7 +279,7 @@ func (d *Daemon) serveConn(nc net.Conn) {
 	d.conns[nc] = struct{}{}
 	d.mu.Unlock()
 	ch := newLineChannel(nc, d.config().Daemon.MaxMessageBytes)
-	srv := jrpc2.NewServer(handler.Map(d.methods), &jrpc2.ServerOptions{
+	srv := jrpc2.NewServer(methodMap(d.methods), &jrpc2.ServerOptions{
 		AllowPush:   true, // stream chunks are server notifications
 		Concurrency: 4096, // the default (NumCPU) would queue cancels behind streams
 		NewContext:  func() context.Context { return d.base },

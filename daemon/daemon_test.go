@@ -488,6 +488,14 @@ func TestBadInputKeepsServing(t *testing.T) {
 			if got := errorCode(reply); got != tt.code {
 				t.Errorf("code = %d, want %d", got, tt.code)
 			}
+			if e, _ := reply["error"].(map[string]any); e != nil && e["data"] != nil {
+				if _, ok := e["data"].(map[string]any); !ok {
+					t.Errorf("error data %v is not an object", e["data"])
+				}
+			}
+			if tt.code == rpc.CodeMethodNotFound && !strings.Contains(fmt.Sprint(reply["error"]), "chat, ") {
+				t.Errorf("unknown method: %v does not name the methods there are", reply["error"])
+			}
 			if strings.Contains(tt.name, "null id") && chatCalls(h) != 0 {
 				t.Errorf("a request with a null id went upstream")
 			}

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +40,24 @@ func (d *Daemon) methodTable() map[string]jrpc2.Handler {
 		m[name] = d.guard(h)
 	}
 	return m
+}
+
+// methodMap is the method table as jrpc2 asks it: an unknown method gets
+// -32601 with an error object as its data (jrpc2's own puts the bare name
+// there, a string where every other error has an object), naming the
+// methods there are.
+type methodMap map[string]jrpc2.Handler
+
+func (m methodMap) Assign(_ context.Context, method string) jrpc2.Handler {
+	if h, ok := m[method]; ok {
+		return h
+	}
+	return func(context.Context, *jrpc2.Request) (any, error) {
+		names := slices.Sorted(maps.Keys(m))
+		return nil, (&jrpc2.Error{Code: rpc.CodeMethodNotFound,
+			Message: fmt.Sprintf("unknown method %q: lbgptd's methods are %s (docs/protocol.md)", method, strings.Join(names, ", "))}).
+			WithData(rpc.ErrorData{Field: "method"})
+	}
 }
 
 // enter counts a request as active while it runs (shutdown waits for
