@@ -67,9 +67,16 @@ func startHTTP(t *testing.T, opts sim.Options, cfgText string) *httpHarness {
 // state directory ($STATE_DIRECTORY, which the caller set).
 func startHTTPWith(t *testing.T, s *sim.Server, state, cfgText string) *httpHarness {
 	t.Helper()
+	return startHTTPHandler(t, s, s, state, cfgText)
+}
+
+// startHTTPHandler is startHTTPWith with upstream requests going to up
+// (which may pass them on to s).
+func startHTTPHandler(t *testing.T, s *sim.Server, up http.Handler, state, cfgText string) *httpHarness {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "http.sock")
 	cfgText = strings.Replace(cfgText, "version = 1\n", "version = 1\n[http]\nlisten = \"127.0.0.1:0\"\nsocket = \""+sock+"\"\n", 1)
-	h := startWith(t, s, cfgText)
+	h := startHandler(t, s, up, cfgText)
 	addr := h.daemon.HTTPAddr()
 	if addr == "" {
 		t.Fatal("no HTTP listener")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -483,5 +484,44 @@ func TestResponsesMethod(t *testing.T) {
 	}
 	if d := jsonEqual(t, final.Response, res.Response); d != "" {
 		t.Errorf("the streamed replay's response differs (-stream +plain):\n%s", d)
+	}
+}
+
+// Another route's stream (image generation: named events, no [DONE], the
+// connection closes at its end) is relayed whole and ends cleanly: one
+// upstream call, no error event.
+func TestOtherRouteStream(t *testing.T) {
+	s := sim.New(accounts(sim.Faults{}))
+	var calls atomic.Int32
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/images/generations" {
+			s.ServeHTTP(w, r)
+			return
+		}
+		calls.Add(1)
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("X-Request-Id", "req_image_1")
+		for i := range 3 {
+			fmt.Fprintf(w, "event: image_generation.partial_image\ndata: {\"type\":\"image_generation.partial_image\",\"partial_image_index\":%d,\"b64_json\":\"AAAA\"}\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+		fmt.Fprint(w, "event: image_generation.completed\ndata: {\"type\":\"image_generation.completed\",\"b64_json\":\"AAAA\",\"usage\":{\"total_tokens\":100,\"input_tokens\":10,\"output_tokens\":90}}\n\n")
+	})
+	state := t.TempDir()
+	t.Setenv("STATE_DIRECTORY", state)
+	h := startHTTPHandler(t, s, up, state, twoBackends)
+	resp := h.do(t, "POST", "/v1/images/generations", h.token, `{"model":"gpt-image-1","prompt":"a cat","stream":true,"partial_images":3}`, nil)
+	names, data := sseEvents(t, resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") != "req_image_1" || len(names) != 4 || names[3] != "image_generation.completed" {
+		t.Fatalf("%d %v: %v", resp.StatusCode, resp.Header, names)
+	}
+	for _, d := range data {
+		if strings.Contains(string(d), `"error"`) {
+			t.Errorf("an error event: %s", d)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d upstream calls for one image stream, want 1", n)
 	}
 }

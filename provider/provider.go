@@ -193,7 +193,7 @@ var errNoHeaders = errors.New("no response headers")
 // Response is a whole upstream answer.
 type Response struct {
 	Obs  Observation
-	Body []byte // as the upstream sent it, less surrounding white space
+	Body []byte // exactly as the upstream sent it
 }
 
 // maxBody bounds an answer read whole; larger ones are a server error.
@@ -216,7 +216,7 @@ func (p *Provider) Send(ctx context.Context, c Call) (*Response, error) {
 	if len(body) > maxBody {
 		return &Response{Obs: obs}, p.malformed(obs, "answer larger than 256 MiB")
 	}
-	return &Response{Obs: obs, Body: bytes.TrimSpace(body)}, nil
+	return &Response{Obs: obs, Body: body}, nil
 }
 
 // bound returns the context of call c: ctx, ended by errNoHeaders when

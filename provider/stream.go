@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -29,6 +30,9 @@ type Stream struct {
 	release func() // ends the call's context
 	rd      *bufio.Reader
 	chat    bool // a chat completion stream: it ends with "data: [DONE]"
+	// other: neither chat nor the Responses API (images, legacy
+	// completions): the end of the body between two events ends it too.
+	other bool
 
 	err       error // what Next returns from now on, once set; owned by Next
 	last      string
@@ -40,8 +44,10 @@ type Stream struct {
 const maxEvent = 16 << 20
 
 // Open makes a streamed call. A chat completion stream ends at
-// "data: [DONE]"; any other stream (the Responses API's) at the end of the
-// body after its terminal event (response.completed, .incomplete, .failed).
+// "data: [DONE]"; a Responses API stream at the end of the body after its
+// terminal event (response.completed, .incomplete, .failed); any other
+// (images, legacy completions) at "data: [DONE]" or the end of the body
+// between two events.
 //
 // When the stream cannot be opened, Open returns a *Error and also a
 // non-nil Stream whose Observation describes the refusing response (a 429's
@@ -57,8 +63,9 @@ func (p *Provider) Open(ctx context.Context, c Call) (*Stream, error) {
 	}
 	return &Stream{
 		p: p, ctx: ctx, obs: obs, body: resp.Body, release: release,
-		rd:   bufio.NewReaderSize(resp.Body, 32<<10),
-		chat: c.Path == PathChat,
+		rd:    bufio.NewReaderSize(resp.Body, 32<<10),
+		chat:  c.Path == PathChat,
+		other: c.Path != PathChat && c.Path != PathResponses && !strings.HasPrefix(c.Path, PathResponses+"/"),
 	}, nil
 }
 
@@ -155,6 +162,9 @@ func (s *Stream) read() (Event, error) {
 		}
 		if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
 			if errors.Is(err, io.EOF) {
+				if s.other && !have {
+					return ev, io.EOF // ended between two events
+				}
 				// An event not ended by a blank line is cut short:
 				// discarded, as the SSE specification says.
 				return ev, s.broken(errBrokenStream)

@@ -73,6 +73,9 @@ func httpError(err error) (int, map[string]openAIError) {
 			m.status = data.Status
 			m.code = data.Code
 		}
+		if je.Code == rpc.CodeNotFound && data.Status == 0 && data.Code != "" {
+			m.code = data.Code // lbgpt's own: response_not_found
+		}
 	}
 	if m.code != "" {
 		e.Code = m.code

@@ -300,7 +300,13 @@ func (s *sse) Event(ev provider.Event) error {
 	if ev.Name != "" {
 		s.buf = append(append(append(s.buf, "event: "...), ev.Name...), '\n')
 	}
-	s.buf = append(append(append(s.buf, "data: "...), ev.Data...), "\n\n"...)
+	for line := range bytes.Lines(ev.Data) { // a payload of several lines: a data field each
+		s.buf = append(append(append(s.buf, "data: "...), bytes.TrimSuffix(line, []byte("\n"))...), '\n')
+	}
+	if len(ev.Data) == 0 {
+		s.buf = append(s.buf, "data: \n"...)
+	}
+	s.buf = append(s.buf, '\n')
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}
@@ -360,7 +366,9 @@ func writeAnswer(w http.ResponseWriter, res proxy.Result) {
 		h[k] = v
 	}
 	setMetaHeaders(h, res.Meta)
-	h.Set("Content-Type", "application/json")
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
 	h.Set("Content-Length", strconv.Itoa(len(res.Body)))
 	w.WriteHeader(cmp.Or(res.Status, http.StatusOK))
 	w.Write(res.Body)

@@ -26,9 +26,9 @@ import (
 type caches struct {
 	store *cache.Store // nil: caching is off
 
-	// semMu guards sem: writes hold it shared, compaction exclusively
-	// while it reopens the index on the new file; a lookup takes the index
-	// under it and lets go before looking up.
+	// semMu guards sem: compaction holds it while it reopens the index on
+	// the new file; lookups and writes take the index under it and let go
+	// before using it (one on an index a compaction just replaced fails).
 	semMu sync.RWMutex
 	sem   SemanticIndex // nil: no semantic cache
 	// openSem (re)opens the semantic index on the store's file; nil when
@@ -311,12 +311,13 @@ func (pl *Pipeline) remember(p cachePlan, ans answer, m *rpc.Meta) {
 // Its context is its own: the request that paid for the answer is over.
 // A backend embedder's call ends with the daemon (see poolEmbedder).
 func (pl *Pipeline) addSemantic(e SemanticEntry) {
-	pl.cache.semMu.RLock()
-	defer pl.cache.semMu.RUnlock()
-	if pl.cache.sem == nil {
+	// Not under the index's lock: a backend embedder's upstream call
+	// would hold a compaction, and every lookup queued behind it.
+	sem := pl.cache.semanticIndexNow()
+	if sem == nil {
 		return
 	}
-	if err := pl.cache.sem.Add(context.Background(), e); err != nil {
+	if err := sem.Add(context.Background(), e); err != nil {
 		pl.cache.writeErrors.Add(1)
 		pl.log.Warn("semantic cache write failed; the answer was delivered", "err", err)
 	}

@@ -32,6 +32,7 @@ type answer struct {
 // clients: the request id OpenAI's support asks for, the processing time,
 // and the rate-limit readings of the backend that answered.
 var passHeaders = []string{
+	"Content-Type", // another route's answer may be audio, an image
 	"X-Request-Id", "Apim-Request-Id", "Openai-Processing-Ms", "Openai-Version",
 	"X-Ratelimit-Limit-Requests", "X-Ratelimit-Limit-Tokens",
 	"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Remaining-Tokens",
@@ -149,6 +150,9 @@ func (pl *Pipeline) stream(ctx context.Context, lc *lifetime, r *Request, adm ba
 				ev, err := s.Next()
 				if errors.Is(err, io.EOF) {
 					s.Close()
+					if len(head) == 0 {
+						return opened{}, res, mem.Provider.Malformed(res.Obs, "a stream that ended without an event")
+					}
 					return opened{head: head, header: res.Obs.Header}, res, nil
 				}
 				if err != nil {
@@ -237,38 +241,40 @@ func closeStream(s *provider.Stream) {
 }
 
 // hasContent reports whether ev carries the answer's first content: a chat
-// chunk with text, a tool call or a refusal; a Responses delta, or its end.
+// chunk whose delta has anything but its role (text, a tool call, a
+// refusal, audio, a compatible server's reasoning); a Responses delta, or
+// its end; any event of another route's stream.
 func hasContent(r *Request, ev provider.Event) bool {
-	if !r.chat() {
-		return strings.HasSuffix(ev.Name, ".delta") || provider.Terminal(ev.Name) ||
-			ev.Name == "response.output_item.done" || (ev.Name == "" && r.path != provider.PathResponses)
+	switch {
+	case r.responses():
+		return strings.HasSuffix(ev.Name, ".delta") || provider.Terminal(ev.Name) || ev.Name == "response.output_item.done"
+	case !r.chat():
+		return true
 	}
 	var c struct {
 		Choices []struct {
-			Delta struct {
-				Content      string          `json:"content"`
-				Refusal      string          `json:"refusal"`
-				ToolCalls    json.RawMessage `json:"tool_calls"`
-				FunctionCall json.RawMessage `json:"function_call"`
-				Audio        json.RawMessage `json:"audio"`
-			} `json:"delta"`
+			Delta map[string]json.RawMessage `json:"delta"`
 		} `json:"choices"`
 	}
 	if json.Unmarshal(ev.Data, &c) != nil {
 		return false
 	}
 	for _, ch := range c.Choices {
-		dl := ch.Delta
-		if dl.Content != "" || dl.Refusal != "" || notEmpty(dl.ToolCalls) || notEmpty(dl.FunctionCall) || notEmpty(dl.Audio) {
-			return true
+		for k, v := range ch.Delta {
+			if k != "role" && notEmpty(v) {
+				return true
+			}
 		}
 	}
 	return false
 }
 
 func notEmpty(raw json.RawMessage) bool {
-	s := strings.TrimSpace(string(raw))
-	return s != "" && s != "null" && s != "[]" && s != "{}"
+	switch strings.TrimSpace(string(raw)) {
+	case "", "null", "[]", "{}", `""`:
+		return false
+	}
+	return true
 }
 
 // eventUsage is the usage an event reports, nil when it has none: a chat

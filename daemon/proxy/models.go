@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,28 +49,25 @@ const modelListTimeout = 10 * time.Second
 
 // learnModels asks every backend that names no models for its model list
 // (a free GET), concurrently, unless that was done recently; one that does
-// not answer is left as it was. GET /v1/models calls it: a daemon nobody
-// asks sends nothing upstream.
-func (pl *Pipeline) learnModels(ctx context.Context) {
+// not answer is left as it was. Models calls it: a daemon nobody asks sends
+// nothing upstream. The calls are the daemon's, not the asking client's: a
+// client that goes away does not leave the lists empty for everyone.
+func (pl *Pipeline) learnModels() {
 	l := &pl.models
 	l.asking.Lock()
 	defer l.asking.Unlock()
 	if l.fresh(time.Now()) {
 		return
 	}
-	defer func() {
-		l.mu.Lock()
-		l.asked = time.Now()
-		l.mu.Unlock()
-	}()
 	var wg sync.WaitGroup
+	var learnt atomic.Bool
 	for _, m := range pl.pool.Members() {
 		b := m.Config
 		if len(b.Models) > 0 || len(b.ModelMap) > 0 || m.Provider == nil {
 			continue
 		}
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, modelListTimeout)
+			ctx, cancel := context.WithTimeout(pl.base, modelListTimeout)
 			defer cancel()
 			ids, _, err := m.Provider.Models(ctx)
 			if err != nil {
@@ -77,17 +75,24 @@ func (pl *Pipeline) learnModels(ctx context.Context) {
 				return
 			}
 			slices.Sort(ids)
-			pl.models.set(b.Name, ids)
+			l.set(b.Name, ids)
+			learnt.Store(true)
 		})
 	}
 	wg.Wait()
+	if learnt.Load() {
+		l.mu.Lock()
+		l.asked = time.Now()
+		l.mu.Unlock()
+	}
 }
 
-// Models lists the models the pool serves: every backend's models, an
+// Models lists the models the pool serves (ctx is unused: the lists are
+// asked for on the daemon's own account): every backend's models, an
 // Azure backend's model_map keys when it lists none, and for a backend that
 // names neither, what its own model list said (asked now unless recently).
-func (pl *Pipeline) Models(ctx context.Context) []string {
-	pl.learnModels(ctx)
+func (pl *Pipeline) Models(_ context.Context) []string {
+	pl.learnModels()
 	var ms []string
 	for _, b := range pl.config().Backends {
 		ms = append(ms, b.Models...)

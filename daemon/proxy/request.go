@@ -47,6 +47,7 @@ type requestView struct {
 	Store              *bool           `json:"store"`
 	Background         bool            `json:"background"`
 	PreviousResponseID string          `json:"previous_response_id"`
+	Conversation       json.RawMessage `json:"conversation"`
 }
 
 // parseRequest reads a request body for path. Only what lbgpt reads is
@@ -108,7 +109,7 @@ func (r *Request) Sampled() bool {
 // remembered with their backend.
 func (r *Request) stateful() bool {
 	v := &r.view
-	return r.responses() && (v.Store == nil || *v.Store || v.Background || v.PreviousResponseID != "")
+	return r.responses() && (v.Store == nil || *v.Store || v.Background || v.PreviousResponseID != "" || notEmpty(v.Conversation))
 }
 
 // cacheKind is the kind of cache entry r's answer is, "" when it is not
@@ -272,8 +273,13 @@ func readUsage(body []byte) usage {
 
 // charged is what the upstream counts against its TPM limit for r: like
 // OpenAI, the prompt plus the answer's bound when it sets one (a shorter
-// answer gives nothing back), else the tokens used.
+// answer gives nothing back), else the tokens used. 0 when the answer
+// reported no usage (a stream its client left, an upstream that ignores
+// include_usage): the reservation then stands as it was.
 func (r *Request) charged(u usage) int {
+	if u.total() == 0 {
+		return 0
+	}
 	if b := r.bound(); b > 0 {
 		return u.prompt() + b
 	}

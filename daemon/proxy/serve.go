@@ -45,6 +45,16 @@ func (pl *Pipeline) Serve(ctx context.Context, r *Request, opts rpc.Options, out
 		defer lc.end()
 	}
 	adm := pl.admission(r)
+	if r.responses() && notEmpty(r.view.Conversation) && r.view.PreviousResponseID == "" {
+		// A conversation lives on the account that made it, and lbgpt
+		// keeps no record of conversations: with one backend that could
+		// hold it, it goes there; with several, lbgpt cannot tell.
+		b, err := pl.holder(string(r.view.Conversation), r.view.Model)
+		if err != nil {
+			return Result{}, InvalidParams("conversation", "lbgpt cannot tell which of several backends holds this conversation: continue it with previous_response_id instead (lbgpt keeps each response on its backend)")
+		}
+		adm.Backend = b
+	}
 	if r.responses() && r.view.PreviousResponseID != "" {
 		b, err := pl.pinned(r.view.PreviousResponseID, r.view.Model)
 		if err != nil {
@@ -91,6 +101,9 @@ func (pl *Pipeline) Serve(ctx context.Context, r *Request, opts rpc.Options, out
 		return Result{}, Error(err, nil)
 	}
 	res.Meta.RequestID = ans.header.Get("X-Request-Id")
+	if r.responses() && failed(res.Body) {
+		p.write = false // a failure is not an answer to replay
+	}
 	pl.remember(p, ans, &res.Meta)
 	return res, nil
 }
@@ -168,4 +181,12 @@ func (pl *Pipeline) meta(rep balance.Report, served string, streamed bool, start
 		QueuedUS:   rep.Queued.Microseconds(),
 		DaemonUS:   own.Microseconds(),
 	}
+}
+
+// failed reports whether a whole response says it failed.
+func failed(body []byte) bool {
+	var v struct {
+		Status string `json:"status"`
+	}
+	return json.Unmarshal(body, &v) == nil && v.Status == "failed"
 }

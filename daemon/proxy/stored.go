@@ -85,7 +85,7 @@ func whole(r *Request, body []byte, events []provider.Event) ([]byte, error) {
 		}
 		return wire.AssembleResponse(evs)
 	}
-	return nil, fmt.Errorf("no whole form of a %s stream", r.path)
+	return nil, nil // another route's stream: relayed, never cached, no whole form
 }
 
 // streamForm is a stored answer for a request that wants it streamed; a chat
