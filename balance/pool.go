@@ -283,6 +283,11 @@ func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Cont
 		pe := classify(m, err)
 		last = pe
 		p.release(m, req, out, pe, retry, elapsed)
+		if pe.Kind == provider.KindServer && pe.Status >= 200 && pe.Status <= 299 {
+			// A 2xx whose body is unusable was charged all the same:
+			// sending it again would pay twice.
+			return zero, rep, nil, finalError(opts, nil, rep, last)
+		}
 		switch pe.Kind {
 		case provider.KindCanceled, provider.KindBadRequest:
 			return zero, rep, nil, finalError(opts, context.Cause(ctx), rep, last)

@@ -306,3 +306,25 @@ func TestTooLargeRefusedAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// Server and network failures back off before the next attempt (full
+// jitter, never zero), holding no slot meanwhile.
+func TestFailuresBackOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := pool(Options{BackoffBase: time.Second, BackoffMax: 4 * time.Second}, backend("a", 1))
+		var at []time.Time
+		s := &script{errs: map[string][]error{"a": {upstream(provider.KindServer, 0), upstream(provider.KindNetwork, 0)}}}
+		_, rep, err := Do(t.Context(), p, req("gpt-4o"), func(ctx context.Context, m *Member) (string, Outcome, error) {
+			at = append(at, time.Now())
+			return s.call(ctx, m)
+		})
+		if err != nil || rep.Attempts != 3 {
+			t.Fatalf("Do: %v, %d attempts", err, rep.Attempts)
+		}
+		for i := 1; i < len(at); i++ {
+			if gap := at[i].Sub(at[i-1]); gap <= 0 || gap > 4*time.Second {
+				t.Errorf("attempt %d came %s after the one before, want a backoff in (0, 4s]", i+1, gap)
+			}
+		}
+	})
+}

@@ -285,7 +285,6 @@ func TestFailover(t *testing.T) {
 		{"wrong key", sim.Options{Accounts: []sim.Account{{Name: "b", Key: keyB}}}, rpc.StateDeadKey, "auth"},
 		{"server errors", accounts(sim.Faults{Error503: 1}), rpc.StateOK, ""},
 		{"connection resets", accounts(sim.Faults{Reset: 1}), rpc.StateOK, ""},
-		{"malformed bodies", accounts(sim.Faults{Malformed: 1}), rpc.StateOK, ""},
 		// a's one request a minute is learnt from the simulator's headers:
 		// the daemon never sends it a second one, so it never sees a 429.
 		{"limit learnt from headers", sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, RPM: 1}, {Name: "b", Key: keyB}}}, rpc.StateSaturated, ""},
@@ -318,6 +317,19 @@ func TestFailover(t *testing.T) {
 				t.Errorf("a answered %d requests with 429", n)
 			}
 		})
+	}
+}
+
+// A 200 whose body is unusable was charged: it fails, naming why, and is
+// never sent again (it used to be retried elsewhere, and paid twice).
+func TestMalformedAnswerNotPaidTwice(t *testing.T) {
+	h := start(t, accounts(sim.Faults{Malformed: 1}), strings.Replace(twoBackends, "api_key_env = \"KEY_B\"", "api_key_env = \"KEY_B\"\npriority = 1", 1)+"[balance]\nstrategy = \"priority\"\n")
+	_, err := h.client.Chat(t.Context(), userRequest("gpt-4o-mini", "malformed"), rpc.Options{})
+	if !errors.Is(err, rpc.ErrUnavailable) || !strings.Contains(err.Error(), "charged") {
+		t.Errorf("err = %v, want unavailable saying it was charged", err)
+	}
+	if n := chatCalls(h); n != 1 {
+		t.Errorf("%d upstream calls, want 1", n)
 	}
 }
 

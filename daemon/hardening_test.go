@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -201,4 +202,76 @@ func TestHangingBackendRoutedAround(t *testing.T) {
 		t.Errorf("%d requests were sent to the hanging backend, want 1 to 3 (then it rests)", hung)
 	}
 	t.Logf("slowest request %s", worst)
+}
+
+// A stream that breaks after its role chunk, before its first content,
+// fails over without the client seeing any of it.
+func TestStreamBrokenBeforeContentFailsOverInvisibly(t *testing.T) {
+	s := sim.New(accounts(sim.Faults{}))
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+keyA {
+			s.ServeHTTP(w, r)
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, `data: {"id":"chatcmpl-broken","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n")
+		w.(http.Flusher).Flush()
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+	})
+	h := startHandler(t, s, up, strings.Replace(twoBackends, "api_key_env = \"KEY_B\"", "api_key_env = \"KEY_B\"\npriority = 1", 1)+"[balance]\nstrategy = \"priority\"\n")
+	req := userRequest("gpt-4o-mini", "break before the first token")
+	req["stream"] = true
+	st, err := streamAll(t, h, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range st.chunks {
+		if strings.Contains(string(c), "chatcmpl-broken") {
+			t.Errorf("the client saw the broken stream's chunk: %s", c)
+		}
+	}
+	if st.res.Meta.Backend != "b" || st.res.Meta.Attempts != 2 || !strings.Contains(st.text, "break before the first token") {
+		t.Errorf("meta %+v, text %q", st.res.Meta, st.text)
+	}
+}
+
+// An answer acknowledged just before the daemon stops is on disk when it
+// starts again: the write-behind queue is committed at close.
+func TestAnswerBeforeStopSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.db")
+	cfg := anyModel + "\n[cache]\npath = \"" + path + "\"\n"
+	h := start(t, oneAccount(), cfg)
+	req := userRequest("gpt-4o-mini", "remember me across a restart")
+	req["temperature"] = 0
+	first := chat(t, h, req, rpc.Options{})
+	h.stop()
+	h = start(t, oneAccount(), cfg)
+	again := chat(t, h, req, rpc.Options{})
+	if again.Meta.Cache != rpc.CacheExact || !bytes.Equal(again.Response, first.Response) {
+		t.Errorf("after a restart: %+v", again.Meta)
+	}
+}
+
+// The daemon hands each request's token estimate to the pool: a TPM limit
+// binds through the daemon (two requests of 400 tokens fit a limit of
+// 1000, the third waits for room).
+func TestTPMLimitBindsThroughDaemon(t *testing.T) {
+	h := start(t, sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA, TTFT: time.Second}}}, anyModel+"limit_tpm = 1000\n")
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			req := userRequest("gpt-4o-mini", fmt.Sprintf("four hundred tokens at most %d", i))
+			req["max_tokens"] = 400
+			h.client.Chat(ctx, req, rpc.Options{})
+		})
+	}
+	waitFor(t, func() bool { return h.daemon.pool.QueueLen() == 1 })
+	if st := h.daemon.pool.State()[0]; st.InFlight != 2 {
+		t.Errorf("%d in flight under a TPM limit of 1000 with 400-token requests, want 2", st.InFlight)
+	}
+	cancel() // the third would wait about a minute for the refill
+	wg.Wait()
 }

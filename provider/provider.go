@@ -379,7 +379,7 @@ func (p *Provider) malformed(obs Observation, what string) *Error {
 		Kind:       KindServer,
 		Backend:    p.name,
 		Status:     obs.Status,
-		Message:    "malformed response: " + p.redact(what),
+		Message:    "malformed response (the upstream answered, and charged, so it is not sent again): " + p.redact(what),
 		RetryAfter: obs.RetryAfter,
 		Err:        errMalformed,
 	}

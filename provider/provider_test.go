@@ -110,7 +110,7 @@ func TestMalformed(t *testing.T) {
 	if e.Kind != KindServer || e.Status != 200 || e.RetryAfter != 250*time.Millisecond || e.Backend != "openai" {
 		t.Errorf("Malformed = %+v", e)
 	}
-	if !strings.Contains(e.Message, "malformed response: no choices") || strings.Contains(e.Error(), openaiKey) {
+	if !strings.Contains(e.Message, "malformed response") || !strings.Contains(e.Message, "no choices") || strings.Contains(e.Error(), openaiKey) {
 		t.Errorf("message %q", e.Message)
 	}
 	if !errors.Is(e, errMalformed) {
