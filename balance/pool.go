@@ -59,6 +59,7 @@ type Pool struct {
 	queue   []*waiter // requests waiting for room, first come first
 	timer   *time.Timer
 	wake    time.Time // when timer fires; zero when stopped
+	closed  bool      // Close was called: no more probes
 }
 
 // Member is one backend of a pool: its configuration, the provider that
@@ -79,7 +80,9 @@ type Member struct {
 	current       float64   // smooth weighted round-robin state
 	avgCost       float64   // moving average of estimated request tokens
 	stats         stats
-	retired       bool // a reload removed it: it finishes its calls, then closes its connections
+	retired       bool        // a reload removed it: it finishes its calls, then closes its connections
+	probeTimer    *time.Timer // a pending free probe of its health; nil when none
+	probes        int         // probes in a row that found it still failing
 }
 
 // closeIdle closes the member's idle upstream connections.
@@ -558,7 +561,7 @@ func (p *Pool) readyLocked(now time.Time, m *Member, w *waiter) bool {
 	switch {
 	case m.cooldownUntil.After(now), m.downUntil.After(now):
 		return false
-	case (!m.deadUntil.IsZero() || !m.downUntil.IsZero()) && m.probing: // one probe at a time
+	case (!m.deadUntil.IsZero() || !m.downUntil.IsZero()) && (m.probing || m.probeTimer != nil): // one probe at a time; a free one first
 		return false
 	case m.inFlight >= m.Config.MaxConcurrent:
 		return false
@@ -749,9 +752,11 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 		m.failures++
 		if n := m.failures - downAfter; n >= 0 {
 			m.downUntil = now.Add(min(time.Second<<min(n, 6), time.Minute))
+			p.probeLocked(m, m.downUntil.Sub(now))
 		}
 	case pe.Kind == provider.KindAuth:
 		m.deadUntil = now.Add(p.opts.Reprobe)
+		p.probeLocked(m, firstKeyProbe)
 	case pe.Kind == provider.KindRateLimited:
 		wait := pe.RetryAfter
 		if wait <= 0 {
@@ -766,6 +771,75 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 		m.closeIdle()
 	}
 	p.dispatchLocked(now)
+}
+
+// Health is learnt from a free probe — the backend's model list, a GET
+// that costs nothing — rather than by spending a user's request on a
+// backend that is down or whose key was refused: a member with a provider
+// stays out until a probe says it answers again. (Without a provider, as
+// in tests of the pool alone, one request probes it once its rest is over.)
+
+// firstKeyProbe is when a refused key is first asked again; the waits then
+// double up to Options.Reprobe.
+const firstKeyProbe = 10 * time.Second
+
+// probeTimeout bounds one probe.
+const probeTimeout = 10 * time.Second
+
+// probeLocked schedules a probe of m after wait, unless one is pending.
+func (p *Pool) probeLocked(m *Member, wait time.Duration) {
+	if m.Provider == nil || m.probeTimer != nil || p.closed {
+		return
+	}
+	m.probeTimer = time.AfterFunc(wait, func() { p.probe(m) })
+}
+
+// probe asks m for its model list and puts it back in service when it
+// answers with anything but a refused key or a failure; else it rests
+// longer and is asked again.
+func (p *Pool) probe(m *Member) {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	_, _, err := m.Provider.Models(ctx)
+	cancel()
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m.probeTimer = nil
+	if m.retired || p.closed {
+		return
+	}
+	pe := classify(m, err)
+	switch {
+	case pe == nil || pe.Kind == provider.KindNotFound || pe.Kind == provider.KindBadRequest || pe.Kind == provider.KindRateLimited:
+		// It answered, and did not refuse the key (a server without a
+		// model list answers 404; that is an answer).
+		m.downUntil, m.deadUntil, m.failures, m.probes = time.Time{}, time.Time{}, 0, 0
+		p.dispatchLocked(now)
+	case pe.Kind == provider.KindAuth:
+		m.probes++
+		wait := min(firstKeyProbe<<min(m.probes, 10), p.opts.Reprobe)
+		m.downUntil, m.deadUntil = time.Time{}, now.Add(wait)
+		p.probeLocked(m, wait)
+	default:
+		m.probes++
+		wait := min(time.Second<<min(m.probes, 6), time.Minute)
+		m.downUntil = now.Add(wait)
+		p.probeLocked(m, wait)
+	}
+}
+
+// Close stops the pool's probes. Requests still work; a backend that goes
+// down then waits for a request to probe it.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, m := range p.members {
+		if m.probeTimer != nil {
+			m.probeTimer.Stop()
+			m.probeTimer = nil
+		}
+	}
 }
 
 // finalError explains why a request ended without an answer.

@@ -110,8 +110,8 @@ type Balance struct {
 	// jitter, after server, network and timeout errors. Defaults 200ms, 10s.
 	BackoffBase Duration `toml:"backoff_base"`
 	BackoffMax  Duration `toml:"backoff_max"`
-	// Reprobe is how long a backend whose key was refused rests before one
-	// request tries it again. Default 5m.
+	// Reprobe is the longest a backend whose key was refused rests between
+	// two free probes of its model list. Default 5m.
 	Reprobe Duration `toml:"reprobe"`
 	// HeaderTimeout bounds how long one attempt of a streamed request waits
 	// for the upstream's response headers, which a working server sends at

@@ -195,6 +195,7 @@ func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 // pending). Serve calls it when it returns; a Daemon that never served
 // must call it. It is idempotent.
 func (d *Daemon) Close() error {
+	d.pool.Close()
 	d.pl.Close()
 	return nil
 }

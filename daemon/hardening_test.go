@@ -275,3 +275,44 @@ func TestTPMLimitBindsThroughDaemon(t *testing.T) {
 	cancel() // the third would wait about a minute for the refill
 	wg.Wait()
 }
+
+// Health is learnt from a free probe (the backend's model list), not by
+// spending users' requests: a backend that went down is back in service
+// once a probe finds it answering, and no request was sent to it meanwhile.
+func TestDownBackendProbedForFree(t *testing.T) {
+	h := start(t, accounts(sim.Faults{Error503: 1}), strings.Replace(twoBackends, "api_key_env = \"KEY_B\"", "api_key_env = \"KEY_B\"\npriority = 1", 1)+"[balance]\nstrategy = \"priority\"\nbackoff_base = \"1ms\"\nbackoff_max = \"2ms\"\n")
+	state := func() string { st, _ := h.client.Status(t.Context()); return st.Backends[0].State }
+	for i := 0; state() != rpc.StateDown; i++ {
+		if i == 10 {
+			t.Fatalf("a is %s after 10 requests to a failing backend", state())
+		}
+		chat(t, h, userRequest("gpt-4o-mini", fmt.Sprintf("while a fails %d", i)), rpc.Options{NoStore: true})
+	}
+	chatsTo := func(account string) int {
+		n := 0
+		for _, r := range h.sim.Log() {
+			if r.Account == account && strings.HasSuffix(r.Path, "/chat/completions") {
+				n++
+			}
+		}
+		return n
+	}
+	before := chatsTo("a")
+	h.sim.SetFaults("a", sim.Faults{})
+	waitFor(t, func() bool { return state() == rpc.StateOK })
+	if n := chatsTo("a"); n != before {
+		t.Errorf("%d user requests were spent on the down backend to learn it was back", n-before)
+	}
+	probes := 0
+	for _, r := range h.sim.Log() {
+		if r.Account == "a" && r.Path == "/v1/models" {
+			probes++
+		}
+	}
+	if probes == 0 {
+		t.Error("no probe of the model list")
+	}
+	if r := chat(t, h, userRequest("gpt-4o-mini", "a is back"), rpc.Options{NoStore: true}); r.Meta.Backend != "a" {
+		t.Errorf("after the probe, answered by %s, want a (priority)", r.Meta.Backend)
+	}
+}
