@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -74,7 +75,9 @@ type Member struct {
 	reserved      int // estimated tokens of the requests in flight
 	cooldownUntil time.Time
 	downUntil     time.Time // after failures in a row: rests until then, then one request probes it
-	failures      int       // server, network and timeout failures in a row
+	failures      int       // server, network and timeout failures among the last calls (outcomes)
+	outcomes      uint16    // the last healthWindow calls, newest in bit 0: 1 a failure, 0 a success
+	seen          int       // calls recorded in outcomes, up to healthWindow
 	deadUntil     time.Time // zero while the key works
 	probing       bool      // one request is re-trying a dead key
 	current       float64   // smooth weighted round-robin state
@@ -304,15 +307,32 @@ func do[T any](ctx context.Context, p *Pool, req Request, call func(context.Cont
 		case provider.KindRateLimited:
 			continue // the member cools down; acquire waits or goes elsewhere
 		}
-		// Server, network, timeout: back off holding no slot, then prefer
-		// another backend.
+		// Server, network, timeout: prefer another backend — at once when
+		// one has room (a request need not wait out one backend's trouble)
+		// — else back off holding no slot.
 		w.avoid = m
+		if p.readyElsewhere(w, m) {
+			continue
+		}
 		backoffs++
 		if err := sleep(ctx, backoff(opts, backoffs)); err != nil {
 			return zero, rep, nil, finalError(opts, context.Cause(ctx), rep, last)
 		}
 	}
 	return zero, rep, nil, finalError(opts, nil, rep, last)
+}
+
+// readyElsewhere reports whether a member other than m has room for w now.
+func (p *Pool) readyElsewhere(w *waiter, m *Member) bool {
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, o := range p.members {
+		if o != m && p.candidateLocked(now, o, w) && p.readyLocked(now, o, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // safeCall runs call, turning a panic into an error so that the member's
@@ -406,8 +426,26 @@ func (m *Member) fitsEver(req Request) bool {
 	return !m.tpm.known() || float64(req.Tokens) <= m.tpm.capacity
 }
 
-// downAfter is the failures in a row that take a backend out for a while.
-const downAfter = 3
+// A backend is taken out for a while when, among its last healthWindow
+// calls, at least downAfter failed, and at least half of them: a backend
+// failing every other call goes out (counting failures in a row, it never
+// did), one busy backend's rare failure does not.
+const (
+	downAfter    = 3
+	healthWindow = 10
+)
+
+// record notes the outcome of one of m's calls and returns the failures
+// among its last healthWindow calls.
+func (m *Member) record(failed bool) int {
+	m.outcomes <<= 1
+	if failed {
+		m.outcomes |= 1
+	}
+	m.seen = min(m.seen+1, healthWindow)
+	m.failures = bits.OnesCount16(m.outcomes & (1<<m.seen - 1))
+	return m.failures
+}
 
 // errNoCandidate: every member that serves the model is dead or excluded.
 var errNoCandidate = errors.New("no candidate")
@@ -738,7 +776,11 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 	}
 	switch {
 	case pe == nil:
-		m.deadUntil, m.failures, m.downUntil = time.Time{}, 0, time.Time{}
+		if !m.downUntil.IsZero() { // the request that probed it: a clean slate
+			m.outcomes, m.seen = 0, 0
+		}
+		m.deadUntil, m.downUntil = time.Time{}, time.Time{}
+		m.record(false)
 	case pe.Kind == provider.KindServer || pe.Kind == provider.KindNetwork || pe.Kind == provider.KindTimeout:
 		// A backend failing call after call (refusing connections, say) is
 		// taken out for a while, doubling from 1s up to a minute, rather
@@ -746,12 +788,10 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 		// failed calls cost it nothing. One that took a request and said
 		// nothing at all is taken out at once: the next request would wait
 		// as long.
-		if pe.Code == provider.CodeNoHeaders {
-			m.failures = max(m.failures, downAfter-1)
-		}
-		m.failures++
-		if n := m.failures - downAfter; n >= 0 {
-			m.downUntil = now.Add(min(time.Second<<min(n, 6), time.Minute))
+		fails := m.record(true)
+		silent := pe.Code == provider.CodeNoHeaders
+		if silent || (fails >= downAfter && 2*fails >= m.seen) {
+			m.downUntil = now.Add(min(time.Second<<min(max(fails-downAfter, 0), 6), time.Minute))
 			p.probeLocked(m, m.downUntil.Sub(now))
 		}
 	case pe.Kind == provider.KindAuth:
@@ -813,7 +853,7 @@ func (p *Pool) probe(m *Member) {
 	case pe == nil || pe.Kind == provider.KindNotFound || pe.Kind == provider.KindBadRequest || pe.Kind == provider.KindRateLimited:
 		// It answered, and did not refuse the key (a server without a
 		// model list answers 404; that is an answer).
-		m.downUntil, m.deadUntil, m.failures, m.probes = time.Time{}, time.Time{}, 0, 0
+		m.downUntil, m.deadUntil, m.failures, m.outcomes, m.seen, m.probes = time.Time{}, time.Time{}, 0, 0, 0, 0
 		p.dispatchLocked(now)
 	case pe.Kind == provider.KindAuth:
 		m.probes++

@@ -328,3 +328,58 @@ func TestFailuresBackOff(t *testing.T) {
 		}
 	})
 }
+
+// A backend failing every other call goes out for a while (counted in a
+// row, its failures never added up); one with a rare failure among many
+// successes stays in.
+func TestFailuresCountedInAWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := pool(Options{BackoffBase: time.Millisecond, BackoffMax: time.Millisecond, MaxAttempts: 1}, backend("a", 1))
+		flaky := upstream(provider.KindServer, 0)
+		for i := range 5 { // fail, ok, fail, ok, fail
+			var err error
+			if i%2 == 0 {
+				err = flaky
+			}
+			s := &script{errs: map[string][]error{"a": {err}}}
+			Do(t.Context(), p, req("gpt-4o"), s.call)
+		}
+		if st := p.State()[0]; st.State != "down" {
+			t.Errorf("after failing every other call: %s, want down", st.State)
+		}
+
+		p = pool(Options{MaxAttempts: 1}, backend("b", 1))
+		m := p.Members()[0]
+		for i := range 30 {
+			var err error
+			if i%10 == 0 {
+				err = flaky
+			}
+			s := &script{errs: map[string][]error{"b": {err}}}
+			Do(t.Context(), p, req("gpt-4o"), s.call)
+		}
+		if st := p.State()[0]; st.State == "down" || m.failures > 1 {
+			t.Errorf("after one failure in ten: %s (%d failures counted)", st.State, m.failures)
+		}
+	})
+}
+
+// A server error on one backend sends the request to another that has room
+// at once: the backoff is for waiting on a backend, not for moving on (one
+// backend's 500s made an unrelated request wait seconds).
+func TestFailoverWithoutBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := backend("a", 1), backend("b", 1)
+		b.Priority = 1
+		p := pool(Options{Strategy: config.StrategyPriority, BackoffBase: 10 * time.Second, BackoffMax: 10 * time.Second}, a, b)
+		s := &script{errs: map[string][]error{"a": {upstream(provider.KindServer, 0)}}}
+		start := time.Now()
+		_, rep, err := Do(t.Context(), p, req("gpt-4o"), s.call)
+		if err != nil || rep.Backend != "b" || rep.Attempts != 2 {
+			t.Fatalf("Do: %v %+v", err, rep)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("waited %s before trying b", waited)
+		}
+	})
+}
