@@ -242,6 +242,11 @@ func codeString(code any) string {
 // redacted replaces what redact finds.
 const redacted = "[redacted]"
 
+// minPrefix is the shortest start of the backend's key that redact
+// replaces: six bytes say little about a key of dozens, and shorter runs
+// would garble ordinary words.
+const minPrefix = 6
+
 // minKeyLen is the shortest key redact replaces verbatim: shorter "keys"
 // ("none", "ollama") are placeholders, and replacing them would garble the
 // message.
@@ -273,6 +278,15 @@ func (p *Provider) redact(s string) string {
 func redact(s, key string) string {
 	if len(key) >= minKeyLen {
 		s = strings.ReplaceAll(s, key, redacted)
+		// An upstream may echo the start of the key ("key abcd1234…
+		// is invalid"): any run of its first minPrefix or more bytes
+		// goes too.
+		for n := len(key) - 1; n >= minPrefix; n-- {
+			if strings.Contains(s, key[:n]) {
+				s = strings.ReplaceAll(s, key[:n], redacted)
+				break
+			}
+		}
 	}
 	for _, sp := range secretPatterns {
 		s = sp.re.ReplaceAllString(s, sp.with)

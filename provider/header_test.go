@@ -125,6 +125,8 @@ func TestRedact(t *testing.T) {
 		{"long token", "token gsk_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEf", "token [redacted]"},
 		{"long words kept", "a-very-long-hyphenated-phrase-without-any-digits-at-all", "a-very-long-hyphenated-phrase-without-any-digits-at-all"},
 		{"own key verbatim", "you sent my-compat-key-123!", "you sent [redacted]!"},
+		{"own key's start echoed", "The key my-compat-ke... is not valid for this resource", "The key [redacted]... is not valid for this resource"},
+		{"a shorter start kept", "see my-co for details", "see my-co for details"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
