@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/creachadair/jrpc2/channel"
 
@@ -84,6 +85,15 @@ func (c *lineChannel) Recv() ([]byte, error) {
 		// call it a parse error, JSON-RPC calls it an invalid request.
 		if v := bytes.TrimSpace(line); len(v) > 0 && v[0] != '{' && v[0] != '[' && json.Valid(v) {
 			e := &rpc.Error{Code: rpc.CodeInvalidRequest, Message: "invalid request: want a JSON-RPC request object, got a JSON " + jsonKindOf(v[0])}
+			if err := c.Send(errorLine(nil, e)); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		// JSON text is UTF-8: a line that is not would have its id echoed
+		// as invalid UTF-8, and its text sent upstream so.
+		if !utf8.Valid(line) {
+			e := &rpc.Error{Code: rpc.CodeParseError, Message: "parse error: the line is not valid UTF-8, which JSON text must be"}
 			if err := c.Send(errorLine(nil, e)); err != nil {
 				return nil, err
 			}

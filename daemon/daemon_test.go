@@ -483,6 +483,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 		code int
 	}{
 		{"not JSON", `{"jsonrpc":"2.0","id":1,"method":`, rpc.CodeParseError},
+		{"not UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":\"\xff\xfe\",\"method\":\"status\"}", rpc.CodeParseError},
 		{"not a request", `{"jsonrpc":"2.0","id":7}`, rpc.CodeInvalidRequest},
 		{"a string", `"hello"`, rpc.CodeInvalidRequest},
 		{"a number", ` 42 `, rpc.CodeInvalidRequest},
