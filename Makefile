@@ -21,7 +21,7 @@ NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.0
 DEB_VERSION ?= 0.1.0~dev
 DEB_ARCH ?= $(shell $(GO) env GOARCH)
 
-.PHONY: all build gen install deb test demo bench fuzz vet clean
+.PHONY: all build gen install deb test torture demo bench fuzz vet clean
 
 all: build
 
@@ -65,7 +65,15 @@ deb:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	LBGPT_TORTURE_ROUNDS=2 $(GO) test -tags torture -count=1 -run '^TestTorture' ./internal/e2e/
 	$(MAKE) fuzz
+
+# The fault suite (docs/reliability.md): lbgptd killed with SIGKILL under
+# load, round after round (LBGPT_TORTURE_ROUNDS, default 3), and every fault
+# test of the suite run again and again. make test runs a short version.
+torture:
+	$(GO) test -tags torture -race -count=1 -v -run '^TestTorture' ./internal/e2e/
+	$(GO) test -race -count=5 -run 'Damaged|Oversized|Hanging|Unauthenticated|NonUnix|Kill9|DownBackend|Malformed|BrokenBeforeContent|AnswerBeforeStop' ./cache/ ./daemon/
 
 # Budgets are execution counts, about 10 s each here: with a duration,
 # go1.26's fuzz coordinator can fail a clean run with "context deadline
