@@ -305,6 +305,16 @@ func TestPanel(t *testing.T) {
 	if s := screen(m); !strings.Contains(s, "cache: 5 exact · 2 semantic · 1 coalesced · hit 40%") {
 		t.Errorf("cache totals:\n%s", s)
 	}
+	// A rejected reload, and a cache file set aside, are said on screen.
+	st.ReloadError = `lbgpt.toml:14: unknown key "limit_rmp"`
+	st.Cache.Quarantined = "the cache file did not open: it was set aside"
+	m.Update(statusMsg{w: blockingWatcher{t.Context()}, st: st})
+	s = screen(m)
+	for _, want := range []string{"reload rejected", `"limit_rmp"`, "set aside"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("panel lacks %q:\n%s", want, s)
+		}
+	}
 }
 
 // Every size gives exactly the terminal's rows, none wider than it; the

@@ -39,6 +39,7 @@ func (p panelView) Render(width int, mode panelMode) string {
 		if p.down == nil {
 			lines = append(lines, p.title())
 		}
+		lines = append(lines, p.warnings(width)...)
 		lines = append(lines, p.totals())
 		lines = append(lines, p.backendRows(width)...)
 		for _, b := range p.st.Batches {
@@ -80,6 +81,21 @@ func (p panelView) title() string {
 	parts = append(parts, fmt.Sprintf("%d backends", len(p.st.Backends)), "strategy "+p.st.Strategy,
 		"up "+(time.Duration(p.st.UptimeS)*time.Second).String())
 	return strings.Join(parts, st.Faint.Render(" · "))
+}
+
+// warnings say what needs the user: a rejected reload (the old
+// configuration stays), a cache file set aside as damaged. Wrapped, not
+// cut: they are the lines worth reading whole.
+func (p panelView) warnings(width int) []string {
+	st := p.styles
+	var out []string
+	if e := p.st.ReloadError; e != "" {
+		out = append(out, strings.Split(st.Error.Render(wrap("✗ reload rejected, the previous configuration stays: "+e, width)), "\n")...)
+	}
+	if c := p.st.Cache; c != nil && c.Quarantined != "" {
+		out = append(out, strings.Split(st.Warn.Render(wrap("! "+c.Quarantined, width)), "\n")...)
+	}
+	return out
 }
 
 // totals: cache hits by kind and hit rate, retries, queue, daemon overhead.
