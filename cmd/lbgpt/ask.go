@@ -60,7 +60,7 @@ func runAsk(ctx context.Context, args []string, e env) error {
 		maxTokens   = fs.Int("max-tokens", 0, "upper bound on answer tokens (0: the model's default)")
 		jsonOut     = fs.Bool("json", false, "print the OpenAI response and lbgpt's metadata as one JSON object, and nothing else on stdout")
 		stream      = fs.String("stream", "auto", "stream the answer: auto (when stdout is a terminal), always or never")
-		timeout     = fs.Duration("timeout", 0, "deadline for the whole request, retries included (0: the daemon's request_timeout)")
+		timeout     = durationFlag(fs, "timeout", "deadline for the whole request, retries included: `seconds` (30) or a duration (1m30s); 0: the daemon's request_timeout")
 		noCache     = fs.Bool("no-cache", false, "do not answer from the cache (the answer is still stored)")
 		noStore     = fs.Bool("no-store", false, "do not store the answer in the cache")
 		semantic    = fs.String("semantic", "", "semantic cache for this request: user_only, all, system_only or off (default: the daemon's)")

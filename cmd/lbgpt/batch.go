@@ -63,7 +63,7 @@ func runBatch(ctx context.Context, args []string, e env) error {
 		df          daemonFlags
 		model       = fs.String("model", "", "model for the requests that name none (those that do keep theirs)")
 		concurrency = fs.Int("concurrency", 0, "requests in flight at once (0: the daemon's default, 64); backend limits apply whatever it is")
-		timeout     = fs.Duration("timeout", 0, "deadline for each request, retries included (0: the daemon's request_timeout)")
+		timeout     = durationFlag(fs, "timeout", "deadline for each request, retries included: `seconds` (30) or a duration (1m30s); 0: the daemon's request_timeout")
 		out         = fs.String("out", "", "write the results to `FILE` (via FILE.partial, renamed when the batch completes) instead of stdout")
 	)
 	df.register(fs)

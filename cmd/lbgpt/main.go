@@ -11,8 +11,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Exit codes, documented in the help text.
@@ -140,13 +142,49 @@ func newFlagSet(name, usage string, e env) *flag.FlagSet {
 // may come after the other arguments (lbgpt ask "hi" --namespace n), up to
 // a "--" after which everything is an argument.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(interspersed(fs, args)); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &exitError{code: exitUsage, err: err}
+	// The flag package prints a bad flag's error and the whole usage; the
+	// error alone, once, with where to look, says more.
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(interspersed(fs, args))
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return err
+	case err != nil:
+		return &exitError{code: exitUsage, err: fmt.Errorf("%w (see %s --help)", err, fs.Name())}
 	}
 	return nil
+}
+
+// seconds is a duration flag that takes seconds ("30", "0.5") as well as a
+// Go duration ("1m30s"), as X-Lbgpt-Timeout and the protocol do.
+type seconds time.Duration
+
+func (d *seconds) String() string { return time.Duration(*d).String() }
+
+func (d *seconds) Set(v string) error {
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if f < 0 || f > 1e9 {
+			return errors.New("want a duration from 0")
+		}
+		*d = seconds(f * float64(time.Second))
+		return nil
+	}
+	t, err := time.ParseDuration(v)
+	if err != nil {
+		return errors.New(`want seconds (30) or a duration ("1m30s")`)
+	}
+	*d = seconds(t)
+	return nil
+}
+
+// durationFlag defines a seconds flag.
+func durationFlag(fs *flag.FlagSet, name string, usage string) *time.Duration {
+	var d seconds
+	fs.Var(&d, name, usage)
+	return (*time.Duration)(&d)
 }
 
 // interspersed moves the flags of args (with their values) in front of the

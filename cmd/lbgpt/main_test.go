@@ -40,6 +40,8 @@ func TestUsage(t *testing.T) {
 		{"ask --temperature out of range", "", []string{"ask", "--temperature", "3", "x"}, 2, "", "--temperature must be between 0 and 2"},
 		{"ask --temperature not a number", "", []string{"ask", "--temperature", "hot", "x"}, 2, "", "want a number"},
 		{"ask without a daemon", "", []string{"ask", "--socket", socket, "--no-autostart", "x"}, 3, "", "lbgptd is not running"},
+		{"ask --timeout in plain seconds", "", []string{"ask", "--timeout", "30", "--socket", socket, "--no-autostart", "x"}, 3, "", "lbgptd is not running"},
+		{"ask --timeout bad, said once", "", []string{"ask", "--timeout", "soon", "x"}, 2, "", `invalid value "soon" for flag -timeout: want seconds (30) or a duration ("1m30s") (see lbgpt ask --help)`},
 		{"status takes no arguments", "", []string{"status", "extra"}, 2, "", "status takes no arguments"},
 	}
 	for _, tt := range tests {
