@@ -26,7 +26,8 @@ it is "-" or missing) holds one full OpenAI chat completion request per line
 "method": "POST", "url": "/v1/chat/completions", "body": {...}}), whose
 custom_id then comes back in the result line; blank lines are skipped. Every line is checked before anything is
 sent: a line that is not a JSON object, or names no model when --model is
-not given, stops the command with exit status 2, naming the line.
+not given, stops the command with exit status 2, naming every such line (up
+to 20) so that one run shows all there is to fix.
 
 The results are JSONL in input order, one line per request; "index" counts
 the requests from 0 (blank lines are not counted):
@@ -337,14 +338,19 @@ func readInput(path string, stdin io.Reader, model string) (*input, error) {
 	return readRequests(r, name, model)
 }
 
+// maxBadLines is how many bad lines one run names.
+const maxBadLines = 20
+
 // readRequests reads one request a line, skipping blank lines. A line that
 // is not a JSON object, or that names no model when model is "", is a usage
-// error naming the line; a line without a model gets model.
+// error naming the line — every such line, up to maxBadLines, at once; a
+// line without a model gets model.
 func readRequests(r io.Reader, name, model string) (*input, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxInputLine)
 	in := &input{name: name}
 	n := 0
+	var bad []string // every bad line, so one run names them all
 	for sc.Scan() {
 		n++
 		line := bytes.TrimSpace(sc.Bytes())
@@ -352,12 +358,17 @@ func readRequests(r io.Reader, name, model string) (*input, error) {
 			continue
 		}
 		line, id, err := unwrapBatchLine(line)
-		if err != nil {
-			return nil, usageErr("%s:%d: %v", name, n, err)
+		var req json.RawMessage
+		if err == nil {
+			req, err = checkRequest(line, model)
 		}
-		req, err := checkRequest(line, model)
 		if err != nil {
-			return nil, usageErr("%s:%d: %v", name, n, err)
+			if len(bad) < maxBadLines {
+				bad = append(bad, fmt.Sprintf("%s:%d: %v", name, n, err))
+			} else if len(bad) == maxBadLines {
+				bad = append(bad, "… and more")
+			}
+			continue
 		}
 		in.reqs = append(in.reqs, req)
 		in.lines = append(in.lines, n)
@@ -365,9 +376,13 @@ func readRequests(r io.Reader, name, model string) (*input, error) {
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, usageErr("%s:%d: line longer than %d MiB", name, n+1, maxInputLine>>20)
+			bad = append(bad, fmt.Sprintf("%s:%d: line longer than %d MiB", name, n+1, maxInputLine>>20))
+		} else {
+			return nil, fmt.Errorf("read %s: %w", name, err)
 		}
-		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(bad) > 0 {
+		return nil, usageErr("%s", strings.Join(bad, "\n"))
 	}
 	return in, nil
 }

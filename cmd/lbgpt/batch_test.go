@@ -182,6 +182,7 @@ func TestBatchBadInputSendsNothing(t *testing.T) {
 		{"trailing garbage", good + "\n" + good + " x\n", nil, "stdin:2: not a JSON object"},
 		{"no model", good + "\n" + `{"messages":[]}` + "\n", nil, `stdin:2: no "model": give one in the line or use --model`},
 		{"empty model", `{"model":"","messages":[]}`, nil, `stdin:1: no "model"`},
+		{"every bad line at once", good + "\n[1]\n" + good + "\nnope\n", nil, "stdin:2: not a JSON object\nstdin:4: not a JSON object"},
 		{"missing file", "", []string{"/nonexistent/in.jsonl"}, "no such file"},
 		{"two files", "", []string{"a", "b"}, "batch takes one FILE at most"},
 		{"negative concurrency", good, []string{"--concurrency", "-1"}, "--concurrency must not be negative"},
