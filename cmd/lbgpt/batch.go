@@ -117,6 +117,11 @@ func runBatch(ctx context.Context, args []string, e env) error {
 	batchErr := b.run(ctx, c, reqs, parts, opts, *concurrency)
 	b.bar.clear()
 
+	if batchErr != nil {
+		if err := b.results.interrupted(); err != nil {
+			batchErr = errors.Join(batchErr, err)
+		}
+	}
 	counts := b.counts(time.Since(b.start))
 	if batchErr != nil {
 		kept := sink.abandon()
@@ -573,6 +578,25 @@ func (r *results) finish(from, to int) error {
 		if !r.seen[i] {
 			err := r.add(rpc.BatchItem{Index: i, Error: &rpc.Error{Code: rpc.CodeInternal, Message: "lbgptd's result left this request out"}})
 			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// interrupted writes what was answered when the batch stopped early: the
+// items that came after one still unanswered waited for it, and were paid
+// for. Each gap before the last answered item is written as a canceled
+// line, so the output keeps its order and loses no answer.
+func (r *results) interrupted() error {
+	last := -1
+	for i := range r.pending {
+		last = max(last, i)
+	}
+	for i := r.next; i <= last; i++ {
+		if !r.seen[i] {
+			if err := r.add(rpc.BatchItem{Index: i, Error: &rpc.Error{Code: rpc.CodeCanceled, Message: "the batch stopped before this request was answered"}}); err != nil {
 				return err
 			}
 		}

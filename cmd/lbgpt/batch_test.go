@@ -431,3 +431,28 @@ func TestBatchAPIFormat(t *testing.T) {
 		t.Errorf("embeddings line: %v", err)
 	}
 }
+
+// A batch stopped early (Ctrl-C) still writes every answer it got: the
+// answers that waited behind an unanswered request go out, the gap as a
+// canceled line, in input order.
+func TestBatchInterruptedWritesEveryAnswer(t *testing.T) {
+	var out bytes.Buffer
+	w := bufio.NewWriter(&out)
+	r := newResults(w, 6, nil)
+	for _, i := range []int{0, 2, 3} {
+		if err := r.add(rpc.BatchItem{Index: i, Result: &rpc.ChatResult{Response: json.RawMessage(`{"n":` + fmt.Sprint(i) + `}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(out.String(), "\n"); n != 1 {
+		t.Fatalf("%d lines before the stop, want 1 (2 and 3 wait for 1)", n)
+	}
+	if err := r.interrupted(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[1], `"index":1`) || !strings.Contains(lines[1], fmt.Sprint(rpc.CodeCanceled)) ||
+		!strings.Contains(lines[2], `"n":2`) || !strings.Contains(lines[3], `"n":3`) {
+		t.Errorf("after the stop:\n%s", out.String())
+	}
+}
