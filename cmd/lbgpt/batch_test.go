@@ -244,7 +244,9 @@ func TestBatchOutFile(t *testing.T) {
 		partial int // lines kept in FILE.partial; -1: no such file
 	}{
 		{"complete", false, 0, -1},
-		{"batch fails midway", true, exitFailed, 1},
+		// 0 and 2 were answered, 1 was not: the partial file has all
+		// three lines, 1 as canceled, so no paid answer is lost.
+		{"batch fails midway", true, exitFailed, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,8 +291,9 @@ func TestBatchOutFile(t *testing.T) {
 			if string(got) != "old\n" {
 				t.Errorf("%s changed after a failure: %q", out, got)
 			}
-			if lines := outputLines(t, string(partial)); perr != nil || len(lines) != tt.partial {
-				t.Errorf("%s.partial: %q, %v; want %d lines", out, partial, perr, tt.partial)
+			lines := outputLines(t, string(partial))
+			if perr != nil || len(lines) != tt.partial || answerOf(lines[2]) != "third" {
+				t.Errorf("%s.partial: %q, %v; want %d lines, the third answered", out, partial, perr, tt.partial)
 			}
 			if !strings.Contains(stderr, out+".partial") || !strings.Contains(stderr, "daemon shutting down") {
 				t.Errorf("stderr %q", stderr)
