@@ -104,6 +104,7 @@ type Daemon struct {
 	startDrain context.CancelFunc
 	active     sync.WaitGroup
 
+	stoppingMu sync.Mutex // orders the drain's start and STOPPING=1 against a watchdog ping
 	reloadMu   sync.Mutex // serializes Reload
 	resultMu   sync.Mutex // guards reloadedAt and reloadErr
 	reloadedAt time.Time  // the last Reload
@@ -302,11 +303,13 @@ func (d *Daemon) serveConn(nc net.Conn) {
 // stop the server: Stop racing an incoming message panics in jrpc2 v1.3.6,
 // and Stop drops the responses.)
 func (d *Daemon) shutdown() {
-	d.sendNotify("STOPPING=1\nSTATUS=draining the requests in flight")
 	d.mu.Lock()
 	d.closing = true
 	d.mu.Unlock()
+	d.stoppingMu.Lock()
 	d.startDrain()
+	d.sendNotify("STOPPING=1\nSTATUS=draining the requests in flight")
+	d.stoppingMu.Unlock()
 	drained := make(chan struct{})
 	go func() { d.active.Wait(); close(drained) }()
 	timeout := d.config().Daemon.DrainTimeout.Duration

@@ -69,7 +69,11 @@ func (d *Daemon) life(ctx context.Context, opts lifeOptions) {
 			return
 		case <-status.C:
 			last = d.statusLine()
-			d.sendNotify("STATUS=" + last)
+			d.stoppingMu.Lock()
+			if d.draining.Err() == nil {
+				d.sendNotify("STATUS=" + last)
+			}
+			d.stoppingMu.Unlock()
 		case <-ping:
 			cctx, cancel := context.WithTimeout(ctx, min(healthTimeout, opts.watchdog/2))
 			err := opts.check(cctx)
@@ -94,7 +98,13 @@ func (d *Daemon) life(ctx context.Context, opts lifeOptions) {
 				last = cur
 				msg += "\nSTATUS=" + cur
 			}
-			d.sendNotify(msg)
+			// Under the lock shutdown takes to start the drain and say
+			// STOPPING=1: no ping goes out after it.
+			d.stoppingMu.Lock()
+			if d.draining.Err() == nil {
+				d.sendNotify(msg)
+			}
+			d.stoppingMu.Unlock()
 		}
 	}
 }

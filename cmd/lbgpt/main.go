@@ -80,6 +80,8 @@ Usage:
   lbgpt demo                      start a private daemon on SIMULATED backends and show it working
                                   (on a terminal: in the TUI, with a sample batch running)
   lbgpt token                     the bearer token of lbgptd's OpenAI-compatible HTTP endpoint
+  lbgpt stop                      stop lbgptd (after its requests finish); the next command starts
+                                  a new one with this shell's environment
   lbgpt cache COMMAND             the answer caches: stats, purge, forget ID, compact
   lbgpt help                      this text
 
@@ -120,6 +122,8 @@ func run(ctx context.Context, args []string, e env) error {
 		return runCache(ctx, args[1:], e)
 	case "token":
 		return runToken(ctx, args[1:], e)
+	case "stop":
+		return runStop(ctx, args[1:], e)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(e.stdout, help)
 		return nil

@@ -428,3 +428,24 @@ func TestOtherUserRefused(t *testing.T) {
 	// The owner is still served.
 	waitSocket(t, env, socket)
 }
+
+// lbgpt stop stops the daemon it talks to, after its drain; the next
+// command finds none (and would start a new one with its own environment).
+func TestStop(t *testing.T) {
+	env := append(baseEnv(t), "E2E_KEY=sk-e2e-secret-key-0001")
+	simURL := startSim(t, env, simConfig)
+	cfg := writeConfig(t, simURL)
+	socket := filepath.Join(t.TempDir(), "d.sock")
+	background(t, env, "lbgptd", "--config", cfg, "--socket", socket)
+	waitSocket(t, env, socket)
+	r := run(t, env, "", "lbgpt", "stop", "--socket", socket)
+	if r.code != 0 || !strings.Contains(r.stderr, "stopped") {
+		t.Fatalf("lbgpt stop: exit %d, %s", r.code, r.stderr)
+	}
+	if r := run(t, env, "", "lbgpt", "status", "--socket", socket, "--no-autostart"); r.code != 3 {
+		t.Errorf("status after stop: exit %d, %s", r.code, r.stderr)
+	}
+	if r := run(t, env, "", "lbgpt", "stop", "--socket", socket); r.code != 0 || !strings.Contains(r.stderr, "no lbgptd is running") {
+		t.Errorf("stop with none running: exit %d, %s", r.code, r.stderr)
+	}
+}
