@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -169,7 +170,7 @@ func (p *Provider) eventError(obs Observation, ae *apiError) *Error {
 	e := &Error{Backend: p.name, Status: obs.Status, Code: codeString(ae.Code)}
 	e.Param, _ = ae.Param.(string)
 	e.Kind = kindOfEvent(e.Code, ae.Type)
-	e.Message = p.limit(p.redact(cmpOr(ae.Message, "error event in the stream")))
+	e.Message = p.limit(p.redact(cmp.Or(ae.Message, "error event in the stream")))
 	e.Err = errors.New(e.Message)
 	return e
 }

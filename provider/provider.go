@@ -32,6 +32,7 @@ package provider
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -306,7 +307,7 @@ func (p *Provider) request(ctx context.Context, c Call) (*http.Request, error) {
 		return nil, err
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", cmpOr(c.ContentType, "application/json"))
+		req.Header.Set("Content-Type", cmp.Or(c.ContentType, "application/json"))
 	}
 	if c.Stream {
 		req.Header.Set("Accept", "text/event-stream")
@@ -349,13 +350,6 @@ func joinQuery(a, b string) string {
 		return a
 	}
 	return a + "&" + b
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Models lists the IDs of the models the upstream reports (GET /models). For

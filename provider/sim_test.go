@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -300,7 +301,7 @@ func TestSimErrors(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
 				defer cancel()
 			}
-			model := cmpOr(tt.model, "gpt-4o-mini")
+			model := cmp.Or(tt.model, "gpt-4o-mini")
 			var (
 				obs Observation
 				err error

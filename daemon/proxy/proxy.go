@@ -27,7 +27,6 @@ import (
 
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/config"
-	"github.com/lbgpt/lbgpt/rpc"
 )
 
 // Options configure a Pipeline.
@@ -98,6 +97,3 @@ func (pl *Pipeline) Overhead() (p50, p99 time.Duration) { return pl.overhead.per
 
 // Latencies are the per-backend latency histograms, for /metrics.
 func (pl *Pipeline) Latencies() *Latencies { return &pl.latency }
-
-// Timeout is a request's deadline: its own, else the configured one.
-func (pl *Pipeline) Timeout(o rpc.Options) time.Duration { return pl.timeout(o) }
