@@ -141,23 +141,16 @@ func (c *call) chat() {
 	if req.Temperature != nil && *req.Temperature > 0 {
 		rep = c.s.sampled(model, msgs, rep)
 	}
-	var ans answer
-	switch {
-	case tool != nil:
-		ans = toolAnswer(model, "call_"+hex.EncodeToString(rep.sum[12:24]), tool.Function.Name, tool.Function.Parameters)
-	case format != "":
-		ans = docAnswer(model, structuredDoc(format, schema, rep), limit)
-	default:
-		ans = textAnswer(rep, limit)
+	var called func() answer
+	if tool != nil {
+		called = func() answer {
+			return toolAnswer(model, "call_"+hex.EncodeToString(rep.sum[12:24]), tool.Function.Name, tool.Function.Parameters)
+		}
 	}
-	cost := rep.prompt + ans.n
-	if limit > 0 {
-		cost = rep.prompt + limit
-	}
-	if !c.admitOrRefuse(model, cost) {
+	ans, ok := c.admitAnswer(model, rep, called, format, schema, limit)
+	if !ok {
 		return
 	}
-	c.rec.PromptTokens, c.rec.CompletionTokens = rep.prompt, ans.n
 	if req.Stream {
 		c.stream(model, rep, ans, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, topLogprobs)
 		return
@@ -382,6 +375,31 @@ func textAnswer(rep *reply, limit int) answer {
 }
 
 // docAnswer answers with doc, cut to limit tokens (0: no cap).
+// admitAnswer builds the answer — a tool call when called is not nil, a
+// structured document for format, else text — charges its cost to the
+// account's limits and records its tokens. false: the request was refused
+// (and answered).
+func (c *call) admitAnswer(model string, rep *reply, called func() answer, format string, schema json.RawMessage, limit int) (answer, bool) {
+	var ans answer
+	switch {
+	case called != nil:
+		ans = called()
+	case format != "":
+		ans = docAnswer(model, structuredDoc(format, schema, rep), limit)
+	default:
+		ans = textAnswer(rep, limit)
+	}
+	cost := rep.prompt + ans.n
+	if limit > 0 {
+		cost = rep.prompt + limit
+	}
+	if !c.admitOrRefuse(model, cost) {
+		return ans, false
+	}
+	c.rec.PromptTokens, c.rec.CompletionTokens = rep.prompt, ans.n
+	return ans, true
+}
+
 func docAnswer(model, doc string, limit int) answer {
 	n, finish := tokens.Count(model, doc), "stop"
 	if limit > 0 && n > limit {

@@ -204,23 +204,14 @@ func (c *call) responses() {
 	}
 
 	rep := c.s.replies.get(model, msgs)
-	var ans answer
-	switch {
-	case tool != nil:
-		ans = toolAnswer(model, c.s.newID("call_", 12), tool.Name, tool.Parameters)
-	case format != "":
-		ans = docAnswer(model, structuredDoc(format, schema, rep), limit)
-	default:
-		ans = textAnswer(rep, limit)
+	var called func() answer
+	if tool != nil {
+		called = func() answer { return toolAnswer(model, c.s.newID("call_", 12), tool.Name, tool.Parameters) }
 	}
-	cost := rep.prompt + ans.n
-	if limit > 0 {
-		cost = rep.prompt + limit
-	}
-	if !c.admitOrRefuse(model, cost) {
+	ans, ok := c.admitAnswer(model, rep, called, format, schema, limit)
+	if !ok {
 		return
 	}
-	c.rec.PromptTokens, c.rec.CompletionTokens = rep.prompt, ans.n
 
 	obj := c.responseObject(req, model)
 	status := "completed"
