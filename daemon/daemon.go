@@ -208,15 +208,16 @@ var errShuttingDown = proxy.ErrShuttingDown
 // send their errors before it closes the connections.
 const cancelGrace = 5 * time.Second
 
-// Serve accepts connections on ln until ctx ends, then drains: it closes
-// ln, refuses new requests, lets those in flight finish for up to
-// [daemon] drain_timeout, cancels the rest (their clients get a "shutting
-// down" error) and waits for every connection to close. It tells the
+// Serve accepts connections on ln until ctx ends, then drains: it refuses
+// new requests and connections (-32010), lets the requests in flight
+// finish for up to [daemon] drain_timeout, cancels the rest (their clients
+// get the same "shutting down" error), closes ln and waits for every
+// connection to close. It tells the
 // service manager READY=1 once it accepts, and STOPPING=1 when it stops.
 // It closes the cache when it returns.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.log.Info("serving", "socket", ln.Addr().String(), "backends", len(d.config().Backends), "simulated", d.simulated)
-	if _, ok := ln.(*net.UnixListener); !ok {
+	if !isUnix(ln) {
 		d.log.Error("the listener is not a Unix socket: every connection will be refused (no peer credentials to check)", "network", ln.Addr().Network())
 	}
 	defer d.Close() // last: after every connection and handler is done
@@ -226,7 +227,19 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	defer stopHTTP()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	// The socket stays open through the drain, so a client connecting
+	// then is told -32010 rather than finding no daemon (and starting
+	// another); the connections still queued when it closes are answered
+	// the same way.
+	var once sync.Once
+	shut := func() {
+		once.Do(func() {
+			d.shutdown()
+			refuseQueued(ln, time.Now().Add(queuedGrace))
+			ln.Close()
+		})
+	}
+	stop := context.AfterFunc(ctx, shut)
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -238,7 +251,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		nc, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
-				d.shutdown()
+				shut() // waits for the drain the cancel started
 				return nil
 			}
 			if isTemporary(err) { // out of file descriptors, an aborted connection
@@ -247,7 +260,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 				time.Sleep(backoff)
 				continue
 			}
-			d.shutdown()
+			shut()
 			return fmt.Errorf("accept: %w", err)
 		}
 		backoff = 0
@@ -260,6 +273,43 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 			d.serveConn(nc)
 		})
 	}
+}
+
+// queuedGrace bounds how long a stopping daemon goes on taking the
+// connections queued on its socket, and the requests its clients have
+// already sent, to refuse them.
+const queuedGrace = 50 * time.Millisecond
+
+// refuseQueued makes a socket the daemon created unreachable (its path
+// removed), then accepts the connections already queued on it until
+// deadline and answers each -32010, so that none of them is reset when it
+// closes. A socket systemd passed is left alone: what is queued on it
+// waits for the next start.
+func refuseQueued(ln net.Listener, deadline time.Time) {
+	s, ok := ln.(*ownedSocket)
+	if !ok {
+		return
+	}
+	s.unlink()
+	if s.SetDeadline(deadline) != nil {
+		return
+	}
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		refuse(nc, &rpc.Error{Code: rpc.CodeShuttingDown, Message: errShuttingDown.Error()})
+	}
+}
+
+// isUnix reports whether ln is a Unix socket, whose peers can be checked.
+func isUnix(ln net.Listener) bool {
+	switch ln.(type) {
+	case *net.UnixListener, *ownedSocket:
+		return true
+	}
+	return false
 }
 
 func isTemporary(err error) bool {
@@ -284,7 +334,10 @@ func (d *Daemon) serveConn(nc net.Conn) {
 	srv := jrpc2.NewServer(methodMap(d.methods), &jrpc2.ServerOptions{
 		AllowPush:   true, // stream chunks are server notifications
 		Concurrency: 4096, // the default (NumCPU) would queue cancels behind streams
-		NewContext:  func() context.Context { return d.base },
+		// Not d.base: jrpc2 answers a request whose context is already
+		// canceled -32097 before any handler sees it. guard ties each
+		// handler to d.base instead.
+		NewContext: context.Background,
 	})
 	srv.Start(ch)
 	srv.Wait() // every response delivered
@@ -297,8 +350,9 @@ func (d *Daemon) serveConn(nc net.Conn) {
 // shutdown refuses new connections and requests, ends the watches, waits
 // up to the drain timeout for the handlers in flight, then cancels the
 // rest with errShuttingDown and waits (a bounded time) for them to return.
-// Then it stops reading from every connection: each jrpc2 server delivers
-// the responses it owes and stops, and serveConn closes the connection.
+// Then it stops reading from every connection (after a short grace for
+// what is already on its way): each jrpc2 server delivers the responses
+// it owes and stops, and serveConn closes the connection.
 // (Ending the reads rather than calling Server.Stop lets jrpc2's reader
 // stop the server: Stop racing an incoming message panics in jrpc2 v1.3.6,
 // and Stop drops the responses.)
@@ -322,10 +376,13 @@ func (d *Daemon) shutdown() {
 		}
 	}
 	d.stop(errShuttingDown)
+	// Stop reading from every connection once what its client has sent
+	// already is read (and refused -32010): a request that was on its way
+	// is answered rather than dropped with the connection.
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for nc := range d.conns {
-		closeRead(nc)
+		nc.SetReadDeadline(time.Now().Add(queuedGrace))
 	}
 }
 

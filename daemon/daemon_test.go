@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -553,8 +554,7 @@ func TestListen(t *testing.T) {
 		t.Errorf("second Listen on a live socket: err = %v, want ErrAlreadyRunning", err)
 	}
 	// A daemon that died leaves its socket file behind.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	ln.Close()
+	ln.(*ownedSocket).UnixListener.Close()
 	if _, err := os.Stat(socket); err != nil {
 		t.Fatalf("stale socket file should still exist: %v", err)
 	}
@@ -563,6 +563,25 @@ func TestListen(t *testing.T) {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
 	ln2.Close()
+	if _, err := os.Stat(socket); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the socket outlived its listener: %v", err)
+	}
+	// A socket that another daemon has put at the path since is not
+	// removed with this one.
+	ln3, err := Listen(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(socket)
+	ln4, err := Listen(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln3.Close()
+	if _, err := os.Stat(socket); err != nil {
+		t.Errorf("closing a socket removed its successor's path: %v", err)
+	}
+	ln4.Close()
 
 	notSocket := filepath.Join(dir, "file")
 	os.WriteFile(notSocket, []byte("x"), 0o600)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -315,4 +316,79 @@ func TestDownBackendProbedForFree(t *testing.T) {
 	if r := chat(t, h, userRequest("gpt-4o-mini", "a is back"), rpc.Options{NoStore: true}); r.Meta.Backend != "a" {
 		t.Errorf("after the probe, answered by %s, want a (priority)", r.Meta.Backend)
 	}
+}
+
+// Clients that connect while the daemon stops each get an answer: a
+// result, -32010, or a connect that fails at once (no socket any more).
+// None is accepted and then reset when the socket closes.
+func TestStopAnswersEveryConnect(t *testing.T) {
+	h := start(t, sim.Options{Accounts: []sim.Account{{Name: "a", Key: keyA}}}, oneBackend)
+	var (
+		mu       sync.Mutex
+		outcomes = map[string]int{}
+		wg       sync.WaitGroup
+	)
+	stopped := make(chan struct{})
+	ask := func() string {
+		nc, err := net.Dial("unix", h.socket)
+		if err != nil {
+			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+				return "refused connect"
+			}
+			return "dial: " + err.Error()
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(nc, `{"jsonrpc":"2.0","id":1,"method":"status"}`+"\n"); err != nil {
+			return "write: " + err.Error()
+		}
+		line, err := bufio.NewReader(nc).ReadBytes('\n')
+		if err != nil {
+			return "read: " + err.Error()
+		}
+		var resp struct {
+			Result json.RawMessage `json:"result"`
+			Error  *rpc.Error      `json:"error"`
+		}
+		switch {
+		case json.Unmarshal(line, &resp) != nil:
+			return "bad line: " + string(line)
+		case resp.Error != nil && resp.Error.Code == rpc.CodeShuttingDown:
+			return "-32010"
+		case resp.Error != nil:
+			return fmt.Sprintf("error %d", resp.Error.Code)
+		default:
+			return "result"
+		}
+	}
+	for range 4 {
+		wg.Go(func() {
+			for after := 0; after < 20; {
+				o := ask()
+				mu.Lock()
+				outcomes[o]++
+				mu.Unlock()
+				select {
+				case <-stopped:
+					after++
+				default:
+				}
+			}
+		})
+	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return outcomes["result"] >= 20 })
+	h.stop()
+	close(stopped)
+	wg.Wait()
+	for o, n := range outcomes {
+		switch o {
+		case "result", "-32010", "refused connect":
+		default:
+			t.Errorf("%d connections ended %q", n, o)
+		}
+	}
+	if outcomes["refused connect"] == 0 {
+		t.Errorf("no connect was refused after the stop: %v", outcomes)
+	}
+	t.Logf("outcomes: %v", outcomes)
 }

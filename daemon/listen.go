@@ -90,9 +90,12 @@ func listen(path string, gid *int) (net.Listener, error) {
 			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
 		}
 	}
-	old := syscall.Umask(0o177) // the socket is created 0600, with no window
-	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
+	// The socket is created with the process's umask and narrowed at once.
+	// No one else can use it in between: the directory is checked above to
+	// be the user's and writable by no one else, and every connection's
+	// peer is checked. (Setting the umask instead would change it for
+	// every goroutine creating files at the same moment.)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
@@ -106,7 +109,35 @@ func listen(path string, gid *int) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("chmod socket %s: %w", path, err)
 	}
-	return ln, nil
+	fi, err := os.Lstat(path)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false) // unlink removes it, if it is still this socket
+	return &ownedSocket{UnixListener: ln, path: path, file: fi}, nil
+}
+
+// ownedSocket is a socket Listen created: the daemon removes its path when
+// it stops, provided the path is still this socket.
+type ownedSocket struct {
+	*net.UnixListener
+	path string
+	file fs.FileInfo
+}
+
+// unlink removes the socket's path so that no new client can connect, if
+// the path still names this socket.
+func (s *ownedSocket) unlink() {
+	if fi, err := os.Lstat(s.path); err == nil && os.SameFile(fi, s.file) {
+		os.Remove(s.path)
+	}
+}
+
+// Close unlinks the socket and closes it.
+func (s *ownedSocket) Close() error {
+	s.unlink()
+	return s.UnixListener.Close()
 }
 
 // ActivationName is the name lbgptd's socket unit gives its socket

@@ -81,6 +81,10 @@ func (d *Daemon) guard(h jrpc2.Handler) jrpc2.Handler {
 			return nil, &jrpc2.Error{Code: rpc.CodeShuttingDown, Message: errShuttingDown.Error()}
 		}
 		defer leave()
+		// A shutdown cancels the handlers in flight with its cause.
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		defer context.AfterFunc(d.base, func() { cancel(context.Cause(d.base)) })()
 		defer func() {
 			if r := recover(); r != nil {
 				d.log.Error("handler panicked", "method", req.Method(), "panic", r, "stack", string(debug.Stack()))
