@@ -22,16 +22,34 @@ import (
 // cancels its requests.
 const writeTimeout = 10 * time.Second
 
+// maxQueued bounds the bytes waiting to be written to one client. Beyond
+// it the client is not keeping up with its own answers, and its
+// connection is closed.
+const maxQueued = 64 << 20
+
+// errSlowReader closes a connection whose client stopped reading.
+var errSlowReader = errors.New("the client stopped reading: its answers passed the write queue's bound")
+
 // lineChannel is jrpc2's newline framing with a bound on the line length:
 // an over-long line is answered with a CodeTooLarge error (carrying the
 // request's id when its first bytes name it) and skipped, and the
 // connection goes on serving.
+//
+// Sends never wait for the client: they queue the line, and one writer
+// at a time writes out what is queued, without holding the lock. A client
+// that stops reading holds up no one else, and no handler.
 type lineChannel struct {
-	nc  net.Conn
-	lr  *rpc.LineReader
-	max int
+	nc    net.Conn
+	lr    *rpc.LineReader
+	max   int
+	limit int // maxQueued
 
-	mu sync.Mutex // serialises writes
+	mu      sync.Mutex
+	queue   net.Buffers // lines waiting to be written
+	queued  int         // their bytes, and those being written
+	writing bool        // a writer goroutine is running
+	err     error       // the first write error; the connection is closed
+	idle    sync.Cond   // on mu: signalled when the writer stops
 }
 
 var _ channel.Channel = (*lineChannel)(nil)
@@ -40,21 +58,74 @@ func newLineChannel(nc net.Conn, max int) *lineChannel {
 	if max <= 0 {
 		max = rpc.DefaultMaxMessageBytes
 	}
-	return &lineChannel{nc: nc, lr: rpc.NewLineReader(nc, max), max: max}
+	c := &lineChannel{nc: nc, lr: rpc.NewLineReader(nc, max), max: max, limit: maxQueued}
+	c.idle.L = &c.mu
+	return c
 }
 
+// Send queues msg and a newline for the client.
 func (c *lineChannel) Send(msg []byte) error {
 	if bytes.IndexByte(msg, '\n') >= 0 {
 		return errors.New("message contains a newline")
 	}
+	line := make([]byte, len(msg)+1) // jrpc2 may reuse msg
+	copy(line, msg)
+	line[len(msg)] = '\n'
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := c.nc.Write(append(msg, '\n')); err != nil {
-		c.nc.Close() // a half-written line leaves nothing to save
-		return err
+	if c.err != nil {
+		return c.err
+	}
+	if c.queued > 0 && c.queued+len(line) > c.limit {
+		c.fail(errSlowReader)
+		return c.err
+	}
+	c.queue = append(c.queue, line)
+	c.queued += len(line)
+	if !c.writing {
+		c.writing = true
+		go c.write()
 	}
 	return nil
+}
+
+// write writes out the queue until it is empty.
+func (c *lineChannel) write() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.queue) > 0 && c.err == nil {
+		q := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		n, err := q.WriteTo(c.nc)
+		c.mu.Lock()
+		c.queued -= int(n) // what is being written counts until written
+		if err != nil {
+			c.fail(err)
+		}
+	}
+	c.writing = false
+	c.idle.Broadcast()
+}
+
+// fail closes the connection on the first error: a half-written line
+// leaves nothing to save. c.mu is held.
+func (c *lineChannel) fail(err error) {
+	if c.err == nil {
+		c.err = err
+		c.queue, c.queued = nil, 0
+		c.nc.Close()
+	}
+}
+
+// flush waits until everything queued is written, or the connection failed.
+func (c *lineChannel) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.writing {
+		c.idle.Wait()
+	}
 }
 
 // idInPrefix finds a request id ("id": 7 or "id": "x") in the start of a

@@ -340,7 +340,8 @@ func (d *Daemon) serveConn(nc net.Conn) {
 		NewContext: context.Background,
 	})
 	srv.Start(ch)
-	srv.Wait() // every response delivered
+	srv.Wait() // every response sent
+	ch.flush() // and written
 	nc.Close()
 	d.mu.Lock()
 	delete(d.conns, nc)
