@@ -201,7 +201,7 @@ func (pl *Pipeline) embedUpstream(ctx context.Context, raw json.RawMessage, req 
 		for _, in := range inputs {
 			var s string
 			if json.Unmarshal(in, &s) == nil {
-				adm.Tokens += tokens.Count(req.Model, s)
+				adm.Tokens += tokens.Estimate(req.Model, s)
 			} else {
 				adm.Tokens += bytes.Count(in, []byte(",")) + 1
 			}

@@ -171,7 +171,7 @@ func (r *Request) promptTokens() int {
 		images += n
 		msgs = append(msgs, tokens.Message{Role: "user", Content: text})
 	}
-	return tokens.CountMessages(v.Model, msgs) + images*imageTokens
+	return tokens.EstimateMessages(v.Model, msgs) + images*imageTokens
 }
 
 // contentText is the text of a message content — a string, or parts whose

@@ -82,6 +82,7 @@ func nodeSetup(t *testing.T) (node, dir string) {
 
 // httpDaemon is a running lbgptd with its HTTP endpoint on a loopback port.
 type httpDaemon struct {
+	cmd     *exec.Cmd
 	baseURL string // http://127.0.0.1:PORT/v1
 	token   string // lbgpt token
 	log     *lockedBuffer
@@ -89,14 +90,20 @@ type httpDaemon struct {
 
 // startHTTPDaemon runs lbgptd with the config text cfg, which must have
 // `[http] listen = "127.0.0.1:0"`, and waits until it serves.
-func startHTTPDaemon(t *testing.T, env []string, cfg string) httpDaemon {
+func startHTTPDaemon(t *testing.T, env []string, cfg string) *httpDaemon {
 	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "lbgpt.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	socket := filepath.Join(t.TempDir(), "d.sock")
-	_, _, daemonLog := background(t, env, "lbgptd", "--config", cfgPath, "--socket", socket)
+	return startHTTPDaemonAt(t, env, cfgPath, filepath.Join(t.TempDir(), "d.sock"))
+}
+
+// startHTTPDaemonAt is startHTTPDaemon with the config file at cfgPath,
+// serving socket.
+func startHTTPDaemonAt(t *testing.T, env []string, cfgPath, socket string) *httpDaemon {
+	t.Helper()
+	cmd, _, daemonLog := background(t, env, "lbgptd", "--config", cfgPath, "--socket", socket)
 	waitSocket(t, env, socket)
 	var addr string
 	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -112,7 +119,7 @@ func startHTTPDaemon(t *testing.T, env []string, cfg string) httpDaemon {
 	if r.code != 0 || len(token) < 32 {
 		t.Fatalf("lbgpt token: code %d, %q, %s", r.code, r.stdout, r.stderr)
 	}
-	return httpDaemon{baseURL: "http://" + addr + "/v1", token: token, log: daemonLog}
+	return &httpDaemon{cmd: cmd, baseURL: "http://" + addr + "/v1", token: token, log: daemonLog}
 }
 
 // runNodeTest runs one node:test file of internal/e2e/node and fails t

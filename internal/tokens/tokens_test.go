@@ -1,6 +1,10 @@
 package tokens
 
 import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -196,5 +200,68 @@ func BenchmarkCount(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Count("gpt-4o-mini", prompt)
+	}
+}
+
+// Estimate is exact up to 32 KiB and within a few percent beyond, on
+// prose, code, a mixture that changes along the text, and text without
+// spaces; EstimateMessages agrees with CountMessages on short messages.
+func TestEstimate(t *testing.T) {
+	read := func(glob string) string {
+		paths, _ := filepath.Glob(glob)
+		var b strings.Builder
+		for _, p := range paths {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Write(data)
+		}
+		if b.Len() < 64<<10 {
+			t.Fatalf("%s: only %d bytes", glob, b.Len())
+		}
+		return b.String()
+	}
+	prose := read("../../docs/*.md")
+	code := read("../../balance/*.go")
+	r := rand.New(rand.NewPCG(1, 2))
+	noise := make([]byte, 200<<10)
+	for i := range noise {
+		noise[i] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"[r.IntN(64)]
+	}
+	cases := map[string]string{
+		"prose":             prose,
+		"code":              code,
+		"prose then code":   prose + code,
+		"base64, no spaces": string(noise),
+		"cjk":               strings.Repeat("東京は日本の首都であり、世界最大の都市圏を持つ。", 3000),
+		"short":             "How large is the moon?",
+	}
+	for name, text := range cases {
+		for _, model := range []string{"gpt-4o", "gpt-4"} {
+			exact, est := Count(model, text), Estimate(model, text)
+			if len(text) <= exactLimit && est != exact {
+				t.Errorf("%s, %s: %d bytes estimated %d, want exactly %d", name, model, len(text), est, exact)
+			}
+			if off := math.Abs(float64(est-exact)) / float64(exact); off > 0.05 {
+				t.Errorf("%s, %s: estimate %d, exact %d: off by %.1f%%", name, model, est, exact, 100*off)
+			}
+			t.Logf("%s, %s: %d bytes, exact %d, estimate %d", name, model, len(text), exact, est)
+		}
+	}
+	msgs := []Message{{Role: "system", Content: "Be brief."}, {Role: "user", Name: "ann", Content: "How large is the moon?"}}
+	if e, c := EstimateMessages("gpt-4o", msgs), CountMessages("gpt-4o", msgs); e != c {
+		t.Errorf("EstimateMessages %d, CountMessages %d", e, c)
+	}
+}
+
+// BenchmarkEstimate8MB is admission's token estimate of an 8 MB prompt:
+// see its bytes per op beside BenchmarkCount's.
+func BenchmarkEstimate8MB(b *testing.B) {
+	text := strings.Repeat("hello world lorem ipsum dolor ", 8<<20/30)
+	Load()
+	b.ReportAllocs()
+	for b.Loop() {
+		Estimate("gpt-4o", text)
 	}
 }
