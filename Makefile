@@ -73,7 +73,7 @@ test:
 # test of the suite run again and again. make test runs a short version.
 torture:
 	$(GO) test -tags torture -race -count=1 -v -run '^TestTorture' ./internal/e2e/
-	$(GO) test -race -count=5 -run 'Damaged|Oversized|Hanging|Unauthenticated|NonUnix|Kill9|DownBackend|Malformed|BrokenBeforeContent|AnswerBeforeStop' ./cache/ ./daemon/
+	$(GO) test -race -count=5 -run 'Damaged|Oversized|Hanging|Unauthenticated|NonUnix|Kill9|DownBackend|Malformed|BrokenBeforeContent|AnswerBeforeStop|StopAnswersEveryConnect|SendNever' ./cache/ ./daemon/
 
 # Budgets are execution counts, about 10 s each here: with a duration,
 # go1.26's fuzz coordinator can fail a clean run with "context deadline

@@ -15,7 +15,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/lbgpt/lbgpt/daemon/httpapi"
 	"github.com/lbgpt/lbgpt/rpc"
@@ -87,6 +90,10 @@ func (d *Daemon) HTTPAddr() string {
 // serveHTTP serves the [http] endpoint until the returned stop is called,
 // which waits for its connections to close (their requests were drained
 // by shutdown before).
+//
+// Each endpoint holds at most httpConnLimit connections at once: the rest
+// wait in the kernel's queue, so strangers on the port can never take the
+// file descriptors the socket's clients need.
 func (d *Daemon) serveHTTP() (stop func(), err error) {
 	if !d.config().HTTP.Enabled() {
 		return func() {}, nil
@@ -122,8 +129,9 @@ func (d *Daemon) serveHTTP() (stop func(), err error) {
 		if d.simulated && l.ln == d.http.tcp {
 			d.log.Warn("demo mode: an OpenAI-compatible endpoint on SIMULATED backends, any API key accepted: OPENAI_BASE_URL=http://" + l.ln.Addr().String() + "/v1 OPENAI_API_KEY=demo")
 		}
+		ln := netutil.LimitListener(l.ln, httpConnLimit())
 		wg.Go(func() {
-			if err := srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error("http endpoint stopped", "err", err)
 			}
 		})
@@ -243,4 +251,15 @@ func refuseHTTP(c net.Conn, err error) {
 	body := fmt.Sprintf(`{"error":{"message":%s,"type":"invalid_request_error","param":null,"code":"permission_denied"}}`+"\n", msg)
 	c.SetDeadline(time.Now().Add(time.Second))
 	fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+}
+
+// httpConnLimit is the number of connections an HTTP endpoint holds at
+// once: a quarter of the file descriptors the process may open, between
+// 16 and 4096.
+func httpConnLimit() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 1024
+	}
+	return int(min(max(lim.Cur/4, 16), 4096))
 }

@@ -82,10 +82,14 @@ func run(t *testing.T, env []string, stdin string, name string, args ...string) 
 	return result{stdout.String(), stderr.String(), code}
 }
 
-// background starts a long-running binary, stopped (SIGTERM) at cleanup.
+// background starts a long-running binary (one of the project's, or any
+// program by its absolute path), stopped (SIGINT) at cleanup.
 func background(t *testing.T, env []string, name string, args ...string) (*exec.Cmd, *bufio.Reader, *lockedBuffer) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(bin, name), args...)
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(bin, name)
+	}
+	cmd := exec.Command(name, args...)
 	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

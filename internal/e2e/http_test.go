@@ -100,10 +100,16 @@ func startHTTPDaemon(t *testing.T, env []string, cfg string) *httpDaemon {
 }
 
 // startHTTPDaemonAt is startHTTPDaemon with the config file at cfgPath,
-// serving socket.
-func startHTTPDaemonAt(t *testing.T, env []string, cfgPath, socket string) *httpDaemon {
+// serving socket; wrap, if any, is a command that runs lbgptd (its path
+// and arguments follow).
+func startHTTPDaemonAt(t *testing.T, env []string, cfgPath, socket string, wrap ...string) *httpDaemon {
 	t.Helper()
-	cmd, _, daemonLog := background(t, env, "lbgptd", "--config", cfgPath, "--socket", socket)
+	args := []string{"--config", cfgPath, "--socket", socket}
+	name := "lbgptd"
+	if len(wrap) > 0 {
+		name, args = wrap[0], append(append(wrap[1:], filepath.Join(bin, "lbgptd")), args...)
+	}
+	cmd, _, daemonLog := background(t, env, name, args...)
 	waitSocket(t, env, socket)
 	var addr string
 	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

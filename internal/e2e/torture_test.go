@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -296,5 +298,59 @@ func waitForLong(t *testing.T, timeout time.Duration, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("condition not met within %s", timeout)
 		}
+	}
+}
+
+// TestTortureStrangersLowFDLimit: with lbgptd limited to 256 file
+// descriptors, a stranger opens 1,000 connections to the HTTP port and
+// sends half a request's headers on each, then nothing; the owner's
+// commands over the socket are still answered at once.
+func TestTortureStrangersLowFDLimit(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Fatal("prlimit is needed (.ci/run installs util-linux)")
+	}
+	env := append(baseEnv(t), "E2E_KEY=sk-e2e-secret-key-0001")
+	simURL := startSim(t, env, simConfig)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "lbgpt.toml")
+	os.WriteFile(cfgPath, fmt.Appendf(nil, `version = 1
+[http]
+listen = "127.0.0.1:0"
+[[backend]]
+name = "sim"
+type = "openai"
+base_url = "%s/v1"
+api_key_env = "E2E_KEY"
+`, simURL), 0o600)
+	socket := filepath.Join(dir, "d.sock")
+	d := startHTTPDaemonAt(t, env, cfgPath, socket, prlimit, "--nofile=256:256", "--")
+	addr := strings.TrimSuffix(strings.TrimPrefix(d.baseURL, "http://"), "/v1")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 1000 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("dial %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+		io.WriteString(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Le")
+	}
+	for i := range 20 {
+		start := time.Now()
+		r := run(t, env, "", "lbgpt", "status", "--socket", socket, "--no-autostart")
+		if r.code != 0 {
+			t.Fatalf("status %d with 1,000 strangers connected: code %d: %s", i, r.code, r.stderr)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("status %d took %s", i, took)
+		}
+	}
+	if strings.Contains(d.log.String(), "too many open files") {
+		t.Errorf("the daemon ran out of file descriptors:\n%s", d.log)
 	}
 }
