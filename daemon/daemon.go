@@ -231,18 +231,28 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	// then is told -32010 rather than finding no daemon (and starting
 	// another); the connections still queued when it closes are answered
 	// the same way.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	handle := func(nc net.Conn) {
+		wg.Go(func() {
+			if err := d.checkPeer(nc); err != nil {
+				d.log.Warn("connection refused", "err", err)
+				refuse(nc, &rpc.Error{Code: rpc.CodePermission, Message: err.Error()})
+				return
+			}
+			d.serveConn(nc)
+		})
+	}
 	var once sync.Once
 	shut := func() {
 		once.Do(func() {
 			d.shutdown()
-			refuseQueued(ln, time.Now().Add(queuedGrace))
+			refuseQueued(ln, time.Now().Add(queuedGrace), handle)
 			ln.Close()
 		})
 	}
 	stop := context.AfterFunc(ctx, shut)
 	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	lifeCtx, endLife := context.WithCancel(context.Background())
 	wg.Go(func() { d.life(lifeCtx, d.lifeOpts) })
 	defer endLife()
@@ -264,14 +274,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("accept: %w", err)
 		}
 		backoff = 0
-		wg.Go(func() {
-			if err := d.checkPeer(nc); err != nil {
-				d.log.Warn("connection refused", "err", err)
-				refuse(nc, &rpc.Error{Code: rpc.CodePermission, Message: err.Error()})
-				return
-			}
-			d.serveConn(nc)
-		})
+		handle(nc)
 	}
 }
 
@@ -282,10 +285,10 @@ const queuedGrace = 50 * time.Millisecond
 
 // refuseQueued makes a socket the daemon created unreachable (its path
 // removed), then accepts the connections already queued on it until
-// deadline and answers each -32010, so that none of them is reset when it
-// closes. A socket systemd passed is left alone: what is queued on it
-// waits for the next start.
-func refuseQueued(ln net.Listener, deadline time.Time) {
+// deadline and hands each to serve (which refuses their requests -32010),
+// so that none of them is reset when it closes. A socket systemd passed is
+// left alone: what is queued on it waits for the next start.
+func refuseQueued(ln net.Listener, deadline time.Time, serve func(net.Conn)) {
 	s, ok := ln.(*ownedSocket)
 	if !ok {
 		return
@@ -299,7 +302,7 @@ func refuseQueued(ln net.Listener, deadline time.Time) {
 		if err != nil {
 			return
 		}
-		refuse(nc, &rpc.Error{Code: rpc.CodeShuttingDown, Message: errShuttingDown.Error()})
+		serve(nc)
 	}
 }
 
@@ -324,12 +327,15 @@ func isTemporary(err error) bool {
 func (d *Daemon) serveConn(nc net.Conn) {
 	d.mu.Lock()
 	if d.closing {
+		// Stopping: read what the client sends at once and answer each
+		// request -32010 under its own id (guard refuses them all), so
+		// that no client meets a reset or an answer to nothing.
 		d.mu.Unlock()
-		refuse(nc, &rpc.Error{Code: rpc.CodeShuttingDown, Message: errShuttingDown.Error()})
-		return
+		nc.SetReadDeadline(time.Now().Add(queuedGrace))
+	} else {
+		d.conns[nc] = struct{}{}
+		d.mu.Unlock()
 	}
-	d.conns[nc] = struct{}{}
-	d.mu.Unlock()
 	ch := newLineChannel(nc, d.config().Daemon.MaxMessageBytes)
 	srv := jrpc2.NewServer(methodMap(d.methods), &jrpc2.ServerOptions{
 		AllowPush:   true, // stream chunks are server notifications
