@@ -83,7 +83,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(or $(FUZZTIME),300000x) -fuzzminimizetime 2s ./rpc/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(or $(FUZZTIME),5000x) -fuzzminimizetime 2s ./daemon/
-	$(GO) test -run '^$$' -fuzz '^FuzzSame$$' -fuzztime $(or $(FUZZTIME),15000x) -fuzzminimizetime 2s ./cache/verify/
+	$(GO) test -run '^$$' -fuzz '^FuzzJudge$$' -fuzztime $(or $(FUZZTIME),15000x) -fuzzminimizetime 2s ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzVector$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./cache/embed/
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzWriteString$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./cache/
@@ -104,7 +104,7 @@ bench: build
 	$(BIN)/lbgpt-bench -json -scenario overhead
 	$(BIN)/lbgpt-bench -json -scenario goodput
 	$(BIN)/lbgpt-bench -json -scenario faults
-	$(BIN)/lbgpt-bench -json -scenario semantic-quality -pairs testdata/semantic-pairs.jsonl
+	$(BIN)/lbgpt-bench -json -scenario semantic-quality -pairs testdata/semantic/dev-set.jsonl -split dev
 	$(BIN)/lbgpt-bench -json -scenario cache
 	$(BIN)/lbgpt-bench -json -scenario http
 

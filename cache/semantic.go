@@ -60,16 +60,37 @@ func NewLocalEmbedder() Embedder {
 	return e
 }
 
+// NewVerifier returns the semantic cache's verifier, over the built-in
+// embedder's words and texts.
+func NewVerifier() (*verify.Verifier, error) {
+	e, err := embed.New()
+	if err != nil {
+		return nil, err
+	}
+	return verify.New(verify.Options{
+		Rank:           e.Rank,
+		WordSimilarity: e.WordSimilarity,
+		TextSimilarity: func(a, b string) float64 {
+			va, vb := e.Vector(a), e.Vector(b)
+			var d float64
+			for i := range va {
+				d += float64(va[i]) * float64(vb[i])
+			}
+			return d
+		},
+	})
+}
+
 type failedEmbedder struct{ err error }
 
 func (f failedEmbedder) Embed(context.Context, []string) ([][]float32, error) { return nil, f.err }
 
 // DefaultThreshold is the cosine similarity a stored text needs before the
 // verifier looks at it. It only bounds the work: the verifier decides.
-const DefaultThreshold = 0.7
+const DefaultThreshold = 0.5
 
-// candidates is how many nearest neighbours the verifier may examine.
-const candidates = 4
+// Candidates is how many nearest neighbours the verifier may examine.
+const Candidates = 8
 
 // SemanticOptions configure OpenSemantic. The zero value uses
 // DefaultThreshold and discards logs.
@@ -138,7 +159,7 @@ var (
 // the bucket if needed. If emb is not the embedder the vectors were made
 // with, every stored text is embedded again.
 func OpenSemantic(db *bolt.DB, emb Embedder, opts SemanticOptions) (*Semantic, error) {
-	ver, err := verify.New()
+	ver, err := NewVerifier()
 	if err != nil {
 		return nil, err
 	}
@@ -444,7 +465,7 @@ func (s *Semantic) Lookup(ctx context.Context, partition, text string) (Semantic
 	if !ok {
 		return SemanticHit{}, false, nil
 	}
-	res, err := p.query(ctx, vecs[0], candidates)
+	res, err := p.query(ctx, vecs[0], Candidates)
 	if err != nil {
 		return SemanticHit{}, false, err
 	}
@@ -458,12 +479,12 @@ func (s *Semantic) Lookup(ctx context.Context, partition, text string) (Semantic
 		if hit.Exact || !s.verified {
 			return hit, true, nil
 		}
-		if same, why := s.ver.Same(text, e.Text); same {
+		if v := s.ver.Judge(text, e.Text); v.Same {
 			return hit, true, nil
 		} else {
 			// The reason quotes the words at fault; the log keeps only its kind.
-			kind, _, _ := strings.Cut(why, `"`)
-			s.log.Debug("semantic candidate refused", "id", e.ID, "similarity", hit.Similarity, "reason", strings.TrimSpace(kind))
+			kind, _, _ := strings.Cut(v.Reason, `"`)
+			s.log.Debug("semantic candidate refused", "id", e.ID, "similarity", hit.Similarity, "score", v.Score, "reason", strings.TrimSpace(kind))
 		}
 	}
 	return SemanticHit{}, false, nil

@@ -149,10 +149,14 @@ func (p *partIndex) query(ctx context.Context, vec []float32, n int) ([]chromem.
 	if p.centroids != nil {
 		lists = append(nearestN(p.centroids, vec, probes), len(p.centroids))
 	}
+	// chromem orders equal similarities as its goroutines finish: ask for
+	// more than n and order ties by id, so a lookup finds the same
+	// candidates every time (texts differing only in words the embedder
+	// ignores have one vector).
 	var all []chromem.Result
 	for _, l := range lists {
 		c := p.lists[l]
-		k := min(n, c.Count())
+		k := min(2*n, c.Count())
 		if k == 0 {
 			continue
 		}
@@ -162,7 +166,9 @@ func (p *partIndex) query(ctx context.Context, vec []float32, n int) ([]chromem.
 		}
 		all = append(all, res...)
 	}
-	slices.SortFunc(all, func(a, b chromem.Result) int { return cmp.Compare(b.Similarity, a.Similarity) })
+	slices.SortFunc(all, func(a, b chromem.Result) int {
+		return cmp.Or(cmp.Compare(b.Similarity, a.Similarity), cmp.Compare(a.ID, b.ID))
+	})
 	return all[:min(n, len(all))], nil
 }
 

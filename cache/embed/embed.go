@@ -86,6 +86,49 @@ func (e *Embedder) Known(w string) bool {
 	return ok
 }
 
+// Rank is w's frequency rank in the table (0 the most frequent); ok is
+// false for a word the table lacks.
+func (e *Embedder) Rank(w string) (rank int, ok bool) {
+	r, ok := e.t.rank[w]
+	return int(r), ok
+}
+
+// WordSimilarity is the cosine of the vectors of two lowercase words, with
+// the table's common direction removed; 0 when either is not in the table.
+func (e *Embedder) WordSimilarity(a, b string) float64 {
+	t := e.t
+	ra, okA := t.rank[a]
+	rb, okB := t.rank[b]
+	if !okA || !okB {
+		return 0
+	}
+	va, vb := t.word(ra), t.word(rb)
+	var ab, aa, bb float64
+	for i := range wordDims {
+		ab += va[i] * vb[i]
+		aa += va[i] * va[i]
+		bb += vb[i] * vb[i]
+	}
+	if aa == 0 || bb == 0 {
+		return 0
+	}
+	return ab / math.Sqrt(aa*bb)
+}
+
+// word is the vector of the word of rank r, its common direction removed.
+func (t *table) word(r int32) [wordDims]float64 {
+	var v [wordDims]float64
+	t.add(v[:], r, 1)
+	var dot float64
+	for i := range wordDims {
+		dot += v[i] * float64(t.common[i])
+	}
+	for i := range wordDims {
+		v[i] -= dot * float64(t.common[i])
+	}
+	return v
+}
+
 // Vector embeds one text.
 func (e *Embedder) Vector(text string) []float32 {
 	t := e.t
@@ -143,8 +186,8 @@ func sifWeight(rank int) float64 {
 	return a / (a + p)
 }
 
-// word returns the table word of rank r (for tests; linear).
-func (t *table) word(r int32) (string, bool) {
+// wordOf returns the table word of rank r (for tests; linear).
+func (t *table) wordOf(r int32) (string, bool) {
 	for w, x := range t.rank {
 		if x == r {
 			return w, true

@@ -88,7 +88,7 @@ func TestCorrect(t *testing.T) {
 			t.Errorf("%q: no correction", typo)
 			continue
 		}
-		if got, _ := e.t.word(r); got != want {
+		if got, _ := e.t.wordOf(r); got != want {
 			t.Errorf("%q corrected to %q, want %q", typo, got, want)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -18,31 +19,35 @@ import (
 	"github.com/lbgpt/lbgpt/cache"
 )
 
-// semanticPair is one labelled line of the quality set: b asked after a was
-// stored should hit a exactly when same is true.
+// semanticPair is one labelled line of a quality set: b asked after a was
+// stored should hit a exactly when same is true. Register and split are
+// optional (testdata/semantic/README.md).
 type semanticPair struct {
-	A    string `json:"a"`
-	B    string `json:"b"`
-	Same bool   `json:"same"`
-	Kind string `json:"kind"`
+	A        string `json:"a"`
+	B        string `json:"b"`
+	Same     bool   `json:"same"`
+	Kind     string `json:"kind"`
+	Register string `json:"register"`
+	Split    string `json:"split"`
+	line     int
 }
 
 // semanticQuality stores every a of the set at once in one partition, asks
-// every b through the real Semantic.Lookup (threshold, then verifier), and
-// scores the answers. A hit is correct only if it found its own a and the
-// pair is labelled same. Odd lines of the file are the development half,
-// even lines the held-out half, reported separately.
+// the b of every pair of the chosen split through the real
+// Semantic.Lookup (threshold, then verifier), and scores the answers. A
+// hit is correct only if it found its own a and the pair is labelled same.
 func semanticQuality(fs *flag.FlagSet) func(context.Context, io.Writer) (map[string]any, error) {
-	pairs := fs.String("pairs", "testdata/semantic-pairs.jsonl", "JSONL file of labelled pairs")
+	pairs := fs.String("pairs", "testdata/semantic/dev-set.jsonl", "JSONL file of labelled pairs")
+	split := fs.String("split", "", "score only the pairs of this split (train, dev, test); empty: all")
 	threshold := fs.Float64("threshold", cache.DefaultThreshold, "similarity threshold of the scored run")
-	show := fs.String("show", "", "also list the false hits of this half: dev, held-out or all")
+	show := fs.String("show", "", "also list the scored pairs that went wrong: false (wrong hits), missed, or all")
 	clusterAt := fs.Int("cluster-at", 0, "partition size from which lookups search clusters (0: the cache's default, negative: never)")
 	return func(ctx context.Context, out io.Writer) (map[string]any, error) {
 		ps, err := readPairs(*pairs)
 		if err != nil {
 			return nil, err
 		}
-		return runSemanticQuality(ctx, out, ps, cache.SemanticOptions{Threshold: *threshold, ClusterAt: *clusterAt}, *show)
+		return runSemanticQuality(ctx, out, ps, *split, cache.SemanticOptions{Threshold: *threshold, ClusterAt: *clusterAt}, *show)
 	}
 }
 
@@ -54,6 +59,7 @@ func readPairs(path string) ([]semanticPair, error) {
 	defer f.Close()
 	var ps []semanticPair
 	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
 	for n := 1; sc.Scan(); n++ {
 		var p semanticPair
 		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
@@ -62,6 +68,7 @@ func readPairs(path string) ([]semanticPair, error) {
 		if p.A == "" || p.B == "" || p.Kind == "" {
 			return nil, fmt.Errorf("%s:%d: a, b and kind are required", path, n)
 		}
+		p.line = n
 		ps = append(ps, p)
 	}
 	if err := sc.Err(); err != nil {
@@ -70,15 +77,21 @@ func readPairs(path string) ([]semanticPair, error) {
 	if len(ps) == 0 {
 		return nil, fmt.Errorf("%s: no pairs", path)
 	}
-	// A b that is another pair's a would be scored a false hit for hitting
-	// the very text it is.
-	as := uniqueA(ps)
-	for i, p := range ps {
-		if as[p.B] {
-			return nil, fmt.Errorf("%s:%d: b %q is also stored as an a", path, i+1, p.B)
-		}
-	}
 	return ps, nil
+}
+
+// scorable drops the pairs whose b is also stored as an a: such a b would
+// be scored a false hit for hitting the very text it is.
+func scorable(ps []semanticPair) (kept []semanticPair, dropped int) {
+	as := uniqueA(ps)
+	for _, p := range ps {
+		if as[p.B] {
+			dropped++
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept, dropped
 }
 
 // outcome of one query: the stored text it hit ("" on a miss) and the
@@ -91,7 +104,8 @@ type outcome struct {
 // score of a set of outcomes.
 type score struct {
 	Hits, Correct, Same int
-	FalseHits           map[string]int
+	FalseHits           map[string]int // by kind
+	Missed, SameBy      map[string]int // by register
 }
 
 func (s score) precision() float64 {
@@ -108,23 +122,28 @@ func (s score) recall() float64 {
 	return float64(s.Correct) / float64(s.Same)
 }
 
-// scoreOutcomes counts the outcomes of the pairs whose index passes keep,
-// treating a hit below threshold as a miss.
-func scoreOutcomes(ps []semanticPair, outs []outcome, threshold float64, keep func(int) bool) score {
-	s := score{FalseHits: map[string]int{}}
+// correct reports whether outcome o of pair p is a correct hit.
+func correct(p semanticPair, o outcome) bool { return p.Same && o.text == p.A }
+
+// scoreOutcomes counts the outcomes, treating a hit below threshold as a
+// miss.
+func scoreOutcomes(ps []semanticPair, outs []outcome, threshold float64) score {
+	s := score{FalseHits: map[string]int{}, Missed: map[string]int{}, SameBy: map[string]int{}}
 	for i, p := range ps {
-		if !keep(i) {
-			continue
-		}
+		o := outs[i]
+		hit := o.text != "" && o.sim >= threshold
 		if p.Same {
 			s.Same++
+			s.SameBy[p.Register]++
+			if !(hit && correct(p, o)) {
+				s.Missed[p.Register]++
+			}
 		}
-		o := outs[i]
-		if o.text == "" || o.sim < threshold {
+		if !hit {
 			continue
 		}
 		s.Hits++
-		if p.Same && o.text == p.A {
+		if correct(p, o) {
 			s.Correct++
 		} else {
 			s.FalseHits[p.Kind]++
@@ -133,8 +152,18 @@ func scoreOutcomes(ps []semanticPair, outs []outcome, threshold float64, keep fu
 	return s
 }
 
-func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, opts cache.SemanticOptions, show string) (map[string]any, error) {
-	threshold := opts.Threshold
+func runSemanticQuality(ctx context.Context, out io.Writer, all []semanticPair, split string, opts cache.SemanticOptions, show string) (map[string]any, error) {
+	threshold := cmp.Or(opts.Threshold, cache.DefaultThreshold)
+	kept, dropped := scorable(all)
+	var ps []semanticPair
+	for _, p := range kept {
+		if split == "" || p.Split == split {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("no pairs in split %q", split)
+	}
 	dir, err := os.MkdirTemp("", "lbgpt-bench-semantic-")
 	if err != nil {
 		return nil, err
@@ -147,18 +176,21 @@ func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, o
 	defer db.Close()
 	emb := cache.NewLocalEmbedder()
 	const partition = "bench"
+	stored := 0
 	{
 		s, err := cache.OpenSemantic(db, emb, opts)
 		if err != nil {
 			return nil, err
 		}
 		seen := map[string]bool{}
-		for _, p := range ps {
+		for _, p := range all { // every a of the file, whatever the split
 			if seen[p.A] {
 				continue
 			}
 			seen[p.A] = true
-			if err := s.Add(ctx, cache.SemanticEntry{Partition: partition, Text: p.A, Target: p.A}); err != nil {
+			stored++
+			// Fixed ids: the index's order among equals is the same in every run.
+			if err := s.Add(ctx, cache.SemanticEntry{ID: fmt.Sprintf("a%05d", stored), Partition: partition, Text: p.A, Target: p.A}); err != nil {
 				return nil, err
 			}
 		}
@@ -190,10 +222,7 @@ func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, o
 	if err != nil {
 		return nil, err
 	}
-	all := func(int) bool { return true }
-	main := scoreOutcomes(ps, outs, threshold, all)
-	dev := scoreOutcomes(ps, outs, threshold, func(i int) bool { return i%2 == 0 })
-	held := scoreOutcomes(ps, outs, threshold, func(i int) bool { return i%2 == 1 })
+	main := scoreOutcomes(ps, outs, threshold)
 
 	// The curves: with candidates taken best first, the result at a higher
 	// threshold is the result at a low one if its similarity reaches it.
@@ -213,24 +242,34 @@ func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, o
 	}
 	var curve, curveUnverified []point
 	for t := 0.4; t <= 0.951; t += 0.05 {
-		v, u := scoreOutcomes(ps, verified, t, all), scoreOutcomes(ps, unverified, t, all)
+		v, u := scoreOutcomes(ps, verified, t), scoreOutcomes(ps, unverified, t)
 		curve = append(curve, point{round3(t), round3(v.precision()), round3(v.recall())})
 		curveUnverified = append(curveUnverified, point{round3(t), round3(u.precision()), round3(u.recall())})
 	}
 	slices.Sort(lat)
 
-	fmt.Fprintf(out, "semantic-quality: %d pairs (%d same), %d stored texts, threshold %.2f\n", len(ps), main.Same, len(uniqueA(ps)), threshold)
-	fmt.Fprintf(out, "  all:       precision %.3f  recall %.3f  (%d hits, %d correct)\n", main.precision(), main.recall(), main.Hits, main.Correct)
-	fmt.Fprintf(out, "  dev half:  precision %.3f  recall %.3f\n", dev.precision(), dev.recall())
-	fmt.Fprintf(out, "  held-out:  precision %.3f  recall %.3f\n", held.precision(), held.recall())
-	fmt.Fprintf(out, "  false hits by kind: %v\n", sortedCounts(main.FalseHits))
+	name := cmp.Or(split, "all")
+	fmt.Fprintf(out, "semantic-quality: %s: %d pairs scored (%d same), %d texts stored, %d pairs dropped (their b is also stored as an a), threshold %.2f\n",
+		name, len(ps), main.Same, stored, dropped, threshold)
+	fmt.Fprintf(out, "  precision %.3f  recall %.3f  (%d hits, %d correct)\n", main.precision(), main.recall(), main.Hits, main.Correct)
+	fmt.Fprintf(out, "  false hits by kind: %s\n", sortedCounts(main.FalseHits))
+	recallBy := map[string]float64{}
+	for r, n := range main.SameBy {
+		recallBy[cmp.Or(r, "-")] = round3(float64(n-main.Missed[r]) / float64(n))
+	}
+	fmt.Fprintf(out, "  recall by register: %v\n", recallBy)
 	for i, p := range ps {
 		o := outs[i]
-		half := map[int]string{0: "dev", 1: "held-out"}[i%2]
-		if o.text == "" || (p.Same && o.text == p.A) || (show != "all" && show != half) {
+		wrong := o.text != "" && !correct(p, o)
+		missed := p.Same && !correct(p, o)
+		if !(show == "all" && (wrong || missed) || show == "false" && wrong || show == "missed" && missed) {
 			continue
 		}
-		fmt.Fprintf(out, "  false hit, line %d (%s): %q → %q (similarity %.3f)\n", i+1, p.Kind, p.B, o.text, o.sim)
+		what := "missed"
+		if wrong {
+			what = fmt.Sprintf("false hit on %q (similarity %.3f)", o.text, o.sim)
+		}
+		fmt.Fprintf(out, "  line %d (%s, %s): %q ← %q: %s\n", p.line, p.Kind, p.Register, p.A, p.B, what)
 	}
 	fmt.Fprintf(out, "  lookup p50 %d µs, p99 %d µs\n", percentile(lat, 50), percentile(lat, 99))
 	fmt.Fprintf(out, "  threshold  verified P/R     similarity only P/R\n")
@@ -239,19 +278,19 @@ func runSemanticQuality(ctx context.Context, out io.Writer, ps []semanticPair, o
 		fmt.Fprintf(out, "  %.2f       %.3f / %.3f    %.3f / %.3f\n", p.Threshold, p.Precision, p.Recall, u.Precision, u.Recall)
 	}
 	return map[string]any{
-		"pairs":             len(ps),
-		"threshold":         threshold,
-		"precision":         round3(main.precision()),
-		"recall":            round3(main.recall()),
-		"hits":              main.Hits,
-		"false_hits":        main.FalseHits,
-		"dev_precision":     round3(dev.precision()),
-		"dev_recall":        round3(dev.recall()),
-		"heldout_precision": round3(held.precision()),
-		"heldout_recall":    round3(held.recall()),
-		"lookup_p50_us":     percentile(lat, 50),
-		"curve":             curve,
-		"curve_unverified":  curveUnverified,
+		"split":              name,
+		"pairs":              len(ps),
+		"dropped":            dropped,
+		"stored":             stored,
+		"threshold":          threshold,
+		"precision":          round3(main.precision()),
+		"recall":             round3(main.recall()),
+		"hits":               main.Hits,
+		"false_hits":         main.FalseHits,
+		"recall_by_register": recallBy,
+		"lookup_p50_us":      percentile(lat, 50),
+		"curve":              curve,
+		"curve_unverified":   curveUnverified,
 	}, nil
 }
 

@@ -1,0 +1,250 @@
+package verify
+
+import (
+	"regexp"
+	"strings"
+	"unicode"
+)
+
+// class says how a token may be matched.
+type class int
+
+const (
+	classStop       class = iota // ignored
+	classFiller                  // ignored: politeness and framing
+	classNegation                // counted by kind
+	classRelational              // must govern the same words where both sides have it
+	classNumber                  // a veto unless the same on both sides
+	classContent                 // aligned softly, weighted by rarity
+)
+
+type token struct {
+	norm    string // lowercase, spelling and abbreviations resolved, numbers as digits
+	raw     string // lowercase as typed
+	class   class
+	cat     string // the closed class of a content word, if any
+	name    bool   // capitalised, not at a sentence start (or all capitals)
+	pos     int    // index among all tokens
+	initial bool   // first of its sentence
+}
+
+var (
+	chunkRE  = regexp.MustCompile(`[0-9]+(?:[.,][0-9]+)+|[\p{L}\p{N}]+(?:'[\p{L}]+)?|->|→|=>|%|&`)
+	sentEnd  = regexp.MustCompile(`[.!?:;]\s*$`)
+	alnumRE  = regexp.MustCompile(`[0-9]+|[^0-9]+`)
+	contract = strings.NewReplacer("can't", "can not", "won't", "will not", "cannot", "can not", "n't", " not",
+		"Can't", "Can not", "Won't", "Will not", "Cannot", "Can not", "CANNOT", "CAN NOT", "N'T", " NOT",
+		"’", "'", "w/o", " without ", "w/", " with ", "b/c", " because ")
+)
+
+// tokens splits and classifies a prompt.
+func (v *Verifier) tokens(text string) []token {
+	text = contract.Replace(foldAccents.Replace(text))
+	text = rates.ReplaceAllStringFunc(text, func(m string) string { return " " + rateWords[strings.ToLower(m)] + " " })
+	var out []token
+	idx := chunkRE.FindAllStringIndex(text, -1)
+	add := func(raw, norm string, initial, name bool) {
+		t := token{raw: raw, norm: norm, pos: len(out), initial: initial, name: name}
+		v.classify(&t)
+		out = append(out, t)
+	}
+	for n, ix := range idx {
+		chunk := text[ix[0]:ix[1]]
+		initial := n == 0 || sentEnd.MatchString(text[:ix[0]])
+		switch chunk {
+		case "->", "→", "=>":
+			add("to", "to", initial, false)
+			continue
+		case "%":
+			add("percent", "percent", initial, false)
+			continue
+		case "&":
+			add("and", "and", initial, false)
+			continue
+		}
+		if i := strings.IndexByte(chunk, '\''); i > 0 {
+			chunk = chunk[:i] // "what's" → "what"; "it's" → "it"
+		}
+		name := isName(chunk, initial)
+		low := strings.ToLower(chunk)
+		if len(chunk) >= 2 && strings.ToUpper(chunk) == chunk && stop[low] {
+			// "the US", "IT support": an acronym, not a pronoun.
+			add(low, low+"_", initial, true)
+			out[len(out)-1].class, out[len(out)-1].cat = classContent, ""
+			continue
+		}
+		if len(chunk) == 1 && unicode.IsUpper(rune(chunk[0])) && !initial {
+			// "type A blood", "vitamin A", "plan B": a name, not an article.
+			add(low, low, initial, true)
+			out[len(out)-1].class, out[len(out)-1].cat = classContent, ""
+			continue
+		}
+		if w, ok := casualNegations[low]; ok {
+			add(low, w, initial, false)
+			add("not", "not", false, false)
+			continue
+		}
+		if isNumber(low) {
+			add(low, strings.ReplaceAll(low, ",", ""), initial, false)
+			continue
+		}
+		if full, ok := v.expand(low); ok {
+			for i, w := range strings.Fields(full) {
+				add(low, w, initial && i == 0, name)
+			}
+			continue
+		}
+		// Letters and digits run together: "100g", "401k", "2mo", "m3".
+		parts := alnumRE.FindAllString(low, -1)
+		for i, p := range parts {
+			full, ok := v.expand(p)
+			if !ok || len(parts) == 1 {
+				full = p
+			}
+			for j, w := range strings.Fields(full) {
+				add(p, w, initial && i == 0 && j == 0, name)
+			}
+		}
+	}
+	contentAfterArticle(out)
+	return out
+}
+
+// rates written with a slash are one unit each ("km/h", "m/s").
+var (
+	rates     = regexp.MustCompile(`(?i)\b(?:km/h|kph|m/s|mi/h|ft/s|km/s|mb/s|gb/s|kb/s|mbit/s|gbit/s)\b`)
+	rateWords = map[string]string{"km/h": "kph", "kph": "kph", "m/s": "mps", "mi/h": "mph", "ft/s": "fps", "km/s": "kmps",
+		"mb/s": "mbyteps", "gb/s": "gbyteps", "kb/s": "kbyteps", "mbit/s": "mbitps", "gbit/s": "gbitps"}
+)
+
+// foldAccents writes accented Latin letters without their accents
+// ("crêpes", "café", "naïve").
+var foldAccents = strings.NewReplacer(
+	"à", "a", "á", "a", "â", "a", "ä", "a", "ã", "a", "å", "a", "ç", "c", "è", "e", "é", "e", "ê", "e", "ë", "e",
+	"ì", "i", "í", "i", "î", "i", "ï", "i", "ñ", "n", "ò", "o", "ó", "o", "ô", "o", "ö", "o", "õ", "o",
+	"ù", "u", "ú", "u", "û", "u", "ü", "u", "ý", "y", "ÿ", "y",
+	"À", "A", "Á", "A", "Â", "A", "Ä", "A", "Ç", "C", "È", "E", "É", "E", "Ê", "E", "Í", "I", "Ñ", "N",
+	"Ó", "O", "Ö", "O", "Ú", "U", "Ü", "U")
+
+// expand resolves a spelling variant or an abbreviation that is not a word
+// of its own in the lexicon.
+func (v *Verifier) expand(low string) (string, bool) {
+	if sp, ok := spelling[low]; ok {
+		return sp, true
+	}
+	if full, ok := abbreviations[low]; ok {
+		return full, true
+	}
+	return "", false
+}
+
+func isNumber(s string) bool {
+	for i := range len(s) {
+		if (s[i] < '0' || s[i] > '9') && s[i] != '.' && s[i] != ',' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func (v *Verifier) classify(t *token) {
+	w := t.norm
+	switch {
+	case isNumber(w):
+		t.class = classNumber
+	case numberWords[w] != "":
+		t.class, t.norm = classNumber, numberWords[w]
+	case negation[w] != "":
+		t.class, t.norm = classNegation, negation[w]
+	case relational[w] != "":
+		t.class, t.norm = classRelational, relational[w]
+	case categories[w] != "" && !stop[w]:
+		t.class, t.cat = classContent, categories[w]
+	case stop[w]:
+		t.class = classStop
+	case filler[w]:
+		t.class = classFiller
+	default:
+		t.class = classContent
+		if base := v.base(w); categories[base] != "" {
+			t.cat = categories[base]
+		} else if v.superlative(w) {
+			t.cat = "degree"
+		}
+	}
+}
+
+// superlative: a word in -est whose stem is an adjective ("lowest",
+// "largest", "biggest", "easiest").
+func (v *Verifier) superlative(w string) bool {
+	stem, ok := strings.CutSuffix(w, "est")
+	if !ok || len(stem) < 2 {
+		return false
+	}
+	cands := []string{stem, stem + "e"}
+	if n := len(stem); n > 2 && stem[n-1] == stem[n-2] {
+		cands = append(cands, stem[:n-1]) // bigg → big
+	}
+	if strings.HasSuffix(stem, "i") {
+		cands = append(cands, stem[:len(stem)-1]+"y") // easi → easy
+	}
+	for _, c := range cands {
+		if len(c) >= 3 && strings.Contains(v.lex[c].pos, "a") {
+			return true
+		}
+	}
+	return false
+}
+
+// contentAfterArticle: a framing word after an article is a noun of the
+// question ("the mean of X", "a guide to Y"): content after all.
+func contentAfterArticle(ts []token) {
+	for i := 1; i < len(ts); i++ {
+		if ts[i].class == classFiller {
+			switch ts[i-1].norm {
+			case "the", "a", "an":
+				ts[i].class = classContent
+				ts[i].cat = categories[ts[i].norm]
+			}
+		}
+	}
+}
+
+// base is a word's first lemma, or the word.
+func (v *Verifier) base(w string) string {
+	if e, ok := v.lex[w]; ok && len(e.lemmas) > 0 {
+		return e.lemmas[0]
+	}
+	return w
+}
+
+// isName: capitalised and not merely the first word of a sentence; an
+// acronym ("API", "HSA") is no name: people type it in capitals or not.
+func isName(raw string, initial bool) bool {
+	r := []rune(raw)
+	if len(r) == 0 || !unicode.IsUpper(r[0]) || len(r) > 1 && unicode.IsUpper(r[1]) {
+		return false
+	}
+	return !initial
+}
+
+// infinitive reports whether token i ("to") starts an infinitive ("how to
+// cook", "the best way to learn") rather than a direction: the next word
+// can be a verb and the one before is not a content word that "to" could
+// complete ("convert km to miles").
+func (v *Verifier) infinitive(ts []token, i int) bool {
+	if i+1 >= len(ts) || !strings.Contains(v.lex[ts[i+1].norm].pos, "v") {
+		return false
+	}
+	if i == 0 {
+		return true
+	}
+	prev := ts[i-1]
+	return prev.class != classContent || infinitiveAfter[prev.norm] || strings.Contains(v.lex[prev.norm].pos, "v") && !strings.Contains(v.lex[ts[i+1].norm].pos, "n")
+}
+
+// infinitiveAfter are content words after which "to" + verb is an
+// infinitive.
+var infinitiveAfter = set(`want wants wanted need needs like try trying tried able going used order
+	best easiest fastest cheapest simplest quickest possible learn where when whether who good better
+	safe okay ok time way ways steps how`)

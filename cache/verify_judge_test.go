@@ -1,0 +1,71 @@
+package cache
+
+import (
+	"strings"
+	"testing"
+)
+
+// The verifier's vetoes, each on a pair the model alone might accept, and
+// pairs it accepts: the same question typed another way.
+func TestJudge(t *testing.T) {
+	v, err := NewVerifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := "\n\nERROR 2026-03-01 12:00:01 db pool exhausted (size=10)\nWARN  2026-03-01 12:00:02 retrying in 5s\nERROR 2026-03-01 12:00:07 request /api/orders timed out after 30s\nINFO  2026-03-01 12:00:09 pool size raised to 20\n"
+	cases := []struct {
+		a, b string
+		same bool
+		why  string // a fragment of the refusal
+	}{
+		{"What is the capital of France?", "what is the capital of france", true, ""},
+		{"How do I reverse a list in Python?", "how do i reverse a list in python??", true, ""},
+		{"What is the difference between baking soda and baking powder?", "whats the diffrence between baking soda and baking powdr", true, ""},
+		{"Explain this log:" + block, "What does this log mean?" + block, true, ""},
+
+		{"Give me 3 tips for sleeping better", "Give me 5 tips for sleeping better", false, "number"},
+		{"Why is the sky blue?", "Why isn't the sky blue?", false, "negation"},
+		{"Bread recipe with yeast", "Bread recipe without yeast", false, "negation"},
+		{"Write a function to reverse a string in Python", "Write a function to reverse a string in Rust", false, "different proglang"},
+		{"Translate 'good morning' into French", "Translate 'good morning' into German", false, "different language"},
+		{"Explain the Pythagorean theorem", "Explain the Pythagorean theorem as a haiku", false, "format"},
+		{"What is the largest planet?", "What is the smallest planet?", false, "degree"},
+		{"How do I install Docker on Windows?", "How do I install Docker on macOS?", false, "platform"},
+		{"convert 5 km to miles", "convert 5 miles to km", false, ""},
+		{"Did Brutus kill Caesar?", "Did Caesar kill Brutus?", false, "trade places"},
+		{"Is every square a rectangle?", "Is every rectangle a square?", false, "trade places"},
+		{"Who hired Smith?", "Who did Smith hire?", false, "who did what to whom"},
+		{"What is the capital of Germany?", "What is the capital of Austria?", false, "differ"},
+		{"Explain this log:" + block, "Explain this log:" + strings.Replace(block, "size=10", "size=12", 1), false, "pasted text differs"},
+		{"How fast is 100 km/h in m/s?", "How fast is 100 km/h in mph?", false, "unit"},
+	}
+	for _, c := range cases {
+		got := v.Judge(c.a, c.b)
+		if got.Same != c.same || !strings.Contains(got.Reason, c.why) {
+			t.Errorf("Judge(%q, %q) = %v %q, want %v %q", c.a, c.b, got.Same, got.Reason, c.same, c.why)
+		}
+		if back := v.Judge(c.b, c.a); back.Same != got.Same {
+			t.Errorf("Judge is not symmetric on %q, %q: %v, reversed %v (%s)", c.a, c.b, got.Same, back.Same, back.Reason)
+		}
+	}
+}
+
+// FuzzJudge: any pair is judged without panicking, a text is always the
+// same as itself, and the judgement does not depend on the order.
+func FuzzJudge(f *testing.F) {
+	for _, s := range []string{"convert 5 km to miles", "Why isn't the sky blue?", "Did Brutus kill Caesar?", "", "it's", "'", "Ünïcödé 3.5,000 km/h", "How to", "US vs us", "type A blood"} {
+		f.Add(s, "How do I reverse a list in Python?")
+	}
+	v, err := NewVerifier()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if got := v.Judge(a, a); !got.Same && got.Reason != "too long to compare" && got.Reason != "nothing to compare on one side" {
+			t.Errorf("Judge(%q, itself) = %s", a, got.Reason)
+		}
+		if ab, ba := v.Judge(a, b).Same, v.Judge(b, a).Same; ab != ba {
+			t.Errorf("Judge(%q, %q) = %v but reversed %v", a, b, ab, ba)
+		}
+	})
+}
