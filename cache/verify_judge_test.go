@@ -3,6 +3,8 @@ package cache
 import (
 	"strings"
 	"testing"
+
+	"github.com/lbgpt/lbgpt/cache/verify"
 )
 
 // The verifier's vetoes, each on a pair the model alone might accept, and
@@ -68,4 +70,12 @@ func FuzzJudge(f *testing.F) {
 			t.Errorf("Judge(%q, %q) = %v but reversed %v", a, b, ab, ba)
 		}
 	})
+}
+
+// No word is in two closed classes: the class map is built from a map and
+// would pick one at random.
+func TestClosedClassesDisjoint(t *testing.T) {
+	if dup := verify.ClassOverlaps(); len(dup) > 0 {
+		t.Errorf("words in two closed classes: %v", dup)
+	}
 }

@@ -1,5 +1,7 @@
 package verify
 
+import "slices"
+
 // The word lists below decide how a word may be matched. They are written
 // for English prompts from general knowledge of how people phrase requests,
 // not from the labelled sets: a word not listed is an ordinary content
@@ -76,29 +78,54 @@ var relational = map[string]string{
 // other does not, want different answers.
 var categories = func() map[string]string {
 	m := map[string]string{}
-	for cat, words := range map[string]string{
-		"wh": `who whom whose where when why`,
-		"degree": `all every each few many several both only some any most least fewer fewest
+	for cat, words := range classWords {
+		for w := range set(words) {
+			m[w] = cat
+		}
+	}
+	return m
+}()
+
+// ClassOverlaps lists the words given to two closed classes (a mistake:
+// the class such a word gets is left to map order).
+func ClassOverlaps() []string {
+	seen := map[string]string{}
+	var dup []string
+	for cat, words := range classWords {
+		for w := range set(words) {
+			if c, ok := seen[w]; ok && c != cat {
+				dup = append(dup, w)
+			}
+			seen[w] = cat
+		}
+	}
+	slices.Sort(dup)
+	return dup
+}
+
+var classWords = map[string]string{
+	"wh": `who whom whose where when why`,
+	"degree": `all every each few many several both only some any most least fewer fewest
 			always sometimes usually often rarely ever never
 			more less better best worse worst further furthest farther farthest
 			first last next previous latest earliest oldest newest current old new classic
 			higher lower larger smaller bigger longer shorter heavier lighter cheaper older younger
 			newer stronger weaker faster slower earlier later`,
-		"format": `json csv tsv yaml yml xml html markdown table tables bullet bullets bulleted
+	"format": `json csv tsv yaml yml xml html markdown table tables bullet bullets bulleted
 			paragraph paragraphs sentence sentences haiku poem poems limerick sonnet essay tweet
 			letter summary outline regex pdf diagram chart flowchart slogan story joke song acronym`,
-		"language": `english french german spanish italian portuguese russian chinese mandarin cantonese
+	"language": `english french german spanish italian portuguese russian chinese mandarin cantonese
 			japanese korean arabic hindi dutch swedish norwegian danish finnish polish turkish greek
 			latin hebrew vietnamese thai indonesian swahili ukrainian czech romanian hungarian persian
 			urdu bengali tagalog`,
-		"proglang": `python java javascript typescript golang rust ruby php kotlin swift scala haskell
+	"proglang": `python java javascript typescript golang rust ruby php kotlin swift scala haskell
 			bash zsh powershell perl lua elixir erlang clojure dart julia matlab fortran cobol csharp
 			cpp sql c r js ts node nodejs deno react vue angular svelte django flask rails
 			laravel npm yarn pnpm pip conda poetry cargo maven gradle excel pandas numpy`,
-		"platform": `windows mac macos osx linux ubuntu debian fedora centos rhel arch android ios
+	"platform": `windows mac macos osx linux ubuntu debian fedora centos rhel arch android ios
 			ipados iphone ipad aws gcp azure heroku vercel netlify docker podman chrome firefox safari
 			playstation xbox nintendo`,
-		"unit": `second seconds minute minutes hour hours day days week weeks month months year years
+	"unit": `second seconds minute minutes hour hours day days week weeks month months year years
 			decade decades century centuries millisecond milliseconds meter meters kilometer kilometers
 			centimeter centimeters millimeter millimeters mile miles yard yards foot feet inch inches
 			gram grams kilogram kilograms milligram milligrams pound pounds ounce ounces ton tons tonne
@@ -107,11 +134,11 @@ var categories = func() map[string]string {
 			megabyte megabytes gigabyte gigabytes terabyte terabytes bit bits kilobit kilobits megabit megabits gigabit gigabits dollar dollars euro euros
 			yen percent calorie calories kilocalorie kilocalories watt watts volt volts acre acres
 			hectare hectares knot knots mph kph mps fps kmps mbps gbps kbps mbitps gbitps mbyteps gbyteps kbyteps celsius fahrenheit kelvin metric imperial`,
-		"month": `january february march april may june july august september october november
+	"month": `january february march april may june july august september october november
 			december monday tuesday wednesday thursday friday saturday sunday spring summer autumn
 			winter q1 q2 q3 q4 yesterday today tomorrow tonight weekend weekday annual
 			annually monthly weekly daily quarterly hourly`,
-		"direction": `north south east west left right up down upper lower inside outside
+	"direction": `north south east west left right up down upper inside outside
 			front back buy sell import export upload download install uninstall enable disable
 			encrypt decrypt encode decode compress decompress increase decrease raise
 			prevent treat cure diagnose
@@ -119,13 +146,7 @@ var categories = func() map[string]string {
 			send receive lend borrow input output male female boy girl men women man woman
 			pros cons advantages disadvantages benefits risks causes symptoms cause symptom
 			true false odd even positive negative`,
-	} {
-		for w := range set(words) {
-			m[w] = cat
-		}
-	}
-	return m
-}()
+}
 
 // loneOK are closed-class words that may stand on one side only: they
 // qualify the question loosely ("how do I *first* check", "what do *most*

@@ -21,6 +21,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -156,7 +157,7 @@ var model = logistic{
 	Weights:   %#v,
 	Threshold: %.4f,
 }
-`, split, path, len(exs), prec, rec, strings.Join(verify.FeatureNames, ", "), round(w), threshold)
+`, split, "testdata/semantic/"+filepath.Base(path), len(exs), prec, rec, strings.Join(verify.FeatureNames, ", "), round(w), threshold)
 	return err
 }
 

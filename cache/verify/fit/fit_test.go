@@ -1,0 +1,27 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The committed model is the one the fit gives on the committed data: the
+// fit is deterministic and model.go was not edited by hand.
+func TestModelIsFitted(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "model.go")
+	if err := run("../../../testdata/semantic/dev-set.jsonl", "train", out, 0.98, 0.01, false); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../model.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("cache/verify/model.go is not what the fit gives; run: go run ./cache/verify/fit -o cache/verify/model.go\ngot:\n%s", got)
+	}
+}
