@@ -494,6 +494,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 		{"params of the wrong type", `{"jsonrpc":"2.0","id":3,"method":"chat","params":{"request":"hello"}}`, rpc.CodeInvalidParams},
 		{"unknown params field", `{"jsonrpc":"2.0","id":4,"method":"chat","params":{"reqest":{}}}`, rpc.CodeInvalidParams},
 		{"bad timeout", `{"jsonrpc":"2.0","id":5,"method":"chat","params":{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]},"options":{"timeout":"soon"}}}`, rpc.CodeInvalidParams},
+		{"negative timeout", `{"jsonrpc":"2.0","id":8,"method":"chat","params":{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]},"options":{"timeout":-1}}}`, rpc.CodeInvalidParams},
 		{"line too long", `{"jsonrpc":"2.0","id":6,"method":"status","params":"` + strings.Repeat("x", 5000) + `"}`, rpc.CodeTooLarge},
 	}
 	for _, tt := range tests {
@@ -505,6 +506,13 @@ func TestBadInputKeepsServing(t *testing.T) {
 			if e, _ := reply["error"].(map[string]any); e != nil && e["data"] != nil {
 				if _, ok := e["data"].(map[string]any); !ok {
 					t.Errorf("error data %v is not an object", e["data"])
+				}
+			}
+			if strings.Contains(tt.name, "timeout") {
+				e, _ := reply["error"].(map[string]any)
+				data, _ := e["data"].(map[string]any)
+				if data["field"] != "options.timeout" || !strings.Contains(fmt.Sprint(e["message"]), `"options.timeout"`) {
+					t.Errorf("a bad duration's error does not name its field: %v", e)
 				}
 			}
 			if tt.code == rpc.CodeMethodNotFound && !strings.Contains(fmt.Sprint(reply["error"]), "chat, ") {

@@ -13,7 +13,7 @@ package rpc
 
 import (
 	"encoding/json"
-	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -358,6 +358,12 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
 }
 
+// badDuration is the error of a duration that is not one, as an
+// UnmarshalTypeError: encoding/json then names the field it was for.
+func badDuration(value string) error {
+	return &json.UnmarshalTypeError{Value: value, Type: reflect.TypeFor[Duration]()}
+}
+
 // UnmarshalJSON reads a number of seconds or a Go duration string.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	s := strings.TrimSpace(string(b))
@@ -370,18 +376,15 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 			return err
 		}
 		v, err := time.ParseDuration(str)
-		if err != nil {
-			return fmt.Errorf("duration %q: want seconds (30) or a duration string (\"30s\")", str)
-		}
-		if v < 0 {
-			return fmt.Errorf("duration %q is negative", str)
+		if err != nil || v < 0 {
+			return badDuration(s)
 		}
 		*d = Duration(v)
 		return nil
 	}
 	secs, err := strconv.ParseFloat(s, 64)
 	if err != nil || secs < 0 || secs > 1e9 {
-		return fmt.Errorf("duration %s: want seconds (30) or a duration string (\"30s\")", s)
+		return badDuration(s)
 	}
 	*d = Duration(secs * float64(time.Second))
 	return nil

@@ -110,6 +110,9 @@ func fieldOf(err error) string {
 
 func describeJSONError(err error) string {
 	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		if te.Type == reflect.TypeFor[rpc.Duration]() {
+			return fmt.Sprintf("field %q: want seconds (30) or a duration string (\"30s\"), not negative, got %s", te.Field, te.Value)
+		}
 		if te.Field == "" {
 			return fmt.Sprintf("want a JSON object, got JSON %s", te.Value)
 		}
