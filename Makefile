@@ -64,7 +64,8 @@ deb:
 # detector, then each fuzz target briefly.
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -shuffle=on -count=1 ./...
+	$(GO) test -count=1 -run '^TestModelIsFitted$$' ./cache/verify/fit/
 	LBGPT_TORTURE_ROUNDS=2 $(GO) test -tags torture -count=1 -run '^TestTorture' ./internal/e2e/
 	$(MAKE) fuzz
 

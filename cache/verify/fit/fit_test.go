@@ -9,6 +9,9 @@ import (
 // The committed model is the one the fit gives on the committed data: the
 // fit is deterministic and model.go was not edited by hand.
 func TestModelIsFitted(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the fit takes a minute under the race detector; make test runs this test without it")
+	}
 	out := filepath.Join(t.TempDir(), "model.go")
 	if err := run("../../../testdata/semantic/dev-set.jsonl", "train", out, 0.98, 0.01, false); err != nil {
 		t.Fatal(err)
