@@ -36,19 +36,7 @@ func TestTortureKill9(t *testing.T) {
 	env := append(baseEnv(t), "E2E_KEY=sk-e2e-secret-key-0001")
 	simURL := startSim(t, env, simConfig)
 	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "lbgpt.toml")
-	os.WriteFile(cfgPath, fmt.Appendf(nil, `version = 1
-[http]
-listen = "127.0.0.1:0"
-[cache]
-path = "%s"
-[[backend]]
-name = "sim"
-type = "openai"
-base_url = "%s/v1"
-api_key_env = "E2E_KEY"
-max_concurrent = 64
-`, filepath.Join(dir, "cache.db"), simURL), 0o600)
+	cfgPath := tortureConfig(t, dir, simURL, filepath.Join(dir, "cache.db"))
 	socket := filepath.Join(dir, "d.sock")
 	var acked []string                 // prompts answered before a kill
 	answered := map[string]time.Time{} // when each was last answered
@@ -119,6 +107,29 @@ max_concurrent = 64
 	t.Logf("%d kills under load: every restart clean; %d answers lost from the cache, each given within %s of a kill (the write-behind window), none older", kills, lostTotal, window)
 }
 
+// tortureConfig writes a config in dir: the HTTP endpoint on a loopback
+// port, the cache at cachePath, one backend on the simulator at simURL.
+func tortureConfig(t *testing.T, dir, simURL, cachePath string) string {
+	t.Helper()
+	path := filepath.Join(dir, "lbgpt.toml")
+	err := os.WriteFile(path, fmt.Appendf(nil, `version = 1
+[http]
+listen = "127.0.0.1:0"
+[cache]
+path = "%s"
+[[backend]]
+name = "sim"
+type = "openai"
+base_url = "%s/v1"
+api_key_env = "E2E_KEY"
+max_concurrent = 64
+`, cachePath, simURL), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // askN sends prompt as a chat request (with n choices, to make the answer
 // larger) and returns the answer's X-Lbgpt-Cache header.
 func (d *httpDaemon) askN(ctx context.Context, prompt string, n int) (string, error) {
@@ -170,19 +181,7 @@ func TestTortureFullDisk(t *testing.T) {
 		t.Fatalf("mount a tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", disk).Run() })
-	cfgPath := filepath.Join(dir, "lbgpt.toml")
-	os.WriteFile(cfgPath, fmt.Appendf(nil, `version = 1
-[http]
-listen = "127.0.0.1:0"
-[cache]
-path = "%s"
-[[backend]]
-name = "sim"
-type = "openai"
-base_url = "%s/v1"
-api_key_env = "E2E_KEY"
-max_concurrent = 64
-`, filepath.Join(disk, "cache.db"), simURL), 0o600)
+	cfgPath := tortureConfig(t, dir, simURL, filepath.Join(disk, "cache.db"))
 	socket := filepath.Join(dir, "d.sock")
 	d := startHTTPDaemonAt(t, env, cfgPath, socket)
 	pid := d.cmd.Process.Pid

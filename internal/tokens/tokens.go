@@ -142,10 +142,15 @@ func Count(model, text string) int {
 // role, content and name (and 1 more when it has a name), plus 3 that prime
 // the reply.
 func CountMessages(model string, msgs []Message) int {
-	enc := encoder(model)
+	return countMessages(encoder(model), msgs, count)
+}
+
+// countMessages applies the chat accounting with content counted by
+// content.
+func countMessages(enc *tiktoken.Tiktoken, msgs []Message, content func(*tiktoken.Tiktoken, string) int) int {
 	n := perReply
 	for _, m := range msgs {
-		n += perMessage + count(enc, m.Role) + count(enc, m.Content)
+		n += perMessage + count(enc, m.Role) + content(enc, m.Content)
 		if m.Name != "" {
 			n += perName + count(enc, m.Name)
 		}
@@ -176,15 +181,7 @@ func Estimate(model, text string) int {
 // EstimateMessages is CountMessages for admission: each text exact up to
 // 32 KiB, sampled beyond.
 func EstimateMessages(model string, msgs []Message) int {
-	enc := encoder(model)
-	n := perReply
-	for _, m := range msgs {
-		n += perMessage + count(enc, m.Role) + estimate(enc, m.Content)
-		if m.Name != "" {
-			n += perName + count(enc, m.Name)
-		}
-	}
-	return n
+	return countMessages(encoder(model), msgs, estimate)
 }
 
 // estimate counts s exactly when it is short, else scales the tokens of
