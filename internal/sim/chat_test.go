@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lbgpt/lbgpt/internal/tokens"
@@ -98,8 +99,11 @@ func TestChatBothWires(t *testing.T) {
 }
 
 func TestChatDeterministic(t *testing.T) {
-	_, ts1 := start(t, Options{Accounts: []Account{{Key: "k"}}})
-	_, ts2 := start(t, Options{Accounts: []Account{{Key: "k"}}})
+	// One clock for both: a second boundary between the two requests
+	// would otherwise change Created (it failed CI so).
+	now := func() time.Time { return time.Unix(1_700_000_000, 0) }
+	_, ts1 := start(t, Options{Accounts: []Account{{Key: "k"}}, Now: now})
+	_, ts2 := start(t, Options{Accounts: []Account{{Key: "k"}}, Now: now})
 	ask := func(base, content string) completion {
 		body := fmt.Sprintf(`{"model":"gpt-4o","messages":[{"role":"user","content":%q}]}`, content)
 		_, b := openaiWire.call(t, base, "chat/completions", "k", body)
