@@ -516,7 +516,7 @@ func (v *Verifier) exchanged(ta, tb, ca, cb []token, al alignment) string {
 		}
 		return m
 	}
-	ciA, ciB := contentIndex(ca), contentIndex(cb)
+	ciB := contentIndex(cb)
 	var ka, kb []token
 	var x, y []string
 	for _, t := range ta {
@@ -534,7 +534,6 @@ func (v *Verifier) exchanged(ta, tb, ca, cb []token, al alignment) string {
 		}
 		kb, y = append(kb, t), append(y, w)
 	}
-	_ = ciA
 	n := len(x)
 	if n != len(y) || n < 2 || n > 30 {
 		return ""
