@@ -89,6 +89,7 @@ type Config struct {
 	Balance  Balance   `toml:"balance"`
 	Cache    Cache     `toml:"cache"`
 	HTTP     HTTP      `toml:"http"`
+	Shared   Shared    `toml:"shared"`
 	Backends []Backend `toml:"backend"`
 
 	// Path is the file the config was loaded from; "" when it was built from
@@ -199,6 +200,37 @@ type HTTP struct {
 // Enabled reports whether the HTTP endpoint has a listener.
 func (h HTTP) Enabled() bool { return h.Listen != "" || h.Socket != "" }
 
+// Shared is the [shared] table: the daemons of a team, on several hosts,
+// share one rate-limit budget per limit scope and one answer cache through
+// a stock Redis (>= 7). Without Redis set, nothing is shared.
+type Shared struct {
+	// Redis is the server: redis://[user@]host[:port][/db], rediss://...
+	// (TLS) or unix:///path/to/redis.sock[?db=N]. "" (the default) shares
+	// nothing.
+	Redis string `toml:"redis"`
+	// At most one of PasswordEnv, PasswordFile and Password is set, as for
+	// a backend's API key; a password in the URL is also accepted.
+	PasswordEnv  string `toml:"password_env"`
+	PasswordFile string `toml:"password_file"`
+	Password     Secret `toml:"password"`
+	// TLSCAFile is a PEM file of the CAs that sign the server's
+	// certificate, for rediss://; "" uses the system's.
+	TLSCAFile string `toml:"tls_ca_file"`
+	// KeyPrefix starts every key lbgpt writes, so that teams can share one
+	// Redis; default "lbgpt".
+	KeyPrefix string `toml:"key_prefix"`
+	// Cache shares answers (exact and semantic) as well as rate limits;
+	// default true.
+	Cache bool `toml:"cache"`
+
+	// Secret is the resolved password, filled by [Load] and
+	// [Config.Resolve]; "" when there is none.
+	Secret Secret `toml:"-"`
+}
+
+// Enabled reports whether the daemon shares its limits and answers.
+func (s Shared) Enabled() bool { return s.Redis != "" }
+
 // Backend is one upstream account: a [[backend]] table.
 type Backend struct {
 	// Name identifies the backend in logs, stats and responses: required,
@@ -243,6 +275,11 @@ type Backend struct {
 	// MaxConcurrent caps the requests in flight to this backend; >= 1,
 	// default 5.
 	MaxConcurrent int `toml:"max_concurrent"`
+	// LimitScope names the rate limit this backend spends when the daemon
+	// shares limits ([shared]): backends of every host with the same scope
+	// share one budget. Default: the base URL, the key and the models, as
+	// OpenAI limits a project per model and Azure a deployment.
+	LimitScope string `toml:"limit_scope"`
 
 	// Key is the resolved API key, filled by [Load], [FromEnv] and
 	// [Config.Resolve]; "" for a backend without a key.

@@ -41,6 +41,7 @@ import (
 	"github.com/lbgpt/lbgpt/internal/tokens"
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
+	"github.com/lbgpt/lbgpt/shared"
 )
 
 // Version is lbgptd's version, reported by the status method.
@@ -98,6 +99,7 @@ type Daemon struct {
 	// shutdown starts: long-lived subscriptions (watch) end with it, as
 	// they would hold the drain for nothing. active counts the handlers
 	// running.
+	team       *shared.Team // nil: nothing shared
 	base       context.Context
 	stop       context.CancelCauseFunc
 	draining   context.Context
@@ -131,7 +133,15 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	var team *shared.Team
+	if sc := opts.Config.Shared; sc.Enabled() {
+		if team, err = shared.Open(shared.Options{Config: sc, Logger: log}); err != nil {
+			return nil, err
+		}
+		log.Info("sharing limits and answers with the team", "redis", shared.Where(sc.Redis), "host", team.Host())
+	}
 	d := &Daemon{
+		team:      team,
 		transport: opts.Transport,
 		notify:    newNotifier(opts),
 		log:       log,
@@ -152,7 +162,7 @@ func New(opts Options) (*Daemon, error) {
 	d.cfg.Store(opts.Config)
 	d.base, d.stop = context.WithCancelCause(context.Background())
 	d.draining, d.startDrain = context.WithCancel(context.Background())
-	d.pl, err = proxy.New(proxy.Options{Config: d.config, Pool: d.pool, Logger: log, StateDir: d.stateDir, Base: d.base})
+	d.pl, err = proxy.New(proxy.Options{Config: d.config, Pool: d.pool, Logger: log, StateDir: d.stateDir, Base: d.base, Team: team})
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +208,9 @@ func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 func (d *Daemon) Close() error {
 	d.pool.Close()
 	d.pl.Close()
+	if d.team != nil {
+		d.team.Close()
+	}
 	return nil
 }
 

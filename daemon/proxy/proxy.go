@@ -27,6 +27,7 @@ import (
 
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/config"
+	"github.com/lbgpt/lbgpt/shared"
 )
 
 // Options configure a Pipeline.
@@ -42,6 +43,8 @@ type Options struct {
 	// Base ends with the daemon: background work (a backend embedder's
 	// calls) stops with it. nil: context.Background().
 	Base context.Context
+	// Team shares answers with the daemons of other hosts; nil: none.
+	Team *shared.Team
 }
 
 // Pipeline is the request pipeline. Make it with New.
@@ -51,6 +54,7 @@ type Pipeline struct {
 	log      *slog.Logger
 	base     context.Context
 	stateDir string
+	team     *shared.Team // nil: nothing shared
 
 	est       estimator
 	calls     flights[answer]
@@ -68,7 +72,7 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.Config == nil || opts.Pool == nil || opts.StateDir == "" {
 		return nil, errors.New("proxy: Config, Pool and StateDir are required")
 	}
-	pl := &Pipeline{config: opts.Config, pool: opts.Pool, log: opts.Logger, base: opts.Base, stateDir: opts.StateDir}
+	pl := &Pipeline{config: opts.Config, pool: opts.Pool, log: opts.Logger, base: opts.Base, stateDir: opts.StateDir, team: opts.Team}
 	if pl.log == nil {
 		pl.log = slog.New(slog.DiscardHandler)
 	}

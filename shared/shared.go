@@ -1,0 +1,278 @@
+// Package shared lets the lbgptd daemons of a team, on several hosts, share
+// what one daemon keeps alone: one rate-limit budget per limit scope, and
+// one answer cache. It speaks to a stock Redis (>= 7) with core commands
+// only — Lua scripts, hashes, strings, pub/sub and streams — and keeps every
+// key of one scope under one hash tag, so a Redis Cluster works too.
+//
+// Redis is never on the answer path and never trusted to be there: every
+// call has a short deadline, a breaker stops calling a Redis that fails,
+// and what uses it falls back to local state until it answers again. The
+// shared maths read time only from Redis (TIME), never from a host's clock.
+package shared
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lbgpt/lbgpt/config"
+)
+
+// Options configure a Team.
+type Options struct {
+	// Config is the [shared] table, its password resolved.
+	Config config.Shared
+	// Host names this daemon in the team; default hostname:pid. Two
+	// daemons must never share one.
+	Host   string
+	Logger *slog.Logger
+}
+
+// Team is this daemon's membership of a team: its Redis connection, its
+// breaker, and the health the status shows.
+type Team struct {
+	rdb    *redis.Client
+	prefix string
+	host   string
+	log    *slog.Logger
+	where  string // the server, for display: never the password
+
+	brk breaker
+}
+
+// Open connects to the Redis of cfg. It does not wait for Redis to answer:
+// a team whose Redis is down starts degraded and recovers when it answers.
+func Open(opts Options) (*Team, error) {
+	cfg := opts.Config
+	ro, err := redisOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	host := opts.Host
+	if host == "" {
+		name, _ := os.Hostname()
+		host = name + ":" + strconv.Itoa(os.Getpid())
+	}
+	prefix := cfg.KeyPrefix
+	if prefix == "" {
+		prefix = "lbgpt"
+	}
+	t := &Team{rdb: redis.NewClient(ro), prefix: prefix, host: host, log: log, where: Where(cfg.Redis)}
+	t.brk.init(t.changed)
+	return t, nil
+}
+
+// redisOptions turns the [shared] table into go-redis options, with the
+// deadlines that keep Redis off the answer path: a call that takes longer
+// than these fails and the caller falls back.
+func redisOptions(cfg config.Shared) (*redis.Options, error) {
+	ro, err := redis.ParseURL(cfg.Redis)
+	if err != nil {
+		return nil, fmt.Errorf("shared: redis %s: %w", Where(cfg.Redis), errors.New(strings.ReplaceAll(err.Error(), cfg.Redis, Where(cfg.Redis))))
+	}
+	if cfg.Secret != "" {
+		ro.Password = cfg.Secret.Reveal()
+	}
+	if cfg.TLSCAFile != "" {
+		if ro.TLSConfig == nil {
+			ro.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		pem, err := os.ReadFile(cfg.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("shared: tls_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("shared: tls_ca_file %s holds no PEM certificate", cfg.TLSCAFile)
+		}
+		ro.TLSConfig.RootCAs = pool
+	}
+	ro.DialTimeout = 200 * time.Millisecond
+	ro.ReadTimeout = callTimeout
+	ro.WriteTimeout = callTimeout
+	ro.ContextTimeoutEnabled = true
+	ro.MaxRetries = -1 // a failed call falls back; it is not tried again on the request's time
+	ro.PoolSize = 16
+	ro.MinIdleConns = 2
+	ro.DisableIdentity = true // CLIENT SETINFO is one more round trip, and Redis 7.0 refuses it
+	return ro, nil
+}
+
+// callTimeout bounds one Redis call (the scripts, a cache read): Redis
+// answers in well under a millisecond on a LAN; one that takes this long is
+// treated as down.
+const callTimeout = 50 * time.Millisecond
+
+// Where is the Redis address of url for display: its password redacted.
+func Where(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// Host is this daemon's name in the team.
+func (t *Team) Host() string { return t.host }
+
+// Close closes the connection to Redis.
+func (t *Team) Close() error { return t.rdb.Close() }
+
+// key is a key of scope: "{prefix:scope}:kind", all of one scope in one
+// hash slot.
+func (t *Team) key(scope, kind string) string {
+	return "{" + t.prefix + ":" + scope + "}:" + kind
+}
+
+// call runs fn with a deadline when the breaker lets it, and records how
+// it went. errDegraded: the breaker is open and Redis was not called.
+func (t *Team) call(ctx context.Context, fn func(context.Context) error) error {
+	if !t.brk.allow() {
+		return errDegraded
+	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	start := time.Now()
+	err := fn(ctx)
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	t.brk.done(err, time.Since(start))
+	return err
+}
+
+// errDegraded: the breaker is open, Redis was not asked.
+var errDegraded = errors.New("shared: redis unavailable (breaker open)")
+
+// Health is how the team's Redis is doing, for the status.
+type Health struct {
+	Redis string // the server, password redacted
+	Host  string
+	// DegradedSince is when Redis stopped answering; zero while it answers.
+	DegradedSince time.Time
+	LastError     string
+	// RTT is the median round trip of recent calls.
+	RTT time.Duration
+}
+
+// Health reports the connection's state.
+func (t *Team) Health() Health {
+	since, last, rtt := t.brk.state()
+	return Health{Redis: t.where, Host: t.host, DegradedSince: since, LastError: last, RTT: rtt}
+}
+
+// Degraded reports whether the breaker is open: callers use local state.
+func (t *Team) Degraded() bool { return !t.brk.healthy() }
+
+// changed logs a change of state, once per change.
+func (t *Team) changed(degraded bool, err error, since time.Time) {
+	if degraded {
+		t.log.Warn("shared limits degraded: redis does not answer; each host spends its lease, then its safe share", "redis", t.where, "err", err)
+		return
+	}
+	t.log.Info("shared limits recovered: redis answers again", "redis", t.where, "degraded_for", time.Since(since).Round(time.Millisecond))
+}
+
+// breaker stops calling a Redis that fails: after failAfter failures in a
+// row it opens, lets one call through every retryEvery, and closes on the
+// first success. Each change of state is reported once.
+type breaker struct {
+	mu       sync.Mutex
+	fails    int
+	open     bool
+	since    time.Time // when it opened
+	probeAt  time.Time // when the next call may try
+	lastErr  string
+	rtts     [32]time.Duration
+	n        int
+	onChange func(degraded bool, err error, since time.Time)
+}
+
+const (
+	failAfter  = 3
+	retryEvery = 500 * time.Millisecond
+)
+
+func (b *breaker) init(onChange func(bool, error, time.Time)) { b.onChange = onChange }
+
+func (b *breaker) allow() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.open {
+		return true
+	}
+	now := time.Now()
+	if now.Before(b.probeAt) {
+		return false
+	}
+	b.probeAt = now.Add(retryEvery) // one call tries; the rest wait for it
+	return true
+}
+
+func (b *breaker) done(err error, rtt time.Duration) {
+	b.mu.Lock()
+	var report func()
+	if err == nil {
+		b.rtts[b.n%len(b.rtts)] = rtt
+		b.n++
+		b.fails = 0
+		if b.open {
+			b.open = false
+			since := b.since
+			report = func() { b.onChange(false, nil, since) }
+		}
+	} else if !errors.Is(err, context.Canceled) {
+		b.fails++
+		b.lastErr = err.Error()
+		if !b.open && b.fails >= failAfter {
+			now := time.Now()
+			b.open, b.since, b.probeAt = true, now, now.Add(retryEvery)
+			report = func() { b.onChange(true, err, now) }
+		}
+	}
+	b.mu.Unlock()
+	if report != nil && b.onChange != nil {
+		report()
+	}
+}
+
+func (b *breaker) healthy() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.open
+}
+
+func (b *breaker) state() (since time.Time, last string, rtt time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open {
+		since, last = b.since, b.lastErr
+	}
+	n := min(b.n, len(b.rtts))
+	if n > 0 {
+		s := make([]time.Duration, n)
+		copy(s, b.rtts[:n])
+		for i := 1; i < n; i++ { // insertion sort: 32 at most
+			for j := i; j > 0 && s[j] < s[j-1]; j-- {
+				s[j], s[j-1] = s[j-1], s[j]
+			}
+		}
+		rtt = s[n/2]
+	}
+	return
+}
