@@ -15,37 +15,37 @@ import (
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func TestBucket(t *testing.T) {
-	b := newBucket(600, t0) // 10 a second
+	b := NewBucket(600, t0) // 10 a second
 	b.take(600, t0)
-	if b.fits(1, t0) {
+	if b.Fits(1, t0) {
 		t.Error("empty bucket fits 1")
 	}
-	if got := b.when(5, t0); !got.Equal(t0.Add(500 * time.Millisecond)) {
+	if got := b.When(5, t0); !got.Equal(t0.Add(500 * time.Millisecond)) {
 		t.Errorf("5 fit at %v, want +500ms", got.Sub(t0))
 	}
-	if got := b.room(t0.Add(time.Second)); got != 10 {
+	if got := b.Room(t0.Add(time.Second)); got != 10 {
 		t.Errorf("room after 1s = %v, want 10", got)
 	}
-	if got := b.room(t0.Add(time.Hour)); got != 600 {
+	if got := b.Room(t0.Add(time.Hour)); got != 600 {
 		t.Errorf("room after an hour = %v, want the capacity", got)
 	}
-	if !b.fits(5000, t0.Add(time.Hour)) {
+	if !b.Fits(5000, t0.Add(time.Hour)) {
 		t.Error("a request larger than the capacity never fits, even in a full bucket")
 	}
 	b.resync(100, t0.Add(time.Hour))
-	if got := b.room(t0.Add(time.Hour)); got != 100 {
+	if got := b.Room(t0.Add(time.Hour)); got != 100 {
 		t.Errorf("after resync to 100: room %v", got)
 	}
 	b.resync(500, t0.Add(time.Hour))
-	if got := b.room(t0.Add(time.Hour)); got != 100 {
+	if got := b.Room(t0.Add(time.Hour)); got != 100 {
 		t.Errorf("resync raised the level to %v", got)
 	}
-	var unknown bucket
-	if !unknown.fits(1e9, t0) || unknown.known() {
+	var unknown Bucket
+	if !unknown.Fits(1e9, t0) || unknown.Known() {
 		t.Error("an unknown limit blocks")
 	}
 	unknown.learn(60, t0)
-	if unknown.room(t0) != 60 {
+	if unknown.Room(t0) != 60 {
 		t.Error("learnt limit not adopted")
 	}
 }
@@ -267,20 +267,20 @@ func TestPriorityFallsThrough(t *testing.T) {
 }
 
 func TestRefillNeverCountsTimeTwice(t *testing.T) {
-	b := newBucket(60, t0) // 1 a second
+	b := NewBucket(60, t0) // 1 a second
 	b.take(60, t0)
 	b.refill(t0.Add(time.Second))
 	b.refill(t0.Add(500 * time.Millisecond)) // a clock read before the lock
-	if got := b.room(t0.Add(time.Second)); got != 1 {
+	if got := b.Room(t0.Add(time.Second)); got != 1 {
 		t.Errorf("room = %v after 1s, want 1", got)
 	}
 }
 
 func TestLearnsALowerServerLimit(t *testing.T) {
-	b := newBucket(500, t0)
+	b := NewBucket(500, t0)
 	b.learn(100, t0)
-	if b.capacity != 100 || b.room(t0) != 100 {
-		t.Errorf("capacity %v room %v, want the server's 100", b.capacity, b.room(t0))
+	if b.capacity != 100 || b.Room(t0) != 100 {
+		t.Errorf("capacity %v room %v, want the server's 100", b.capacity, b.Room(t0))
 	}
 	b.learn(1000, t0)
 	if b.capacity != 100 {

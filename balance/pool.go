@@ -48,6 +48,11 @@ type Options struct {
 	Reprobe time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Limits makes a backend's RPM and TPM limits; wake asks the pool to
+	// look at its queue again, for limits whose room appears on its own.
+	// nil: each is a Bucket of this daemon alone, sized by the backend's
+	// limit_rpm and limit_tpm.
+	Limits func(b config.Backend, wake func()) (rpm, tpm Limit)
 }
 
 // Pool is a set of backends with their live state.
@@ -70,7 +75,7 @@ type Member struct {
 	Provider *provider.Provider
 
 	// Guarded by the pool's mu.
-	rpm, tpm      bucket
+	rpm, tpm      Limit
 	inFlight      int
 	reserved      int // estimated tokens of the requests in flight
 	cooldownUntil time.Time
@@ -108,7 +113,7 @@ func New(backends []config.Backend, providers []*provider.Provider, opts Options
 		if i < len(providers) {
 			prov = providers[i]
 		}
-		p.members = append(p.members, newMember(memberDefaults(b), prov, now))
+		p.members = append(p.members, p.newMember(memberDefaults(b), prov, now))
 	}
 	return p
 }
@@ -145,8 +150,23 @@ func memberDefaults(b config.Backend) config.Backend {
 	return b
 }
 
-func newMember(b config.Backend, prov *provider.Provider, now time.Time) *Member {
-	return &Member{Config: b, Provider: prov, rpm: newBucket(b.LimitRPM, now), tpm: newBucket(b.LimitTPM, now)}
+func (p *Pool) newMember(b config.Backend, prov *provider.Provider, now time.Time) *Member {
+	m := &Member{Config: b, Provider: prov}
+	if p.opts.Limits != nil {
+		m.rpm, m.tpm = p.opts.Limits(b, p.lookAgain)
+	} else {
+		m.rpm, m.tpm = NewBucket(float64(b.LimitRPM), now), NewBucket(float64(b.LimitTPM), now)
+	}
+	return m
+}
+
+// lookAgain looks at the queue again: a limit found room on its own.
+func (p *Pool) lookAgain() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) > 0 {
+		p.dispatchLocked(p.now())
+	}
 }
 
 // CountsTokens reports whether a backend serving model has a known TPM
@@ -157,7 +177,7 @@ func (p *Pool) CountsTokens(model string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, m := range p.members {
-		if m.tpm.known() && m.Config.Serves(model) {
+		if m.tpm.Known() && m.Config.Serves(model) {
 			return true
 		}
 	}
@@ -399,7 +419,7 @@ func (p *Pool) admissible(req Request) error {
 		if m.fitsEver(req) {
 			return nil
 		}
-		limits = append(limits, fmt.Sprintf("%s: %d", m.Name(), int64(m.tpm.capacity)))
+		limits = append(limits, fmt.Sprintf("%s: %d", m.Name(), int64(m.tpm.Capacity())))
 	}
 	switch {
 	case limits != nil:
@@ -423,7 +443,7 @@ func (m *Member) serves(req Request) bool {
 // fitsEver reports whether req fits m's token limit when the bucket is
 // full (an unknown limit always does).
 func (m *Member) fitsEver(req Request) bool {
-	return !m.tpm.known() || float64(req.Tokens) <= m.tpm.capacity
+	return !m.tpm.Known() || float64(req.Tokens) <= m.tpm.Capacity()
 }
 
 // A backend is taken out for a while when, among its last healthWindow
@@ -540,7 +560,7 @@ func (p *Pool) scheduleLocked(now time.Time) {
 			if !p.candidateLocked(now, m, w) {
 				continue
 			}
-			t := later(m.cooldownUntil, m.downUntil, m.rpm.when(1, now), m.tpm.when(float64(w.req.Tokens), now))
+			t := later(m.cooldownUntil, m.downUntil, m.rpm.When(1, now), m.tpm.When(float64(w.req.Tokens), now))
 			if !t.After(now) {
 				continue // waits for a slot or a probe: release wakes the queue
 			}
@@ -604,7 +624,7 @@ func (p *Pool) readyLocked(now time.Time, m *Member, w *waiter) bool {
 	case m.inFlight >= m.Config.MaxConcurrent:
 		return false
 	}
-	return m.rpm.fits(1, now) && m.tpm.fits(float64(w.req.Tokens), now)
+	return m.rpm.Fits(1, now) && m.tpm.Fits(float64(w.req.Tokens), now)
 }
 
 // admitLocked picks a member with room for w by the pool's strategy and
@@ -677,14 +697,14 @@ func (p *Pool) choose(now time.Time, ready []*Member, cost float64) *Member {
 // least of its RPM room, TPM room and free slots, over the limits it knows.
 func headroom(now time.Time, m *Member, cost float64) float64 {
 	h := float64(m.Config.MaxConcurrent - m.inFlight)
-	if m.rpm.known() || m.tpm.known() {
+	if m.rpm.Known() || m.tpm.Known() {
 		h = math.Inf(1)
 	}
-	if m.rpm.known() {
-		h = math.Min(h, m.rpm.room(now))
+	if m.rpm.Known() {
+		h = math.Min(h, m.rpm.Room(now))
 	}
-	if m.tpm.known() {
-		h = math.Min(h, m.tpm.room(now)/cost)
+	if m.tpm.Known() {
+		h = math.Min(h, m.tpm.Room(now)/cost)
 	}
 	return h
 }
@@ -708,8 +728,8 @@ func swrr(ms []*Member) *Member {
 func (p *Pool) reserveLocked(now time.Time, m *Member, req Request) {
 	m.inFlight++
 	m.reserved += req.Tokens
-	m.rpm.hold(1, now)
-	m.tpm.hold(float64(req.Tokens), now)
+	m.rpm.Hold(1, now)
+	m.tpm.Hold(float64(req.Tokens), now)
 	if !m.deadUntil.IsZero() || !m.downUntil.IsZero() {
 		m.probing = true
 	}
@@ -726,10 +746,10 @@ func (p *Pool) unreserveLocked(m *Member, req Request) {
 	m.inFlight--
 	m.reserved -= req.Tokens
 	m.probing = false
-	m.rpm.unhold(1, now)
-	m.tpm.unhold(float64(req.Tokens), now)
-	m.rpm.give(1, now)
-	m.tpm.give(float64(req.Tokens), now)
+	m.rpm.Unhold(1, now)
+	m.tpm.Unhold(float64(req.Tokens), now)
+	m.rpm.Adjust(-1, now)
+	m.tpm.Adjust(-float64(req.Tokens), now)
 }
 
 // arrived ends the hold of req's reservation once its call has returned
@@ -739,8 +759,8 @@ func (p *Pool) arrived(m *Member, req Request) {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m.rpm.unhold(1, now)
-	m.tpm.unhold(float64(req.Tokens), now)
+	m.rpm.Unhold(1, now)
+	m.tpm.Unhold(float64(req.Tokens), now)
 	p.dispatchLocked(now) // a higher ceiling may bring a refill within reach
 }
 
@@ -754,25 +774,23 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 	m.reserved -= req.Tokens
 	m.probing = false
 	if pe == nil && out.Tokens > 0 {
-		if d := out.Tokens - req.Tokens; d > 0 {
-			m.tpm.take(float64(d), now)
-		} else {
-			m.tpm.give(float64(-d), now)
-		}
+		m.tpm.Adjust(float64(out.Tokens-req.Tokens), now)
 	}
 	// Failures keep their reservation: the upstream may have counted them.
 	// But a request refused with 429 was not processed: its tokens come
 	// back (the request itself may count against the RPM limit, as OpenAI
 	// says), before the server's readings lower the level.
 	if pe != nil && pe.Kind == provider.KindRateLimited {
-		m.tpm.give(float64(req.Tokens), now)
+		m.tpm.Adjust(-float64(req.Tokens), now)
 	}
 	if out.Obs.Status != 0 { // a response arrived: its headers are readings
 		rl := out.Obs.RateLimit
-		m.rpm.learn(rl.LimitRequests, now)
-		m.tpm.learn(rl.LimitTokens, now)
-		m.rpm.resync(rl.RemainingRequests, now)
-		m.tpm.resync(rl.RemainingTokens, now)
+		rr := Reading{Limit: rl.LimitRequests, Remaining: rl.RemainingRequests}
+		if pe != nil && pe.Kind == provider.KindRateLimited {
+			rr.CoolUntil = now.Add(coolFor(pe))
+		}
+		m.rpm.Observe(rr, now)
+		m.tpm.Observe(Reading{Limit: rl.LimitTokens, Remaining: rl.RemainingTokens}, now)
 	}
 	switch {
 	case pe == nil:
@@ -798,11 +816,7 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 		m.deadUntil = now.Add(p.opts.Reprobe)
 		p.probeLocked(m, firstKeyProbe)
 	case pe.Kind == provider.KindRateLimited:
-		wait := pe.RetryAfter
-		if wait <= 0 {
-			wait = time.Second
-		}
-		if until := now.Add(wait); until.After(m.cooldownUntil) {
+		if until := now.Add(coolFor(pe)); until.After(m.cooldownUntil) {
 			m.cooldownUntil = until
 		}
 	}
@@ -811,6 +825,15 @@ func (p *Pool) release(m *Member, req Request, out Outcome, pe *provider.Error, 
 		m.closeIdle()
 	}
 	p.dispatchLocked(now)
+}
+
+// coolFor is how long a 429 cools its backend: what it asked, else a
+// second.
+func coolFor(pe *provider.Error) time.Duration {
+	if pe.RetryAfter > 0 {
+		return pe.RetryAfter
+	}
+	return time.Second
 }
 
 // Health is learnt from a free probe — the backend's model list, a GET

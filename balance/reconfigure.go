@@ -48,7 +48,7 @@ func (p *Pool) Reconfigure(backends []config.Backend, providers []*provider.Prov
 		}
 		m := old[b.Name]
 		if m == nil || !sameAccount(m.Config, b) {
-			members = append(members, newMember(b, prov, now))
+			members = append(members, p.newMember(b, prov, now))
 			continue
 		}
 		m.retune(b, now)
@@ -80,10 +80,10 @@ func sameAccount(a, b config.Backend) bool {
 // part of the account and never change on a kept member).
 func (m *Member) retune(b config.Backend, now time.Time) {
 	if b.LimitRPM != m.Config.LimitRPM {
-		m.rpm.resize(b.LimitRPM, now)
+		m.rpm.Resize(b.LimitRPM, now)
 	}
 	if b.LimitTPM != m.Config.LimitTPM {
-		m.tpm.resize(b.LimitTPM, now)
+		m.tpm.Resize(b.LimitTPM, now)
 	}
 	m.Config.Weight = b.Weight
 	m.Config.Priority = b.Priority

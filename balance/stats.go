@@ -111,8 +111,8 @@ func (p *Pool) State() []MemberState {
 			callsMinute += s.traffic[j]
 			tokensMinute += s.trafficTok[j]
 		}
-		st.LimitRPM, st.RemainingRPM = limit(&m.rpm, now)
-		st.LimitTPM, st.RemainingTPM = limit(&m.tpm, now)
+		st.LimitRPM, st.RemainingRPM = limit(m.rpm, now)
+		st.LimitTPM, st.RemainingTPM = limit(m.tpm, now)
 		st.UsedRPM = int64(callsMinute + m.inFlight)
 		st.UsedTPM = int64(tokensMinute + m.reserved)
 		n := min(s.nLatency, len(s.latency))
@@ -131,7 +131,7 @@ func (p *Pool) State() []MemberState {
 		case !m.downUntil.IsZero():
 			st.State = "down"
 			st.CooldownUntil = m.downUntil
-		case m.inFlight >= m.Config.MaxConcurrent || !m.rpm.fits(1, now) || !m.tpm.fits(max(m.avgCost, 1), now):
+		case m.inFlight >= m.Config.MaxConcurrent || !m.rpm.Fits(1, now) || !m.tpm.Fits(max(m.avgCost, 1), now):
 			st.State = "saturated"
 		default:
 			st.State = "ok"
@@ -150,9 +150,9 @@ func (p *Pool) QueueLen() int {
 
 // limit reads a limit: its size and what could be taken now; 0 and -1 when
 // it is unknown.
-func limit(b *bucket, now time.Time) (size, remaining int64) {
-	if !b.known() {
+func limit(b Limit, now time.Time) (size, remaining int64) {
+	if !b.Known() {
 		return 0, -1
 	}
-	return int64(b.capacity), int64(max(b.room(now), 0))
+	return int64(b.Capacity()), int64(max(b.Room(now), 0))
 }

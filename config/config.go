@@ -20,7 +20,8 @@
 // (api_key_env) or file (api_key_file); a literal api_key is accepted but
 // warned about when the file is readable by others. A Secret prints, logs and
 // marshals as "[redacted]", and no error or warning from this package ever
-// contains a key.
+// contains a key. The [shared] Redis password is given and kept the same
+// way, and errors show a redis URL only with its password redacted.
 //
 // A Config is plain data: after loading, it is safe for concurrent reads.
 package config
@@ -64,6 +65,7 @@ const (
 	DefaultCacheMaxBytes   = 1 << 30 // 1 GiB
 	DefaultEmbedder        = EmbedderLocal
 	DefaultEmbeddingModel  = "text-embedding-3-small"
+	DefaultKeyPrefix       = "lbgpt"
 )
 
 // Semantic cache settings ([cache] semantic and embedder).
@@ -209,15 +211,19 @@ type Shared struct {
 	// nothing.
 	Redis string `toml:"redis"`
 	// At most one of PasswordEnv, PasswordFile and Password is set, as for
-	// a backend's API key; a password in the URL is also accepted.
+	// a backend's API key: an environment variable, an absolute path ("~/"
+	// allowed) or the password itself. A password in the URL is also
+	// accepted, but not together with one of these.
 	PasswordEnv  string `toml:"password_env"`
 	PasswordFile string `toml:"password_file"`
 	Password     Secret `toml:"password"`
-	// TLSCAFile is a PEM file of the CAs that sign the server's
-	// certificate, for rediss://; "" uses the system's.
+	// TLSCAFile is the absolute path ("~/" allowed; [Load] and
+	// [Config.Resolve] expand it) of a PEM file of the CAs that sign the
+	// server's certificate; rediss:// only. "" uses the system's.
 	TLSCAFile string `toml:"tls_ca_file"`
 	// KeyPrefix starts every key lbgpt writes, so that teams can share one
-	// Redis; default "lbgpt".
+	// Redis: not empty, without white space or braces (Redis Cluster hash
+	// tags). Default "lbgpt".
 	KeyPrefix string `toml:"key_prefix"`
 	// Cache shares answers (exact and semantic) as well as rate limits;
 	// default true.
@@ -278,7 +284,8 @@ type Backend struct {
 	// LimitScope names the rate limit this backend spends when the daemon
 	// shares limits ([shared]): backends of every host with the same scope
 	// share one budget. Default: the base URL, the key and the models, as
-	// OpenAI limits a project per model and Azure a deployment.
+	// OpenAI limits a project per model and Azure a deployment. When set,
+	// 1 to 128 bytes without white space or braces.
 	LimitScope string `toml:"limit_scope"`
 
 	// Key is the resolved API key, filled by [Load], [FromEnv] and

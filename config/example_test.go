@@ -37,6 +37,9 @@ func TestExample(t *testing.T) {
 		d.DrainTimeout.Duration != DefaultDrainTimeout || d.SocketGroup != "" {
 		t.Errorf("[daemon] = %+v, want the defaults (the example documents them)", d)
 	}
+	if want := (Shared{KeyPrefix: DefaultKeyPrefix, Cache: true}); c.Shared != want || c.Shared.Enabled() {
+		t.Errorf("[shared] = %+v, want %+v: the example shares nothing", c.Shared, want)
+	}
 	if len(c.Backends) != 3 {
 		t.Fatalf("%d backends, want openai, azure and openai-compatible", len(c.Backends))
 	}

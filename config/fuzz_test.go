@@ -53,6 +53,8 @@ weight = 3
 		"version = 1\n[[backend]]\nname = \"a\"\ntype = \"openai\"\napi_key = \"" + fuzzKey + "\"\napi_key_env = \"K\"\n",
 		"version = 1\n[[backend]]\napi_key = \"\"\"\n" + fuzzKey + "\n\"\"\"\nweight = 0\n",
 		"daemon.socket = 1\n[backend.model_map]\n'a.b' = 1\n",
+		withKey + "limit_scope = \"org{1}\"\n[shared]\nredis = \"rediss://u:pw@h:6380/1\"\npassword_env = \"PW\"\ntls_ca_file = \"~/ca.pem\"\nkey_prefix = \"\"\n",
+		withKey + "[shared]\nredis = \"unix://h/r.sock?db=2\"\ncache = false\n",
 		"\ufeffversion = 1\r\n[[backend]]\r\nname = \"a\"\r\n",
 		"",
 		"[",

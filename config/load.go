@@ -23,7 +23,8 @@ func (noBackends) Error() string {
 		"to try lbgpt without any key, run `lbgpt demo`"
 }
 
-// maxKeyFile bounds what Resolve reads from an api_key_file.
+// maxKeyFile bounds what Resolve reads from an api_key_file or a
+// password_file.
 const maxKeyFile = 64 << 10
 
 // getenv returns env, or os.Getenv when env is nil.
@@ -58,10 +59,12 @@ func Load(path string, env func(string) string) (*Config, []string, error) {
 
 // Resolve fills the Key of every backend from its api_key_env (read with
 // env, os.Getenv when nil), its api_key_file ("~/" is $HOME) or its api_key,
-// trimming surrounding white space. It reports every backend whose key is
-// missing at once, and returns warnings about keys that other users can
-// read: a literal api_key in a config file, or an api_key_file, with group
-// or other read permission.
+// trimming surrounding white space, and the [shared] Secret the same way from
+// password_env, password_file or password; it expands a "~/" tls_ca_file.
+// It reports every missing key or password at once, and returns warnings
+// about secrets that other users can read: a literal api_key or password,
+// or a password in the redis URL, in a config file, or a key or password
+// file, with group or other read permission.
 func (c *Config) Resolve(env func(string) string) ([]string, error) {
 	env = getenv(env)
 	var warns []string
@@ -88,7 +91,7 @@ func (c *Config) Resolve(env func(string) string) ([]string, error) {
 			}
 			b.Key = Secret(v)
 		case b.APIKeyFile != "":
-			key, mode, err := readKeyFile(b.APIKeyFile, env)
+			key, mode, err := readSecretFile(b.APIKeyFile, "key", env)
 			if err != nil {
 				fail(b, i, err, "api_key_file: %v", err)
 				continue
@@ -106,18 +109,34 @@ func (c *Config) Resolve(env func(string) string) ([]string, error) {
 			}
 		}
 	}
+	sw, err := c.Shared.resolve(env, c.Path, perm)
+	warns = append(warns, sw...)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	return warns, errors.Join(errs...)
 }
 
-// readKeyFile returns the key in the file at name, and the file's
-// permissions.
-func readKeyFile(name string, env func(string) string) (string, os.FileMode, error) {
-	if rest, ok := strings.CutPrefix(name, "~/"); ok {
-		home := env("HOME")
-		if home == "" {
-			return "", 0, fmt.Errorf("cannot expand %s: HOME is not set", name)
-		}
-		name = filepath.Join(home, rest)
+// expandHome returns name with a leading "~/" replaced by $HOME (read with
+// env).
+func expandHome(name string, env func(string) string) (string, error) {
+	rest, ok := strings.CutPrefix(name, "~/")
+	if !ok {
+		return name, nil
+	}
+	home := env("HOME")
+	if home == "" {
+		return "", fmt.Errorf("cannot expand %s: HOME is not set", name)
+	}
+	return filepath.Join(home, rest), nil
+}
+
+// readSecretFile returns the secret in the file at name, and the file's
+// permissions; what names the secret in errors: "key" or "password".
+func readSecretFile(name, what string, env func(string) string) (string, os.FileMode, error) {
+	name, err := expandHome(name, env)
+	if err != nil {
+		return "", 0, err
 	}
 	f, err := os.Open(name)
 	if err != nil {
@@ -135,17 +154,17 @@ func readKeyFile(name string, env func(string) string) (string, os.FileMode, err
 	if err != nil {
 		return "", 0, err
 	}
-	// The messages below must not quote the content: it is the key.
-	key := strings.TrimSpace(string(data))
+	// The messages below must not quote the content: it is the secret.
+	secret := strings.TrimSpace(string(data))
 	switch {
 	case len(data) > maxKeyFile:
-		return "", 0, fmt.Errorf("%s is larger than %d KiB: it should hold only the key", name, maxKeyFile>>10)
-	case key == "":
+		return "", 0, fmt.Errorf("%s is larger than %d KiB: it should hold only the %s", name, maxKeyFile>>10, what)
+	case secret == "":
 		return "", 0, fmt.Errorf("%s is empty", name)
-	case strings.IndexFunc(key, unicode.IsSpace) >= 0:
-		return "", 0, fmt.Errorf("%s must hold only the key, on one line", name)
+	case strings.IndexFunc(secret, unicode.IsSpace) >= 0:
+		return "", 0, fmt.Errorf("%s must hold only the %s, on one line", name, what)
 	}
-	return key, fi.Mode().Perm(), nil
+	return secret, fi.Mode().Perm(), nil
 }
 
 // FromEnv builds a configuration without a file, from the variables the
@@ -175,6 +194,7 @@ func FromEnv(env func(string) string) (*Config, error) {
 	}
 	c.Balance.setDefaults(nil)
 	c.Cache.setDefaults(nil)
+	c.Shared.setDefaults(nil)
 	var errs []error
 	baseURL := func(name string) string {
 		u := strings.TrimSpace(env(name))

@@ -59,6 +59,7 @@ func TestFromEnv(t *testing.T) {
 				HTTP:     HTTP{MaxBodyBytes: DefaultMaxBodyBytes},
 				Balance:  Balance{Strategy: StrategyMaxHeadroom, BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}, HeaderTimeout: Duration{DefaultHeaderTimeout}},
 				Cache:    Cache{Enabled: true, MaxBytes: DefaultCacheMaxBytes, Embedder: EmbedderLocal, EmbeddingModel: DefaultEmbeddingModel},
+				Shared:   Shared{KeyPrefix: DefaultKeyPrefix, Cache: true},
 				Backends: tt.want,
 			}
 			if diff := cmp.Diff(want, c); diff != "" {

@@ -51,7 +51,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	if _, err := toml.Decode(src, &raw); err != nil {
 		return nil, syntaxError(name, src, err)
 	}
-	ck := &checker{file: name, loc: locate(src)}
+	ck := &checker{file: name, loc: locate(src), raw: raw}
 
 	// A newer format may have keys this version does not know: say only that.
 	var noVersion *Error
@@ -93,9 +93,14 @@ func Parse(data []byte, name string) (*Config, error) {
 	return &c, nil
 }
 
-// keyLine matches a line that sets api_key, api_key_env or api_key_file: a
-// TOML syntax error there could quote part of a key put in by mistake.
-var keyLine = regexp.MustCompile(`(^|[\s.{,"'])api_key(_env|_file)?["']?\s*=`)
+// keyLine matches a line that sets api_key, api_key_env or api_key_file, and
+// passwordLine one that sets password, password_env, password_file or redis
+// (a URL that may hold a password): a TOML syntax error there could quote
+// part of a secret put in by mistake.
+var (
+	keyLine      = regexp.MustCompile(`(^|[\s.{,"'])api_key(_env|_file)?["']?\s*=`)
+	passwordLine = regexp.MustCompile(`(^|[\s.{,"'])(password(_env|_file)?|redis)["']?\s*=`)
+)
 
 func syntaxError(name, src string, err error) error {
 	var pe toml.ParseError
@@ -112,9 +117,13 @@ func syntaxError(name, src string, err error) error {
 		on = lines[l-1]
 	}
 	last := pe.LastKey[strings.LastIndex(pe.LastKey, ".")+1:]
-	if strings.HasPrefix(last, "api_key") || keyLine.MatchString(on) {
+	switch {
+	case strings.HasPrefix(last, "api_key") || keyLine.MatchString(on):
 		msg = "error next to an API key setting (details withheld so that no key is shown): " +
 			`values are quoted strings, such as api_key_env = "OPENAI_API_KEY"`
+	case strings.HasPrefix(last, "password") || last == "redis" || passwordLine.MatchString(on):
+		msg = "error next to a password setting (details withheld so that no password is shown): " +
+			`values are quoted strings, such as password_env = "LBGPT_REDIS_PASSWORD"`
 	}
 	return &Error{File: name, Line: pe.Position.Line, Msg: "invalid TOML: " + msg}
 }
@@ -123,6 +132,9 @@ func syntaxError(name, src string, err error) error {
 type checker struct {
 	file string
 	loc  *locator // nil when there is no file
+	// raw is the file decoded generically, to tell an absent key from an
+	// explicit zero; nil when there is no file.
+	raw  map[string]any
 	errs []*Error
 }
 

@@ -166,7 +166,11 @@ var aliases = map[string]string{
 	"tier":        "priority",
 	"socket_path": "socket", "listen": "socket",
 	"max_message_size": "max_message_bytes", "max_line_bytes": "max_message_bytes",
-	"backends": "backend",
+	"backends":  "backend",
+	"redis_url": "redis", "redis_uri": "redis", "prefix": "key_prefix",
+	"ca_file": "tls_ca_file", "tls_ca": "tls_ca_file", "ca_cert": "tls_ca_file", "tls_ca_cert": "tls_ca_file",
+	"password_var": "password_env", "pass": "password",
+	"scope": "limit_scope", "rate_limit_scope": "limit_scope", "limit_group": "limit_scope",
 }
 
 func normalize(s string) string {

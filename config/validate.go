@@ -55,21 +55,10 @@ func setDefaults(c *Config, raw map[string]any) {
 	c.Balance.setDefaults(bal)
 	cache, _ := raw["cache"].(map[string]any)
 	c.Cache.setDefaults(cache)
-	var bs []map[string]any
-	switch v := raw["backend"].(type) {
-	case []map[string]any:
-		bs = v
-	case []any:
-		for _, e := range v {
-			m, _ := e.(map[string]any)
-			bs = append(bs, m)
-		}
-	}
+	shared, _ := raw["shared"].(map[string]any)
+	c.Shared.setDefaults(shared)
 	for i := range c.Backends {
-		var m map[string]any
-		if i < len(bs) {
-			m = bs[i]
-		}
+		m := rawBackend(raw, i)
 		b := &c.Backends[i]
 		if _, ok := m["weight"]; !ok {
 			b.Weight = DefaultWeight
@@ -79,6 +68,23 @@ func setDefaults(c *Config, raw map[string]any) {
 		}
 		b.setTypeDefaults()
 	}
+}
+
+// rawBackend returns the i-th [[backend]] table of raw, the file decoded
+// generically; nil when there is none.
+func rawBackend(raw map[string]any, i int) map[string]any {
+	switch v := raw["backend"].(type) {
+	case []map[string]any:
+		if i < len(v) {
+			return v[i]
+		}
+	case []any:
+		if i < len(v) {
+			m, _ := v[i].(map[string]any)
+			return m
+		}
+	}
+	return nil
 }
 
 // setDefaults fills the [balance] settings the file leaves out; set holds the
@@ -176,6 +182,7 @@ func (ck *checker) validate(c *Config) {
 	ck.validateBalance(&c.Balance)
 	ck.validateCache(&c.Cache)
 	ck.validateHTTP(&c.HTTP, &c.Daemon)
+	ck.validateShared(&c.Shared)
 	if len(c.Backends) == 0 {
 		ck.errorf(nil, "no backends: add a [[backend]] table (see lbgpt.toml.example)")
 	}
@@ -351,6 +358,8 @@ func (ck *checker) validateBackend(b *Backend, i int) {
 	if b.MaxConcurrent < 1 {
 		bad("max_concurrent", "max_concurrent must be 1 or more, not %d", b.MaxConcurrent)
 	}
+	_, scopeSet := rawBackend(ck.raw, i)["limit_scope"]
+	ck.validateLimitScope(b, i, scopeSet)
 }
 
 // checkURL returns what is wrong with a base URL, or "". It never quotes the

@@ -146,7 +146,7 @@ func New(opts Options) (*Daemon, error) {
 		notify:    newNotifier(opts),
 		log:       log,
 		simulated: opts.Simulated,
-		pool:      balance.New(opts.Config.Backends, providers, poolOptions(opts.Config)),
+		pool:      balance.New(opts.Config.Backends, providers, poolOptions(opts.Config, team)),
 		started:   time.Now(),
 		uid:       os.Getuid(),
 		conns:     make(map[net.Conn]struct{}),
@@ -188,8 +188,13 @@ func newProviders(backends []config.Backend, transport http.RoundTripper) ([]*pr
 	return providers, nil
 }
 
-func poolOptions(c *config.Config) balance.Options {
+func poolOptions(c *config.Config, team *shared.Team) balance.Options {
+	var limits func(config.Backend, func()) (balance.Limit, balance.Limit)
+	if team != nil {
+		limits = team.Limits
+	}
 	return balance.Options{
+		Limits:       limits,
 		Strategy:     c.Balance.Strategy,
 		Overallocate: c.Balance.Overallocate,
 		MaxAttempts:  c.Daemon.MaxAttempts,

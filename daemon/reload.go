@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"reflect"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
@@ -55,11 +56,15 @@ func (d *Daemon) reload(load func() (*config.Config, error)) error {
 		cfg.HTTP.Listen, cfg.HTTP.Socket = old.HTTP.Listen, old.HTTP.Socket
 	}
 	proxy.KeepCacheFile(cfg, old, d.log)
+	if !reflect.DeepEqual(cfg.Shared, old.Shared) {
+		d.log.Warn("the [shared] settings changed; they apply at the next start")
+		cfg.Shared = old.Shared
+	}
 	providers, err := newProviders(cfg.Backends, d.transport)
 	if err != nil {
 		return err
 	}
-	d.pool.Reconfigure(cfg.Backends, providers, poolOptions(cfg))
+	d.pool.Reconfigure(cfg.Backends, providers, poolOptions(cfg, d.team))
 	d.cfg.Store(cfg)
 	d.pl.ForgetModels() // the backends may have changed: ask again when next wanted
 	names := make([]string, len(cfg.Backends))

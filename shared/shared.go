@@ -49,11 +49,18 @@ type Team struct {
 	where  string // the server, for display: never the password
 
 	brk breaker
+
+	scopesMu sync.Mutex
+	scopes   map[string]*Scope // by name; each with its exchanger goroutine
+	done     chan struct{}     // closed by Close
+	closeMu  sync.Once
+	wg       sync.WaitGroup // the exchangers and the cool listener
 }
 
 // Open connects to the Redis of cfg. It does not wait for Redis to answer:
 // a team whose Redis is down starts degraded and recovers when it answers.
 func Open(opts Options) (*Team, error) {
+	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
 	cfg := opts.Config
 	ro, err := redisOptions(cfg)
 	if err != nil {
@@ -72,10 +79,21 @@ func Open(opts Options) (*Team, error) {
 	if prefix == "" {
 		prefix = "lbgpt"
 	}
-	t := &Team{rdb: redis.NewClient(ro), prefix: prefix, host: host, log: log, where: Where(cfg.Redis)}
+	t := &Team{rdb: redis.NewClient(ro), prefix: prefix, host: host, log: log, where: Where(cfg.Redis), done: make(chan struct{})}
 	t.brk.init(t.changed)
+	t.wg.Add(1)
+	go t.listen()
 	return t, nil
 }
+
+// quiet silences go-redis's own logger, which prints every failed dial:
+// with Redis down that is a line per request. The breaker reports each
+// change of state once instead.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once
 
 // redisOptions turns the [shared] table into go-redis options, with the
 // deadlines that keep Redis off the answer path: a call that takes longer
@@ -130,8 +148,59 @@ func Where(raw string) string {
 // Host is this daemon's name in the team.
 func (t *Team) Host() string { return t.host }
 
-// Close closes the connection to Redis.
-func (t *Team) Close() error { return t.rdb.Close() }
+// Close hands back what this host holds of every shared budget (one last
+// exchange each, within the call deadline), then closes the connection.
+// It is idempotent.
+func (t *Team) Close() error {
+	var err error
+	t.closeMu.Do(func() {
+		close(t.done)
+		t.wg.Wait()
+		err = t.rdb.Close()
+	})
+	return err
+}
+
+// coolChannel carries the name of a scope that a host saw cooled (a 429),
+// so that every host asks for the scope's state at once rather than at its
+// next exchange.
+func (t *Team) coolChannel() string { return t.prefix + ":cool" }
+
+func (t *Team) publishCool(scope string) {
+	t.call(context.Background(), func(ctx context.Context) error {
+		return t.rdb.Publish(ctx, t.coolChannel(), scope).Err()
+	})
+}
+
+// listen nudges the scopes other hosts cooled. go-redis resubscribes after
+// a reconnect; a nudge lost meanwhile is made up by the next exchange.
+func (t *Team) listen() {
+	defer t.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ps := t.rdb.Subscribe(ctx, t.coolChannel())
+	defer ps.Close()
+	ch := ps.Channel()
+	for {
+		select {
+		case <-t.done:
+			return
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			t.scopesMu.Lock()
+			s := t.scopes[m.Payload]
+			t.scopesMu.Unlock()
+			if s != nil {
+				s.mu.Lock()
+				s.nudged = true
+				s.mu.Unlock()
+				s.poke()
+			}
+		}
+	}
+}
 
 // key is a key of scope: "{prefix:scope}:kind", all of one scope in one
 // hash slot.

@@ -1,0 +1,142 @@
+-- One exchange between a host and a limit scope's shared budget: the host
+-- reports what it holds and what it spent beyond its grants, and is granted
+-- more. Atomic, and timed by Redis alone (TIME): no host clock enters the
+-- shared maths.
+--
+-- KEYS[1]  the scope's hash
+-- ARGV[1]  host            ARGV[2] epoch the host knows ("" none)
+-- ARGV[3]  host_ttl_ms     ARGV[4] cool_ms (a 429 here asked to wait; 0 none)
+-- ARGV[5..11]   RPM: cap ask need ret charge out low
+-- ARGV[12..18]  TPM: the same
+--   cap     the limit (0: unknown, the dimension is skipped)
+--   ask     the grant wanted; need: the least grant worth having (all or nothing)
+--   ret     lease handed back unused; charge: spent beyond grants (debts, spending
+--           while Redis was unreachable)
+--   out     what the host holds after this exchange, before the grant: its unspent
+--           lease plus its requests in flight
+--   low     the lowest x-ratelimit-remaining the host read since its last exchange (-1 none)
+--
+-- Invariant: level + the outstanding of every host <= cap. A host silent for
+-- host_ttl_ms is dropped and its outstanding counts as spent: under-use,
+-- never overshoot. A hash that is missing while the host knew an epoch is a
+-- Redis restarted empty: the bucket restarts empty.
+--
+-- Reply: epoch, active hosts, cool_left_ms, then per dimension grant,
+-- retry_ms (when a refused need could fit; 0 when granted) and level.
+local k = KEYS[1]
+local host = ARGV[1]
+local known = ARGV[2]
+local ttl = tonumber(ARGV[3])
+local cool = tonumber(ARGV[4])
+local want_ttl = 1000
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local epoch = redis.call('HGET', k, 'epoch')
+local restarted = false
+if not epoch then
+  epoch = t[1] .. '.' .. t[2]
+  redis.call('HSET', k, 'epoch', epoch)
+  restarted = known ~= ''
+end
+
+-- Hosts: drop the silent ones, note this one.
+local all = redis.call('HGETALL', k)
+local seen, outs = {}, {r = {}, t = {}}
+for i = 1, #all, 2 do
+  local f, v = all[i], all[i + 1]
+  local p, h = string.sub(f, 1, 2), string.sub(f, 3)
+  if p == 's:' then seen[h] = tonumber(v)
+  elseif p == 'r:' then outs.r[h] = tonumber(v)
+  elseif p == 't:' then outs.t[h] = tonumber(v) end
+end
+local active = 1
+for h, s in pairs(seen) do
+  if h ~= host then
+    if now - s > ttl then
+      redis.call('HDEL', k, 's:' .. h, 'r:' .. h, 't:' .. h)
+      outs.r[h], outs.t[h] = nil, nil
+    else
+      active = active + 1
+    end
+  end
+end
+redis.call('HSET', k, 's:' .. host, now)
+
+-- A 429 anywhere cools the scope everywhere.
+local cool_until = tonumber(redis.call('HGET', k, 'cool') or '0')
+if cool > 0 and now + cool > cool_until then
+  cool_until = now + cool
+  redis.call('HSET', k, 'cool', cool_until)
+end
+local cool_left = math.max(cool_until - now, 0)
+
+local reply = {epoch, active, cool_left}
+for i, d in ipairs({'r', 't'}) do
+  local b = 4 + (i - 1) * 7
+  local cap = tonumber(ARGV[b + 1])
+  local ask, need = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  local ret, charge = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
+  local out, low = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
+  if cap <= 0 then
+    redis.call('HDEL', k, d .. ':' .. host)
+    table.insert(reply, 0); table.insert(reply, 0); table.insert(reply, -1)
+  else
+    local lvl = tonumber(redis.call('HGET', k, d .. '.lvl') or '')
+    local last = tonumber(redis.call('HGET', k, d .. '.last') or '')
+    local scap = tonumber(redis.call('HGET', k, d .. '.cap') or '')
+    if lvl == nil then
+      if restarted then lvl = 0 else lvl = cap end
+      last = now
+    elseif scap ~= nil and scap ~= cap then
+      lvl = lvl + cap - scap -- a new limit keeps what was used of the old one
+    end
+    outs[d][host] = out
+    local sum = 0
+    for _, v in pairs(outs[d]) do sum = sum + v end
+    local ceil = cap - sum
+    if now > last then
+      lvl = math.min(ceil, lvl + (now - last) * cap / 60000)
+    else
+      lvl = math.min(ceil, lvl)
+    end
+    lvl = math.min(ceil, lvl + ret) - charge
+    if low >= 0 then lvl = math.min(lvl, low) end
+
+    local g, retry = 0, 0
+    local wh = redis.call('HGET', k, d .. '.wh')
+    local wn = tonumber(redis.call('HGET', k, d .. '.wn') or '0')
+    local wt = tonumber(redis.call('HGET', k, d .. '.wt') or '0')
+    local wanting = wh and now - wt < want_ttl
+    local rate = cap / 60000
+    if cool_left > 0 then
+      retry = cool_left
+    elseif ask > 0 then
+      if wanting and wh ~= host and lvl < wn then
+        -- Another host's head-of-line request waits for the refill: no
+        -- smaller grant may take it first.
+        retry = math.ceil((wn - lvl) / rate)
+      else
+        local can = math.floor(math.min(ask, lvl))
+        if can >= need and can > 0 then
+          g = can
+          if wh == host then redis.call('HDEL', k, d .. '.wh', d .. '.wn', d .. '.wt') end
+        else
+          if need > ceil then
+            retry = 250 -- fits only once other hosts spend or hand back what they hold
+          else
+            retry = math.ceil((need - lvl) / rate)
+          end
+          if need > 0 and (not wanting or wh == host) then
+            redis.call('HSET', k, d .. '.wh', host, d .. '.wn', need, d .. '.wt', now)
+          end
+        end
+      end
+    end
+    lvl = lvl - g
+    redis.call('HSET', k, d .. ':' .. host, out + g, d .. '.lvl', lvl, d .. '.last', now, d .. '.cap', cap)
+    table.insert(reply, g); table.insert(reply, math.max(retry, 0)); table.insert(reply, math.floor(lvl))
+  end
+end
+return reply
