@@ -486,8 +486,8 @@ func (s *Scope) take(reply []any, askR, askT float64, now time.Time) error {
 // ScopeState is one scope as this host sees it, for the status.
 type ScopeState struct {
 	Name         string
-	Hosts        int       // hosts active on it at the last exchange
-	LevelRPM     int64     // the shared bucket's level at the last exchange; -1 unknown
+	Hosts        int   // hosts active on it at the last exchange
+	LevelRPM     int64 // the shared bucket's level at the last exchange; -1 unknown
 	LevelTPM     int64
 	LeaseRPM     float64 // what this host holds unspent
 	LeaseTPM     float64
