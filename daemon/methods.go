@@ -16,8 +16,10 @@ import (
 
 	"github.com/creachadair/jrpc2"
 
+	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/rpc"
+	"github.com/lbgpt/lbgpt/shared"
 )
 
 // methodTable maps every method of the protocol to its handler: the one
@@ -154,6 +156,7 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 		Batches:     d.batches.statuses(time.Now()),
 	}
 	res.ReloadedAt, res.ReloadError = d.reloadState()
+	res.Team = d.teamStatus(cfg)
 	for _, st := range d.pool.State() {
 		b := rpc.BackendStatus{
 			Name:          st.Name,
@@ -258,4 +261,27 @@ func compactJSON(b json.RawMessage) []byte {
 		return b
 	}
 	return buf.Bytes()
+}
+
+// teamStatus is the team as this daemon sees it; nil without one.
+func (d *Daemon) teamStatus(cfg *config.Config) *rpc.TeamStatus {
+	if d.team == nil {
+		return nil
+	}
+	h := d.team.Health()
+	ts := &rpc.TeamStatus{Redis: h.Redis, Host: h.Host, DegradedSince: h.DegradedSince, LastError: h.LastError, RTTUS: h.RTT.Microseconds()}
+	backends := map[string][]string{}
+	for _, b := range cfg.Backends {
+		n := shared.ScopeName(b)
+		backends[n] = append(backends[n], b.Name)
+	}
+	for _, s := range d.team.Scopes() {
+		ts.Scopes = append(ts.Scopes, rpc.ScopeStatus{
+			Name: s.Name, Backends: backends[s.Name], Hosts: s.Hosts,
+			LevelRPM: s.LevelRPM, LevelTPM: s.LevelTPM,
+			LeaseRPM: int64(s.LeaseRPM), LeaseTPM: int64(s.LeaseTPM),
+			CoolingUntil: s.CoolingUntil, Degraded: s.Degraded,
+		})
+	}
+	return ts
 }

@@ -297,6 +297,38 @@ type StatusResult struct {
 	Cache *CacheStats `json:"cache,omitempty"`
 	// Batches are the batches running now, from any client, oldest first.
 	Batches []BatchStatus `json:"batches,omitempty"`
+	// Team is the team this daemon shares limits and answers with
+	// ([shared]); nil when it shares nothing.
+	Team *TeamStatus `json:"team,omitempty"`
+}
+
+// TeamStatus is the team in StatusResult: the shared Redis as this daemon
+// sees it, and each limit scope it spends.
+type TeamStatus struct {
+	Redis string `json:"redis"` // the server, its password redacted
+	Host  string `json:"host"`  // this daemon's name in the team
+	// DegradedSince is when Redis stopped answering: the hosts spend what
+	// they hold, then each its safe share. Absent while Redis answers.
+	DegradedSince time.Time     `json:"degraded_since,omitzero"`
+	LastError     string        `json:"last_error,omitempty"` // while degraded
+	RTTUS         int64         `json:"rtt_us"`               // median Redis round trip, recent calls
+	Scopes        []ScopeStatus `json:"scopes"`
+}
+
+// ScopeStatus is one shared limit scope in TeamStatus.
+type ScopeStatus struct {
+	Name     string   `json:"name"`
+	Backends []string `json:"backends"` // this daemon's backends that spend it
+	Hosts    int      `json:"hosts"`    // hosts active on it at the last exchange
+	// LevelRPM and LevelTPM are the shared bucket's level at the last
+	// exchange; -1 when the limit is unknown.
+	LevelRPM int64 `json:"level_rpm"`
+	LevelTPM int64 `json:"level_tpm"`
+	// LeaseRPM and LeaseTPM are what this daemon holds of it, unspent.
+	LeaseRPM     int64     `json:"lease_rpm"`
+	LeaseTPM     int64     `json:"lease_tpm"`
+	CoolingUntil time.Time `json:"cooling_until,omitzero"` // a 429 on some host cools every host
+	Degraded     bool      `json:"degraded"`               // spending a local safe share
 }
 
 // BatchStatus is one batch running in lbgptd, in StatusResult.

@@ -315,6 +315,16 @@ func TestPanel(t *testing.T) {
 			t.Errorf("panel lacks %q:\n%s", want, s)
 		}
 	}
+	// A team, and its Redis gone.
+	st.ReloadError, st.Cache.Quarantined = "", ""
+	st.Team = &rpc.TeamStatus{Redis: "unix:///run/redis.sock", Scopes: []rpc.ScopeStatus{{Name: "s", Hosts: 3}}, DegradedSince: time.Now().Add(-time.Minute)}
+	m.Update(statusMsg{w: blockingWatcher{t.Context()}, st: st})
+	s = screen(m)
+	for _, want := range []string{"team of 3", "shared limits degraded since", "unix:///run/redis.sock"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("panel lacks %q:\n%s", want, s)
+		}
+	}
 }
 
 // Every size gives exactly the terminal's rows, none wider than it; the

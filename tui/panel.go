@@ -78,6 +78,13 @@ func (p panelView) title() string {
 	if p.st.Simulated {
 		parts = append(parts, st.Warn.Render("SIMULATED backends"))
 	}
+	if t := p.st.Team; t != nil {
+		hosts := 1
+		for _, s := range t.Scopes {
+			hosts = max(hosts, s.Hosts)
+		}
+		parts = append(parts, fmt.Sprintf("team of %d", hosts))
+	}
 	parts = append(parts, fmt.Sprintf("%d backends", len(p.st.Backends)), "strategy "+p.st.Strategy,
 		"up "+(time.Duration(p.st.UptimeS)*time.Second).String())
 	return strings.Join(parts, st.Faint.Render(" · "))
@@ -94,6 +101,11 @@ func (p panelView) warnings(width int) []string {
 	}
 	if c := p.st.Cache; c != nil && c.Quarantined != "" {
 		out = append(out, strings.Split(st.Warn.Render(wrap("! "+c.Quarantined, width)), "\n")...)
+	}
+	if t := p.st.Team; t != nil && !t.DegradedSince.IsZero() {
+		msg := fmt.Sprintf("! shared limits degraded since %s: redis %s does not answer; spending this host's safe share",
+			t.DegradedSince.Local().Format(time.TimeOnly), t.Redis)
+		out = append(out, strings.Split(st.Warn.Render(wrap(msg, width)), "\n")...)
 	}
 	return out
 }

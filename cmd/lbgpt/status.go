@@ -89,6 +89,7 @@ func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 		fmt.Fprintf(w, "%scache %d entries (%d semantic), %s  hits %d exact %d semantic %d coalesced  misses %d  hit rate %.0f %%\n",
 			prefix, c.Entries, c.SemanticEntries, bytesText(c.Bytes), c.Hits.Exact, c.Hits.Semantic, c.Hits.Coalesced, c.Misses, 100*c.HitRate)
 	}
+	printTeam(w, st, prefix)
 	fmt.Fprintln(w)
 
 	now := snapshotTime(st)
@@ -115,6 +116,34 @@ func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", prefix, b.Name, b.Type, models)
 	}
 	tw.Flush()
+}
+
+// printTeam writes the team's lines: the shared Redis and each scope.
+func printTeam(w io.Writer, st *rpc.StatusResult, prefix string) {
+	t := st.Team
+	if t == nil {
+		return
+	}
+	now := snapshotTime(st)
+	if !t.DegradedSince.IsZero() {
+		fmt.Fprintf(w, "%sSHARED LIMITS DEGRADED since %s (%s ago): redis %s does not answer (%s)\n%s  each host spends what it holds, then its safe share of each limit\n",
+			prefix, t.DegradedSince.Local().Format(time.TimeOnly), now.Sub(t.DegradedSince).Round(time.Second), t.Redis, t.LastError, prefix)
+	} else {
+		fmt.Fprintf(w, "%steam: redis %s  host %s  round trip %s\n", prefix, t.Redis, t.Host, micros(t.RTTUS))
+	}
+	for _, s := range t.Scopes {
+		line := fmt.Sprintf("%s  scope %s (%s): %s", prefix, s.Name, strings.Join(s.Backends, ","), plural(s.Hosts, "host", "hosts"))
+		if s.LevelRPM >= 0 {
+			line += fmt.Sprintf("  shared rpm %s, lease %s", compact(s.LevelRPM), compact(s.LeaseRPM))
+		}
+		if s.LevelTPM >= 0 {
+			line += fmt.Sprintf("  shared tpm %s, lease %s", compact(s.LevelTPM), compact(s.LeaseTPM))
+		}
+		if s.CoolingUntil.After(now) {
+			line += "  cooling " + s.CoolingUntil.Sub(now).Round(100*time.Millisecond).String()
+		}
+		fmt.Fprintln(w, line)
+	}
 }
 
 // snapshotTime is the daemon's clock when it took st, so that countdowns

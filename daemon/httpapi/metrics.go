@@ -156,7 +156,29 @@ func writeMetrics(st rpc.StatusResult, lat *proxy.Latencies) []byte {
 		p.family("lbgpt_cache_write_errors_total", "counter", "Cache writes that failed: refused at once, or a commit of the write-behind queue that failed (kept and retried); every answer still reached its client.")
 		p.sample("lbgpt_cache_write_errors_total", float64(c.WriteErrors))
 	}
+	if t := st.Team; t != nil {
+		p.family("lbgpt_shared_degraded", "gauge", "1 while the team's Redis does not answer: each host spends what it holds, then its safe share.")
+		p.sample("lbgpt_shared_degraded", boolGauge(!t.DegradedSince.IsZero()))
+		p.family("lbgpt_shared_redis_rtt_seconds", "gauge", "Median round trip of recent calls to the team's Redis.")
+		p.sample("lbgpt_shared_redis_rtt_seconds", float64(t.RTTUS)/1e6)
+		p.family("lbgpt_shared_scope_hosts", "gauge", "Hosts active on each shared limit scope, at this host's last exchange.")
+		for _, s := range t.Scopes {
+			p.sample("lbgpt_shared_scope_hosts", float64(s.Hosts), "scope", s.Name)
+		}
+		p.family("lbgpt_shared_scope_lease", "gauge", "What this host holds unspent of each shared limit, by scope and limit.")
+		for _, s := range t.Scopes {
+			p.sample("lbgpt_shared_scope_lease", float64(s.LeaseRPM), "scope", s.Name, "limit", "rpm")
+			p.sample("lbgpt_shared_scope_lease", float64(s.LeaseTPM), "scope", s.Name, "limit", "tpm")
+		}
+	}
 	return p.b
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // metrics answers GET /metrics.

@@ -52,3 +52,31 @@ func TestMetricsTextFormat(t *testing.T) {
 		t.Errorf("cache hits = %v", hits)
 	}
 }
+
+func TestMetricsTeam(t *testing.T) {
+	var lat proxy.Latencies
+	st := rpc.StatusResult{Team: &rpc.TeamStatus{DegradedSince: time.Unix(1, 0), RTTUS: 250,
+		Scopes: []rpc.ScopeStatus{{Name: "s1", Hosts: 3, LeaseRPM: 7, LeaseTPM: 900}}}}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(writeMetrics(st, &lat))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := fams["lbgpt_shared_degraded"].GetMetric()[0].GetGauge().GetValue(); v != 1 {
+		t.Errorf("lbgpt_shared_degraded = %v while degraded", v)
+	}
+	if v := fams["lbgpt_shared_scope_hosts"].GetMetric()[0].GetGauge().GetValue(); v != 3 {
+		t.Errorf("lbgpt_shared_scope_hosts = %v", v)
+	}
+	if n := len(fams["lbgpt_shared_scope_lease"].GetMetric()); n != 2 {
+		t.Errorf("%d lease samples, want rpm and tpm", n)
+	}
+	if _, ok := fams["lbgpt_shared_degraded"]; !ok {
+		t.Error("no team metrics")
+	}
+	st.Team = nil
+	fams, _ = parser.TextToMetricFamilies(strings.NewReader(string(writeMetrics(st, &lat))))
+	if _, ok := fams["lbgpt_shared_degraded"]; ok {
+		t.Error("team metrics without a team")
+	}
+}
