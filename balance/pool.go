@@ -661,24 +661,36 @@ func (p *Pool) admitLocked(now time.Time, w *waiter, kept map[*Member]bool) *Mem
 
 // choose applies the strategy to members that all have room.
 func (p *Pool) choose(now time.Time, ready []*Member, cost float64) *Member {
-	switch p.opts.Strategy {
-	case config.StrategyWeighted:
-		return swrr(ready)
-	case config.StrategyPriority:
-		best := ready[0].Config.Priority
-		for _, m := range ready {
-			best = min(best, m.Config.Priority)
-		}
-		tier := ready[:0:0]
-		for _, m := range ready {
-			if m.Config.Priority == best {
-				tier = append(tier, m)
-			}
-		}
-		ready = tier
+	sel, ok := selectors[p.opts.Strategy]
+	if !ok {
+		sel = selectors[config.StrategyMaxHeadroom]
 	}
-	// max_headroom: the most requests like this one that still fit; ties
-	// (equal limits, or none known) go by smooth weighted round-robin.
+	return sel.pick(now, ready, cost)
+}
+
+// A selector is a strategy: it picks one of members that all have room for
+// a request of cost tokens.
+type selector interface {
+	pick(now time.Time, ready []*Member, cost float64) *Member
+}
+
+// selectors are the strategies by their names in [balance] strategy.
+var selectors = map[string]selector{
+	config.StrategyWeighted:    weighted{},
+	config.StrategyMaxHeadroom: maxHeadroom{},
+	config.StrategyPriority:    priority{},
+}
+
+// weighted spreads requests in proportion to the backends' weights.
+type weighted struct{}
+
+func (weighted) pick(_ time.Time, ready []*Member, _ float64) *Member { return swrr(ready) }
+
+// maxHeadroom picks the backend that could take the most requests like
+// this one; ties (equal limits, or none known) go by weight.
+type maxHeadroom struct{}
+
+func (maxHeadroom) pick(now time.Time, ready []*Member, cost float64) *Member {
 	var top []*Member
 	bestScore := math.Inf(-1)
 	for _, m := range ready {
@@ -691,6 +703,23 @@ func (p *Pool) choose(now time.Time, ready []*Member, cost float64) *Member {
 		}
 	}
 	return swrr(top)
+}
+
+// priority keeps to the lowest tier with room, by headroom within it.
+type priority struct{}
+
+func (priority) pick(now time.Time, ready []*Member, cost float64) *Member {
+	best := ready[0].Config.Priority
+	for _, m := range ready {
+		best = min(best, m.Config.Priority)
+	}
+	tier := ready[:0:0]
+	for _, m := range ready {
+		if m.Config.Priority == best {
+			tier = append(tier, m)
+		}
+	}
+	return maxHeadroom{}.pick(now, tier, cost)
 }
 
 // headroom is how many more requests of cost tokens m could take now: the
