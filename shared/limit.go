@@ -40,10 +40,9 @@ var limitLua string
 var limitScript = redis.NewScript(limitLua)
 
 const (
-	// hostTTL: a host silent this long is dropped, its holdings spent.
+	// hostTTL: a host silent this long is dropped, its holdings spent
+	// (Team.hostTTL; tests shorten it).
 	hostTTL = 10 * time.Second
-	// heartbeat: a host holding anything reports at least this often.
-	heartbeat = 3 * time.Second
 	// idleReturn: a lease unused this long is handed back.
 	idleReturn = 2 * time.Second
 	// leaseSpan: a lease is about this much of the host's own demand.
@@ -123,7 +122,8 @@ type dim struct {
 	held     float64 // in requests on their way
 	low      int64   // the lowest remaining read since the last exchange; -1 none
 	want     float64 // the largest need a queued request has waited for
-	spent    float64 // since the last exchange
+	spent    float64 // since the demand was last measured
+	recent   float64 // since the last exchange
 	rate     float64 // demand per second, smoothed
 	lastHold time.Time
 	fallback *balance.Bucket // while Redis does not answer: the safe share
@@ -224,6 +224,7 @@ func (l *limit) Hold(n float64, now time.Time) {
 	d.lease -= n
 	d.held += n
 	d.spent += n
+	d.recent += n
 	d.lastHold = now
 	if d.lease < d.target(s.active)/2 {
 		s.poke()
@@ -343,8 +344,11 @@ func (s *Scope) exchange(final bool) time.Duration {
 		if final || idle {
 			a.ret, d.lease = d.lease, 0
 		} else {
+			// A burst outruns the smoothed demand: ask for at least
+			// twice what went since the last exchange, so that the
+			// lease doubles to the burst's pace in a few exchanges.
 			a.need = math.Ceil(math.Max(d.want-d.lease, 0))
-			a.ask = math.Ceil(math.Max(d.target(s.active)-d.lease, a.need))
+			a.ask = math.Ceil(math.Max(math.Max(d.target(s.active)-d.lease, a.need), math.Min(2*d.recent, d.capacity/float64(max(s.active, 1)))))
 			if a.ask < 1 {
 				a.ask = 0
 			}
@@ -361,7 +365,7 @@ func (s *Scope) exchange(final bool) time.Duration {
 	s.coolAsk, s.nudged = 0, false
 	s.mu.Unlock()
 
-	argv := []any{s.team.host, epoch, hostTTL.Milliseconds(), cool.Milliseconds()}
+	argv := []any{s.team.host, epoch, s.team.hostTTL.Milliseconds(), cool.Milliseconds()}
 	for _, a := range args {
 		argv = append(argv, a.cap, a.ask, a.need, a.ret, a.charge, a.out, a.low)
 	}
@@ -399,7 +403,7 @@ func (s *Scope) exchange(final bool) time.Duration {
 		}
 		next = retryEvery
 	} else {
-		next = heartbeat
+		next = s.team.hostTTL / 3 // a host holding anything reports this often
 		if !s.retryAt.IsZero() {
 			next = min(next, max(time.Until(s.retryAt), time.Millisecond))
 		}
@@ -466,10 +470,13 @@ func (s *Scope) take(reply []any, askR, askT float64, now time.Time) error {
 				s.retryAt = at
 			}
 		}
-		if dt > 0.05 && !s.last.IsZero() {
-			d.rate = 0.5*d.rate + 0.5*d.spent/dt
+		d.recent = 0
+		if dt > 0.05 {
+			if !s.last.IsZero() {
+				d.rate = 0.5*d.rate + 0.5*d.spent/dt
+			}
+			d.spent = 0
 		}
-		d.spent = 0
 	}
 	if dt > 0.05 || s.last.IsZero() {
 		s.last = now

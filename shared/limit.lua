@@ -28,7 +28,10 @@ local host = ARGV[1]
 local known = ARGV[2]
 local ttl = tonumber(ARGV[3])
 local cool = tonumber(ARGV[4])
-local want_ttl = 1000
+-- A want lasts until its host's retry is due, and this much longer: a host
+-- that stopped wanting (its request went elsewhere, or gave up) frees the
+-- others soon.
+local want_grace = 1000
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -107,8 +110,8 @@ for i, d in ipairs({'r', 't'}) do
     local g, retry = 0, 0
     local wh = redis.call('HGET', k, d .. '.wh')
     local wn = tonumber(redis.call('HGET', k, d .. '.wn') or '0')
-    local wt = tonumber(redis.call('HGET', k, d .. '.wt') or '0')
-    local wanting = wh and now - wt < want_ttl
+    local wt = tonumber(redis.call('HGET', k, d .. '.wt') or '0') -- when the want lapses
+    local wanting = wh and now < wt
     local rate = cap / 60000
     if cool_left > 0 then
       retry = cool_left
@@ -129,7 +132,7 @@ for i, d in ipairs({'r', 't'}) do
             retry = math.ceil((need - lvl) / rate)
           end
           if need > 0 and (not wanting or wh == host) then
-            redis.call('HSET', k, d .. '.wh', host, d .. '.wn', need, d .. '.wt', now)
+            redis.call('HSET', k, d .. '.wh', host, d .. '.wn', need, d .. '.wt', now + retry + want_grace)
           end
         end
       end

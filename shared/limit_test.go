@@ -198,3 +198,98 @@ func TestScopeNameHidesTheKey(t *testing.T) {
 		t.Error("limit_scope not used")
 	}
 }
+
+// A host whose head-of-line request needs more than the refill of a
+// moment is not starved by another host's stream of small requests: while
+// it waits, nobody gets a smaller grant.
+func TestHeadOfLineNotStarvedAcrossHosts(t *testing.T) {
+	srv := redistest.Start(t)
+	b := sharedBackend(0, 120_000) // 2000 tokens a second
+	a, c := openTeam(t, srv, "host-a"), openTeam(t, srv, "host-b")
+	pa, pc := sharedPool(a, b), sharedPool(c, b)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var small atomic.Int64
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if _, _, err := balance.Do(ctx, pc, balance.Request{Model: "m", Tokens: 50}, func(context.Context, *balance.Member) (struct{}, balance.Outcome, error) {
+					return struct{}{}, balance.Outcome{}, nil
+				}); err == nil {
+					small.Add(1)
+				}
+			}
+		})
+	}
+	// Host b drains the bucket; then host a asks for 4000, two seconds of
+	// refill.
+	deadline := time.Now().Add(5 * time.Second)
+	for small.Load() < 120_000/50-100 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	lctx, cancel := context.WithTimeout(ctx, 6*time.Second)
+	defer cancel()
+	_, _, err := balance.Do(lctx, pa, balance.Request{Model: "m", Tokens: 4000}, func(context.Context, *balance.Member) (struct{}, balance.Outcome, error) {
+		return struct{}{}, balance.Outcome{}, nil
+	})
+	waited := time.Since(start)
+	stop()
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("host a's request of 4000 tokens was starved by host b's small ones for %v: %v (b admitted %d)", waited, err, small.Load())
+	}
+	t.Logf("host a waited %v for 4000 tokens (refill 2000/s) while host b sent %d small requests", waited.Round(time.Millisecond), small.Load())
+}
+
+// A host that dies holding a lease loses it: after hostTTL it is dropped,
+// and what it held is not handed back to the bucket (under-use, never
+// overshoot).
+func TestDeadHostLeaseSpent(t *testing.T) {
+	srv := redistest.Start(t)
+	b := sharedBackend(600, 0)
+	a, c := openTeam(t, srv, "host-a"), openTeam(t, srv, "host-b")
+	a.hostTTL, c.hostTTL = time.Second, time.Second
+	pa, pc := sharedPool(a, b), sharedPool(c, b)
+	ctx := context.Background()
+	deadline := time.Now().Add(5 * time.Second)
+	burst(ctx, pc, 500, 1, noHeaders) // most of the bucket: a lease handed back would show
+	burst(ctx, pa, 50, 1, noHeaders)
+	for burst(ctx, pc, 1, 1, noHeaders); c.Scopes()[0].Hosts != 2; burst(ctx, pc, 1, 1, noHeaders) {
+		if time.Now().After(deadline) {
+			t.Fatalf("host b never saw host a: %+v", c.Scopes())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lease := a.Scopes()[0].LeaseRPM
+	if lease < 3 {
+		t.Fatalf("host a holds a lease of %.0f after its burst: too little to tell (%+v)", lease, a.Scopes())
+	}
+	// What the live hosts have: the level and host b's holdings. Host a's
+	// lease handed back would join it.
+	key := c.scope(ScopeName(b), b).key
+	team := func() float64 {
+		lvl, err := c.rdb.HGet(ctx, key, "r.lvl").Float64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, _ := c.rdb.HGet(ctx, key, "r:host-b").Float64()
+		return lvl + held
+	}
+	before, at := team(), time.Now()
+	// Host a dies: no last exchange hands its lease back.
+	a.rdb.Close()
+	a.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for c.Scopes()[0].Hosts != 1 { // host b's heartbeats see host a dropped
+		if time.Now().After(deadline) {
+			t.Fatalf("host a still counted 5 s after it died (ttl 1 s): %+v", c.Scopes())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	refill := time.Since(at).Seconds() * 10
+	if got := team(); got > before+refill+1 {
+		t.Errorf("the live team's budget rose from %.1f to %.1f in %.1fs (refill %.1f): host a's lease of %.0f came back", before, got, time.Since(at).Seconds(), refill, lease)
+	}
+}

@@ -48,7 +48,8 @@ type Team struct {
 	log    *slog.Logger
 	where  string // the server, for display: never the password
 
-	brk breaker
+	brk     breaker
+	hostTTL time.Duration // a host silent this long is dropped from every scope
 
 	scopesMu sync.Mutex
 	scopes   map[string]*Scope // by name; each with its exchanger goroutine
@@ -79,7 +80,7 @@ func Open(opts Options) (*Team, error) {
 	if prefix == "" {
 		prefix = "lbgpt"
 	}
-	t := &Team{rdb: redis.NewClient(ro), prefix: prefix, host: host, log: log, where: Where(cfg.Redis), done: make(chan struct{})}
+	t := &Team{rdb: redis.NewClient(ro), prefix: prefix, host: host, log: log, where: Where(cfg.Redis), done: make(chan struct{}), hostTTL: hostTTL}
 	t.brk.init(t.changed)
 	t.wg.Add(1)
 	go t.listen()
