@@ -16,6 +16,10 @@
 --           lease plus its requests in flight
 --   low     the lowest x-ratelimit-remaining the host read since its last exchange (-1 none)
 --
+-- A need refused is recorded as the host's want, first come first served:
+-- until it is granted (or lapses, a second after its host's retry was due),
+-- other hosts are granted only what is left above the older wants.
+--
 -- Invariant: level + the outstanding of every host <= cap. A host silent for
 -- host_ttl_ms is dropped and its outstanding counts as spent: under-use,
 -- never overshoot. A hash that is missing while the host knew an epoch is a
@@ -46,20 +50,27 @@ end
 
 -- Hosts: drop the silent ones, note this one.
 local all = redis.call('HGETALL', k)
-local seen, outs = {}, {r = {}, t = {}}
+local seen, outs, wants = {}, {r = {}, t = {}}, {r = {}, t = {}}
 for i = 1, #all, 2 do
   local f, v = all[i], all[i + 1]
   local p, h = string.sub(f, 1, 2), string.sub(f, 3)
   if p == 's:' then seen[h] = tonumber(v)
   elseif p == 'r:' then outs.r[h] = tonumber(v)
-  elseif p == 't:' then outs.t[h] = tonumber(v) end
+  elseif p == 't:' then outs.t[h] = tonumber(v)
+  elseif p == 'r.' or p == 't.' then
+    local d, q = string.sub(f, 1, 1), string.sub(f, 3, 4)
+    if q == 'w:' then
+      local need, since, untl = string.match(v, '^(%S+) (%S+) (%S+)$')
+      wants[d][string.sub(f, 5)] = {need = tonumber(need), since = tonumber(since), untl = tonumber(untl)}
+    end
+  end
 end
 local active = 1
 for h, s in pairs(seen) do
   if h ~= host then
     if now - s > ttl then
-      redis.call('HDEL', k, 's:' .. h, 'r:' .. h, 't:' .. h)
-      outs.r[h], outs.t[h] = nil, nil
+      redis.call('HDEL', k, 's:' .. h, 'r:' .. h, 't:' .. h, 'r.w:' .. h, 't.w:' .. h)
+      outs.r[h], outs.t[h], wants.r[h], wants.t[h] = nil, nil, nil, nil
     else
       active = active + 1
     end
@@ -107,33 +118,41 @@ for i, d in ipairs({'r', 't'}) do
     lvl = math.min(ceil, lvl + ret) - charge
     if low >= 0 then lvl = math.min(lvl, low) end
 
+    -- Wants: the head-of-line requests of hosts waiting for the refill,
+    -- first come first served. A host is granted only what is left above
+    -- the wants older than its own (all of them when it has none): small
+    -- grants elsewhere never starve a large request.
     local g, retry = 0, 0
-    local wh = redis.call('HGET', k, d .. '.wh')
-    local wn = tonumber(redis.call('HGET', k, d .. '.wn') or '0')
-    local wt = tonumber(redis.call('HGET', k, d .. '.wt') or '0') -- when the want lapses
-    local wanting = wh and now < wt
+    local mine = wants[d][host]
+    if mine and mine.untl <= now then mine = nil end
+    local kept = 0
+    for h, w in pairs(wants[d]) do
+      if h ~= host then
+        if w.untl <= now then
+          redis.call('HDEL', k, d .. '.w:' .. h)
+        elseif mine == nil or w.since < mine.since then
+          kept = kept + w.need
+        end
+      end
+    end
     local rate = cap / 60000
     if cool_left > 0 then
       retry = cool_left
     elseif ask > 0 then
-      if wanting and wh ~= host and lvl < wn then
-        -- Another host's head-of-line request waits for the refill: no
-        -- smaller grant may take it first.
-        retry = math.ceil((wn - lvl) / rate)
+      local can = math.floor(math.min(ask, lvl - kept))
+      if can >= need and can > 0 then
+        g = can
+        if wants[d][host] then redis.call('HDEL', k, d .. '.w:' .. host) end
       else
-        local can = math.floor(math.min(ask, lvl))
-        if can >= need and can > 0 then
-          g = can
-          if wh == host then redis.call('HDEL', k, d .. '.wh', d .. '.wn', d .. '.wt') end
+        if need + kept > ceil then
+          retry = 250 -- fits only once other hosts spend or hand back what they hold
         else
-          if need > ceil then
-            retry = 250 -- fits only once other hosts spend or hand back what they hold
-          else
-            retry = math.ceil((need - lvl) / rate)
-          end
-          if need > 0 and (not wanting or wh == host) then
-            redis.call('HSET', k, d .. '.wh', host, d .. '.wn', need, d .. '.wt', now + retry + want_grace)
-          end
+          retry = math.max(math.ceil((math.max(need, 1) + kept - lvl) / rate), 1)
+        end
+        if need > 0 then
+          local since = now
+          if mine then since = mine.since end
+          redis.call('HSET', k, d .. '.w:' .. host, need .. ' ' .. since .. ' ' .. (now + retry + want_grace))
         end
       end
     end
