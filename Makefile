@@ -61,10 +61,10 @@ deb:
 		$(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(BIN)/
 
 # The whole suite, as CI runs it (.ci/run): vet, every test with the race
-# detector, then each fuzz target briefly.
+# detector (the slow ones too: -tags slow), then each fuzz target briefly.
 test:
-	$(GO) vet ./...
-	$(GO) test -race -shuffle=on -count=1 ./...
+	$(GO) vet -tags slow ./...
+	$(GO) test -race -shuffle=on -count=1 -tags slow ./...
 	$(GO) test -count=1 -run '^TestModelIsFitted$$' ./cache/verify/fit/
 	LBGPT_TORTURE_ROUNDS=2 $(GO) test -tags torture -count=1 -run '^TestTorture' ./internal/e2e/
 	$(MAKE) fuzz
@@ -108,6 +108,7 @@ bench: build
 	$(BIN)/lbgpt-bench -json -scenario semantic-quality -pairs testdata/semantic/dev-set.jsonl -split dev
 	$(BIN)/lbgpt-bench -json -scenario cache
 	$(BIN)/lbgpt-bench -json -scenario http
+	$(BIN)/lbgpt-bench -json -scenario multihost
 
 vet:
 	$(GO) vet ./...

@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -130,6 +131,8 @@ type Semantic struct {
 	verified  bool
 	clusterAt int
 	log       *slog.Logger
+	dims      int    // the embedder's vectors' length
+	identity  string // Fingerprint's
 
 	wmu sync.Mutex // serialises writers across bbolt and the index
 
@@ -189,6 +192,11 @@ func OpenSemantic(db *bolt.DB, emb Embedder, opts SemanticOptions) (*Semantic, e
 	if err != nil {
 		return nil, fmt.Errorf("semantic: embedder: %w", err)
 	}
+	_, probe, err := decodeEntry(fp, true)
+	if err != nil {
+		return nil, fmt.Errorf("semantic: embedder: %w", err)
+	}
+	s.dims, s.identity = len(probe), identity(probe)
 	var stale bool
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketSemantic)
@@ -496,61 +504,194 @@ func (s *Semantic) Add(ctx context.Context, e SemanticEntry) error {
 	if e.Text == "" {
 		return errors.New("semantic: add: empty text")
 	}
-	if e.ID == "" {
-		e.ID = newID()
-	}
-	if e.Created.IsZero() {
-		e.Created = time.Now()
-	}
-	vecs, err := s.emb.Embed(ctx, []string{e.Text})
+	vec, err := s.Vector(ctx, e.Text)
 	if err != nil {
-		return fmt.Errorf("semantic: embed: %w", err)
+		return err
 	}
-	vec := vecs[0]
+	return s.AddVectors(ctx, []SemanticEntry{e}, [][]float32{vec})
+}
+
+// Vector is the unit vector the index's embedder gives text: what Add
+// stores with an entry of that text.
+func (s *Semantic) Vector(ctx context.Context, text string) ([]float32, error) {
+	vecs, err := s.emb.Embed(ctx, []string{text})
+	if err != nil {
+		return nil, fmt.Errorf("semantic: embed: %w", err)
+	}
+	if len(vecs) != 1 {
+		return nil, fmt.Errorf("semantic: embed: %d vectors for one text", len(vecs))
+	}
+	return vecs[0], nil
+}
+
+// Fingerprint identifies the embedder that made the index's vectors: its
+// vectors' length and the signs of (up to) the first 64 components of its
+// vector for a fixed text. Vectors travel between indexes (AddVectors)
+// only when their fingerprints are equal. The signs survive the small
+// wobble of a remote model's vectors and the last-bit differences of
+// floating point across machines; another model or word table changes
+// them.
+func (s *Semantic) Fingerprint() string { return s.identity }
+
+func identity(probe []float32) string {
+	var bits uint64
+	for i, x := range probe[:min(64, len(probe))] {
+		if x >= 0 {
+			bits |= 1 << i
+		}
+	}
+	return fmt.Sprintf("%d:%016x", len(probe), bits)
+}
+
+// AddVectors stores entries whose vectors are already made, vecs[i] for
+// entries[i] — another index's entries of the same embedder (see
+// Fingerprint) — replacing entries with the same IDs, in one bbolt
+// transaction. A vector of the wrong length, or zero, is an error and
+// nothing is stored; the others are scaled to unit length. Empty IDs and
+// zero Created times are filled as by Add.
+func (s *Semantic) AddVectors(ctx context.Context, entries []SemanticEntry, vecs [][]float32) error {
+	if len(entries) != len(vecs) {
+		return fmt.Errorf("semantic: add: %d entries, %d vectors", len(entries), len(vecs))
+	}
+	entries = slices.Clone(entries)
+	units := make([][]float32, len(vecs))
+	for i, e := range entries {
+		if e.Text == "" {
+			return errors.New("semantic: add: empty text")
+		}
+		if len(vecs[i]) != s.dims {
+			return fmt.Errorf("semantic: add: a vector of %d dimensions, the index has %d", len(vecs[i]), s.dims)
+		}
+		var ok bool
+		if units[i], ok = unitVector(vecs[i]); !ok {
+			return errors.New("semantic: add: a zero or non-finite vector")
+		}
+		if e.ID == "" {
+			entries[i].ID = newID()
+		}
+		if e.Created.IsZero() {
+			entries[i].Created = time.Now()
+		}
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	// The index first, entry by entry: where each goes depends on the ones
+	// before it (a partition's first entry, its clustering). Then the
+	// entries and their lists in one transaction, and the clusterings made
+	// meanwhile.
+	clustered := map[string]bool{}
+	for i, e := range entries {
+		computed, err := s.index1(ctx, e, units[i])
+		if err != nil {
+			s.unindexAll(entries)
+			return err
+		}
+		if computed {
+			clustered[e.Partition] = true
+		}
+	}
+	lists := make([]int, len(entries)) // -1: none kept (not clustered, or saved with its clustering)
+	s.mu.RLock()
+	for i, e := range entries {
+		lists[i] = -1
+		if p := s.parts[e.Partition]; p != nil && p.centroids != nil && !clustered[e.Partition] {
+			lists[i] = s.entries[e.ID].list
+		}
+	}
+	s.mu.RUnlock()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSemantic)
+		for i, e := range entries {
+			if err := b.Bucket(bucketEntries).Put([]byte(e.ID), encodeEntry(e, units[i])); err != nil {
+				return err
+			}
+			if lists[i] >= 0 {
+				if err := b.Bucket(bucketLists).Put([]byte(e.ID), encodeList(lists[i])); err != nil {
+					return err
+				}
+			} else if err := b.Bucket(bucketLists).Delete([]byte(e.ID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.unindexAll(entries)
+		return fmt.Errorf("semantic: add: %w", err)
+	}
+	for part := range clustered {
+		s.mu.RLock()
+		err := s.saveClusters(part)
+		s.mu.RUnlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unitVector is v scaled to length 1 (v itself when it is already);
+// false for a zero or non-finite v.
+func unitVector(v []float32) ([]float32, bool) {
+	var sum float64
+	for _, x := range v {
+		sum += float64(x) * float64(x)
+	}
+	if sum == 0 || math.IsInf(sum, 0) || math.IsNaN(sum) {
+		return nil, false
+	}
+	if math.Abs(sum-1) < 1e-5 {
+		return v, true
+	}
+	n := 1 / math.Sqrt(sum)
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(float64(x) * n)
+	}
+	return out, true
+}
+
+// index1 puts one entry in the index, replacing one with its ID, and says
+// whether its partition was clustered anew. Callers hold s.wmu.
+func (s *Semantic) index1(ctx context.Context, e SemanticEntry, vec []float32) (bool, error) {
 	// Only writers change s.parts and the partitions' shape, and they hold
 	// s.wmu: p and its centroids stay as read here.
 	s.mu.Lock()
 	s.unindex(e.ID)
 	p := s.parts[e.Partition]
 	s.mu.Unlock()
-	rebuild := p == nil || p.centroids == nil && s.clusterAt > 0 && p.n+1 >= s.clusterAt || p.crowded()
-	l := 0
-	if !rebuild && p.centroids != nil {
-		l = p.assign(vec)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSemantic)
-		if err := b.Bucket(bucketEntries).Put([]byte(e.ID), encodeEntry(e, vec)); err != nil {
-			return err
-		}
-		if !rebuild && p.centroids != nil {
-			return b.Bucket(bucketLists).Put([]byte(e.ID), encodeList(l))
-		}
-		return b.Bucket(bucketLists).Delete([]byte(e.ID))
-	})
-	if err != nil {
-		return fmt.Errorf("semantic: add: %w", err)
-	}
 	doc := chromem.Document{ID: e.ID, Embedding: vec}
-	if rebuild {
+	if p == nil || p.centroids == nil && s.clusterAt > 0 && p.n+1 >= s.clusterAt || p.crowded() {
 		return s.rebuildWith(ctx, e, doc)
+	}
+	l := 0
+	if p.centroids != nil {
+		l = p.assign(vec)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := p.add(ctx, doc, l); err != nil {
-		return err
+		return false, err
 	}
 	s.entries[e.ID] = indexedEntry{e, l}
-	return nil
+	return false, nil
+}
+
+// unindexAll drops entries from the index (an add that failed half way).
+func (s *Semantic) unindexAll(entries []SemanticEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range entries {
+		s.unindex(e.ID)
+	}
 }
 
 // rebuildWith builds the index of e's partition again, with e: on its first
 // entry, when it grows large enough to be clustered, and when its clusters
-// no longer fit its entries. Callers hold s.wmu, not s.mu: lookups go on
-// with the old index while the new one is built.
-func (s *Semantic) rebuildWith(ctx context.Context, e SemanticEntry, doc chromem.Document) error {
+// no longer fit its entries. It says whether it clustered the partition
+// (the caller saves the clustering). Callers hold s.wmu, not s.mu: lookups
+// go on with the old index while the new one is built.
+func (s *Semantic) rebuildWith(ctx context.Context, e SemanticEntry, doc chromem.Document) (bool, error) {
 	var docs []chromem.Document
 	s.mu.RLock()
 	if p := s.parts[e.Partition]; p != nil {
@@ -564,7 +705,7 @@ func (s *Semantic) rebuildWith(ctx context.Context, e SemanticEntry, doc chromem
 		var err error
 		if docs, err = p.documents(ctx, ids, lists); err != nil {
 			s.mu.RUnlock()
-			return err
+			return false, err
 		}
 	}
 	s.mu.RUnlock()
@@ -574,19 +715,16 @@ func (s *Semantic) rebuildWith(ctx context.Context, e SemanticEntry, doc chromem
 	// touch: s.wmu is enough.
 	p, lists, computed, err := newPartIndex(ctx, docs, nil, nil, s.clusterAt, s.newList, s.dropList)
 	if err != nil {
-		return err
+		return false, err
 	}
 	s.mu.Lock()
 	s.entries[e.ID] = indexedEntry{SemanticEntry: e}
 	s.install(e.Partition, p, docs, lists)
 	s.mu.Unlock()
-	if !computed {
-		return nil
+	if computed {
+		s.log.Info("semantic partition clustered", "entries", len(docs))
 	}
-	s.log.Info("semantic partition clustered", "entries", len(docs))
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.saveClusters(e.Partition)
+	return computed, nil
 }
 
 // Forget removes one entry; false if there was none.

@@ -135,7 +135,8 @@ func New(opts Options) (*Daemon, error) {
 	}
 	var team *shared.Team
 	if sc := opts.Config.Shared; sc.Enabled() {
-		if team, err = shared.Open(shared.Options{Config: sc, Logger: log}); err != nil {
+		state := cmp.Or(opts.StateDir, rpc.DefaultStateDir())
+		if team, err = shared.Open(shared.Options{Config: sc, Logger: log, StateDir: state}); err != nil {
 			return nil, err
 		}
 		log.Info("sharing limits and answers with the team", "redis", shared.Where(sc.Redis), "host", team.Host())

@@ -228,7 +228,7 @@ func (d *Daemon) cachePurge(ctx context.Context, req *jrpc2.Request) (any, error
 	if err := decodeParams(req, &p); err != nil {
 		return nil, err
 	}
-	return d.pl.CachePurge(p)
+	return d.pl.CachePurge(ctx, p)
 }
 
 func (d *Daemon) cacheForget(ctx context.Context, req *jrpc2.Request) (any, error) {
@@ -236,7 +236,7 @@ func (d *Daemon) cacheForget(ctx context.Context, req *jrpc2.Request) (any, erro
 	if err := decodeParams(req, &p); err != nil {
 		return nil, err
 	}
-	return d.pl.CacheForget(p.ID)
+	return d.pl.CacheForget(ctx, p.ID)
 }
 
 func (d *Daemon) cacheCompact(ctx context.Context, req *jrpc2.Request) (any, error) {
@@ -269,7 +269,7 @@ func (d *Daemon) teamStatus(cfg *config.Config) *rpc.TeamStatus {
 		return nil
 	}
 	h := d.team.Health()
-	ts := &rpc.TeamStatus{Redis: h.Redis, Host: h.Host, DegradedSince: h.DegradedSince, LastError: h.LastError, RTTUS: h.RTT.Microseconds()}
+	ts := &rpc.TeamStatus{Redis: h.Redis, Host: h.Host, Hosts: h.Hosts, DegradedSince: h.DegradedSince, LastError: h.LastError, RTTUS: h.RTT.Microseconds()}
 	backends := map[string][]string{}
 	for _, b := range cfg.Backends {
 		n := shared.ScopeName(b)

@@ -24,6 +24,35 @@ type CacheStats struct {
 	// Quarantined says that the cache file did not open cleanly at start
 	// and where it was set aside; absent when it opened.
 	Quarantined string `json:"quarantined,omitempty"`
+	// Shared is the team's shared answer cache; absent when the daemon
+	// shares none ([shared] redis unset, or cache = false).
+	Shared *SharedCacheStats `json:"shared,omitempty"`
+}
+
+// SharedCacheStats is CacheStats.Shared: the answer cache the daemons of
+// a team share in Redis, second to each one's own. Counters since lbgptd
+// started.
+type SharedCacheStats struct {
+	Host string `json:"host"` // this daemon's name in the team
+	// Hits counts answers read from the shared cache after a miss in this
+	// host's own (each also counted in CacheStats.Hits, as exact or
+	// semantic); Misses the reads that found none.
+	Hits   int64 `json:"hits"`
+	Misses int64 `json:"misses"`
+	Puts   int64 `json:"puts"` // answers written to it
+	// Drops counts answers and semantic entries not shared: larger than
+	// the cap (1 MiB), the write queue full, or Redis down. Each stayed
+	// in this host's cache.
+	Drops  int64 `json:"drops"`
+	Errors int64 `json:"errors"` // Redis calls that failed
+	Queued int64 `json:"queued"` // writes waiting
+	// Semantic entries announced to the other hosts, added from theirs,
+	// and skipped because another embedder made them.
+	SemanticSent     int64 `json:"semantic_sent"`
+	SemanticReceived int64 `json:"semantic_received"`
+	SemanticSkipped  int64 `json:"semantic_skipped"`
+	// Removals counts the forgets and purges received from other hosts.
+	Removals int64 `json:"removals"`
 }
 
 // CacheHits counts hits by kind.
@@ -42,7 +71,14 @@ type CachePurgeParams struct {
 
 // CachePurgeResult is the result of MethodCachePurge.
 type CachePurgeResult struct {
-	Removed int64 `json:"removed"`
+	Removed int64 `json:"removed"` // this host's exact entries
+	// SharedRemoved counts the answers removed from the team's shared
+	// cache; absent without one. The other hosts purge their own caches
+	// when they read the purge.
+	SharedRemoved int64 `json:"shared_removed,omitempty"`
+	// Warning says the purge reached this host but not (all of) the
+	// team's shared cache: Redis did not answer.
+	Warning string `json:"warning,omitempty"`
 }
 
 // CacheForgetParams are the params of MethodCacheForget.
@@ -52,7 +88,13 @@ type CacheForgetParams struct {
 
 // CacheForgetResult is the result of MethodCacheForget.
 type CacheForgetResult struct {
-	Removed bool `json:"removed"` // false: there was no such entry
+	// Removed is false when neither this host nor the team's shared
+	// cache held the entry (the other hosts forget it too, when they
+	// read the forget).
+	Removed bool `json:"removed"`
+	// Warning says the entry was forgotten here but the team could not be
+	// told: Redis did not answer.
+	Warning string `json:"warning,omitempty"`
 }
 
 // CacheCompactResult is the result of MethodCacheCompact.

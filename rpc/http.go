@@ -36,6 +36,7 @@ const (
 	HeaderCacheEntry    = "X-Lbgpt-Cache-Entry"    // Meta.CacheEntry
 	HeaderSimilarity    = "X-Lbgpt-Similarity"     // Meta.Similarity
 	HeaderSemanticExact = "X-Lbgpt-Semantic-Exact" // Meta.SemanticExact
+	HeaderCacheHost     = "X-Lbgpt-Cache-Host"     // Meta.CacheHost
 	HeaderWarning       = "X-Lbgpt-Warning"        // Meta.Warning
 	HeaderCached        = "X-Lbgpt-Cached"         // embeddings: EmbeddingsResult.Cached as 0s and 1s, "0110"
 )

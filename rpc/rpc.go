@@ -160,6 +160,11 @@ type Meta struct {
 	// SemanticExact says a semantic hit's compared text was identical to
 	// the stored one.
 	SemanticExact bool `json:"semantic_exact,omitempty"`
+	// CacheHost is set on a hit (exact or semantic) whose answer was read
+	// from the team's shared cache ([shared]): the host that stored it,
+	// as it names itself in the team. The answer is then kept in this
+	// host's own cache too, and later hits on it are ordinary ones.
+	CacheHost string `json:"cache_host,omitempty"`
 	// Warning is set when the answer was good but something around it
 	// was not, for instance a cache write that failed.
 	Warning string `json:"warning,omitempty"`
@@ -307,6 +312,10 @@ type StatusResult struct {
 type TeamStatus struct {
 	Redis string `json:"redis"` // the server, its password redacted
 	Host  string `json:"host"`  // this daemon's name in the team
+	// Hosts is how many daemons of the team were alive at the last
+	// heartbeat (every 3 s), this one included; a host's safe share
+	// while Redis is down is a scope's capacity over this.
+	Hosts int `json:"hosts"`
 	// DegradedSince is when Redis stopped answering: the hosts spend what
 	// they hold, then each its safe share. Absent while Redis answers.
 	DegradedSince time.Time     `json:"degraded_since,omitzero"`

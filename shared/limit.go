@@ -43,7 +43,7 @@ const (
 	// hostTTL: a host silent this long is dropped, its holdings spent
 	// (Team.hostTTL; tests shorten it).
 	hostTTL = 10 * time.Second
-	// idleReturn: a lease unused this long is handed back.
+	// idleReturn: a lease unused this long is handed back (Team.idleReturn).
 	idleReturn = 2 * time.Second
 	// leaseSpan: a lease is about this much of the host's own demand.
 	leaseSpan = time.Second
@@ -85,7 +85,7 @@ func (t *Team) scope(name string, b config.Backend) *Scope {
 	if t.scopes == nil {
 		t.scopes = map[string]*Scope{}
 	}
-	s := &Scope{team: t, name: name, key: t.key(name, "limits"), kick: make(chan struct{}, 1)}
+	s := &Scope{team: t, name: name, key: t.key("limits", name), kick: make(chan struct{}, 1)}
 	s.dims[0] = dim{capacity: float64(b.LimitRPM), low: -1}
 	s.dims[1] = dim{capacity: float64(b.LimitTPM), low: -1}
 	t.scopes[name] = s
@@ -109,29 +109,52 @@ type Scope struct {
 	epoch     string
 	active    int
 	degraded  bool
-	last      time.Time // the last exchange
+	last      time.Time // the last exchange that measured the demand
+	told      time.Time // the last exchange
 	retryAt   time.Time // a refused need may fit then
 	lastLevel [2]int64
-	nudged    bool // another host cooled the scope: ask now
+	nudged    bool      // another host cooled the scope: ask now
+	lastHold  time.Time // the last request admitted, in either dimension
+}
+
+// share is the safe share of a capacity: what one host may spend alone,
+// over the most hosts it knows of (on this scope, or in the team).
+func (s *Scope) share(capacity float64) float64 {
+	return capacity / float64(max(s.active, s.team.Size()))
 }
 
 // dim is one dimension of a scope.
 type dim struct {
-	capacity float64 // 0: unknown
-	lease    float64 // granted and not spent; below 0, spent beyond grants
-	held     float64 // in requests on their way
-	low      int64   // the lowest remaining read since the last exchange; -1 none
-	want     float64 // the largest need a queued request has waited for
-	spent    float64 // since the demand was last measured
-	recent   float64 // since the last exchange
-	rate     float64 // demand per second, smoothed
-	lastHold time.Time
+	capacity float64         // 0: unknown
+	lease    float64         // granted and not spent; below 0, spent beyond grants
+	held     float64         // in requests on their way
+	low      int64           // the lowest remaining read since the last exchange; -1 none
+	want     float64         // the largest need a queued request has waited for
+	spent    float64         // since the demand was last measured
+	recent   float64         // since the last exchange
+	rate     float64         // demand per second, smoothed
 	fallback *balance.Bucket // while Redis does not answer: the safe share
 }
 
 func (d *dim) target(active int) float64 {
 	share := d.capacity / float64(max(active, 1))
 	return math.Min(math.Max(d.rate*leaseSpan.Seconds(), d.capacity/60/float64(max(active, 1))), share)
+}
+
+// ask is what to ask for at an exchange: the grant wanted, and the least
+// worth having (what a waiting request needs beyond the lease). The lease
+// should hold the target, or twice what went since the last exchange: a
+// burst outruns the smoothed demand, and so the lease doubles to its pace
+// in a few exchanges — counting what the lease already holds, or it would
+// creep up at every exchange and park capacity idle.
+func (d *dim) ask(active int) (ask, need float64) {
+	need = math.Ceil(math.Max(d.want-d.lease, 0))
+	hold := math.Max(d.target(active), math.Min(2*d.recent, d.capacity/float64(max(active, 1))))
+	ask = math.Ceil(math.Max(hold-d.lease, need))
+	if ask < 1 {
+		ask = 0
+	}
+	return ask, need
 }
 
 // limit is one dimension of a scope, as a balance.Limit.
@@ -225,7 +248,7 @@ func (l *limit) Hold(n float64, now time.Time) {
 	d.held += n
 	d.spent += n
 	d.recent += n
-	d.lastHold = now
+	s.lastHold = now
 	if d.lease < d.target(s.active)/2 {
 		s.poke()
 	}
@@ -260,7 +283,7 @@ func (l *limit) Observe(r balance.Reading, now time.Time) {
 	if r.Limit > 0 && (d.capacity <= 0 || float64(r.Limit) < d.capacity) {
 		d.capacity = float64(r.Limit)
 		if d.fallback != nil {
-			d.fallback.Resize(int(d.capacity/float64(max(s.active, 1))), now)
+			d.fallback.Resize(int(s.share(d.capacity)), now)
 		}
 	}
 	if r.Remaining >= 0 {
@@ -286,7 +309,7 @@ func (l *limit) Resize(n int, now time.Time) {
 	d := &l.s.dims[l.i]
 	d.capacity = float64(max(n, 0))
 	if d.fallback != nil {
-		d.fallback.Resize(n/max(l.s.active, 1), now)
+		d.fallback.Resize(int(l.s.share(float64(n))), now)
 	}
 }
 
@@ -323,13 +346,26 @@ func (s *Scope) exchange(final bool) time.Duration {
 	now := time.Now()
 	s.mu.Lock()
 	if !final && now.Before(s.retryAt) && s.coolAsk == 0 && !s.nudged {
-		wait := s.retryAt.Sub(now)
-		s.mu.Unlock()
-		return wait
+		// A refused need waits for its retry, but never past the
+		// heartbeat: a host silent for the host TTL is dropped, and what
+		// it holds counted as spent while it still spends it.
+		if beat := s.told.Add(s.team.hostTTL / 3); now.Before(beat) {
+			wait := min(s.retryAt.Sub(now), beat.Sub(now))
+			s.mu.Unlock()
+			return wait
+		}
 	}
 	type send struct{ cap, ask, need, ret, charge, out, low float64 }
 	var args [2]send
 	var busy bool
+	// The scope is idle when no request was admitted for a while and none
+	// waits, in either dimension: a request waiting for TPM must not see
+	// its RPM lease handed back meanwhile (and then wait for RPM while its
+	// TPM lease goes back).
+	idle := now.Sub(s.lastHold) > s.team.idleReturn
+	for i := range s.dims {
+		idle = idle && s.dims[i].want == 0
+	}
 	for i := range s.dims {
 		d := &s.dims[i]
 		if d.capacity <= 0 {
@@ -340,18 +376,10 @@ func (s *Scope) exchange(final bool) time.Duration {
 		if d.lease < 0 {
 			a.charge, d.lease = -d.lease, 0
 		}
-		idle := now.Sub(d.lastHold) > idleReturn && d.want == 0
 		if final || idle {
 			a.ret, d.lease = d.lease, 0
 		} else {
-			// A burst outruns the smoothed demand: ask for at least
-			// twice what went since the last exchange, so that the
-			// lease doubles to the burst's pace in a few exchanges.
-			a.need = math.Ceil(math.Max(d.want-d.lease, 0))
-			a.ask = math.Ceil(math.Max(math.Max(d.target(s.active)-d.lease, a.need), math.Min(2*d.recent, d.capacity/float64(max(s.active, 1)))))
-			if a.ask < 1 {
-				a.ask = 0
-			}
+			a.ask, a.need = d.ask(s.active)
 		}
 		a.out = d.lease + d.held
 		busy = busy || a.out > 0 || a.ask > 0 || a.ret > 0 || a.charge > 0
@@ -372,7 +400,7 @@ func (s *Scope) exchange(final bool) time.Duration {
 	var reply []any
 	ctx := context.Background()
 	err := s.team.call(ctx, func(ctx context.Context) error {
-		v, err := limitScript.Run(ctx, s.team.rdb, []string{s.key}, argv...).Slice()
+		v, err := limitScript.Run(ctx, s.team.rdb, []string{s.key, s.team.key("team", "")}, argv...).Slice()
 		reply = v
 		return err
 	})
@@ -386,10 +414,13 @@ func (s *Scope) exchange(final bool) time.Duration {
 	s.mu.Lock()
 	var next time.Duration
 	if err != nil {
-		// Keep what could not be told, and fall back.
+		// Keep the debts that could not be told, and fall back. A lease
+		// handed back stays handed back: a call that timed out may still
+		// run when Redis resumes, and a lease both credited and kept
+		// would be spent twice (dropping it is under-use, never
+		// overshoot).
 		for i := range s.dims {
-			d := &s.dims[i]
-			d.lease += args[i].ret - args[i].charge
+			s.dims[i].lease -= args[i].charge
 		}
 		s.coolAsk = max(s.coolAsk, cool)
 		if !s.degraded {
@@ -397,7 +428,7 @@ func (s *Scope) exchange(final bool) time.Duration {
 			for i := range s.dims {
 				d := &s.dims[i]
 				if d.capacity > 0 {
-					d.fallback = balance.NewEmptyBucket(d.capacity/float64(max(s.active, 1)), now)
+					d.fallback = balance.NewEmptyBucket(s.share(d.capacity), now)
 				}
 			}
 		}
@@ -438,7 +469,8 @@ func (s *Scope) take(reply []any, askR, askT float64, now time.Time) error {
 	defer s.mu.Unlock()
 	if s.epoch != "" && epoch != s.epoch {
 		// Redis lost the bucket (restarted empty): what this host held is
-		// taken as spent, and the bucket starts again from empty.
+		// taken as spent, and the bucket starts again from empty (the
+		// script ignored this exchange's return and charge).
 		for i := range s.dims {
 			s.dims[i].lease = math.Min(s.dims[i].lease, 0)
 		}
@@ -452,6 +484,7 @@ func (s *Scope) take(reply []any, askR, askT float64, now time.Time) error {
 		}
 	}
 	s.retryAt = time.Time{}
+	s.told = now
 	dt := now.Sub(s.last).Seconds()
 	for i := range s.dims {
 		d := &s.dims[i]

@@ -3,7 +3,7 @@
 -- more. Atomic, and timed by Redis alone (TIME): no host clock enters the
 -- shared maths.
 --
--- KEYS[1]  the scope's hash
+-- KEYS[1]  the scope's hash     KEYS[2] the team's hash (team.lua)
 -- ARGV[1]  host            ARGV[2] epoch the host knows ("" none)
 -- ARGV[3]  host_ttl_ms     ARGV[4] cool_ms (a 429 here asked to wait; 0 none)
 -- ARGV[5..11]   RPM: cap ask need ret charge out low
@@ -22,8 +22,14 @@
 --
 -- Invariant: level + the outstanding of every host <= cap. A host silent for
 -- host_ttl_ms is dropped and its outstanding counts as spent: under-use,
--- never overshoot. A hash that is missing while the host knew an epoch is a
--- Redis restarted empty: the bucket restarts empty.
+-- never overshoot.
+--
+-- A Redis restarted empty: a scope's hash that is missing while the host
+-- knew an epoch, or while the team's hash is missing too (every host writes
+-- the team's hash before its first exchange), restarts empty; what hosts
+-- spent meanwhile is in that emptiness, so the returns and charges of hosts
+-- that knew another epoch are ignored. A scope first used within a minute
+-- of a restart starts with the refill since then; any other new scope full.
 --
 -- Reply: epoch, active hosts, cool_left_ms, then per dimension grant,
 -- retry_ms (when a refused need could fit; 0 when granted) and level.
@@ -40,13 +46,26 @@ local want_grace = 1000
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+local tk = KEYS[2]
+local restart_at = tonumber(redis.call('HGET', tk, 'rs') or '')
+local team_lost = redis.call('EXISTS', tk) == 0
+if team_lost then
+  restart_at = now
+  redis.call('HSET', tk, 'born', t[1] .. '.' .. t[2], 'bms', now, 'rs', now)
+end
+
 local epoch = redis.call('HGET', k, 'epoch')
 local restarted = false
 if not epoch then
   epoch = t[1] .. '.' .. t[2]
-  redis.call('HSET', k, 'epoch', epoch)
-  restarted = known ~= ''
+  redis.call('HSET', k, 'epoch', epoch, 'ems', now)
+  restarted = known ~= '' or team_lost
 end
+-- A host that knew another epoch: what it hands back or owes belongs to the
+-- bucket Redis lost, and a bucket another host created since (not knowing
+-- of the loss) holds no more than the refill since its creation.
+local foreign = known ~= '' and known ~= epoch
+local born_at = tonumber(redis.call('HGET', k, 'ems') or '') or now
 
 -- Hosts: drop the silent ones, note this one.
 local all = redis.call('HGETALL', k)
@@ -100,8 +119,15 @@ for i, d in ipairs({'r', 't'}) do
     local lvl = tonumber(redis.call('HGET', k, d .. '.lvl') or '')
     local last = tonumber(redis.call('HGET', k, d .. '.last') or '')
     local scap = tonumber(redis.call('HGET', k, d .. '.cap') or '')
+    if foreign then ret, charge = 0, 0 end
     if lvl == nil then
-      if restarted then lvl = 0 else lvl = cap end
+      if restarted then
+        lvl = 0
+      elseif restart_at and now - restart_at < 60000 then
+        lvl = (now - restart_at) * cap / 60000
+      else
+        lvl = cap
+      end
       last = now
     elseif scap ~= nil and scap ~= cap then
       lvl = lvl + cap - scap -- a new limit keeps what was used of the old one
@@ -115,6 +141,7 @@ for i, d in ipairs({'r', 't'}) do
     else
       lvl = math.min(ceil, lvl)
     end
+    if foreign then lvl = math.min(lvl, (now - born_at) * cap / 60000) end
     lvl = math.min(ceil, lvl + ret) - charge
     if low >= 0 then lvl = math.min(lvl, low) end
 

@@ -16,7 +16,13 @@ import (
 
 func openTeam(t *testing.T, srv *redistest.Server, host string) *Team {
 	t.Helper()
-	team, err := Open(Options{Config: config.Shared{Redis: srv.URL(), KeyPrefix: "test"}, Host: host})
+	return openTeamWith(t, srv, Options{Host: host})
+}
+
+func openTeamWith(t *testing.T, srv *redistest.Server, opts Options) *Team {
+	t.Helper()
+	opts.Config = config.Shared{Redis: srv.URL(), KeyPrefix: "test"}
+	team, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,23 +256,26 @@ func TestHeadOfLineNotStarvedAcrossHosts(t *testing.T) {
 func TestDeadHostLeaseSpent(t *testing.T) {
 	srv := redistest.Start(t)
 	b := sharedBackend(600, 0)
-	a, c := openTeam(t, srv, "host-a"), openTeam(t, srv, "host-b")
-	a.hostTTL, c.hostTTL = time.Second, time.Second
+	a := openTeamWith(t, srv, Options{Host: "host-a", hostTTL: time.Second, idleReturn: time.Hour}) // it keeps its lease until it dies
+	c := openTeamWith(t, srv, Options{Host: "host-b", hostTTL: time.Second})
 	pa, pc := sharedPool(a, b), sharedPool(c, b)
 	ctx := context.Background()
 	deadline := time.Now().Add(5 * time.Second)
 	burst(ctx, pc, 500, 1, noHeaders) // most of the bucket: a lease handed back would show
-	burst(ctx, pa, 50, 1, noHeaders)
-	for burst(ctx, pc, 1, 1, noHeaders); c.Scopes()[0].Hosts != 2; burst(ctx, pc, 1, 1, noHeaders) {
+	burst(ctx, pa, 5, 1, noHeaders)
+	// Host a asks for a lease of 20, as a request waiting for 20 would.
+	sa := a.scope(ScopeName(b), b)
+	sa.mu.Lock()
+	sa.dims[0].want = 20
+	sa.mu.Unlock()
+	sa.poke()
+	for burst(ctx, pc, 1, 1, noHeaders); c.Scopes()[0].Hosts != 2 || a.Scopes()[0].LeaseRPM < 20; burst(ctx, pc, 1, 1, noHeaders) {
 		if time.Now().After(deadline) {
-			t.Fatalf("host b never saw host a: %+v", c.Scopes())
+			t.Fatalf("host a holds no lease of 20, or host b never saw it: a %+v, b %+v", a.Scopes(), c.Scopes())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	lease := a.Scopes()[0].LeaseRPM
-	if lease < 3 {
-		t.Fatalf("host a holds a lease of %.0f after its burst: too little to tell (%+v)", lease, a.Scopes())
-	}
 	// What the live hosts have: the level and host b's holdings. Host a's
 	// lease handed back would join it.
 	key := c.scope(ScopeName(b), b).key
@@ -292,5 +301,191 @@ func TestDeadHostLeaseSpent(t *testing.T) {
 	refill := time.Since(at).Seconds() * 10
 	if got := team(); got > before+refill+1 {
 		t.Errorf("the live team's budget rose from %.1f to %.1f in %.1fs (refill %.1f): host a's lease of %.0f came back", before, got, time.Since(at).Seconds(), refill, lease)
+	}
+}
+
+// A lease holds the target or twice the recent demand, counting what it
+// already holds: a host that keeps pace does not ask for more at every
+// exchange (the lease crept up and parked capacity idle).
+func TestAskCountsTheLease(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		d                 dim
+		active            int
+		wantAsk, wantNeed float64
+	}{
+		{"keeping pace", dim{capacity: 600, lease: 30, recent: 10, rate: 10}, 1, 0, 0},
+		{"burst doubles", dim{capacity: 600, lease: 5, recent: 20, rate: 10}, 1, 35, 0},
+		{"floor of a minute's share", dim{capacity: 600, lease: 0}, 2, 5, 0},
+		{"burst capped at the share", dim{capacity: 600, lease: 0, recent: 1000}, 3, 200, 0},
+		{"a waiting request needs more than the lease", dim{capacity: 600, lease: 4, want: 50, rate: 10}, 1, 46, 46},
+		{"the lease covers the want", dim{capacity: 600, lease: 60, want: 50, rate: 10}, 1, 0, 0},
+	} {
+		ask, need := c.d.ask(c.active)
+		if ask != c.wantAsk || need != c.wantNeed {
+			t.Errorf("%s: ask %v need %v, want %v %v", c.name, ask, need, c.wantAsk, c.wantNeed)
+		}
+	}
+}
+
+// A request waiting for TPM keeps the scope busy: its RPM lease is not
+// handed back as idle meanwhile (the two dimensions took turns handing
+// back what the other waited for, and the request never went).
+func TestWaitingDimensionKeepsTheOtherLease(t *testing.T) {
+	srv := redistest.Start(t)
+	b := sharedBackend(600, 60_000)
+	a := openTeam(t, srv, "host-a")
+	pa := sharedPool(a, b)
+	if n := burst(context.Background(), pa, 5, 100, noHeaders); n != 5 {
+		t.Fatalf("admitted %d of 5", n)
+	}
+	s := a.scope(ScopeName(b), b)
+	exchanged := func() {
+		t.Helper()
+		s.mu.Lock()
+		told := s.told
+		s.mu.Unlock()
+		s.poke()
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			s.mu.Lock()
+			done := s.told.After(told)
+			s.mu.Unlock()
+			if done {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no exchange within 2 s")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	s.mu.Lock()
+	s.lastHold = time.Now().Add(-time.Hour) // idle, but for the want
+	s.dims[1].want = s.dims[1].capacity + 1 // more than the bucket holds now: it waits
+	s.mu.Unlock()
+	exchanged()
+	if st := a.Scopes()[0]; st.LeaseRPM == 0 {
+		t.Errorf("the RPM lease went back while a request waited for TPM: %+v", st)
+	}
+	// The control: with nothing waiting, the idle lease does go back.
+	s.mu.Lock()
+	s.dims[1].want = 0
+	s.mu.Unlock()
+	exchanged()
+	if st := a.Scopes()[0]; st.LeaseRPM != 0 || st.LeaseTPM != 0 {
+		t.Errorf("an idle scope kept its leases: %+v", st)
+	}
+}
+
+// What a host spent while Redis was down is in the emptiness of a bucket
+// restarted empty: it is not charged again on top (the level went
+// negative, and the team waited for an outage it had paid for twice).
+func TestRestartedBucketNotChargedTwice(t *testing.T) {
+	srv := redistest.Start(t)
+	b := sharedBackend(600, 0) // 10 a second
+	a := openTeam(t, srv, "host-a")
+	pa := sharedPool(a, b)
+	ctx := context.Background()
+	burst(ctx, pa, 3, 1, noHeaders)
+	srv.Stop()
+	// Degraded: the lease, then the safe share (10 a second, from empty).
+	dctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	spent := burst(dctx, pa, 40, 1, noHeaders)
+	cancel()
+	srv.Restart()
+	s := a.scope(ScopeName(b), b)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		debt, degraded := s.dims[0].lease, s.degraded
+		s.mu.Unlock()
+		if !degraded && debt >= 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host a never exchanged with the restarted redis (lease %v, degraded %v)", debt, degraded)
+		}
+		s.poke()
+		time.Sleep(20 * time.Millisecond)
+	}
+	lvl, err := a.rdb.HGet(ctx, s.key, "r.lvl").Float64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lvl < -0.5 {
+		t.Errorf("the restarted bucket's level is %.1f after host a spent %d while redis was down: charged on top of starting empty", lvl, spent)
+	}
+	t.Logf("spent %d while down; level after the restart %.1f", spent, lvl)
+}
+
+// A Redis restarted empty and reached first by a host that never knew the
+// team (started during the outage) is still found out, by the first host
+// that knew it: a scope first used after that starts from the refill since
+// the restart, not full.
+func TestRestartFoundAfterANewHostCame(t *testing.T) {
+	srv := redistest.Start(t)
+	b := sharedBackend(600, 0)
+	ttl := 300 * time.Millisecond // heartbeats every 100 ms
+	a := openTeamWith(t, srv, Options{Host: "host-a", hostTTL: ttl})
+	burst(context.Background(), sharedPool(a, b), 3, 1, noHeaders)
+	srv.Restart()
+	c := openTeamWith(t, srv, Options{Host: "host-c", hostTTL: ttl}) // writes the team's hash first
+	deadline := time.Now().Add(3 * time.Second)
+	for a.rdb.HExists(context.Background(), a.key("team", ""), "rs").Val() == false {
+		if time.Now().After(deadline) {
+			t.Fatalf("host a's heartbeats never marked the restart: %v", a.rdb.HGetAll(context.Background(), a.key("team", "")).Val())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	other := b
+	other.LimitScope = "another-scope" // first used now, by host c
+	wctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if got := burst(wctx, sharedPool(c, other), 100, 1, noHeaders); got > 25 {
+		t.Errorf("a scope first used a moment after an empty restart admitted %d in 1 s: it started full (600)", got)
+	}
+}
+
+// With Redis down, the safe share counts every host of the team, not only
+// those that had used the scope: idle hosts may start spending too.
+func TestSafeShareCountsIdleHosts(t *testing.T) {
+	srv := redistest.Start(t)
+	b := sharedBackend(1200, 0) // 20 a second
+	ttl := 600 * time.Millisecond
+	state := t.TempDir()
+	a := openTeamWith(t, srv, Options{Host: "host-a", hostTTL: ttl, StateDir: state})
+	openTeamWith(t, srv, Options{Host: "host-b", hostTTL: ttl})
+	openTeamWith(t, srv, Options{Host: "host-c", hostTTL: ttl})
+	deadline := time.Now().Add(3 * time.Second)
+	for a.Size() != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("host a sees a team of %d, want 3", a.Size())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pa := sharedPool(a, b)
+	ctx := context.Background()
+	burst(ctx, pa, 5, 1, noHeaders) // host a alone on the scope
+	held := a.Scopes()[0].LeaseRPM
+	srv.Stop()
+	window := time.Second
+	wctx, cancel := context.WithTimeout(ctx, window)
+	defer cancel()
+	got := burst(wctx, pa, 200, 1, noHeaders)
+	// Its lease, then a third of 20 a second; alone on the scope it would
+	// take all 20.
+	if limit := int64(held) + 7 + 3; got > limit {
+		t.Errorf("with redis down, host a admitted %d in %v holding %.0f; a third of the limit allows %d", got, window, held, limit)
+	}
+	// A daemon started while Redis is down knows the team's size from the
+	// state directory.
+	late, err := Open(Options{Config: config.Shared{Redis: srv.URL(), KeyPrefix: "test"}, Host: "host-a2", StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if late.Size() != 3 {
+		t.Errorf("a daemon started with redis down sees a team of %d; the state directory says 3", late.Size())
 	}
 }

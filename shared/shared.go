@@ -11,20 +11,25 @@
 package shared
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/lbgpt/lbgpt/config"
 )
@@ -37,6 +42,11 @@ type Options struct {
 	// daemons must never share one.
 	Host   string
 	Logger *slog.Logger
+	// StateDir, when set, keeps the team's size across restarts, so that a
+	// daemon started while Redis is down knows its safe share.
+	StateDir string
+
+	hostTTL, idleReturn time.Duration // tests shorten or lengthen them
 }
 
 // Team is this daemon's membership of a team: its Redis connection, its
@@ -48,8 +58,14 @@ type Team struct {
 	log    *slog.Logger
 	where  string // the server, for display: never the password
 
-	brk     breaker
-	hostTTL time.Duration // a host silent this long is dropped from every scope
+	brk        breaker
+	hostTTL    time.Duration // a host silent this long is dropped from every scope
+	idleReturn time.Duration // a lease unused this long is handed back
+	stateDir   string
+
+	// The team as the last heartbeat saw it.
+	epoch atomic.Pointer[string] // the team's epoch; "?" when Redis did not answer at the start
+	size  atomic.Int64           // hosts alive at the last heartbeat (or an earlier run's); 0 unknown
 
 	scopesMu sync.Mutex
 	scopes   map[string]*Scope // by name; each with its exchanger goroutine
@@ -80,11 +96,103 @@ func Open(opts Options) (*Team, error) {
 	if prefix == "" {
 		prefix = "lbgpt"
 	}
-	t := &Team{rdb: redis.NewClient(ro), prefix: prefix, host: host, log: log, where: Where(cfg.Redis), done: make(chan struct{}), hostTTL: hostTTL}
+	t := &Team{rdb: redis.NewClient(ro), prefix: prefix, host: host, log: log, where: Where(cfg.Redis),
+		done: make(chan struct{}), hostTTL: cmp.Or(opts.hostTTL, hostTTL), idleReturn: cmp.Or(opts.idleReturn, idleReturn), stateDir: opts.StateDir}
 	t.brk.init(t.changed)
-	t.wg.Add(1)
+	t.size.Store(int64(t.loadSize()))
+	none := ""
+	t.epoch.Store(&none)
+	// The first heartbeat before any scope's first exchange: a bucket
+	// created before it could not tell a new team from a Redis restarted
+	// empty.
+	if err := t.heartbeat(); err != nil {
+		lost := "?" // the team hash this host finds first is no proof of a new team
+		t.epoch.Store(&lost)
+	}
+	t.wg.Add(2)
 	go t.listen()
+	go t.beat()
 	return t, nil
+}
+
+//go:embed team.lua
+var teamLua string
+
+var teamScript = redis.NewScript(teamLua)
+
+// beat runs the heartbeat every third of the host TTL until the team
+// closes. An idle daemon learns this way too that Redis is down.
+func (t *Team) beat() {
+	defer t.wg.Done()
+	tick := time.NewTicker(t.hostTTL / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-tick.C:
+			t.heartbeat()
+		}
+	}
+}
+
+// heartbeat tells Redis this host is alive and learns the team's size.
+func (t *Team) heartbeat() error {
+	known := *t.epoch.Load()
+	var reply []any
+	err := t.call(context.Background(), func(ctx context.Context) error {
+		v, err := teamScript.Run(ctx, t.rdb, []string{t.key("team", "")}, t.host, known, t.hostTTL.Milliseconds()).Slice()
+		reply = v
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(reply) != 2 {
+		return fmt.Errorf("shared: team script replied %d values", len(reply))
+	}
+	epoch, _ := reply[0].(string)
+	alive, _ := reply[1].(int64)
+	if known != "" && known != "?" && epoch != known {
+		t.log.Warn("shared limits: redis restarted empty; buckets start again from a minute's refill", "redis", t.where)
+	}
+	t.epoch.Store(&epoch)
+	if alive > 0 && alive != t.size.Load() {
+		t.size.Store(alive)
+		t.saveSize(int(alive))
+	}
+	return nil
+}
+
+// Size is the number of hosts in the team as last seen: at least 1.
+func (t *Team) Size() int { return int(max(t.size.Load(), 1)) }
+
+const sizeFile = "team-hosts"
+
+// loadSize reads the team's size kept by an earlier run; 0 unknown.
+func (t *Team) loadSize() int {
+	if t.stateDir == "" {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(t.stateDir, sizeFile))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return max(n, 0)
+}
+
+func (t *Team) saveSize(n int) {
+	if t.stateDir == "" {
+		return
+	}
+	err := os.MkdirAll(t.stateDir, 0o700)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(t.stateDir, sizeFile), []byte(strconv.Itoa(n)+"\n"), 0o600)
+	}
+	if err != nil {
+		t.log.Debug("shared: cannot keep the team's size", "err", err)
+	}
 }
 
 // quiet silences go-redis's own logger, which prints every failed dial:
@@ -129,6 +237,9 @@ func redisOptions(cfg config.Shared) (*redis.Options, error) {
 	ro.PoolSize = 16
 	ro.MinIdleConns = 2
 	ro.DisableIdentity = true // CLIENT SETINFO is one more round trip, and Redis 7.0 refuses it
+	// Maintenance notifications are a Redis Enterprise feature; probing for
+	// them is one more round trip per connection and races in go-redis.
+	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return ro, nil
 }
 
@@ -203,10 +314,15 @@ func (t *Team) listen() {
 	}
 }
 
-// key is a key of scope: "{prefix:scope}:kind", all of one scope in one
-// hash slot.
-func (t *Team) key(scope, kind string) string {
-	return "{" + t.prefix + ":" + scope + "}:" + kind
+// key is the key of a team-wide record: "{prefix}:kind:name". The limits
+// and the team's hash share one hash slot, so that limit.lua can read
+// both (the limits are a few small hashes; one slot holds them easily).
+func (t *Team) key(kind, name string) string {
+	k := "{" + t.prefix + "}:" + kind
+	if name != "" {
+		k += ":" + name
+	}
+	return k
 }
 
 // call runs fn with a deadline when the breaker lets it, and records how
@@ -233,6 +349,7 @@ var errDegraded = errors.New("shared: redis unavailable (breaker open)")
 type Health struct {
 	Redis string // the server, password redacted
 	Host  string
+	Hosts int // the team's size at the last heartbeat
 	// DegradedSince is when Redis stopped answering; zero while it answers.
 	DegradedSince time.Time
 	LastError     string
@@ -243,7 +360,7 @@ type Health struct {
 // Health reports the connection's state.
 func (t *Team) Health() Health {
 	since, last, rtt := t.brk.state()
-	return Health{Redis: t.where, Host: t.host, DegradedSince: since, LastError: last, RTT: rtt}
+	return Health{Redis: t.where, Host: t.host, Hosts: t.Size(), DegradedSince: since, LastError: last, RTT: rtt}
 }
 
 // Degraded reports whether the breaker is open: callers use local state.

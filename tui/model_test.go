@@ -317,7 +317,7 @@ func TestPanel(t *testing.T) {
 	}
 	// A team, and its Redis gone.
 	st.ReloadError, st.Cache.Quarantined = "", ""
-	st.Team = &rpc.TeamStatus{Redis: "unix:///run/redis.sock", Scopes: []rpc.ScopeStatus{{Name: "s", Hosts: 3}}, DegradedSince: time.Now().Add(-time.Minute)}
+	st.Team = &rpc.TeamStatus{Redis: "unix:///run/redis.sock", Hosts: 3, Scopes: []rpc.ScopeStatus{{Name: "s", Hosts: 3}}, DegradedSince: time.Now().Add(-time.Minute)}
 	m.Update(statusMsg{w: blockingWatcher{t.Context()}, st: st})
 	s = screen(m)
 	for _, want := range []string{"team of 3", "shared limits degraded since", "unix:///run/redis.sock"} {

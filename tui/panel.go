@@ -79,11 +79,7 @@ func (p panelView) title() string {
 		parts = append(parts, st.Warn.Render("SIMULATED backends"))
 	}
 	if t := p.st.Team; t != nil {
-		hosts := 1
-		for _, s := range t.Scopes {
-			hosts = max(hosts, s.Hosts)
-		}
-		parts = append(parts, fmt.Sprintf("team of %d", hosts))
+		parts = append(parts, fmt.Sprintf("team of %d", max(t.Hosts, 1)))
 	}
 	parts = append(parts, fmt.Sprintf("%d backends", len(p.st.Backends)), "strategy "+p.st.Strategy,
 		"up "+(time.Duration(p.st.UptimeS)*time.Second).String())

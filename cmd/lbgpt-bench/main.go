@@ -41,6 +41,7 @@ var scenarios = map[string]scenario{
 	"faults":           faults,
 	"goodput":          goodput,
 	"http":             httpScenario,
+	"multihost":        multihost,
 	"overhead":         overhead,
 	"semantic-quality": semanticQuality,
 }

@@ -412,11 +412,16 @@ func (b *batchOutcome) note() string {
 // onItem, if set, sees every item as its notification arrives. A deadline is
 // an outcome, not an error: the items notified before it are counted.
 func runBatch(ctx context.Context, d *inProcDaemon, items []workItem, concurrency int, onItem func(arrival)) (*batchOutcome, error) {
+	return runBatchAt(ctx, d.socket, items, concurrency, onItem)
+}
+
+// runBatchAt is runBatch through the lbgptd serving socket.
+func runBatchAt(ctx context.Context, socket string, items []workItem, concurrency int, onItem func(arrival)) (*batchOutcome, error) {
 	reqs := make([]any, len(items))
 	for i, it := range items {
 		reqs[i] = it.body
 	}
-	c := &client.Client{Socket: d.socket}
+	c := &client.Client{Socket: socket}
 	defer c.Close()
 	o := &batchOutcome{byBackend: map[string]int{}, attempts: map[int]int{}, served: make([]bool, len(items))}
 	var res *rpc.BatchResult

@@ -184,11 +184,15 @@ func describe(m rpc.Meta, elapsed time.Duration) string {
 	} else {
 		elapsed = elapsed.Round(time.Millisecond)
 	}
+	from := ""
+	if m.CacheHost != "" {
+		from = " from " + m.CacheHost
+	}
 	switch m.Cache {
 	case rpc.CacheExact:
-		return fmt.Sprintf("[cache exact · entry %s · %s · daemon %s]", m.CacheEntry, elapsed, daemon)
+		return fmt.Sprintf("[cache exact%s · entry %s · %s · daemon %s]", from, m.CacheEntry, elapsed, daemon)
 	case rpc.CacheSemantic:
-		return fmt.Sprintf("[cache semantic %.3f · entry %s · %s · daemon %s]", m.Similarity, m.CacheEntry, elapsed, daemon)
+		return fmt.Sprintf("[cache semantic %.3f%s · entry %s · %s · daemon %s]", m.Similarity, from, m.CacheEntry, elapsed, daemon)
 	}
 	attempts := "1 attempt"
 	if m.Attempts != 1 {

@@ -114,6 +114,12 @@ func runCache(ctx context.Context, args []string, e env) error {
 		fmt.Fprintf(e.stdout, "evictions  %d\n", st.Evictions)
 		fmt.Fprintf(e.stdout, "write errors %d\n", st.WriteErrors)
 		fmt.Fprintf(e.stdout, "embedder   %s\n", st.Embedder)
+		if sh := st.Shared; sh != nil {
+			fmt.Fprintf(e.stdout, "shared     as %s: %d hits, %d misses, %d puts, %d drops, %d errors, %d queued\n",
+				sh.Host, sh.Hits, sh.Misses, sh.Puts, sh.Drops, sh.Errors, sh.Queued)
+			fmt.Fprintf(e.stdout, "           semantic entries %d sent, %d received, %d skipped; %d removals received\n",
+				sh.SemanticSent, sh.SemanticReceived, sh.SemanticSkipped, sh.Removals)
+		}
 	case "purge":
 		n, err := c.CachePurge(ctx, ns, age)
 		if err != nil {

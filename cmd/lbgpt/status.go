@@ -129,7 +129,7 @@ func printTeam(w io.Writer, st *rpc.StatusResult, prefix string) {
 		fmt.Fprintf(w, "%sSHARED LIMITS DEGRADED since %s (%s ago): redis %s does not answer (%s)\n%s  each host spends what it holds, then its safe share of each limit\n",
 			prefix, t.DegradedSince.Local().Format(time.TimeOnly), now.Sub(t.DegradedSince).Round(time.Second), t.Redis, t.LastError, prefix)
 	} else {
-		fmt.Fprintf(w, "%steam: redis %s  host %s  round trip %s\n", prefix, t.Redis, t.Host, micros(t.RTTUS))
+		fmt.Fprintf(w, "%steam of %s: redis %s  host %s  round trip %s\n", prefix, plural(max(t.Hosts, 1), "host", "hosts"), t.Redis, t.Host, micros(t.RTTUS))
 	}
 	for _, s := range t.Scopes {
 		line := fmt.Sprintf("%s  scope %s (%s): %s", prefix, s.Name, strings.Join(s.Backends, ","), plural(s.Hosts, "host", "hosts"))

@@ -102,11 +102,11 @@ func TestCompact(t *testing.T) {
 func TestStatusTeamLines(t *testing.T) {
 	st := busyStatus()
 	now := snapshotTime(st)
-	st.Team = &rpc.TeamStatus{Redis: "redis://:xxxxx@cache.lan:6379", Host: "build-3:812", RTTUS: 180,
+	st.Team = &rpc.TeamStatus{Redis: "redis://:xxxxx@cache.lan:6379", Host: "build-3:812", Hosts: 4, RTTUS: 180,
 		Scopes: []rpc.ScopeStatus{{Name: "a1b2c3d4e5f60718", Backends: []string{"openai"}, Hosts: 3, LevelRPM: 4200, LevelTPM: 1500000, LeaseRPM: 60, LeaseTPM: 25000, CoolingUntil: now.Add(2 * time.Second)}}}
 	var b bytes.Buffer
 	printStatus(&b, st, "")
-	for _, want := range []string{"team: redis redis://:xxxxx@cache.lan:6379  host build-3:812  round trip 180µs",
+	for _, want := range []string{"team of 4 hosts: redis redis://:xxxxx@cache.lan:6379  host build-3:812  round trip 180µs",
 		"scope a1b2c3d4e5f60718 (openai): 3 hosts  shared rpm 4200, lease 60  shared tpm 1.5M, lease 25k  cooling 2s"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no line %q in\n%s", want, b.String())
@@ -115,7 +115,7 @@ func TestStatusTeamLines(t *testing.T) {
 	st.Team.DegradedSince, st.Team.LastError = now.Add(-42*time.Second), "dial unix /run/redis.sock: connect: no such file or directory"
 	b.Reset()
 	printStatus(&b, st, "")
-	if want := "SHARED LIMITS DEGRADED since"; !strings.Contains(b.String(), want) || !strings.Contains(b.String(), "(42s ago)") || strings.Contains(b.String(), "team: redis") {
+	if want := "SHARED LIMITS DEGRADED since"; !strings.Contains(b.String(), want) || !strings.Contains(b.String(), "(42s ago)") || strings.Contains(b.String(), "team of 4") {
 		t.Errorf("degraded team not shown as such:\n%s", b.String())
 	}
 }

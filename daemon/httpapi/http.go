@@ -466,7 +466,7 @@ func headerOptions(h http.Header) (rpc.Options, error) {
 var metaHeaders = []string{
 	rpc.HeaderBackend, rpc.HeaderModel, rpc.HeaderAttempts, rpc.HeaderCache,
 	rpc.HeaderUpstreamUS, rpc.HeaderQueuedUS, rpc.HeaderDaemonUS,
-	rpc.HeaderCacheEntry, rpc.HeaderSimilarity, rpc.HeaderSemanticExact, rpc.HeaderWarning,
+	rpc.HeaderCacheEntry, rpc.HeaderSimilarity, rpc.HeaderSemanticExact, rpc.HeaderCacheHost, rpc.HeaderWarning,
 }
 
 // setMetaHeaders describes how lbgpt answered in X-Lbgpt-* headers.
@@ -492,6 +492,7 @@ func setMetaHeaders(h http.Header, m rpc.Meta) {
 	if m.SemanticExact {
 		set(rpc.HeaderSemanticExact, "1")
 	}
+	set(rpc.HeaderCacheHost, m.CacheHost)
 	set(rpc.HeaderWarning, m.Warning)
 }
 

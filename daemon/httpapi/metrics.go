@@ -156,6 +156,22 @@ func writeMetrics(st rpc.StatusResult, lat *proxy.Latencies) []byte {
 		p.family("lbgpt_cache_write_errors_total", "counter", "Cache writes that failed: refused at once, or a commit of the write-behind queue that failed (kept and retried); every answer still reached its client.")
 		p.sample("lbgpt_cache_write_errors_total", float64(c.WriteErrors))
 	}
+	if c := st.Cache; c != nil && c.Shared != nil {
+		sh := c.Shared
+		p.family("lbgpt_shared_cache_reads_total", "counter", "Reads of the team's shared answer cache after a local miss, by result.")
+		p.sample("lbgpt_shared_cache_reads_total", float64(sh.Hits), "result", "hit")
+		p.sample("lbgpt_shared_cache_reads_total", float64(sh.Misses), "result", "miss")
+		p.family("lbgpt_shared_cache_puts_total", "counter", "Answers written to the team's shared cache.")
+		p.sample("lbgpt_shared_cache_puts_total", float64(sh.Puts))
+		p.family("lbgpt_shared_cache_drops_total", "counter", "Answers and semantic entries not shared: too large, the write queue full, or Redis down.")
+		p.sample("lbgpt_shared_cache_drops_total", float64(sh.Drops))
+		p.family("lbgpt_shared_cache_errors_total", "counter", "Calls to the team's Redis for the shared cache that failed.")
+		p.sample("lbgpt_shared_cache_errors_total", float64(sh.Errors))
+		p.family("lbgpt_shared_cache_semantic_total", "counter", "Semantic entries announced to the team, added from it, and skipped (another embedder made them).")
+		p.sample("lbgpt_shared_cache_semantic_total", float64(sh.SemanticSent), "direction", "sent")
+		p.sample("lbgpt_shared_cache_semantic_total", float64(sh.SemanticReceived), "direction", "received")
+		p.sample("lbgpt_shared_cache_semantic_total", float64(sh.SemanticSkipped), "direction", "skipped")
+	}
 	if t := st.Team; t != nil {
 		p.family("lbgpt_shared_degraded", "gauge", "1 while the team's Redis does not answer: each host spends what it holds, then its safe share.")
 		p.sample("lbgpt_shared_degraded", boolGauge(!t.DegradedSince.IsZero()))

@@ -19,6 +19,7 @@ import (
 	"github.com/lbgpt/lbgpt/cache"
 	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/rpc"
+	"github.com/lbgpt/lbgpt/shared"
 )
 
 // caches are the daemon's exact store and semantic index, and their
@@ -212,7 +213,7 @@ func CheckOptions(o rpc.Options) error {
 // cached is an answer found in the caches.
 type cached struct {
 	entry cache.Entry
-	meta  rpc.Meta // Cache, CacheEntry, Similarity, SemanticExact
+	meta  rpc.Meta // Cache, CacheEntry, Similarity, SemanticExact, CacheHost
 }
 
 // lookup looks p up: the exact cache, then the semantic index.
@@ -223,6 +224,10 @@ func (pl *Pipeline) lookup(ctx context.Context, p cachePlan) (cached, bool) {
 	if e, ok := pl.cache.store.Get(p.key); ok {
 		pl.cache.hitsExact.Add(1)
 		return cached{entry: e, meta: rpc.Meta{Cache: rpc.CacheExact, CacheEntry: p.key}}, true
+	}
+	if e, host, ok, _ := pl.sharedGet(ctx, p.key); ok {
+		pl.cache.hitsExact.Add(1)
+		return cached{entry: e, meta: rpc.Meta{Cache: rpc.CacheExact, CacheEntry: p.key, CacheHost: host}}, true
 	}
 	if p.sem == nil {
 		return cached{}, false
@@ -244,6 +249,14 @@ func (pl *Pipeline) lookup(ctx context.Context, p cachePlan) (cached, bool) {
 		return cached{}, false
 	}
 	e, ok := pl.cache.store.Get(hit.Target)
+	var host string
+	if !ok {
+		// Another host's entry points at its answer in the team's cache.
+		var err error
+		if e, host, ok, err = pl.sharedGet(ctx, hit.Target); err != nil {
+			return cached{}, false // it may be there: keep the entry
+		}
+	}
 	if !ok {
 		// The answer it pointed at is gone (expired, evicted, purged).
 		if _, err := sem.Forget(hit.ID); err != nil {
@@ -252,13 +265,13 @@ func (pl *Pipeline) lookup(ctx context.Context, p cachePlan) (cached, bool) {
 		return cached{}, false
 	}
 	pl.cache.hitsSemantic.Add(1)
-	return cached{entry: e, meta: rpc.Meta{Cache: rpc.CacheSemantic, CacheEntry: hit.ID, Similarity: hit.Similarity, SemanticExact: hit.Exact}}, true
+	return cached{entry: e, meta: rpc.Meta{Cache: rpc.CacheSemantic, CacheEntry: hit.ID, Similarity: hit.Similarity, SemanticExact: hit.Exact, CacheHost: host}}, true
 }
 
 // hitMeta is the metadata of a request answered from the caches.
 func (pl *Pipeline) hitMeta(c cached, streamed bool, start time.Time) rpc.Meta {
 	m := pl.meta(balance.Report{}, c.entry.Model, streamed, start, 0)
-	m.Cache, m.CacheEntry, m.Similarity, m.SemanticExact = c.meta.Cache, c.meta.CacheEntry, c.meta.Similarity, c.meta.SemanticExact
+	m.Cache, m.CacheEntry, m.Similarity, m.SemanticExact, m.CacheHost = c.meta.Cache, c.meta.CacheEntry, c.meta.Similarity, c.meta.SemanticExact, c.meta.CacheHost
 	return m
 }
 
@@ -297,6 +310,7 @@ func (pl *Pipeline) remember(p cachePlan, ans answer, m *rpc.Meta) {
 		return
 	}
 	m.CacheEntry = p.key
+	pl.sharePut(e)
 	if p.sem == nil || pl.cache.semanticIndexNow() == nil {
 		return
 	}
@@ -315,6 +329,13 @@ func (pl *Pipeline) addSemantic(e SemanticEntry) {
 	// would hold a compaction, and every lookup queued behind it.
 	sem := pl.cache.semanticIndexNow()
 	if sem == nil {
+		return
+	}
+	if si, ok := sem.(sharedIndex); ok && pl.answers != nil {
+		if err := pl.addAndAnnounce(context.Background(), si, e); err != nil {
+			pl.cache.writeErrors.Add(1)
+			pl.log.Warn("semantic cache write failed; the answer was delivered", "err", err)
+		}
 		return
 	}
 	if err := sem.Add(context.Background(), e); err != nil {
@@ -367,6 +388,12 @@ func (pl *Pipeline) cacheSnapshot() *rpc.CacheStats {
 	if sem := c.semanticIndexNow(); sem != nil {
 		out.SemanticEntries = int64(sem.Len())
 	}
+	if a := pl.answers; a != nil {
+		st := a.Stats()
+		out.Shared = &rpc.SharedCacheStats{Host: a.Host(), Hits: st.Hits, Misses: st.Misses, Puts: st.Puts, Drops: st.Drops,
+			Errors: st.Errors, Queued: st.Queued, SemanticSent: st.Sent, SemanticReceived: st.Received,
+			SemanticSkipped: st.Skipped, Removals: st.Removals}
+	}
 	hits := out.Hits.Exact + out.Hits.Semantic + out.Hits.Coalesced
 	if total := hits + out.Misses; total > 0 {
 		out.HitRate = float64(hits) / float64(total)
@@ -375,8 +402,9 @@ func (pl *Pipeline) cacheSnapshot() *rpc.CacheStats {
 }
 
 // CachePurge removes the entries of p.Namespace, or those older than
-// p.OlderThan, or every entry.
-func (pl *Pipeline) CachePurge(p rpc.CachePurgeParams) (*rpc.CachePurgeResult, error) {
+// p.OlderThan, or every entry: here, in the team's shared cache, and (when
+// they read it) on the other hosts of the team.
+func (pl *Pipeline) CachePurge(ctx context.Context, p rpc.CachePurgeParams) (*rpc.CachePurgeResult, error) {
 	if p.OlderThan < 0 {
 		return nil, InvalidParams("older_than", "older_than must not be negative")
 	}
@@ -399,12 +427,25 @@ func (pl *Pipeline) CachePurge(p rpc.CachePurgeParams) (*rpc.CachePurgeResult, e
 			return nil, Internal(err)
 		}
 	}
-	pl.log.Info("cache purged", "removed", n)
-	return &rpc.CachePurgeResult{Removed: int64(n)}, nil
+	res := &rpc.CachePurgeResult{Removed: int64(n)}
+	if pl.answers != nil {
+		sp := shared.Purge{Namespace: p.Namespace}
+		if p.OlderThan > 0 {
+			sp.Before = cut
+		}
+		res.SharedRemoved, err = pl.answers.Purge(ctx, sp)
+		if err != nil {
+			pl.log.Warn("cache purge did not reach the team's shared cache", "err", err)
+			res.Warning = "purged here, but not (all of) the team's shared cache, and the other hosts may not know: " + err.Error()
+		}
+	}
+	pl.log.Info("cache purged", "removed", n, "shared_removed", res.SharedRemoved)
+	return res, nil
 }
 
-// CacheForget removes one entry, exact or semantic, by id.
-func (pl *Pipeline) CacheForget(id string) (*rpc.CacheForgetResult, error) {
+// CacheForget removes one entry, exact or semantic, by id: here, in the
+// team's shared cache, and (when they read it) on the other hosts.
+func (pl *Pipeline) CacheForget(ctx context.Context, id string) (*rpc.CacheForgetResult, error) {
 	if id == "" {
 		return nil, InvalidParams("id", "cache.forget needs the id of an entry (a response's lbgpt.cache_entry)")
 	}
@@ -421,7 +462,18 @@ func (pl *Pipeline) CacheForget(id string) (*rpc.CacheForgetResult, error) {
 	if err != nil {
 		return nil, Internal(err)
 	}
-	return &rpc.CacheForgetResult{Removed: removed}, nil
+	res := &rpc.CacheForgetResult{Removed: removed}
+	if pl.answers != nil {
+		ctx, cancel := context.WithTimeout(ctx, sharedAdminTimeout)
+		defer cancel()
+		there, err := pl.answers.Forget(ctx, id)
+		if err != nil {
+			pl.log.Warn("cache forget did not reach the team", "err", err)
+			res.Warning = "forgotten here, but the team's shared cache and the other hosts could not be told: " + err.Error()
+		}
+		res.Removed = res.Removed || there
+	}
+	return res, nil
 }
 
 // CacheCompact rewrites the cache file without its free pages. Requests
@@ -468,6 +520,9 @@ func (pl *Pipeline) closeCache() {
 	}
 	pl.cache.opening.Wait() // the daemon's end cancels a backend embedder's calls
 	pl.cache.semAdds.close()
+	if pl.stopShared != nil {
+		pl.stopShared() // after the semantic writes that announce, before the store it writes to
+	}
 	if err := pl.cache.store.Close(); err != nil && !errors.Is(err, cache.ErrClosed) {
 		pl.log.Warn("cache close failed", "err", err)
 	}

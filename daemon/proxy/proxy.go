@@ -55,6 +55,10 @@ type Pipeline struct {
 	base     context.Context
 	stateDir string
 	team     *shared.Team // nil: nothing shared
+	// answers is the team's shared answer cache; nil when the daemon
+	// shares none. stopShared ends its goroutines.
+	answers    *shared.Answers
+	stopShared func()
 
 	est       estimator
 	calls     flights[answer]
@@ -85,6 +89,7 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, err
 	}
 	pl.startSemantic(cfg.Cache)
+	pl.startShared(cfg)
 	return pl, nil
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"sync"
@@ -13,8 +14,12 @@ import (
 )
 
 // semanticAdapter is package cache's semantic index as the daemon's
-// SemanticIndex.
-type semanticAdapter struct{ s *cache.Semantic }
+// SemanticIndex; embedder names the configured embedder ("local",
+// "backend:MODEL").
+type semanticAdapter struct {
+	s        *cache.Semantic
+	embedder string
+}
 
 var _ SemanticIndex = semanticAdapter{}
 
@@ -34,6 +39,22 @@ func (a semanticAdapter) Purge(match func(SemanticEntry) bool) (int, error) {
 }
 
 func (a semanticAdapter) Len() int { return a.s.Len() }
+
+func (a semanticAdapter) Vector(ctx context.Context, text string) ([]float32, error) {
+	return a.s.Vector(ctx, text)
+}
+
+func (a semanticAdapter) AddVectors(ctx context.Context, entries []SemanticEntry, vecs [][]float32) error {
+	es := make([]cache.SemanticEntry, len(entries))
+	for i, e := range entries {
+		es[i] = cache.SemanticEntry(e)
+	}
+	return a.s.AddVectors(ctx, es, vecs)
+}
+
+// Embedder is the configured embedder and its fingerprint: two hosts with
+// the local embedder of one build, or the same backend model, agree.
+func (a semanticAdapter) Embedder() string { return a.embedder + "/" + a.s.Fingerprint() }
 
 // startSemantic prepares the semantic index on the cache file with the
 // configured embedder, and opens it now when it will be wanted: the config
@@ -77,7 +98,11 @@ func (pl *Pipeline) startSemantic(cfg config.Cache) {
 		if err != nil {
 			return nil, err
 		}
-		return semanticAdapter{s}, nil
+		name := cmp.Or(cfg.Embedder, config.EmbedderLocal)
+		if cfg.Embedder == config.EmbedderBackend {
+			name += ":" + cfg.EmbeddingModel
+		}
+		return semanticAdapter{s: s, embedder: name}, nil
 	}
 	open := func() {
 		start := time.Now()

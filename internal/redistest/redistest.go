@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -107,6 +108,24 @@ func (s *Server) Stop() {
 	s.cmd.Wait()
 	s.cmd = nil
 	os.Remove(s.Socket)
+}
+
+// Pause stops the server without ending it (SIGSTOP): its socket still
+// accepts connections, but nothing is answered until Resume — a Redis that
+// hangs rather than one that is gone. Its data is kept.
+func (s *Server) Pause() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("pause redis-server: %v", err)
+	}
+}
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *Server) Resume() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		s.t.Fatalf("resume redis-server: %v", err)
+	}
 }
 
 // Restart stops the server and starts it again on the same socket, empty:
