@@ -48,7 +48,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local tk = KEYS[2]
 local restart_at = tonumber(redis.call('HGET', tk, 'rs') or '')
-local team_lost = redis.call('EXISTS', tk) == 0
+local team_lost = not redis.call('HGET', tk, 'born')
 if team_lost then
   restart_at = now
   redis.call('HSET', tk, 'born', t[1] .. '.' .. t[2], 'bms', now, 'rs', now)
