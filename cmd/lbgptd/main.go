@@ -72,6 +72,11 @@ responses.db, and the HTTP endpoint's token; else $XDG_STATE_HOME/lbgpt). It
 keeps nothing in a cache directory: cached answers were paid for, so they
 are state, not something to regenerate.
 
+With [shared] redis = "redis://..." in the config, the lbgptd of several
+hosts share one rate-limit budget per account and one answer cache through
+that Redis (docs/teams.md); if Redis does not answer, each host spends its
+share of the limits until it does.
+
 Flags:
 `
 
