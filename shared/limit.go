@@ -115,6 +115,10 @@ type Scope struct {
 	lastLevel [2]int64
 	nudged    bool      // another host cooled the scope: ask now
 	lastHold  time.Time // the last request admitted, in either dimension
+	// graceUntil: after finding Redis restarted empty, the host spends its
+	// safe share (degraded, asking no grants, charging what it spends)
+	// until then.
+	graceUntil time.Time
 }
 
 // share is the safe share of a capacity: what one host may spend alone,
@@ -376,9 +380,12 @@ func (s *Scope) exchange(final bool) time.Duration {
 		if d.lease < 0 {
 			a.charge, d.lease = -d.lease, 0
 		}
-		if final || idle {
+		switch {
+		case final || idle:
 			a.ret, d.lease = d.lease, 0
-		} else {
+		case now.Before(s.graceUntil):
+			// Spending the safe share: no grants.
+		default:
 			a.ask, a.need = d.ask(s.active)
 		}
 		a.out = d.lease + d.held
@@ -386,6 +393,7 @@ func (s *Scope) exchange(final bool) time.Duration {
 	}
 	cool := s.coolAsk
 	epoch := s.epoch
+	busy = busy || now.Before(s.graceUntil)
 	if !busy && cool == 0 && !s.degraded && !s.nudged {
 		s.mu.Unlock()
 		return time.Hour
@@ -423,20 +431,15 @@ func (s *Scope) exchange(final bool) time.Duration {
 			s.dims[i].lease -= args[i].charge
 		}
 		s.coolAsk = max(s.coolAsk, cool)
-		if !s.degraded {
-			s.degraded = true
-			for i := range s.dims {
-				d := &s.dims[i]
-				if d.capacity > 0 {
-					d.fallback = balance.NewEmptyBucket(s.share(d.capacity), now)
-				}
-			}
-		}
+		s.fallBack(now)
 		next = retryEvery
 	} else {
 		next = s.team.hostTTL / 3 // a host holding anything reports this often
 		if !s.retryAt.IsZero() {
 			next = min(next, max(time.Until(s.retryAt), time.Millisecond))
+		}
+		if s.degraded { // the restart's grace: end it on time
+			next = min(next, max(time.Until(s.graceUntil), time.Millisecond))
 		}
 	}
 	wakes := slices.Clone(s.wakes)
@@ -448,6 +451,26 @@ func (s *Scope) exchange(final bool) time.Duration {
 	}
 	return next
 }
+
+// fallBack turns to the local safe share: buckets that start empty.
+func (s *Scope) fallBack(now time.Time) {
+	if s.degraded {
+		return
+	}
+	s.degraded = true
+	for i := range s.dims {
+		d := &s.dims[i]
+		if d.capacity > 0 {
+			d.fallback = balance.NewEmptyBucket(s.share(d.capacity), now)
+		}
+	}
+}
+
+// restartGrace is how long a host that finds Redis restarted empty keeps
+// to its safe share: the others may still be on theirs until their next
+// probe (retryEvery), and a host spending the new bucket's whole refill
+// meanwhile would take the team over the limit.
+const restartGrace = 2 * retryEvery
 
 // take applies a reply of limit.lua.
 func (s *Scope) take(reply []any, askR, askT float64, now time.Time) error {
@@ -474,6 +497,8 @@ func (s *Scope) take(reply []any, askR, askT float64, now time.Time) error {
 		for i := range s.dims {
 			s.dims[i].lease = math.Min(s.dims[i].lease, 0)
 		}
+		s.fallBack(now)
+		s.graceUntil = now.Add(restartGrace)
 		s.team.log.Warn("shared limits restarted: redis lost the scope's bucket; leases dropped as spent", "scope", s.name)
 	}
 	s.epoch = epoch
@@ -514,7 +539,7 @@ func (s *Scope) take(reply []any, askR, askT float64, now time.Time) error {
 	if dt > 0.05 || s.last.IsZero() {
 		s.last = now
 	}
-	if s.degraded {
+	if s.degraded && !now.Before(s.graceUntil) {
 		s.degraded = false
 		for i := range s.dims {
 			s.dims[i].fallback = nil

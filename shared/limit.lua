@@ -27,9 +27,12 @@
 -- A Redis restarted empty: a scope's hash that is missing while the host
 -- knew an epoch, or while the team's hash is missing too (every host writes
 -- the team's hash before its first exchange), restarts empty; what hosts
--- spent meanwhile is in that emptiness, so the returns and charges of hosts
--- that knew another epoch are ignored. A scope first used within a minute
--- of a restart starts with the refill since then; any other new scope full.
+-- spent meanwhile is in that emptiness, so a host that knew another epoch
+-- hands back nothing, and is charged at most the refill since the new
+-- bucket was created (what it spent on its safe share since). A scope first
+-- used within a minute of a restart starts with the refill since then; any
+-- other new scope full. (A host that finds a restart keeps to its safe
+-- share for a moment, charging what it spends: limit.go, restartGrace.)
 --
 -- Reply: epoch, active hosts, cool_left_ms, then per dimension grant,
 -- retry_ms (when a refused need could fit; 0 when granted) and level.
@@ -119,7 +122,10 @@ for i, d in ipairs({'r', 't'}) do
     local lvl = tonumber(redis.call('HGET', k, d .. '.lvl') or '')
     local last = tonumber(redis.call('HGET', k, d .. '.last') or '')
     local scap = tonumber(redis.call('HGET', k, d .. '.cap') or '')
-    if foreign then ret, charge = 0, 0 end
+    -- What a host that knew the lost bucket spent before this one was
+    -- created is in its emptiness; since then it can have spent no more
+    -- than the refill.
+    if foreign then ret, charge = 0, math.min(charge, (now - born_at) * cap / 60000) end
     if lvl == nil then
       if restarted then
         lvl = 0
