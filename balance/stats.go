@@ -1,6 +1,7 @@
 package balance
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -131,7 +132,7 @@ func (p *Pool) State() []MemberState {
 		case !m.downUntil.IsZero():
 			st.State = "down"
 			st.CooldownUntil = m.downUntil
-		case m.inFlight >= m.Config.MaxConcurrent || !m.rpm.Fits(1, now) || !m.tpm.Fits(max(m.avgCost, 1), now):
+		case m.inFlight >= m.Config.MaxConcurrent || !hasRoom(m.rpm, 1, now) || !hasRoom(m.tpm, max(m.avgCost, 1), now):
 			st.State = "saturated"
 		default:
 			st.State = "ok"
@@ -146,6 +147,12 @@ func (p *Pool) QueueLen() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.queue)
+}
+
+// hasRoom reports whether l could take n now: for a local bucket, whether
+// it fits; for a shared one, also what a grant could bring.
+func hasRoom(l Limit, n float64, now time.Time) bool {
+	return !l.Known() || l.Room(now) >= math.Min(n, l.Capacity())
 }
 
 // limit reads a limit: its size and what could be taken now; 0 and -1 when

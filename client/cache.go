@@ -19,13 +19,13 @@ func (c *Client) CacheStats(ctx context.Context) (*rpc.CacheStats, error) {
 // CachePurge removes cache entries: those of namespace when it is not nil
 // ("" is the default namespace), those stored longer ago than olderThan
 // when it is positive, both when both are given, all when neither is.
-func (c *Client) CachePurge(ctx context.Context, namespace *string, olderThan time.Duration) (int64, error) {
+func (c *Client) CachePurge(ctx context.Context, namespace *string, olderThan time.Duration) (*rpc.CachePurgeResult, error) {
 	var res rpc.CachePurgeResult
 	p := rpc.CachePurgeParams{Namespace: namespace, OlderThan: rpc.Duration(olderThan)}
 	if err := c.call(ctx, rpc.MethodCachePurge, p, &res); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return res.Removed, nil
+	return &res, nil
 }
 
 // CacheForget removes one cache entry, exact or semantic, by the id a

@@ -293,11 +293,11 @@ func TestCacheManagement(t *testing.T) {
 		ids[ns] = r.Meta.CacheEntry
 	}
 	ns := "a"
-	if n, err := h.client.CachePurge(ctx, &ns, 0); n != 2 || err != nil {
-		t.Fatalf("purge namespace a = %d, %v; want 2", n, err)
+	if res, err := h.client.CachePurge(ctx, &ns, 0); err != nil || res.Removed != 2 {
+		t.Fatalf("purge namespace a = %+v, %v; want 2", res, err)
 	}
-	if n, err := h.client.CachePurge(ctx, nil, time.Hour); n != 0 || err != nil {
-		t.Fatalf("purge older than 1h = %d, %v; want 0", n, err)
+	if res, err := h.client.CachePurge(ctx, nil, time.Hour); err != nil || res.Removed != 0 {
+		t.Fatalf("purge older than 1h = %+v, %v; want 0", res, err)
 	}
 	if ok, err := h.client.CacheForget(ctx, ids["b"]); !ok || err != nil {
 		t.Fatalf("forget = %v, %v", ok, err)
@@ -316,11 +316,11 @@ func TestCacheManagement(t *testing.T) {
 	}
 	// The age filter reaches the store (its clock is tested in package
 	// cache): a fresh entry is not older than an hour; without it, all go.
-	if n, _ := h.client.CachePurge(ctx, nil, time.Hour); n != 0 {
-		t.Errorf("purge older than 1h = %d, want 0: the entry is fresh", n)
+	if res, _ := h.client.CachePurge(ctx, nil, time.Hour); res == nil || res.Removed != 0 {
+		t.Errorf("purge older than 1h = %+v, want 0: the entry is fresh", res)
 	}
-	if n, _ := h.client.CachePurge(ctx, nil, 0); n != 1 {
-		t.Errorf("purge = %d, want 1", n)
+	if res, _ := h.client.CachePurge(ctx, nil, 0); res == nil || res.Removed != 1 {
+		t.Errorf("purge = %+v, want 1", res)
 	}
 	var re *rpc.Error
 	if _, err := h.client.CacheForget(ctx, ""); !errors.As(err, &re) || re.Code != rpc.CodeInvalidParams {

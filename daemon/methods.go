@@ -281,6 +281,7 @@ func (d *Daemon) teamStatus(cfg *config.Config) *rpc.TeamStatus {
 			LevelRPM: s.LevelRPM, LevelTPM: s.LevelTPM,
 			LeaseRPM: int64(s.LeaseRPM), LeaseTPM: int64(s.LeaseTPM),
 			CoolingUntil: s.CoolingUntil, Degraded: s.Degraded,
+			ShareRPM: int64(s.ShareRPM), ShareTPM: int64(s.ShareTPM),
 		})
 	}
 	return ts

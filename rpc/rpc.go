@@ -338,6 +338,10 @@ type ScopeStatus struct {
 	LeaseTPM     int64     `json:"lease_tpm"`
 	CoolingUntil time.Time `json:"cooling_until,omitzero"` // a 429 on some host cools every host
 	Degraded     bool      `json:"degraded"`               // spending a local safe share
+	// ShareRPM and ShareTPM are that safe share (the limit over the team's
+	// size), while degraded; absent otherwise.
+	ShareRPM int64 `json:"share_rpm,omitempty"`
+	ShareTPM int64 `json:"share_tpm,omitempty"`
 }
 
 // BatchStatus is one batch running in lbgptd, in StatusResult.

@@ -181,10 +181,18 @@ func (l *limit) Capacity() float64 {
 	return l.s.dims[l.i].capacity
 }
 
+// Room is this host's lease and what the shared bucket held at the last
+// exchange: what this host could take now, asking. (Fits and When go by
+// the lease alone: the level is spent only when granted.)
 func (l *limit) Room(now time.Time) float64 {
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	return l.s.roomLocked(l.i, now)
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.roomLocked(l.i, now)
+	if s.degraded || s.coolUntil.After(now) || s.dims[l.i].capacity <= 0 {
+		return r
+	}
+	return math.Max(r, 0) + math.Max(float64(s.lastLevel[l.i]), 0)
 }
 
 func (s *Scope) roomLocked(i int, now time.Time) float64 {
@@ -558,6 +566,9 @@ type ScopeState struct {
 	LeaseTPM     float64
 	CoolingUntil time.Time // zero unless cooling
 	Degraded     bool      // spending a local safe share: Redis does not answer
+	// ShareRPM and ShareTPM are that safe share while degraded; 0 otherwise
+	// or when the limit is unknown.
+	ShareRPM, ShareTPM float64
 }
 
 // Scopes reports every scope this host uses, by name.
@@ -577,6 +588,9 @@ func (t *Team) Scopes() []ScopeState {
 			LeaseRPM: math.Max(s.dims[0].lease, 0), LeaseTPM: math.Max(s.dims[1].lease, 0), Degraded: s.degraded}
 		if s.coolUntil.After(now) {
 			st.CoolingUntil = s.coolUntil
+		}
+		if s.degraded {
+			st.ShareRPM, st.ShareTPM = s.share(s.dims[0].capacity), s.share(s.dims[1].capacity)
 		}
 		s.mu.Unlock()
 		out = append(out, st)

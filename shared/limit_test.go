@@ -3,10 +3,13 @@ package shared
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/config"
@@ -488,4 +491,52 @@ func TestSafeShareCountsIdleHosts(t *testing.T) {
 	if late.Size() != 3 {
 		t.Errorf("a daemon started with redis down sees a team of %d; the state directory says 3", late.Size())
 	}
+}
+
+// A host that handed its lease back is not "saturated": its status counts
+// what a grant could bring (the shared level), though it spends only
+// what it is granted.
+func TestIdleHostNotSaturated(t *testing.T) {
+	srv := redistest.Start(t)
+	b := sharedBackend(600, 0)
+	a := openTeamWith(t, srv, Options{Host: "host-a", idleReturn: 50 * time.Millisecond})
+	pa := sharedPool(a, b)
+	burst(context.Background(), pa, 5, 1, noHeaders)
+	deadline := time.Now().Add(3 * time.Second)
+	for a.Scopes()[0].LeaseRPM != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle lease never went back: %+v", a.Scopes())
+		}
+		a.scope(ScopeName(b), b).poke()
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := pa.State()[0]
+	if st.State != "ok" || st.RemainingRPM < 500 {
+		t.Errorf("an idle host with the shared bucket nearly full shows %q with %d requests of room", st.State, st.RemainingRPM)
+	}
+}
+
+// A Redis that refuses the password is a configuration error, said at
+// once: not an outage to wait out.
+func TestWrongPasswordRefusedAtOpen(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Network: "unix", Addr: srv.Socket})
+	if err := rc.ConfigSet(t.Context(), "requirepass", "right-password").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	for _, pw := range []string{"", "wrong-password"} {
+		_, err := Open(Options{Config: config.Shared{Redis: srv.URL(), Secret: config.Secret(pw)}, Host: "h"})
+		if err == nil || !strings.Contains(err.Error(), "refused this daemon") || !strings.Contains(err.Error(), "password_env") {
+			t.Errorf("password %q: Open = %v, want a refusal that says to check the password", pw, err)
+		}
+		if pw != "" && err != nil && strings.Contains(err.Error(), pw) {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+	team, err := Open(Options{Config: config.Shared{Redis: srv.URL(), Secret: "right-password"}, Host: "h"})
+	if err != nil {
+		t.Fatalf("the right password: %v", err)
+	}
+	team.Close()
 }

@@ -106,6 +106,11 @@ func Open(opts Options) (*Team, error) {
 	// created before it could not tell a new team from a Redis restarted
 	// empty.
 	if err := t.heartbeat(); err != nil {
+		if refused(err) {
+			// Not an outage: it will not pass by itself.
+			t.rdb.Close()
+			return nil, fmt.Errorf("shared: redis %s refused this daemon (%v): check the password ([shared] password_env, password_file or password) and the user in the URL", t.where, err)
+		}
 		lost := "?" // the team hash this host finds first is no proof of a new team
 		t.epoch.Store(&lost)
 	}
@@ -120,10 +125,38 @@ var teamLua string
 
 var teamScript = redis.NewScript(teamLua)
 
+// refused reports whether err is Redis refusing the credentials or the
+// commands, rather than not answering.
+func refused(err error) bool {
+	return redis.IsAuthError(err) || redis.IsPermissionError(err) || strings.HasPrefix(err.Error(), "ERR AUTH")
+}
+
+// checkPolicy warns when Redis's maxmemory-policy can evict what the team
+// keeps without a TTL (the rate-limit buckets), or refuses writes when full.
+// A Redis that does not allow CONFIG (a managed one) is not checked.
+func (t *Team) checkPolicy() {
+	var policy string
+	t.call(context.Background(), func(ctx context.Context) error {
+		v, err := t.rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+		policy = v["maxmemory-policy"]
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return nil // refused, not down
+		}
+		return err
+	})
+	switch {
+	case strings.HasPrefix(policy, "allkeys-"):
+		t.log.Warn("shared: redis maxmemory-policy "+policy+" can evict the rate-limit buckets when redis is full (the team then starts them again empty); use volatile-lru", "redis", t.where)
+	case policy == "noeviction":
+		t.log.Info("shared: redis maxmemory-policy noeviction: when redis is full the shared answer cache stops filling (the limits keep working); volatile-lru evicts old answers instead", "redis", t.where)
+	}
+}
+
 // beat runs the heartbeat every third of the host TTL until the team
 // closes. An idle daemon learns this way too that Redis is down.
 func (t *Team) beat() {
 	defer t.wg.Done()
+	t.checkPolicy()
 	tick := time.NewTicker(t.hostTTL / 3)
 	defer tick.Stop()
 	for {
@@ -154,7 +187,7 @@ func (t *Team) heartbeat() error {
 	epoch, _ := reply[0].(string)
 	alive, _ := reply[1].(int64)
 	if known != "" && known != "?" && epoch != known {
-		t.log.Warn("shared limits: redis restarted empty; buckets start again from a minute's refill", "redis", t.where)
+		t.log.Warn("shared limits: redis restarted empty; the team's buckets start again empty", "redis", t.where)
 	}
 	t.epoch.Store(&epoch)
 	if alive > 0 && alive != t.size.Load() {

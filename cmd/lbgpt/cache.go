@@ -121,11 +121,17 @@ func runCache(ctx context.Context, args []string, e env) error {
 				sh.SemanticSent, sh.SemanticReceived, sh.SemanticSkipped, sh.Removals)
 		}
 	case "purge":
-		n, err := c.CachePurge(ctx, ns, age)
+		res, err := c.CachePurge(ctx, ns, age)
 		if err != nil {
 			return askError(err)
 		}
-		fmt.Fprintf(e.stdout, "removed %d entries\n", n)
+		fmt.Fprintf(e.stdout, "removed %s\n", plural(int(res.Removed), "entry", "entries"))
+		if res.SharedRemoved > 0 {
+			fmt.Fprintf(e.stdout, "removed %s from the team's shared cache; the other hosts purge theirs as they read it\n", plural(int(res.SharedRemoved), "answer", "answers"))
+		}
+		if res.Warning != "" {
+			fmt.Fprintf(e.stderr, "lbgpt: warning: %s\n", res.Warning)
+		}
 	case "forget":
 		ok, err := c.CacheForget(ctx, fs.Arg(0))
 		if err != nil {

@@ -142,6 +142,18 @@ func printTeam(w io.Writer, st *rpc.StatusResult, prefix string) {
 		if s.CoolingUntil.After(now) {
 			line += "  cooling " + s.CoolingUntil.Sub(now).Round(100*time.Millisecond).String()
 		}
+		if s.Degraded {
+			var share []string
+			if s.ShareRPM > 0 {
+				share = append(share, "rpm "+compact(s.ShareRPM))
+			}
+			if s.ShareTPM > 0 {
+				share = append(share, "tpm "+compact(s.ShareTPM))
+			}
+			if len(share) > 0 {
+				line += "  spending its safe share: " + strings.Join(share, ", ")
+			}
+		}
 		fmt.Fprintln(w, line)
 	}
 }

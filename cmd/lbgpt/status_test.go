@@ -113,9 +113,13 @@ func TestStatusTeamLines(t *testing.T) {
 		}
 	}
 	st.Team.DegradedSince, st.Team.LastError = now.Add(-42*time.Second), "dial unix /run/redis.sock: connect: no such file or directory"
+	st.Team.Scopes[0].Degraded, st.Team.Scopes[0].ShareRPM, st.Team.Scopes[0].ShareTPM = true, 1050, 375000
 	b.Reset()
 	printStatus(&b, st, "")
 	if want := "SHARED LIMITS DEGRADED since"; !strings.Contains(b.String(), want) || !strings.Contains(b.String(), "(42s ago)") || strings.Contains(b.String(), "team of 4") {
 		t.Errorf("degraded team not shown as such:\n%s", b.String())
+	}
+	if want := "spending its safe share: rpm 1050, tpm 375k"; !strings.Contains(b.String(), want) {
+		t.Errorf("no %q in\n%s", want, b.String())
 	}
 }

@@ -75,7 +75,7 @@ func TestCacheCommands(t *testing.T) {
 	if r := lbgpt("cache", "forget", entry); r.code != 1 {
 		t.Errorf("cache forget twice: code %d, want 1", r.code)
 	}
-	if r := lbgpt("cache", "purge", "--namespace", "other"); r.code != 0 || !strings.Contains(r.stdout, "removed 1 entries") {
+	if r := lbgpt("cache", "purge", "--namespace", "other"); r.code != 0 || !strings.Contains(r.stdout, "removed 1 entry") {
 		t.Errorf("cache purge --namespace: %s%s", r.stdout, r.stderr)
 	}
 	if r := lbgpt("cache", "purge", "--older-than", "7d"); r.code != 0 || !strings.Contains(r.stdout, "removed 0 entries") {
@@ -84,7 +84,7 @@ func TestCacheCommands(t *testing.T) {
 	if r := lbgpt("cache", "compact"); r.code != 0 || !strings.Contains(r.stdout, "compacted:") {
 		t.Errorf("cache compact: %s%s", r.stdout, r.stderr)
 	}
-	if r := lbgpt("cache", "purge"); r.code != 0 || !strings.Contains(r.stdout, "removed 1 entries") {
+	if r := lbgpt("cache", "purge"); r.code != 0 || !strings.Contains(r.stdout, "removed 1 entry") {
 		t.Errorf("cache purge: %s%s", r.stdout, r.stderr)
 	}
 	r = lbgpt("cache", "stats", "--json")
