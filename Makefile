@@ -60,14 +60,17 @@ deb:
 	BIN=$(BIN) DEB_VERSION=$(DEB_VERSION) DEB_ARCH=$(DEB_ARCH) \
 		$(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(BIN)/
 
-# The whole suite, as CI runs it (.ci/run): vet, every test with the race
-# detector (the slow ones too: -tags slow), then each fuzz target briefly.
+# The whole suite, as CI runs it (.ci/run): what the tests need installed
+# when missing (.ci/setup: Debian packages, npm packages), vet, every test with the race
+# detector (the slow ones too: -tags slow), then each fuzz target briefly
+# (2000 executions each, about 3 s; make fuzz runs the full budgets).
 test:
+	./.ci/setup
 	$(GO) vet -tags slow ./...
 	$(GO) test -race -shuffle=on -count=1 -tags slow ./...
 	$(GO) test -count=1 -run '^TestModelIsFitted$$' ./cache/verify/fit/
 	LBGPT_TORTURE_ROUNDS=2 $(GO) test -tags torture -count=1 -run '^TestTorture' ./internal/e2e/
-	$(MAKE) fuzz
+	$(MAKE) fuzz FUZZTIME=$(or $(FUZZTIME),2000x)
 
 # The fault suite (docs/reliability.md): lbgptd killed with SIGKILL under
 # load, round after round (LBGPT_TORTURE_ROUNDS, default 3), and every fault
