@@ -395,3 +395,30 @@ func TestUnseenReservationsDoNotRefill(t *testing.T) {
 		}
 	})
 }
+
+// A saturated member says why it takes nothing now: its concurrency cap,
+// or the limit with no room.
+func TestSaturatedSaysWhy(t *testing.T) {
+	busy := limited("busy", 0, 0)
+	busy.MaxConcurrent = 2
+	for _, c := range []struct {
+		b     config.Backend
+		calls int
+		why   string
+	}{
+		{busy, 2, "2/2 in flight"},
+		{limited("rpm", 3, 0), 3, "rpm"},
+		{limited("tpm", 0, 100), 2, "tpm"},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			p := pool(Options{}, c.b)
+			var h heldCalls
+			for range c.calls {
+				h.open(t, p, Request{Model: "gpt-4o", Tokens: 50})
+			}
+			if st := p.State()[0]; st.State != "saturated" || st.Reason != c.why {
+				t.Errorf("%s after %d calls: %s %q, want saturated %q", c.b.Name, c.calls, st.State, st.Reason, c.why)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package balance
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -80,9 +81,12 @@ type MemberState struct {
 	RemainingRPM  int64 // -1 when the limit is unknown
 	RemainingTPM  int64
 	CooldownUntil time.Time // zero unless cooling down now
-	LatencyP50    time.Duration
-	LatencyP95    time.Duration
-	Traffic       []int // calls per second, the last 60 seconds, oldest first
+	// Reason says why a saturated member takes nothing now: "3/3 in
+	// flight" (max_concurrent), "rpm" or "tpm" (no room under that limit).
+	Reason     string
+	LatencyP50 time.Duration
+	LatencyP95 time.Duration
+	Traffic    []int // calls per second, the last 60 seconds, oldest first
 }
 
 // State returns a snapshot of every member, in configuration order.
@@ -132,8 +136,12 @@ func (p *Pool) State() []MemberState {
 		case !m.downUntil.IsZero():
 			st.State = "down"
 			st.CooldownUntil = m.downUntil
-		case m.inFlight >= m.Config.MaxConcurrent || !hasRoom(m.rpm, 1, now) || !hasRoom(m.tpm, max(m.avgCost, 1), now):
-			st.State = "saturated"
+		case m.inFlight >= m.Config.MaxConcurrent:
+			st.State, st.Reason = "saturated", fmt.Sprintf("%d/%d in flight", m.inFlight, m.Config.MaxConcurrent)
+		case !hasRoom(m.rpm, 1, now):
+			st.State, st.Reason = "saturated", "rpm"
+		case !hasRoom(m.tpm, max(m.avgCost, 1), now):
+			st.State, st.Reason = "saturated", "tpm"
 		default:
 			st.State = "ok"
 		}

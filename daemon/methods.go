@@ -179,6 +179,7 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 			LatencyP50MS:  ms(st.LatencyP50),
 			LatencyP95MS:  ms(st.LatencyP95),
 			CooldownUntil: st.CooldownUntil,
+			Reason:        st.Reason,
 			Traffic:       st.Traffic,
 		}
 		if b.Models == nil {

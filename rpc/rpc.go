@@ -358,17 +358,21 @@ type BatchStatus struct {
 
 // BackendStatus is one backend in StatusResult.
 type BackendStatus struct {
-	Name      string   `json:"name"`
-	Type      string   `json:"type"` // "openai" | "azure" | "openai-compatible"
-	BaseURL   string   `json:"base_url"`
-	Models    []string `json:"models"`   // empty: any model
-	State     string   `json:"state"`    // one of the State constants
-	Requests  int64    `json:"requests"` // upstream calls made
-	Errors    int64    `json:"errors"`   // upstream calls that failed, 429s included
-	Status429 int64    `json:"status_429"`
-	Retries   int64    `json:"retries"` // calls that were a retry of an earlier attempt
-	Tokens    int64    `json:"tokens"`  // prompt + completion tokens answered
-	InFlight  int64    `json:"in_flight"`
+	Name    string   `json:"name"`
+	Type    string   `json:"type"` // "openai" | "azure" | "openai-compatible"
+	BaseURL string   `json:"base_url"`
+	Models  []string `json:"models"` // empty: any model
+	State   string   `json:"state"`  // one of the State constants
+	// Reason says why a saturated backend takes nothing now: "3/3 in
+	// flight" (its max_concurrent), "rpm" or "tpm" (no room under that
+	// limit now). Absent in the other states.
+	Reason    string `json:"reason,omitempty"`
+	Requests  int64  `json:"requests"` // upstream calls made
+	Errors    int64  `json:"errors"`   // upstream calls that failed, 429s included
+	Status429 int64  `json:"status_429"`
+	Retries   int64  `json:"retries"` // calls that were a retry of an earlier attempt
+	Tokens    int64  `json:"tokens"`  // prompt + completion tokens answered
+	InFlight  int64  `json:"in_flight"`
 	// Limits and their use over the last minute; a limit of 0 is unknown.
 	LimitRPM     int64   `json:"limit_rpm"`
 	LimitTPM     int64   `json:"limit_tpm"`

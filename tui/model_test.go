@@ -315,6 +315,14 @@ func TestPanel(t *testing.T) {
 			t.Errorf("panel lacks %q:\n%s", want, s)
 		}
 	}
+	// A saturated backend says why it takes nothing now.
+	for reason, want := range map[string]string{"tpm": "tpm full", "rpm": "rpm full", "4/4 in flight": "4/4 busy"} {
+		st.Backends[0].State, st.Backends[0].Reason = rpc.StateSaturated, reason
+		m.Update(statusMsg{w: blockingWatcher{t.Context()}, st: st})
+		if s := screen(m); !strings.Contains(s, want) {
+			t.Errorf("a backend saturated by %q: no %q on screen:\n%s", reason, want, s)
+		}
+	}
 	// A team, and its Redis gone.
 	st.ReloadError, st.Cache.Quarantined = "", ""
 	st.Team = &rpc.TeamStatus{Redis: "unix:///run/redis.sock", Hosts: 3, Scopes: []rpc.ScopeStatus{{Name: "s", Hosts: 3}}, DegradedSince: time.Now().Add(-time.Minute)}

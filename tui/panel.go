@@ -171,6 +171,13 @@ func (p panelView) state(b rpc.BackendStatus) string {
 	case rpc.StateOK:
 		return st.StateOK.Render("ok")
 	case rpc.StateSaturated:
+		// Why it takes nothing now, in the column's 11 cells.
+		switch r := b.Reason; {
+		case r == "rpm" || r == "tpm":
+			return st.StateSaturated.Render(r + " full")
+		case strings.HasSuffix(r, " in flight"):
+			return st.StateSaturated.Render(strings.TrimSuffix(r, " in flight") + " busy")
+		}
 		return st.StateSaturated.Render("saturated")
 	case rpc.StateCooling:
 		return st.StateCooling.Render("cooling" + left)

@@ -19,15 +19,17 @@ Shows the daemon (version, uptime, config, balancing strategy, requests
 queued for headroom, the time requests spend in the daemon itself) and one
 line per backend:
 
-  STATE     ok; saturated (at a limit, requests wait); cooling and how long
-            still (after a 429); dead_key (the key was refused, re-probed)
+  STATE     ok; saturated and why (N/N in flight: max_concurrent; rpm or
+            tpm: no room under that limit now; requests wait); cooling and
+            how long still (after a 429); down (failing, resting);
+            dead_key (the key was refused, re-probed)
   RPM, TPM  requests and tokens over the last minute / the limit (- unknown)
   FLIGHT    calls in flight now
   429, RETRIES, ERRORS   upstream 429s, retried calls, failed calls (429s included)
   P50       median latency of the last successful calls
 
 Then each backend's type and models. --json prints everything, including
-the remaining headroom, p95 latency and the last minute's traffic.
+the remaining headroom (what each limit could take now), p95 latency and the last minute's traffic.
 
 Flags:
 `
@@ -180,6 +182,10 @@ func backendState(b rpc.BackendStatus, now time.Time) string {
 			return "cooling " + left.Round(100*time.Millisecond).String()
 		}
 		return "cooling " + left.Round(time.Second).String()
+	case rpc.StateSaturated:
+		if b.Reason != "" {
+			return "saturated: " + b.Reason
+		}
 	case "":
 		return "-"
 	}
