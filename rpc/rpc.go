@@ -19,6 +19,10 @@ import (
 	"time"
 )
 
+// Release is lbgpt's version: the daemon's, in its status, and the
+// command's.
+var Release = "0.1.0-dev"
+
 // Version of the protocol. It changes only when a change would break a
 // client written against an earlier version.
 const Version = 1

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/charmbracelet/x/term"
+
 	"context"
 	"errors"
 	"fmt"
@@ -174,6 +176,9 @@ func askError(err error) error {
 	if errors.Is(err, client.ErrDaemonNotRunning) {
 		return &exitError{code: exitUnreachable, err: err}
 	}
+	if errors.Is(err, context.Canceled) {
+		return &exitError{code: exitInterrupted, err: errors.New("interrupted")}
+	}
 	return &exitError{code: exitFailed, err: err}
 }
 
@@ -213,7 +218,11 @@ func messages(system, prompt string) []map[string]string {
 // or the only one is "-".
 func readPrompt(args []string, stdin io.Reader) (string, error) {
 	if len(args) > 0 && !(len(args) == 1 && args[0] == "-") {
-		return strings.Join(args, " "), nil
+		p := strings.TrimSpace(strings.Join(args, " "))
+		if p == "" {
+			return "", usageErr("empty prompt: give the question as arguments or on stdin (lbgpt ask --help)")
+		}
+		return p, nil
 	}
 	if stdin == nil || isTerminal(stdin) {
 		return "", usageErr("no prompt: give it as arguments or on stdin (lbgpt ask --help)")
@@ -229,12 +238,9 @@ func readPrompt(args []string, stdin io.Reader) (string, error) {
 	return p, nil
 }
 
-// isTerminal reports whether v is a character device (a terminal).
+// isTerminal reports whether v is a terminal (not any character device:
+// /dev/null is one too).
 func isTerminal(v any) bool {
 	f, ok := v.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(f.Fd())
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -18,7 +19,8 @@ Manages lbgptd's answer caches.
   purge [--namespace N] [--older-than D]      remove the entries of namespace N, or
                                               stored longer ago than D (a Go duration
                                               such as 12h, or days: 7d), or both; with
-                                              neither flag, every entry
+                                              neither flag, every entry (asked first
+                                              on a terminal, unless --yes)
   forget ID                                   remove one entry by the id an answer's
                                               metadata gave (lbgpt ask --json:
                                               lbgpt.cache_entry), exact or semantic
@@ -40,6 +42,7 @@ func runCache(ctx context.Context, args []string, e env) error {
 		jsonOut   *bool
 		namespace *string
 		olderThan *string
+		yes       *bool
 	)
 	switch args[0] {
 	case "stats":
@@ -47,6 +50,7 @@ func runCache(ctx context.Context, args []string, e env) error {
 	case "purge":
 		namespace = fs.String("namespace", "", "only this namespace (\"\" is the default one; give --namespace= for it)")
 		olderThan = fs.String("older-than", "", "only entries stored longer ago than this: 90m, 12h, 7d")
+		yes = fs.Bool("yes", false, "purge every entry without asking (on a terminal, lbgpt asks first)")
 	case "forget", "compact":
 	case "help", "-h", "-help", "--help":
 		// Every command's flags at once, for the man page and completions.
@@ -55,6 +59,7 @@ func runCache(ctx context.Context, args []string, e env) error {
 		all.Bool("json", false, "stats: print the stats as JSON")
 		all.String("namespace", "", "purge: only this namespace (\"\" is the default one; give --namespace= for it)")
 		all.String("older-than", "", "purge: only entries stored longer ago than this: 90m, 12h, 7d")
+		all.Bool("yes", false, "purge: every entry without asking (on a terminal, lbgpt asks first)")
 		all.SetOutput(e.stdout)
 		all.Usage()
 		return nil
@@ -121,6 +126,18 @@ func runCache(ctx context.Context, args []string, e env) error {
 				sh.SemanticSent, sh.SemanticReceived, sh.SemanticSkipped, sh.Removals)
 		}
 	case "purge":
+		if ns == nil && age == 0 && !*yes && isTerminal(e.stdin) && isTerminal(e.stderr) {
+			st, err := c.CacheStats(ctx)
+			if err != nil {
+				return askError(err)
+			}
+			fmt.Fprintf(e.stderr, "Remove every cached answer (%s, paid for once)? [y/N] ", plural(int(st.Entries), "entry", "entries"))
+			line, _ := bufio.NewReader(e.stdin).ReadString('\n')
+			if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+				fmt.Fprintln(e.stderr, "nothing removed")
+				return nil
+			}
+		}
 		res, err := c.CachePurge(ctx, ns, age)
 		if err != nil {
 			return askError(err)

@@ -4,6 +4,8 @@
 package main
 
 import (
+	"github.com/lbgpt/lbgpt/rpc"
+
 	"context"
 	"errors"
 	"flag"
@@ -20,9 +22,10 @@ import (
 // Exit codes, documented in the help text.
 const (
 	exitOK          = 0
-	exitFailed      = 1 // the daemon answered with an error; batch: a request failed
-	exitUsage       = 2 // bad command line or input
-	exitUnreachable = 3 // no daemon could be reached or started
+	exitFailed      = 1   // the daemon answered with an error; batch: a request failed
+	exitUsage       = 2   // bad command line or input
+	exitUnreachable = 3   // no daemon could be reached or started
+	exitInterrupted = 130 // Ctrl-C (SIGINT) or SIGTERM stopped it, as a shell reports
 )
 
 // exitError carries an exit code for main.
@@ -84,6 +87,7 @@ Usage:
                                   a new one with this shell's environment
   lbgpt cache COMMAND             the answer caches: stats, purge, forget ID, compact
   lbgpt help                      this text
+  lbgpt version                   lbgpt's version (also --version)
 
 Every command that talks to the daemon (all but token and help) takes
 --socket PATH (default $LBGPT_SOCKET, else
@@ -93,13 +97,15 @@ When no daemon is running, the TUI, ask, batch and status start one in the backg
 
 Exit codes: 0 done, 1 the daemon answered with an error (batch: a request
 failed; every other line is still written), 2 bad usage or input, 3 no daemon
-could be reached or started.
+could be reached or started, 130 interrupted (Ctrl-C).
 
 Run "lbgpt COMMAND --help" for a command's flags. Flags may come before or
-after the other arguments; "--" ends them.
+after the other arguments ("--" ends them); --socket and --no-autostart also
+before the command.
 `
 
 func run(ctx context.Context, args []string, e env) error {
+	args = commandFirst(args)
 	if len(args) == 0 {
 		if isTerminal(e.stdin) && isTerminal(e.stdout) {
 			return runTUI(ctx, nil, e)
@@ -127,8 +133,41 @@ func run(ctx context.Context, args []string, e env) error {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(e.stdout, help)
 		return nil
+	case "version", "-version", "--version":
+		fmt.Fprintf(e.stdout, "lbgpt %s (protocol %d)\n", rpc.Release, rpc.Version)
+		return nil
 	}
 	return usageErr("unknown command %q (see lbgpt help)", args[0])
+}
+
+// commandFirst moves the flags every command takes (--socket PATH,
+// --no-autostart), when they come before the command, after it:
+// "lbgpt --socket S ask hi" is "lbgpt ask --socket S hi".
+func commandFirst(args []string) []string {
+	var lead []string
+	i := 0
+	for i < len(args) {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if !strings.HasPrefix(args[i], "-") {
+			break
+		}
+		switch {
+		case name == "socket" && !hasValue && i+1 < len(args):
+			lead = append(lead, args[i], args[i+1])
+			i += 2
+			continue
+		case name == "socket" || name == "no-autostart":
+			lead = append(lead, args[i])
+			i++
+			continue
+		}
+		break
+	}
+	if len(lead) == 0 || i == len(args) {
+		return args
+	}
+	out := append([]string{args[i]}, lead...)
+	return append(out, args[i+1:]...)
 }
 
 // newFlagSet returns a flag set whose errors and help go to stderr.

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"github.com/lbgpt/lbgpt/rpc"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,6 +46,12 @@ func TestUsage(t *testing.T) {
 		{"ask --timeout in plain seconds", "", []string{"ask", "--timeout", "30", "--socket", socket, "--no-autostart", "x"}, 3, "", "lbgptd is not running"},
 		{"ask --timeout bad, said once", "", []string{"ask", "--timeout", "soon", "x"}, 2, "", `invalid value "soon" for flag -timeout: want seconds (30) or a duration ("1m30s") (see lbgpt ask --help)`},
 		{"status takes no arguments", "", []string{"status", "extra"}, 2, "", "status takes no arguments"},
+		{"--version", "", []string{"--version"}, 0, "lbgpt " + rpc.Release + " (protocol 1)", ""},
+		{"version", "", []string{"version"}, 0, "lbgpt " + rpc.Release, ""},
+		{"--socket before the command", "", []string{"--socket", socket, "ask", "--no-autostart", "x"}, 3, "", "nothing listens on " + socket},
+		{"--socket= and --no-autostart before the command", "", []string{"--socket=" + socket, "--no-autostart", "status"}, 3, "", "nothing listens on " + socket},
+		{"an empty prompt in the arguments", "", []string{"ask", "--socket", socket, "--no-autostart", ""}, 2, "", "empty prompt"},
+		{"a blank prompt in the arguments", "", []string{"ask", "--socket", socket, "--no-autostart", " ", "  "}, 2, "", "empty prompt"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,5 +120,23 @@ func TestParseFlagsInterspersed(t *testing.T) {
 	var ee *exitError
 	if err := parseFlags(fs, []string{"hi", "--nope"}); !errors.As(err, &ee) || ee.code != exitUsage {
 		t.Errorf("unknown flag after an argument: %v, want a usage error", err)
+	}
+}
+
+func TestDevNullIsNoTerminal(t *testing.T) {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Error("/dev/null counts as a terminal")
+	}
+}
+
+func TestInterruptedExits130(t *testing.T) {
+	var errb bytes.Buffer
+	if code := exitCode(askError(fmt.Errorf("chat: %w", context.Canceled)), &errb); code != 130 || !strings.Contains(errb.String(), "interrupted") {
+		t.Errorf("a canceled request exits %d with %q; want 130, interrupted", code, errb.String())
 	}
 }

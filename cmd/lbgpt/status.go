@@ -88,8 +88,8 @@ func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 		fmt.Fprintf(w, "%sCACHE FILE DAMAGED: %s\n", prefix, c.Quarantined)
 	}
 	if c := st.Cache; c != nil {
-		fmt.Fprintf(w, "%scache %d entries (%d semantic), %s  hits %d exact %d semantic %d coalesced  misses %d  hit rate %.0f %%\n",
-			prefix, c.Entries, c.SemanticEntries, bytesText(c.Bytes), c.Hits.Exact, c.Hits.Semantic, c.Hits.Coalesced, c.Misses, 100*c.HitRate)
+		fmt.Fprintf(w, "%scache %s (%d semantic), %s  hits %d exact %d semantic %d coalesced  misses %d  hit rate %.0f %%\n",
+			prefix, plural(int(c.Entries), "entry", "entries"), c.SemanticEntries, bytesText(c.Bytes), c.Hits.Exact, c.Hits.Semantic, c.Hits.Coalesced, c.Misses, 100*c.HitRate)
 	}
 	printTeam(w, st, prefix)
 	fmt.Fprintln(w)
