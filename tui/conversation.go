@@ -74,11 +74,21 @@ func metaLine(m rpc.Meta, elapsed time.Duration, u usage) string {
 	if m.Cache == rpc.CacheSemantic {
 		cache += fmt.Sprintf(" %.2f", m.Similarity)
 	}
-	attempts := "1 attempt"
-	if m.Attempts != 1 {
-		attempts = fmt.Sprintf("%d attempts", m.Attempts)
+	if m.CacheHost != "" {
+		cache += " from " + m.CacheHost
 	}
-	parts := []string{m.Backend, cache, attempts, roundDur(elapsed)}
+	var parts []string
+	if m.Backend != "" {
+		parts = append(parts, m.Backend)
+	}
+	parts = append(parts, cache)
+	switch {
+	case m.Attempts == 1:
+		parts = append(parts, "1 attempt")
+	case m.Attempts > 1:
+		parts = append(parts, fmt.Sprintf("%d attempts", m.Attempts))
+	} // a cache hit made none: not worth saying
+	parts = append(parts, roundDur(elapsed))
 	if u.prompt+u.completion > 0 {
 		parts = append(parts, fmt.Sprintf("%d+%d tokens", u.prompt, u.completion))
 	}

@@ -41,6 +41,8 @@ func TestGolden(t *testing.T) {
 		{name: "down", w: 80, h: 24, f: &fakeDaemon{}, msgs: []tea.Msg{downMsg{errDown}}},
 		{name: "small", w: 50, h: 12, f: answered, msgs: []tea.Msg{statusMsg{st: demoStatus()}}, typed: "Why a daemon?", wait: "2 attempts"},
 		{name: "wide", w: 170, h: 20, f: answered, msgs: []tea.Msg{statusMsg{st: demoStatus()}}, typed: "Why a daemon?", wait: "2 attempts"},
+		{name: "side120x40", w: 120, h: 40, f: answered, msgs: []tea.Msg{statusMsg{st: demoStatus()}}, typed: "Why a daemon?", wait: "2 attempts"},
+		{name: "side200x50", w: 200, h: 50, f: answered, msgs: []tea.Msg{statusMsg{st: demoStatus()}}, typed: "Why a daemon?", wait: "2 attempts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

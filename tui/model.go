@@ -627,7 +627,7 @@ func (m *Model) View() tea.View {
 	}
 	conv = fit(conv, l.convWidth, l.convHeight, l.side)
 	if l.side {
-		panel := fit(pv.Render(l.panelWidth, panelFull), l.panelWidth, l.convHeight, false)
+		panel := fit(pv.Render(l.panelWidth, panelSide), l.panelWidth, l.convHeight, false)
 		sep := strings.TrimSuffix(strings.Repeat(m.styles.Rule.Render("│")+"\n", l.convHeight), "\n")
 		conv = lipgloss.JoinHorizontal(lipgloss.Top, conv, sep, panel)
 	}
@@ -710,12 +710,13 @@ const (
 	panelNone    panelMode = iota
 	panelCompact           // one line
 	panelFull
+	panelSide // full, beside the conversation: long lines wrap
 )
 
 // Layout limits.
 const (
 	minConvLines = 8   // below this the panel shrinks before the conversation does
-	sideMinWidth = 160 // from this width the panel stands beside the conversation
+	sideMinWidth = 120 // from this width the panel stands beside the conversation
 )
 
 // layoutPlan is where things go on the screen.
@@ -734,7 +735,9 @@ type layoutPlan struct {
 func (m *Model) plan() layoutPlan {
 	avail := max(m.height-m.input.Height()-2, 1) // a rule above the input, the status line below
 	if m.width >= sideMinWidth {
-		pw := min(max(m.width-80, 88), 110) // room for every column and a sparkline
+		// 54 of 120 columns (the panel sheds its least needed columns),
+		// up to every column and a sparkline in 110.
+		pw := min(max(m.width*45/100, 54), 110)
 		return layoutPlan{panel: panelFull, side: true, panelWidth: pw, convWidth: m.width - pw - 1, convHeight: avail}
 	}
 	pv := m.panel()

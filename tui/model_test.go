@@ -302,7 +302,7 @@ func TestPanel(t *testing.T) {
 	st := demoStatus()
 	st.Cache = &rpc.CacheStats{Hits: rpc.CacheHits{Exact: 5, Semantic: 2, Coalesced: 1}, Misses: 12, HitRate: 0.4}
 	m.Update(statusMsg{w: blockingWatcher{t.Context()}, st: st})
-	if s := screen(m); !strings.Contains(s, "cache: 5 exact · 2 semantic · 1 coalesced · hit 40%") {
+	if s := screen(m); !strings.Contains(s, "queue 2 │ retries 4 │ 429s 4 │ cache 40%: 5 exact 2 semantic 1 coalesced") {
 		t.Errorf("cache totals:\n%s", s)
 	}
 	// A rejected reload, and a cache file set aside, are said on screen.
@@ -448,5 +448,39 @@ func TestCompactPanelSaysHowToStart(t *testing.T) {
 	}
 	if w := lipgloss.Width(got); w > 60 {
 		t.Errorf("compact panel is %d wide, want at most 60", w)
+	}
+}
+
+// The line under an answer: a cache hit made no call, so it names no
+// backend and counts no attempts; a hit on another host's answer says
+// whose.
+func TestMetaLine(t *testing.T) {
+	for _, c := range []struct {
+		m    rpc.Meta
+		want string
+	}{
+		{rpc.Meta{Backend: "sim-openai", Cache: rpc.CacheMiss, Attempts: 2}, "sim-openai · cache miss · 2 attempts · 12ms"},
+		{rpc.Meta{Backend: "sim-openai", Cache: rpc.CacheMiss, Attempts: 1}, "sim-openai · cache miss · 1 attempt · 12ms"},
+		{rpc.Meta{Cache: rpc.CacheExact}, "cache exact · 12ms"},
+		{rpc.Meta{Cache: rpc.CacheSemantic, Similarity: 0.93, CacheHost: "build-3:812"}, "cache semantic 0.93 from build-3:812 · 12ms"},
+	} {
+		if got := metaLine(c.m, 12*time.Millisecond, usage{}); got != c.want {
+			t.Errorf("metaLine(%+v) = %q, want %q", c.m, got, c.want)
+		}
+	}
+}
+
+// When lbgptd goes away, the panel does not keep its last rows ("ok"
+// beside a backend of a daemon that is gone).
+func TestPanelDropsStaleRows(t *testing.T) {
+	m := newTest(t, &fakeDaemon{}, 80, 24)
+	m.Update(statusMsg{w: blockingWatcher{t.Context()}, st: demoStatus()})
+	if s := screen(m); !strings.Contains(s, "sim-openai ok") {
+		t.Fatalf("no backend row while the daemon answers:\n%s", s)
+	}
+	m.Update(downMsg{errDown})
+	s := screen(m)
+	if strings.Contains(s, "sim-openai ok") || !strings.Contains(s, "no figures while lbgptd does not answer") {
+		t.Errorf("the panel of a daemon that went away:\n%s", s)
 	}
 }

@@ -35,12 +35,25 @@ func (p panelView) Render(width int, mode panelMode) string {
 	if p.down != nil || p.st == nil {
 		lines = append(lines, p.downLines(width)...)
 	}
-	if p.st != nil {
-		if p.down == nil {
-			lines = append(lines, p.title())
+	if p.st != nil && p.down != nil {
+		// The last figures would be stale: a backend "ok" of a daemon
+		// that is gone. Say so rather than show them.
+		lines = append(lines, p.styles.Faint.Render(fmt.Sprintf("%d backends, %d batches: no figures while lbgptd does not answer", len(p.st.Backends), len(p.st.Batches))))
+	}
+	if p.st != nil && p.down == nil {
+		// Beside the conversation there are rows to spare: the title and
+		// totals wrap. Above it they keep to a line each, the parts that
+		// matter most first.
+		lay := func(parts []string, sep string) []string {
+			sep = p.styles.Faint.Render(sep)
+			if mode == panelSide {
+				return flow(parts, sep, width)
+			}
+			return []string{strings.Join(parts, sep)}
 		}
+		lines = append(lines, lay(p.title(), " · ")...)
 		lines = append(lines, p.warnings(width)...)
-		lines = append(lines, p.totals())
+		lines = append(lines, lay(p.totals(), " │ ")...)
 		lines = append(lines, p.backendRows(width)...)
 		for _, b := range p.st.Batches {
 			lines = append(lines, strings.Split(p.batchRow(b, width), "\n")...)
@@ -72,7 +85,29 @@ func (p panelView) downMessage(msg string) string {
 	return msg
 }
 
-func (p panelView) title() string {
+// flow lays parts out joined by sep, on as many lines of width as they
+// need: a narrow panel wraps between parts rather than cutting the last
+// ones (the queue, a batch's ETA) off.
+func flow(parts []string, sep string, width int) []string {
+	var lines []string
+	line := ""
+	for _, part := range parts {
+		switch {
+		case line == "":
+			line = part
+		case lipgloss.Width(line)+lipgloss.Width(sep)+lipgloss.Width(part) <= width:
+			line += sep + part
+		default:
+			lines = append(lines, line)
+			line = part
+		}
+	}
+	return append(lines, line)
+}
+
+// title is the panel's first line, in parts: the daemon, the team, the
+// pool.
+func (p panelView) title() []string {
 	st := p.styles
 	parts := []string{st.Title.Render("lbgptd " + p.st.Version)}
 	if p.st.Simulated {
@@ -83,7 +118,7 @@ func (p panelView) title() string {
 	}
 	parts = append(parts, fmt.Sprintf("%d backends", len(p.st.Backends)), "strategy "+p.st.Strategy,
 		"up "+(time.Duration(p.st.UptimeS)*time.Second).String())
-	return strings.Join(parts, st.Faint.Render(" · "))
+	return parts
 }
 
 // warnings say what needs the user: a rejected reload (the old
@@ -107,22 +142,20 @@ func (p panelView) warnings(width int) []string {
 }
 
 // totals: cache hits by kind and hit rate, retries, queue, daemon overhead.
-func (p panelView) totals() string {
-	st := p.styles
+func (p panelView) totals() []string {
 	cache := "cache: off"
 	if c := p.st.Cache; c != nil {
-		cache = fmt.Sprintf("cache: %d exact · %d semantic · %d coalesced · hit %.0f%%",
-			c.Hits.Exact, c.Hits.Semantic, c.Hits.Coalesced, 100*c.HitRate)
+		cache = fmt.Sprintf("cache %.0f%%: %d exact %d semantic %d coalesced",
+			100*c.HitRate, c.Hits.Exact, c.Hits.Semantic, c.Hits.Coalesced)
 	}
 	var retries, c429 int64
 	for _, b := range p.st.Backends {
 		retries += b.Retries
 		c429 += b.Status429
 	}
-	parts := []string{cache, fmt.Sprintf("retries %d", retries), fmt.Sprintf("429s %d", c429),
-		fmt.Sprintf("queue %d", p.st.Queue),
-		fmt.Sprintf("daemon p50 %s p99 %s", micros(p.st.DaemonP50US), micros(p.st.DaemonP99US))}
-	return strings.Join(parts, st.Faint.Render(" │ "))
+	parts := []string{fmt.Sprintf("queue %d", p.st.Queue), fmt.Sprintf("retries %d", retries), fmt.Sprintf("429s %d", c429),
+		cache, fmt.Sprintf("daemon p50 %s p99 %s", micros(p.st.DaemonP50US), micros(p.st.DaemonP99US))}
+	return parts
 }
 
 // micros writes a time in microseconds to three significant digits or so.
@@ -314,12 +347,12 @@ func (p panelView) batchRow(b rpc.BatchStatus, width int) string {
 	for _, n := range names {
 		spread = append(spread, fmt.Sprintf("%s %d", n, b.Backends[n]))
 	}
-	line := strings.Join(parts, st.Faint.Render(" · "))
+	line := strings.Join(flow(parts, st.Faint.Render(" · "), width-2), "\n  ")
 	if len(spread) == 0 {
 		return line
 	}
 	by := st.Faint.Render(strings.Join(spread, " "))
-	if lipgloss.Width(line)+3+lipgloss.Width(by) <= width {
+	if !strings.Contains(line, "\n") && lipgloss.Width(line)+3+lipgloss.Width(by) <= width {
 		return line + st.Faint.Render(" · ") + by
 	}
 	return line + "\n" + st.Faint.Render("  by backend: ") + by
