@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"github.com/lbgpt/lbgpt/internal/pace"
+
 	"context"
 	"encoding/json"
 	"maps"
@@ -107,6 +109,7 @@ type batchRun struct {
 	done     int
 	lastNote time.Time
 	backends map[string]int // items answered, by backend
+	pace     pace.Pace      // items done a second, recently: the ETA's rate
 }
 
 // finish records item i and tells the client: always when the client
@@ -124,6 +127,7 @@ func (b *batchRun) finish(ctx context.Context, i int, res rpc.ChatResult, err er
 		b.items[i] = item
 	}
 	b.done++
+	b.pace.Add(time.Now(), 1)
 	if err != nil {
 		b.sum.Failed++
 		if item.Error.Data != nil {
@@ -176,9 +180,12 @@ func (b *batchRun) status(now time.Time) rpc.BatchStatus {
 	st := rpc.BatchStatus{ID: b.key, StartedAt: b.start, BatchSummary: b.sum, Done: b.done}
 	elapsed := now.Sub(b.start)
 	st.ElapsedMS = elapsed.Milliseconds()
-	if secs := elapsed.Seconds(); secs > 0 && b.done > 0 {
-		st.RatePerS = float64(b.done) / secs
-		st.ETAS = float64(b.sum.Total-b.done) / st.RatePerS
+	// The pace of the last seconds, not the average since the start: under
+	// rate limits the first burst (full buckets) runs far ahead of the
+	// refill the rest of the batch waits for.
+	if r := b.pace.Rate(now, b.start); r > 0 {
+		st.RatePerS = r
+		st.ETAS = float64(b.sum.Total-b.done) / r
 	}
 	if len(b.backends) > 0 {
 		st.Backends = maps.Clone(b.backends)

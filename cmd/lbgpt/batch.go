@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/lbgpt/lbgpt/internal/pace"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -155,7 +157,9 @@ type batchRun struct {
 	// latest of the part in flight (nil until it sends some).
 	daemonDone rpc.BatchSummary
 	daemonPart *rpc.BatchSummary
-	daemonSent bool // the daemon sent counts at all
+	daemonSent bool      // the daemon sent counts at all
+	pace       pace.Pace // items done a second, recently
+	counted    int       // items counted into pace
 }
 
 // run sends the batch, part after part, and writes its items as they come.
@@ -245,6 +249,10 @@ func (b *batchRun) counts(elapsed time.Duration) batchCounts {
 		}
 	}
 	c.elapsed = elapsed
+	now := b.start.Add(elapsed)
+	b.pace.Add(now, c.done-b.counted)
+	b.counted = c.done
+	c.pace = b.pace.Rate(now, b.start)
 	return c
 }
 
@@ -610,6 +618,7 @@ type batchCounts struct {
 	retries, coalesced int
 	cacheHits          int
 	elapsed            time.Duration
+	pace               float64 // items a second over the last seconds; 0 unknown
 }
 
 func (c *batchCounts) add(it rpc.BatchItem) {
@@ -700,8 +709,14 @@ func progressLine(c batchCounts, total int) string {
 	if total > 0 {
 		filled, pct = c.done*width/total, c.done*100/total
 	}
+	// The ETA and the rate shown go by the recent pace: under rate limits
+	// the first burst runs far ahead of the refill the rest waits for.
+	rate := c.pace
+	if rate <= 0 {
+		rate = c.rate()
+	}
 	eta := "--"
-	switch rate := c.rate(); {
+	switch {
 	case c.done >= total:
 		eta = "0s"
 	case rate > 0:
@@ -709,7 +724,7 @@ func progressLine(c batchCounts, total int) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d/%d %3d%% [%s%s] %.1f/s ETA %s · retries %d · coalesced %d", c.done, total, pct,
-		strings.Repeat("█", filled), strings.Repeat("░", width-filled), c.rate(), eta, c.retries, c.coalesced)
+		strings.Repeat("█", filled), strings.Repeat("░", width-filled), rate, eta, c.retries, c.coalesced)
 	if c.cacheHits > 0 {
 		fmt.Fprintf(&b, " · cache hits %d", c.cacheHits)
 	}

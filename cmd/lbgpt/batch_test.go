@@ -374,6 +374,8 @@ func TestProgressLine(t *testing.T) {
 		{"starting", batchCounts{}, 200, "0/200   0% [░░░░░░░░░░░░░░░░░░░░] 0.0/s ETA -- · retries 0 · coalesced 0 · failed 0"},
 		{"a quarter", batchCounts{done: 50, ok: 47, failed: 3, retries: 2, coalesced: 1, elapsed: 10 * time.Second}, 200,
 			"50/200  25% [█████░░░░░░░░░░░░░░░] 5.0/s ETA 30s · retries 2 · coalesced 1 · failed 3"},
+		{"rate-bound after a burst: the ETA by the recent pace", batchCounts{done: 120, ok: 120, elapsed: 20 * time.Second, pace: 2}, 200,
+			"120/200  60% [████████████░░░░░░░░] 2.0/s ETA 40s · retries 0 · coalesced 0 · failed 0"},
 		{"cache hits", batchCounts{done: 10, ok: 10, cacheHits: 4, elapsed: time.Second}, 10,
 			"10/10 100% [████████████████████] 10.0/s ETA 0s · retries 0 · coalesced 0 · cache hits 4 · failed 0"},
 	}
