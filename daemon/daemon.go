@@ -21,6 +21,7 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,9 @@ type Options struct {
 	// Transport is the HTTP transport for upstream calls; nil gives each
 	// provider its own tuned transport.
 	Transport http.RoundTripper
+	// Getenv is the environment the configuration's keys were read from,
+	// stamped in the status (rpc.EnvStamps); nil means os.Getenv.
+	Getenv func(string) string
 	// StateDir holds what lbgptd keeps between runs (the HTTP endpoint's
 	// token, the cache file unless [cache] path names another); "" means
 	// rpc.DefaultStateDir().
@@ -86,6 +90,8 @@ type Daemon struct {
 	pool      *balance.Pool
 	started   time.Time
 	uid       int
+	envSalt   string // salts the status's stamps of the environment
+	getenv    func(string) string
 	group     string // gid whose members may connect too ([daemon] socket_group); "" none
 	groupName string
 	methods   map[string]jrpc2.Handler
@@ -150,8 +156,13 @@ func New(opts Options) (*Daemon, error) {
 		pool:      balance.New(opts.Config.Backends, providers, poolOptions(opts.Config, team)),
 		started:   time.Now(),
 		uid:       os.Getuid(),
+		envSalt:   rand.Text(),
+		getenv:    opts.Getenv,
 		conns:     make(map[net.Conn]struct{}),
 		stateDir:  cmp.Or(opts.StateDir, rpc.DefaultStateDir()),
+	}
+	if d.getenv == nil {
+		d.getenv = os.Getenv
 	}
 	if g := opts.Config.Daemon.SocketGroup; g != "" {
 		grp, err := user.LookupGroup(g)

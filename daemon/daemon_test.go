@@ -94,7 +94,8 @@ func startHandler(t testing.TB, s *sim.Server, h http.Handler, cfgText string) *
 	// Every test its own state directory (the Responses records): the one
 	// it set in $STATE_DIRECTORY, else a new one.
 	state := cmp.Or(os.Getenv("STATE_DIRECTORY"), t.TempDir())
-	d, err := New(Options{Config: cfg, StateDir: state, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	d, err := New(Options{Config: cfg, StateDir: state, Getenv: func(k string) string { return env[k] },
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -148,6 +148,7 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 		UptimeS:     time.Since(d.started).Seconds(),
 		Simulated:   d.simulated,
 		Config:      cfg.Path,
+		Env:         d.envStamps(cfg),
 		Strategy:    cfg.Balance.Strategy,
 		Queue:       d.pool.QueueLen(),
 		DaemonP50US: p50.Microseconds(),
@@ -262,6 +263,31 @@ func compactJSON(b json.RawMessage) []byte {
 		return b
 	}
 	return buf.Bytes()
+}
+
+// envStamps stamps the environment variables cfg reads (rpc.EnvStamps):
+// the daemon's environment is the one it started with.
+func (d *Daemon) envStamps(cfg *config.Config) *rpc.EnvStamps {
+	names := map[string]bool{}
+	for _, b := range cfg.Backends {
+		if b.APIKeyEnv != "" {
+			names[b.APIKeyEnv] = true
+		}
+	}
+	if cfg.Shared.PasswordEnv != "" {
+		names[cfg.Shared.PasswordEnv] = true
+	}
+	if cfg.Path == "" && !d.simulated {
+		names["OPENAI_BASE_URL"], names["AZURE_OPENAI_ENDPOINT"] = true, true
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	e := &rpc.EnvStamps{Salt: d.envSalt, Vars: make(map[string]string, len(names))}
+	for n := range names {
+		e.Vars[n] = rpc.EnvStamp(d.envSalt, n, strings.TrimSpace(d.getenv(n)))
+	}
+	return e
 }
 
 // teamStatus is the team as this daemon sees it; nil without one.

@@ -289,7 +289,11 @@ type StatusResult struct {
 	UptimeS   float64   `json:"uptime_s"`
 	Simulated bool      `json:"simulated"` // the backends are lbgpt's built-in simulator (lbgptd --demo)
 	Config    string    `json:"config"`    // the config file in use, "" when built from the environment
-	Strategy  string    `json:"strategy"`  // the balancing strategy: "weighted", "max_headroom" or "priority"
+	// Env stamps the environment variables the daemon's configuration
+	// read when it started, so a client can say when its own differ (a
+	// key fixed in the shell after the daemon started with the old one).
+	Env      *EnvStamps `json:"env,omitempty"`
+	Strategy string     `json:"strategy"` // the balancing strategy: "weighted", "max_headroom" or "priority"
 	// ReloadedAt is when the configuration was last reloaded (SIGHUP),
 	// successfully or not; absent before the first reload.
 	ReloadedAt time.Time `json:"reloaded_at,omitzero"`

@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -40,6 +41,7 @@ type Model struct {
 	daemon    Daemon
 	autostart func(context.Context) error
 	clock     func() time.Time
+	getenv    func(string) string
 	noColor   bool
 
 	styles Styles
@@ -112,6 +114,7 @@ func New(ctx context.Context, opts Options) *Model {
 		daemon:       opts.Daemon,
 		autostart:    opts.Autostart,
 		clock:        clock,
+		getenv:       opts.Getenv,
 		noColor:      opts.NoColor,
 		styles:       NewStyles(true, opts.NoColor),
 		keys:         newKeyMap(),
@@ -121,6 +124,9 @@ func New(ctx context.Context, opts Options) *Model {
 		model:        model,
 		pendingBatch: opts.Batch,
 		batchName:    opts.BatchName,
+	}
+	if m.getenv == nil {
+		m.getenv = os.Getenv
 	}
 	m.input = newInput(m.styles)
 	m.vp.KeyMap = viewport.KeyMap{} // the root model routes keys itself
@@ -647,7 +653,11 @@ func (m *Model) View() tea.View {
 }
 
 func (m *Model) panel() panelView {
-	return panelView{st: m.status, down: m.down, connected: m.connected, retryAt: m.retryAt, now: m.now, styles: &m.styles}
+	pv := panelView{st: m.status, down: m.down, connected: m.connected, retryAt: m.retryAt, now: m.now, styles: &m.styles}
+	if m.status != nil {
+		pv.envDiff = m.status.Env.Differs(m.getenv)
+	}
+	return pv
 }
 
 // statusLine is the bottom line: the settings for the next prompt, a notice.

@@ -484,3 +484,27 @@ func TestPanelDropsStaleRows(t *testing.T) {
 		t.Errorf("the panel of a daemon that went away:\n%s", s)
 	}
 }
+
+// A daemon started with another key than this shell has: the panel says
+// so, and what to run.
+func TestPanelSaysTheDaemonHasAnotherEnvironment(t *testing.T) {
+	m := newTest(t, &fakeDaemon{}, 120, 40)
+	m.getenv = func(k string) string {
+		if k == "OPENAI_API_KEY" {
+			return "sk-fixed"
+		}
+		return ""
+	}
+	st := demoStatus()
+	st.Env = &rpc.EnvStamps{Salt: "s", Vars: map[string]string{"OPENAI_API_KEY": rpc.EnvStamp("s", "OPENAI_API_KEY", "sk-wrong")}}
+	m.Update(statusMsg{w: blockingWatcher{t.Context()}, st: st})
+	s := strings.Join(strings.Fields(screen(m)), " ")
+	if !strings.Contains(s, "lbgptd was started with another OPENAI_API_KEY") || !strings.Contains(s, "lbgpt stop") {
+		t.Errorf("no word of the other environment:\n%s", screen(m))
+	}
+	st.Env.Vars["OPENAI_API_KEY"] = rpc.EnvStamp("s", "OPENAI_API_KEY", "sk-fixed")
+	m.Update(statusMsg{w: blockingWatcher{t.Context()}, st: st})
+	if strings.Contains(screen(m), "started with another") {
+		t.Errorf("a warning with the same key:\n%s", screen(m))
+	}
+}

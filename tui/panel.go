@@ -25,6 +25,7 @@ type panelView struct {
 	retryAt   time.Time
 	now       time.Time
 	styles    *Styles
+	envDiff   []string // variables this shell sets otherwise than lbgptd started with
 }
 
 func (p panelView) Render(width int, mode panelMode) string {
@@ -132,6 +133,9 @@ func (p panelView) warnings(width int) []string {
 	}
 	if c := p.st.Cache; c != nil && c.Quarantined != "" {
 		out = append(out, strings.Split(st.Warn.Render(wrap("! "+c.Quarantined, width)), "\n")...)
+	}
+	if len(p.envDiff) > 0 {
+		out = append(out, strings.Split(st.Warn.Render(wrap("! "+rpc.EnvAdvice(p.envDiff), width)), "\n")...)
 	}
 	if t := p.st.Team; t != nil && !t.DegradedSince.IsZero() {
 		msg := fmt.Sprintf("! shared limits degraded since %s: redis %s does not answer; spending this host's safe share",

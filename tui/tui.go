@@ -76,6 +76,9 @@ type Options struct {
 	BatchName string
 	// Now is the clock; nil means time.Now. Tests fix it.
 	Now func() time.Time
+	// Getenv reads this shell's environment, to tell when lbgptd was
+	// started with another (rpc.EnvStamps); nil means os.Getenv.
+	Getenv func(string) string
 	// NoColor drops every colour (NO_COLOR).
 	NoColor bool
 }

@@ -125,6 +125,7 @@ func runAsk(ctx context.Context, args []string, e env) error {
 		res, err = c.Chat(ctx, req, opts)
 	}
 	if err != nil {
+		envHint(ctx, c, err, e)
 		return askError(err)
 	}
 	switch {
@@ -168,6 +169,23 @@ func askStream(ctx context.Context, c *client.Client, req any, opts rpc.Options,
 }
 
 // askError gives a daemon's error an exit code.
+// envHint says, after a request failed on a refused key, when lbgptd was
+// started with other keys than this shell has: it keeps the environment it
+// started with, and a fixed key takes a restart.
+func envHint(ctx context.Context, c *client.Client, err error, e env) {
+	var re *rpc.Error
+	if !errors.As(err, &re) || re.Code != rpc.CodeAuth {
+		return
+	}
+	st, serr := c.Status(ctx)
+	if serr != nil {
+		return
+	}
+	if diff := st.Env.Differs(e.getenv); len(diff) > 0 {
+		fmt.Fprintln(e.stderr, "lbgpt: hint:", rpc.EnvAdvice(diff))
+	}
+}
+
 func askError(err error) error {
 	var ee *exitError
 	if errors.As(err, &ee) {

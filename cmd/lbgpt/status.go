@@ -58,6 +58,9 @@ func runStatus(ctx context.Context, args []string, e env) error {
 		return printJSON(e.stdout, st)
 	}
 	printStatus(e.stdout, st, "")
+	if diff := st.Env.Differs(e.getenv); len(diff) > 0 {
+		fmt.Fprintln(e.stderr, "lbgpt: warning:", rpc.EnvAdvice(diff))
+	}
 	return nil
 }
 

@@ -42,6 +42,7 @@ func runTUI(ctx context.Context, args []string, e env) error {
 		Model:     *model,
 		Autostart: tuiAutostart(&df, c, e),
 		NoColor:   e.getenv("NO_COLOR") != "",
+		Getenv:    e.getenv,
 	}, e.stdin, e.stdout)
 }
 

@@ -453,3 +453,38 @@ func TestStop(t *testing.T) {
 		t.Errorf("stop with none running: exit %d, %s", r.code, r.stderr)
 	}
 }
+
+// The case: lbgpt autostarts lbgptd with a wrong key; the user
+// fixes the key in the shell, and lbgpt says the daemon still has the old
+// one and how to restart it; after lbgpt stop, the next ask works.
+func TestDaemonWithAnotherEnvironment(t *testing.T) {
+	env := baseEnv(t)
+	simURL := startSim(t, env, "[[account]]\nname = \"a\"\nkey = \"sk-right-key-000000000000\"\n")
+	base := append(env, "OPENAI_BASE_URL="+simURL+"/v1")
+	wrong := append(append([]string{}, base...), "OPENAI_API_KEY=sk-wrong-key-000000000000")
+	right := append(append([]string{}, base...), "OPENAI_API_KEY=sk-right-key-000000000000")
+	t.Cleanup(func() { // the daemon lbgpt started, if the test left it running
+		cmd := exec.Command(filepath.Join(bin, "lbgpt"), "stop")
+		cmd.Env = right
+		cmd.Run()
+	})
+	if r := run(t, wrong, "", "lbgpt", "ask", "hi"); r.code != 1 || strings.Contains(r.stderr, "lbgpt stop") {
+		t.Fatalf("with the wrong key: exit %d, %s", r.code, r.stderr)
+	}
+	r := run(t, right, "", "lbgpt", "ask", "hi")
+	if r.code != 1 || !strings.Contains(r.stderr, "started with another OPENAI_API_KEY") || !strings.Contains(r.stderr, "lbgpt stop") {
+		t.Fatalf("the key fixed in the shell, the daemon still on the old one: exit %d, %s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "sk-right") || strings.Contains(r.stderr, "sk-wrong") {
+		t.Errorf("a key on stderr: %s", r.stderr)
+	}
+	if r := run(t, right, "", "lbgpt", "status"); !strings.Contains(r.stderr, "started with another OPENAI_API_KEY") {
+		t.Errorf("lbgpt status says nothing of it: %s", r.stderr)
+	}
+	if r := run(t, right, "", "lbgpt", "stop"); r.code != 0 {
+		t.Fatalf("lbgpt stop: %d %s", r.code, r.stderr)
+	}
+	if r := run(t, right, "", "lbgpt", "ask", "hi"); r.code != 0 {
+		t.Errorf("after lbgpt stop, with the right key: exit %d, %s", r.code, r.stderr)
+	}
+}

@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/lbgpt/lbgpt/internal/sim"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
@@ -38,5 +41,30 @@ func TestBatchETAFollowsThePace(t *testing.T) {
 	}
 	if st := early.status(start.Add(500 * time.Millisecond)); st.RatePerS < 150 {
 		t.Errorf("half a second into the burst the rate is %.0f/s", st.RatePerS)
+	}
+}
+
+// The status stamps the variables the keys came from, so that a client
+// can tell when its shell has other keys; no value shows.
+func TestStatusStampsTheEnvironment(t *testing.T) {
+	h := start(t, sim.Options{}, twoBackends)
+	st, err := h.client.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Env == nil || st.Env.Vars["KEY_A"] == "" {
+		t.Fatalf("no stamp of KEY_A: %+v", st.Env)
+	}
+	same := map[string]string{"KEY_A": keyA, "KEY_B": keyB}
+	if d := st.Env.Differs(func(k string) string { return same[k] }); len(d) != 0 {
+		t.Errorf("the daemon's own keys differ: %v", d)
+	}
+	other := map[string]string{"KEY_A": "sk-fixed-in-the-shell", "KEY_B": keyB}
+	if d := st.Env.Differs(func(k string) string { return other[k] }); len(d) != 1 || d[0] != "KEY_A" {
+		t.Errorf("a shell with another KEY_A: differs %v", d)
+	}
+	b, _ := json.Marshal(st)
+	if strings.Contains(string(b), keyA) || strings.Contains(string(b), keyB) {
+		t.Error("the status shows a key")
 	}
 }
