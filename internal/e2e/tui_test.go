@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -130,4 +132,43 @@ func rowOf(screen, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// The TUI at 120×40, as issue reports asked: the panel stands beside the
+// conversation; a backend that takes nothing now says why ("1/1 busy",
+// its max_concurrent); a rejected reload is said on screen.
+func TestTUIInTmuxBesideReasonsReload(t *testing.T) {
+	env := append(baseEnv(t), "E2E_KEY=sk-e2e-secret-key-0001")
+	simURL := startSim(t, env, simConfig+"ttft = \"3s\"\n")
+	cfg := writeConfig(t, simURL)
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("max_concurrent = 1\n")
+	f.Close()
+	socket := filepath.Join(t.TempDir(), "d.sock")
+	daemon, _, _ := background(t, env, "lbgptd", "--config", cfg, "--socket", socket)
+	waitSocket(t, env, socket)
+
+	tenv := append(env, "LBGPT_SOCKET="+socket, "LBGPT_NO_AUTOSTART=1")
+	s := newTmux(t, tenv, 120, 40, filepath.Join(bin, "lbgpt"))
+	s.waitScreen("the panel beside the conversation", func(sc string) bool {
+		return strings.Contains(sc, "│sim ") && rowOf(sc, "sim ") == ""
+	})
+	s.keys(true, "Why a daemon?")
+	s.keys(false, "Enter")
+	s.waitScreen("the busy backend's reason", func(sc string) bool { return strings.Contains(sc, "1/1 busy") })
+
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(b, "limit_rmp = 5\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	daemon.Process.Signal(syscall.SIGHUP)
+	s.waitScreen("the rejected reload", func(sc string) bool {
+		return strings.Contains(sc, "reload rejected") && strings.Contains(sc, "limit_rmp")
+	})
 }
