@@ -52,5 +52,5 @@ func (e *EnvStamps) Differs(getenv func(string) string) []string {
 // the environment it started with.
 func EnvAdvice(names []string) string {
 	return "lbgptd was started with another " + strings.Join(names, ", ") +
-		" than this shell has; it keeps the environment it started with: run `lbgpt stop`, and the next lbgpt command starts it again with this shell's"
+		" than this shell has (it keeps the environment it started with): run `lbgpt stop`, and the next lbgpt command starts it again with this shell's environment"
 }

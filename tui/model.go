@@ -745,9 +745,9 @@ type layoutPlan struct {
 func (m *Model) plan() layoutPlan {
 	avail := max(m.height-m.input.Height()-2, 1) // a rule above the input, the status line below
 	if m.width >= sideMinWidth {
-		// 54 of 120 columns (the panel sheds its least needed columns),
+		// 60 of 120 columns (the panel sheds its least needed columns),
 		// up to every column and a sparkline in 110.
-		pw := min(max(m.width*45/100, 54), 110)
+		pw := min(max(m.width/2, 60), 110)
 		return layoutPlan{panel: panelFull, side: true, panelWidth: pw, convWidth: m.width - pw - 1, convHeight: avail}
 	}
 	pv := m.panel()

@@ -508,3 +508,14 @@ func TestPanelSaysTheDaemonHasAnotherEnvironment(t *testing.T) {
 		t.Errorf("a warning with the same key:\n%s", screen(m))
 	}
 }
+
+// The daemon's uptime moves on with the clock between snapshots: a watch
+// sends one only when something changes.
+func TestUptimeMovesOn(t *testing.T) {
+	st := demoStatus()
+	st.StartedAt = t0.Add(-4 * time.Second)
+	p := panelView{st: st, now: t0.Add(10 * time.Second), styles: &Styles{}}
+	if got := p.uptime(); got != 14*time.Second {
+		t.Errorf("uptime %v ten seconds after a snapshot 4 s into the run, want 14s", got)
+	}
+}

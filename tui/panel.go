@@ -86,6 +86,15 @@ func (p panelView) downMessage(msg string) string {
 	return msg
 }
 
+// uptime is the daemon's, moving on with the panel's clock between the
+// snapshots (a watch sends one only when something changes).
+func (p panelView) uptime() time.Duration {
+	if s := p.st.StartedAt; !s.IsZero() && p.now.After(s) {
+		return p.now.Sub(s).Truncate(time.Second)
+	}
+	return time.Duration(p.st.UptimeS) * time.Second
+}
+
 // flow lays parts out joined by sep, on as many lines of width as they
 // need: a narrow panel wraps between parts rather than cutting the last
 // ones (the queue, a batch's ETA) off.
@@ -118,7 +127,7 @@ func (p panelView) title() []string {
 		parts = append(parts, fmt.Sprintf("team of %d", max(t.Hosts, 1)))
 	}
 	parts = append(parts, fmt.Sprintf("%d backends", len(p.st.Backends)), "strategy "+p.st.Strategy,
-		"up "+(time.Duration(p.st.UptimeS)*time.Second).String())
+		"up "+p.uptime().String())
 	return parts
 }
 

@@ -47,12 +47,14 @@ renamed to FILE (atomically) once the batch has completed; when the batch is
 interrupted or fails, FILE is left as it was and FILE.partial keeps the
 lines written so far.
 
-On a terminal, stderr shows a progress bar (done/total, rate, ETA, retries,
-coalesced requests, failures); a summary line follows in any case.
+On a terminal, stderr shows a progress bar (done/total, the rate of the last
+10 s and the ETA at that rate, retries, coalesced requests, failures); a
+summary line follows in any case.
 
 One failed request never stops the batch: its line carries its error and the
-exit status is 1. Ctrl-C cancels the requests not yet answered; what was
-written stays valid JSONL.
+exit status is 1. Ctrl-C cancels the requests not yet answered, writes every
+answer already received (the rest as "stopped before this request was
+answered" lines; a rerun gets the paid ones from the cache) and exits 130.
 
 Flags:
 `
@@ -260,7 +262,7 @@ func (b *batchRun) counts(elapsed time.Duration) batchCounts {
 // the message size the batch was split for.
 func batchError(ctx context.Context, err error, limit int) error {
 	if ctx.Err() != nil {
-		return &exitError{code: exitFailed, err: errors.New("canceled")}
+		return &exitError{code: exitInterrupted, err: errors.New("interrupted")}
 	}
 	if errors.Is(err, rpc.ErrTooLarge) {
 		return &exitError{code: exitFailed, err: fmt.Errorf("lbgptd refused a batch message as too large although lbgpt kept each under %d bytes: "+
@@ -667,7 +669,7 @@ func summaryLine(c batchCounts, total int, completed bool) string {
 	if completed {
 		fmt.Fprintf(&b, "%d requests: ", total)
 	} else {
-		fmt.Fprintf(&b, "stopped after %d of %d requests: ", c.done, total)
+		fmt.Fprintf(&b, "stopped with %d of %d requests answered: ", c.ok, total)
 	}
 	fmt.Fprintf(&b, "%d ok, %d failed, %s, %d coalesced", c.ok, c.failed, plural(c.retries, "retry", "retries"), c.coalesced)
 	if c.cacheHits > 0 {

@@ -334,7 +334,7 @@ func TestBatchInterrupted(t *testing.T) {
 	if got := <-canceled; got != id {
 		t.Errorf("cancel for id %s, want the batch's %s", got, id)
 	}
-	if o.code != exitFailed || !strings.Contains(o.stderr, "canceled") || !strings.Contains(o.stderr, "stopped after") {
+	if o.code != exitInterrupted || !strings.Contains(o.stderr, "interrupted") || !strings.Contains(o.stderr, "stopped with") {
 		t.Errorf("exit %d, stderr %q", o.code, o.stderr)
 	}
 	// Whatever was written is whole lines, in order from index 0.

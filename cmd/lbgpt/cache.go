@@ -131,6 +131,10 @@ func runCache(ctx context.Context, args []string, e env) error {
 			if err != nil {
 				return askError(err)
 			}
+			if st.Entries == 0 && st.SemanticEntries == 0 && st.Shared == nil {
+				fmt.Fprintln(e.stdout, "removed 0 entries: the cache is empty")
+				return nil
+			}
 			fmt.Fprintf(e.stderr, "Remove every cached answer (%s, paid for once)? [y/N] ", plural(int(st.Entries), "entry", "entries"))
 			line, _ := bufio.NewReader(e.stdin).ReadString('\n')
 			if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {

@@ -23,7 +23,10 @@ line per backend:
             tpm: no room under that limit now; requests wait); cooling and
             how long still (after a 429); down (failing, resting);
             dead_key (the key was refused, re-probed)
-  RPM, TPM  requests and tokens over the last minute / the limit (- unknown)
+  RPM, TPM  requests and tokens over the last minute / the limit (- unknown).
+            The limits refill continuously (limit/60 a second), as OpenAI's
+            do, so a busy minute can count more than the limit without going
+            over it at any moment; --json's remaining_* is the headroom now.
   FLIGHT    calls in flight now
   429, RETRIES, ERRORS   upstream 429s, retried calls, failed calls (429s included)
   P50       median latency of the last successful calls
