@@ -22,11 +22,13 @@
 package tokens
 
 import (
+	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	tiktoken "github.com/pkoukk/tiktoken-go"
 	tiktoken_loader "github.com/pkoukk/tiktoken-go-loader"
 )
@@ -184,10 +186,53 @@ func EstimateMessages(model string, msgs []Message) int {
 	return countMessages(encoder(model), msgs, estimate)
 }
 
-// estimate counts s exactly when it is short, else scales the tokens of
+// Counts of the texts admission met lately, by content: a chat resends
+// its whole history every turn, and system prompts and pasted context
+// repeat across requests, so most of a request's text was counted before.
+// Texts shorter than cachedMin cost less to count than to look up.
+const (
+	cachedMin   = 256
+	cachedTexts = 4096
+)
+
+// counted keys a text by its encoder, a 64-bit hash and its length: a
+// collision (one in 2^64 per pair) would misjudge an estimate, which the
+// upstream's usage corrects after the call.
+type counted struct {
+	enc  *tiktoken.Tiktoken
+	hash uint64
+	n    int
+}
+
+var (
+	seed      = maphash.MakeSeed()
+	estimates = func() *lru.Cache[counted, int] {
+		c, err := lru.New[counted, int](cachedTexts)
+		if err != nil {
+			panic(err)
+		}
+		return c
+	}()
+)
+
+// estimate is estimateText, remembered for the texts worth it.
+func estimate(enc *tiktoken.Tiktoken, s string) int {
+	if len(s) < cachedMin {
+		return estimateText(enc, s)
+	}
+	k := counted{enc, maphash.String(seed, s), len(s)}
+	if n, ok := estimates.Get(k); ok {
+		return n
+	}
+	n := estimateText(enc, s)
+	estimates.Add(k, n)
+	return n
+}
+
+// estimateText counts s exactly when it is short, else scales the tokens of
 // evenly spaced windows (cut at spaces, so no window splits a word) to its
 // length.
-func estimate(enc *tiktoken.Tiktoken, s string) int {
+func estimateText(enc *tiktoken.Tiktoken, s string) int {
 	if len(s) <= exactLimit {
 		return count(enc, s)
 	}

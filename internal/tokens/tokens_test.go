@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -264,4 +265,50 @@ func BenchmarkEstimate8MB(b *testing.B) {
 	for b.Loop() {
 		Estimate("gpt-4o", text)
 	}
+}
+
+// A remembered estimate is the estimate: the same text counts the same
+// from the cache, different texts of one length do not share a count.
+func TestEstimateRemembered(t *testing.T) {
+	enc := encoder("gpt-4o-mini")
+	a := strings.Repeat("alpha beta gamma ", 40)
+	b := strings.Repeat("ααα βββ γγγ δδ ", 40)[:len(a)] // same length, other tokens
+	for _, s := range []string{a, b} {
+		want := estimateText(enc, s)
+		for range 3 {
+			if got := estimate(enc, s); got != want {
+				t.Errorf("estimate %d, counted %d", got, want)
+			}
+		}
+	}
+	if estimate(enc, a) == estimate(enc, b) {
+		t.Error("two texts of one length share a count")
+	}
+}
+
+// A chat's turn: eleven messages of about 1.5 KB, ten of them the history
+// the previous turn sent, one new. Uncached, every turn counts the whole
+// history again.
+func BenchmarkEstimateTurn(b *testing.B) {
+	history := make([]Message, 10)
+	for i := range history {
+		history[i] = Message{Role: "user", Content: fmt.Sprintf("Turn %d. ", i) + strings.Repeat("Summarise the paragraph in two sentences, keeping numbers like 42 and 3.14 exact. ", 18)}
+	}
+	EstimateMessages("gpt-4o-mini", history) // load the encoding, remember the history
+	turn := 0
+	run := func(b *testing.B, est func([]Message) int) {
+		b.ReportAllocs()
+		for b.Loop() {
+			turn++
+			msgs := append(history[:10:10], Message{Role: "user", Content: fmt.Sprintf("New question %d: ", turn) + history[0].Content})
+			est(msgs)
+		}
+	}
+	b.Run("remembered", func(b *testing.B) {
+		run(b, func(m []Message) int { return EstimateMessages("gpt-4o-mini", m) })
+	})
+	b.Run("uncached", func(b *testing.B) {
+		enc := encoder("gpt-4o-mini")
+		run(b, func(m []Message) int { return countMessages(enc, m, estimateText) })
+	})
 }
