@@ -39,7 +39,7 @@ func httpScenario(fs *flag.FlagSet) func(context.Context, io.Writer) (map[string
 }
 
 func runHTTP(ctx context.Context, out io.Writer, n, c, tn, tc, rounds int, portkey bool, pkDir string) (map[string]any, error) {
-	r, err := newRig(ctx, "[http]\nlisten = \"127.0.0.1:0\"\n[cache]\nenabled = false")
+	r, err := newRig(ctx, "[http]\nlisten = \"127.0.0.1:0\"\n[cache]\nenabled = false", "")
 	if err != nil {
 		return nil, err
 	}

@@ -36,8 +36,9 @@ func overhead(fs *flag.FlagSet) func(context.Context, io.Writer) (map[string]any
 	tn := fs.Int("throughput-n", 8000, "requests per path for the throughput phase")
 	tc := fs.Int("throughput-c", 32, "concurrency of the throughput phase")
 	rounds := fs.Int("rounds", 8, "interleaved rounds per phase")
+	limits := fs.Bool("limits", true, "give the backend RPM and TPM limits (high enough never to bind), as every real setup has: admission then estimates each prompt's tokens")
 	return func(ctx context.Context, out io.Writer) (map[string]any, error) {
-		return runOverhead(ctx, out, *n, *c, *tn, *tc, *rounds)
+		return runOverhead(ctx, out, *n, *c, *tn, *tc, *rounds, *limits)
 	}
 }
 
@@ -56,9 +57,9 @@ type rig struct {
 }
 
 // newRig starts the simulator and the daemon; extraConfig is added to the
-// daemon's lbgpt.toml (before its [[backend]]). The rest is the defaults:
-// the exact cache is on.
-func newRig(ctx context.Context, extraConfig string) (_ *rig, err error) {
+// daemon's lbgpt.toml (before its [[backend]]), backendConfig to its
+// [[backend]]. The rest is the defaults: the exact cache is on.
+func newRig(ctx context.Context, extraConfig, backendConfig string) (_ *rig, err error) {
 	r := &rig{key: "sk-bench-overhead"}
 	var cleanups []func()
 	r.close = func() {
@@ -82,7 +83,7 @@ func newRig(ctx context.Context, extraConfig string) (_ *rig, err error) {
 	cleanups = append(cleanups, s.Close, func() { hs.Close() })
 	r.base = "http://" + ln.Addr().String() + "/v1"
 
-	cfg, err := config.Parse(fmt.Appendf(nil, "version = 1\n%s\n[[backend]]\nname = \"sim\"\ntype = \"openai\"\nbase_url = %q\napi_key = %q\nmax_concurrent = 1000\n", extraConfig, r.base, r.key), "bench")
+	cfg, err := config.Parse(fmt.Appendf(nil, "version = 1\n%s\n[[backend]]\nname = \"sim\"\ntype = \"openai\"\nbase_url = %q\napi_key = %q\nmax_concurrent = 1000\n%s\n", extraConfig, r.base, r.key, backendConfig), "bench")
 	if err != nil {
 		return nil, err
 	}
@@ -161,8 +162,16 @@ func (r *rig) chat(c *openai.Client) func(context.Context, int) error {
 	}
 }
 
-func runOverhead(ctx context.Context, out io.Writer, n, c, tn, tc, rounds int) (map[string]any, error) {
-	r, err := newRig(ctx, "")
+// neverBinding are limits no benchmark reaches: admission works as with
+// real ones (each prompt's tokens estimated), and nothing waits.
+const neverBinding = "limit_rpm = 100000000\nlimit_tpm = 100000000000"
+
+func runOverhead(ctx context.Context, out io.Writer, n, c, tn, tc, rounds int, limits bool) (map[string]any, error) {
+	backend := ""
+	if limits {
+		backend = neverBinding
+	}
+	r, err := newRig(ctx, "", backend)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +201,7 @@ func runOverhead(ctx context.Context, out io.Writer, n, c, tn, tc, rounds int) (
 	}
 	figures := map[string]any{
 		"scenario":         "overhead",
+		"limits":           limits,
 		"n":                n,
 		"c":                c,
 		"direct_p50_us":    percentile(lat.direct, 50),
@@ -205,7 +215,7 @@ func runOverhead(ctx context.Context, out io.Writer, n, c, tn, tc, rounds int) (
 		"throughput_c":     tc,
 		"throughput_ratio": round3(thr.daemonRPS / thr.directRPS),
 	}
-	fmt.Fprintf(out, "overhead: %d requests per path at concurrency %d, %d interleaved rounds\n", n, c, rounds)
+	fmt.Fprintf(out, "overhead: %d requests per path at concurrency %d, %d interleaved rounds; RPM/TPM limits on the backend: %v\n", n, c, rounds, limits)
 	fmt.Fprintf(out, "  direct  p50 %6d µs  p99 %6d µs\n", figures["direct_p50_us"], figures["direct_p99_us"])
 	fmt.Fprintf(out, "  daemon  p50 %6d µs  p99 %6d µs\n", figures["daemon_p50_us"], figures["daemon_p99_us"])
 	fmt.Fprintf(out, "  added   p50 %6d µs  p99 %6d µs   (target p50 <= 100)\n", figures["added_p50_us"], figures["added_p99_us"])
