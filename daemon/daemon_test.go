@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"github.com/lbgpt/lbgpt/internal/syncbuf"
+
 	"bufio"
 	"bytes"
 	"cmp"
@@ -32,26 +34,9 @@ type harness struct {
 	url    string
 	socket string
 	client *client.Client
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	daemon *Daemon
 	stop   func() // stops the daemon (once; also at cleanup)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Keys of the test accounts: no test output may ever contain them.
@@ -90,7 +75,7 @@ func startHandler(t testing.TB, s *sim.Server, h http.Handler, cfgText string) *
 	if cfg.Cache.Path == "" {
 		cfg.Cache.Path = filepath.Join(t.TempDir(), "cache.db") // every test its own cache
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	// Every test its own state directory (the Responses records): the one
 	// it set in $STATE_DIRECTORY, else a new one.
 	state := cmp.Or(os.Getenv("STATE_DIRECTORY"), t.TempDir())

@@ -1,7 +1,8 @@
 package main
 
 import (
-	"bytes"
+	"github.com/lbgpt/lbgpt/internal/syncbuf"
+
 	"context"
 	"errors"
 	"flag"
@@ -498,26 +499,8 @@ func teamConfig(backends []benchBackend, redisURL string, timeout time.Duration)
 type hostProc struct {
 	socket string
 	cmd    *exec.Cmd
-	log    lockedBuffer
+	log    syncbuf.Buffer
 	exited chan struct{} // closed once cmd.Wait returned
-}
-
-// lockedBuffer collects a process's output while the bench reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startHost starts lbgptd with cfg in dir and returns once it answers a

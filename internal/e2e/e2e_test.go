@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"github.com/lbgpt/lbgpt/internal/syncbuf"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -14,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -84,7 +85,7 @@ func run(t *testing.T, env []string, stdin string, name string, args ...string) 
 
 // background starts a long-running binary (one of the project's, or any
 // program by its absolute path), stopped (SIGINT) at cleanup.
-func background(t *testing.T, env []string, name string, args ...string) (*exec.Cmd, *bufio.Reader, *lockedBuffer) {
+func background(t *testing.T, env []string, name string, args ...string) (*exec.Cmd, *bufio.Reader, *syncbuf.Buffer) {
 	t.Helper()
 	if !filepath.IsAbs(name) {
 		name = filepath.Join(bin, name)
@@ -95,7 +96,7 @@ func background(t *testing.T, env []string, name string, args ...string) (*exec.
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &lockedBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -112,24 +113,6 @@ func background(t *testing.T, env []string, name string, args ...string) (*exec.
 		}
 	})
 	return cmd, bufio.NewReader(stdout), stderr
-}
-
-// lockedBuffer collects a process's output while tests read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startSim runs lbgpt-sim with config text and returns its URL.

@@ -12,6 +12,8 @@ package e2e
 // node_modules/.bin/node. The machine's own node is not used.
 
 import (
+	"github.com/lbgpt/lbgpt/internal/syncbuf"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,7 +87,7 @@ type httpDaemon struct {
 	cmd     *exec.Cmd
 	baseURL string // http://127.0.0.1:PORT/v1
 	token   string // lbgpt token
-	log     *lockedBuffer
+	log     *syncbuf.Buffer
 }
 
 // startHTTPDaemon runs lbgptd with the config text cfg, which must have
@@ -150,7 +152,7 @@ func runNodeTest(t *testing.T, node, dir string, env []string, file string) {
 }
 
 // checkNoSecrets fails t when the daemon's log holds any of secrets.
-func checkNoSecrets(t *testing.T, log *lockedBuffer, secrets ...string) {
+func checkNoSecrets(t *testing.T, log *syncbuf.Buffer, secrets ...string) {
 	t.Helper()
 	for _, secret := range secrets {
 		if strings.Contains(log.String(), secret) {

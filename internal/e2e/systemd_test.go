@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/lbgpt/lbgpt/internal/syncbuf"
+
 	"context"
 	"fmt"
 	"net"
@@ -125,7 +127,7 @@ func TestSocketActivated(t *testing.T) {
 	args = append(args, filepath.Join(bin, "lbgptd"), "--config", cfg, "--log-level", "debug")
 	cmd := exec.Command(activate, args...)
 	cmd.Env = env
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
