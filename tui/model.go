@@ -2,7 +2,10 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"github.com/lbgpt/lbgpt/client"
+	"iter"
 	"os"
 	"slices"
 	"strings"
@@ -341,10 +344,28 @@ func (m *Model) send() tea.Cmd {
 	req := map[string]any{"model": m.model, "messages": m.messages(text)}
 	opts := rpc.Options{NoCache: m.noCache, Semantic: m.semantic}
 	ctx, cancel := context.WithCancel(m.base)
-	m.stream = &chatStream{pull: newPull(m.daemon.ChatStream(ctx, req, opts), cancel), started: m.clock()}
+	var events iter.Seq2[client.Event, error]
+	var nr *client.NotRunningError
+	restart := m.autostart != nil && errors.As(m.down, &nr)
+	if !restart {
+		events = m.daemon.ChatStream(ctx, req, opts)
+	} else {
+		// The daemon went away (lbgpt stop, say) and this TUI may start
+		// one: a prompt sent is the user asking for it, as the next lbgpt
+		// command would start it. The stream starts once it runs.
+		events = func(yield func(client.Event, error) bool) {
+			m.autostart(ctx)
+			m.daemon.ChatStream(ctx, req, opts)(yield)
+		}
+	}
+	m.stream = &chatStream{pull: newPull(events, cancel), started: m.clock()}
 	m.turns = append(m.turns, turn{prompt: text, pending: true, model: m.model})
 	m.follow = true
 	m.layout()
+	if restart {
+		// Watch again now: the panel shows the new daemon as it comes.
+		return tea.Batch(m.stream.step(), watchCmd(m.base, m.daemon, nil))
+	}
 	return m.stream.step()
 }
 
@@ -653,7 +674,7 @@ func (m *Model) View() tea.View {
 }
 
 func (m *Model) panel() panelView {
-	pv := panelView{st: m.status, down: m.down, connected: m.connected, retryAt: m.retryAt, now: m.now, styles: &m.styles}
+	pv := panelView{st: m.status, down: m.down, connected: m.connected, retryAt: m.retryAt, now: m.now, styles: &m.styles, canStart: m.autostart != nil}
 	if m.status != nil {
 		pv.envDiff = m.status.Env.Differs(m.getenv)
 	}

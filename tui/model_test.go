@@ -1,10 +1,12 @@
 package tui
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -517,5 +519,28 @@ func TestUptimeMovesOn(t *testing.T) {
 	p := panelView{st: st, now: t0.Add(10 * time.Second), styles: &Styles{}}
 	if got := p.uptime(); got != 14*time.Second {
 		t.Errorf("uptime %v ten seconds after a snapshot 4 s into the run, want 14s", got)
+	}
+}
+
+// A TUI that may start lbgptd starts it again when a prompt is sent after
+// the daemon went away (lbgpt stop), as the next lbgpt command would, and
+// says so while it is down.
+func TestPromptStartsTheDaemonAgain(t *testing.T) {
+	f := &fakeDaemon{answer: []string{"hi"}}
+	var started atomic.Int32
+	m := New(t.Context(), Options{Daemon: f, Now: func() time.Time { return t0 }, NoColor: true,
+		Autostart: func(context.Context) error { started.Add(1); return nil }})
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	m.Update(downMsg{errDown})
+	if s := screen(m); !strings.Contains(s, "a prompt sent here starts it again") {
+		t.Errorf("the down panel does not say a prompt starts it:\n%s", s)
+	}
+	m.input.SetValue("hello")
+	if m.send() == nil {
+		t.Fatal("nothing sent")
+	}
+	m.stream.step()() // the first event: after the start
+	if started.Load() != 1 || len(f.reqs) != 1 {
+		t.Errorf("autostart called %d times, %d requests sent; want 1 and 1", started.Load(), len(f.reqs))
 	}
 }

@@ -26,6 +26,7 @@ type panelView struct {
 	now       time.Time
 	styles    *Styles
 	envDiff   []string // variables this shell sets otherwise than lbgptd started with
+	canStart  bool     // a prompt sent starts lbgptd (the TUI may autostart it)
 }
 
 func (p panelView) Render(width int, mode panelMode) string {
@@ -72,7 +73,12 @@ func (p panelView) downLines(width int) []string {
 	if p.down == nil {
 		return []string{st.Faint.Render("connecting to lbgptd…")}
 	}
-	return strings.Split(st.Error.Render(wrap(p.downMessage(p.down.Error()), width)), "\n")
+	lines := strings.Split(st.Error.Render(wrap(p.downMessage(p.down.Error()), width)), "\n")
+	var nr *client.NotRunningError
+	if p.canStart && errors.As(p.down, &nr) {
+		lines = append(lines, st.Faint.Render("a prompt sent here starts it again"))
+	}
+	return lines
 }
 
 // downMessage is msg, why the daemon is away, with when the TUI retries.
@@ -189,6 +195,9 @@ func (p panelView) compact() string {
 	if p.st == nil || p.down != nil {
 		var nr *client.NotRunningError
 		if errors.As(p.down, &nr) { // one line: what to do, not where it looked
+			if p.canStart {
+				return st.Error.Render(p.downMessage("lbgptd is not running: a prompt sent starts it"))
+			}
 			return st.Error.Render(p.downMessage("lbgptd is not running: run `lbgptd`"))
 		}
 		return p.downLines(math.MaxInt32)[0]
