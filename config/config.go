@@ -97,6 +97,10 @@ type Config struct {
 	// Path is the file the config was loaded from; "" when it was built from
 	// the environment or by Parse.
 	Path string `toml:"-"`
+	// secretLines are the lines of the keys Resolve reads secrets by
+	// ("backend.0.api_key_env", "shared.password_env"), for its errors.
+	// Line numbers only: never the file's text.
+	secretLines map[string]int
 }
 
 // Balance holds how requests are spread over the backends: the [balance]

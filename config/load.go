@@ -70,7 +70,15 @@ func (c *Config) Resolve(env func(string) string) ([]string, error) {
 	var warns []string
 	var errs []error
 	fail := func(b *Backend, i int, err error, format string, args ...any) {
-		errs = append(errs, &Error{File: c.Path, Msg: b.label(i) + ": " + fmt.Sprintf(format, args...), err: err})
+		key := "api_key_env"
+		switch {
+		case b.APIKeyEnv == "" && b.APIKeyFile != "":
+			key = "api_key_file"
+		case b.APIKeyEnv == "" && b.APIKeyFile == "":
+			key = "api_key"
+		}
+		errs = append(errs, &Error{File: c.Path, Line: c.secretLines[fmt.Sprintf("backend.%d.%s", i, key)],
+			Msg: b.label(i) + ": " + fmt.Sprintf(format, args...), err: err})
 	}
 
 	var perm os.FileMode
@@ -109,7 +117,7 @@ func (c *Config) Resolve(env func(string) string) ([]string, error) {
 			}
 		}
 	}
-	sw, err := c.Shared.resolve(env, c.Path, perm)
+	sw, err := c.Shared.resolve(env, c.Path, perm, func(key string) int { return c.secretLines["shared."+key] })
 	warns = append(warns, sw...)
 	if err != nil {
 		errs = append(errs, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // mapEnv is an env func over m.
@@ -62,7 +63,7 @@ func TestFromEnv(t *testing.T) {
 				Shared:   Shared{KeyPrefix: DefaultKeyPrefix, Cache: true},
 				Backends: tt.want,
 			}
-			if diff := cmp.Diff(want, c); diff != "" {
+			if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 				t.Errorf("FromEnv (-want +got):\n%s", diff)
 			}
 		})
@@ -268,7 +269,7 @@ func TestLoadErrors(t *testing.T) {
 
 	path = writeFile(t, dir, "unresolved.toml", backendA, 0o600)
 	c, _, err := Load(path, mapEnv(nil))
-	if want := path + `: backend "a": environment variable KEY_A (api_key_env) is not set or is empty`; err == nil || err.Error() != want {
+	if want := path + `:5: backend "a": environment variable KEY_A (api_key_env) is not set or is empty`; err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
 	}
 	if c != nil {

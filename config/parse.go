@@ -86,6 +86,19 @@ func Parse(data []byte, name string) (*Config, error) {
 		return nil, ck.err(noVersion)
 	}
 	setDefaults(&c, raw)
+	c.secretLines = map[string]int{}
+	for i := range c.Backends {
+		for _, k := range []string{"api_key_env", "api_key_file", "api_key"} {
+			if l := ck.line(seg{"backend", i}, seg{k, -1}); l > 0 {
+				c.secretLines[fmt.Sprintf("backend.%d.%s", i, k)] = l
+			}
+		}
+	}
+	for _, k := range []string{"password_env", "password_file"} {
+		if l := ck.line(seg{"shared", -1}, seg{k, -1}); l > 0 {
+			c.secretLines["shared."+k] = l
+		}
+	}
 	ck.validate(&c)
 	if noVersion != nil || len(ck.errs) > 0 {
 		return nil, ck.err(noVersion)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // backendA is a complete, valid first backend for the tests to add to.
@@ -417,7 +418,7 @@ priority = -1
 			{Name: "ollama", Type: "openai-compatible", BaseURL: "http://localhost:11434/v1", Priority: -1, Weight: 1, MaxConcurrent: 5},
 		},
 	}
-	if diff := cmp.Diff(want, c); diff != "" {
+	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("Parse (-want +got):\n%s", diff)
 	}
 }

@@ -174,11 +174,15 @@ func urlPassword(u *url.URL) bool {
 // resolve fills s.Secret from password_env (read with env), password_file
 // or password, as [Config.Resolve] does a backend's key, and expands a "~/"
 // tls_ca_file. file is the config file and perm its permissions, for the
-// warnings.
-func (s *Shared) resolve(env func(string) string, file string, perm os.FileMode) ([]string, error) {
+// warnings; line finds a [shared] key's line, for the errors.
+func (s *Shared) resolve(env func(string) string, file string, perm os.FileMode, line func(key string) int) ([]string, error) {
 	var warns []string
 	fail := func(err error, format string, args ...any) error {
-		return &Error{File: file, Msg: "shared: " + fmt.Sprintf(format, args...), err: err}
+		key := "password_env"
+		if s.PasswordEnv == "" {
+			key = "password_file"
+		}
+		return &Error{File: file, Line: line(key), Msg: "shared: " + fmt.Sprintf(format, args...), err: err}
 	}
 	s.Secret = ""
 	switch {

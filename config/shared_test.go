@@ -414,3 +414,17 @@ func TestSharedLogValue(t *testing.T) {
 		}
 	}
 }
+
+// A password that cannot be read is reported at the line that names where
+// it comes from, as a bad key is.
+func TestSharedPasswordErrorNamesTheLine(t *testing.T) {
+	c, err := Parse([]byte("version = 1\n[[backend]]\nname = \"a\"\ntype = \"openai-compatible\"\nbase_url = \"http://x/v1\"\n[shared]\nredis = \"redis://h\"\npassword_env = \"LBGPT_TEST_UNSET_PW\"\n"), "lbgpt.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Path = "lbgpt.toml" // as Load sets it
+	_, err = c.Resolve(mapEnv(nil))
+	if want := "lbgpt.toml:8: shared: environment variable LBGPT_TEST_UNSET_PW (password_env) is not set or is empty"; err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}
