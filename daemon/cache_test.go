@@ -627,14 +627,6 @@ func TestCacheOff(t *testing.T) {
 	}
 }
 
-func decodeChunk(t *testing.T, raw json.RawMessage) (c openai.ChatCompletionStreamResponse) {
-	t.Helper()
-	if err := json.Unmarshal(raw, &c); err != nil {
-		t.Fatalf("chunk %s: %v", raw, err)
-	}
-	return c
-}
-
 // POST /v1/embeddings goes through the same per-input cache.
 func TestHTTPEmbeddings(t *testing.T) {
 	h := startHTTP(t, oneAccount(), anyModel)

@@ -45,9 +45,6 @@ import (
 	"github.com/lbgpt/lbgpt/shared"
 )
 
-// Version is lbgptd's version, reported by the status method.
-var Version = "0.1.0-dev"
-
 // Options configure a Daemon.
 type Options struct {
 	Config *config.Config // required, with keys resolved

@@ -113,7 +113,7 @@ func (d *Daemon) serveHTTP() (stop func(), err error) {
 		srv := &http.Server{
 			Handler: httpapi.New(httpapi.Options{
 				Pipeline: d.pl, Config: d.config, Token: l.token, Enter: d.enter,
-				Status: d.snapshot, Version: Version, Started: d.started, Logger: d.log,
+				Status: d.snapshot, Version: rpc.Release, Started: d.started, Logger: d.log,
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			// A request body (32 MiB at most) comes over loopback: a

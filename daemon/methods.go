@@ -141,7 +141,7 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 	p50, p99 := d.pl.Overhead()
 	cfg := d.config()
 	res := rpc.StatusResult{
-		Version:     Version,
+		Version:     rpc.Release,
 		Protocol:    rpc.Version,
 		PID:         os.Getpid(),
 		StartedAt:   d.started,

@@ -396,8 +396,6 @@ func (t *Team) Health() Health {
 	return Health{Redis: t.where, Host: t.host, Hosts: t.Size(), DegradedSince: since, LastError: last, RTT: rtt}
 }
 
-// Degraded reports whether the breaker is open: callers use local state.
-func (t *Team) Degraded() bool { return !t.brk.healthy() }
 
 // changed logs a change of state, once per change.
 func (t *Team) changed(degraded bool, err error, since time.Time) {
@@ -469,12 +467,6 @@ func (b *breaker) done(err error, rtt time.Duration) {
 	if report != nil && b.onChange != nil {
 		report()
 	}
-}
-
-func (b *breaker) healthy() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return !b.open
 }
 
 func (b *breaker) state() (since time.Time, last string, rtt time.Duration) {

@@ -21,10 +21,9 @@ type fakeDaemon struct {
 	hold   bool
 	down   error
 
-	mu    sync.Mutex // guards reqs and opts
-	reqs  []map[string]any
-	opts  []rpc.Options
-	chunk chan struct{} // receives after each chunk yielded, if not nil
+	mu   sync.Mutex // guards reqs and opts
+	reqs []map[string]any
+	opts []rpc.Options
 }
 
 var _ Daemon = (*fakeDaemon)(nil)

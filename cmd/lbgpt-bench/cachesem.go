@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -106,56 +105,13 @@ func fillCacheFile(ctx context.Context, path string, n int, r *rand.Rand) ([]str
 	return texts, st.Close()
 }
 
-// lbgptdProc is a real lbgptd process on a private socket.
-type lbgptdProc struct {
-	cmd    *exec.Cmd
-	socket string
-	stderr strings.Builder
-	exited chan struct{} // closed once cmd.Wait returned
-}
-
 // startLbgptd starts bin with dir as its state directory (so its cache
 // file is dir/cache.db) and the semantic cache on by default, and returns
 // once a status call is answered, with the time that took from the start.
 func startLbgptd(ctx context.Context, bin, dir, upstreamURL, key string) (*lbgptdProc, time.Duration, error) {
-	p := &lbgptdProc{socket: filepath.Join(dir, "d.sock")}
 	cfg := fmt.Sprintf("version = 1\n[cache]\nsemantic = %q\n[[backend]]\nname = \"sim\"\ntype = \"openai\"\nbase_url = %q\napi_key = %q\nmax_concurrent = 64\n",
 		rpc.SemanticUserOnly, upstreamURL, key)
-	cfgPath := filepath.Join(dir, "lbgpt.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, 0, err
-	}
-	p.cmd = exec.Command(bin, "--config", cfgPath, "--socket", p.socket, "--log-level", "warn")
-	p.cmd.Env = append(os.Environ(), "STATE_DIRECTORY="+dir)
-	p.cmd.Stderr = &p.stderr
-	start := time.Now()
-	if err := p.cmd.Start(); err != nil {
-		return nil, 0, err
-	}
-	p.exited = make(chan struct{})
-	go func() { p.cmd.Wait(); close(p.exited) }()
-	c := &client.Client{Socket: p.socket}
-	defer c.Close()
-	for {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := c.Status(sctx)
-		cancel()
-		if err == nil {
-			return p, time.Since(start), nil
-		}
-		select {
-		case <-p.exited:
-			return nil, 0, fmt.Errorf("lbgptd exited: %s", strings.TrimSpace(p.stderr.String()))
-		case <-ctx.Done():
-			p.stop()
-			return nil, 0, ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-		if time.Since(start) > time.Minute {
-			p.stop()
-			return nil, 0, fmt.Errorf("lbgptd not serving after a minute: %v", err)
-		}
-	}
+	return startProc(ctx, bin, dir, cfg, "--log-level", "warn")
 }
 
 // rssMB is the process's resident set (VmRSS) and the part of it that is
@@ -180,17 +136,6 @@ func (p *lbgptdProc) rssMB() (rss, file float64, err error) {
 	}
 	file, err = field("RssFile")
 	return rss, file, err
-}
-
-// stop interrupts the process and waits for it, killing it after 15 s.
-func (p *lbgptdProc) stop() {
-	p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
 }
 
 // runSemanticSize fills a cache file with n entries, starts lbgptd on it,

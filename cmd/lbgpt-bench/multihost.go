@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/lbgpt/lbgpt/internal/syncbuf"
-
 	"context"
 	"errors"
 	"flag"
@@ -264,7 +262,7 @@ func runTeamPhase(ctx context.Context, o multihostOptions, lbgptd, redisBin stri
 		defer rs.close()
 		redisURL = rs.url()
 	}
-	hosts := make([]*hostProc, 0, o.hosts)
+	hosts := make([]*lbgptdProc, 0, o.hosts)
 	defer func() {
 		for _, h := range hosts {
 			r.logs = append(r.logs, h.stop())
@@ -494,68 +492,11 @@ func teamConfig(backends []benchBackend, redisURL string, timeout time.Duration)
 	return b.String()
 }
 
-// hostProc is one lbgptd process of the team, in its own directory (its
-// state directory, its socket, its config).
-type hostProc struct {
-	socket string
-	cmd    *exec.Cmd
-	log    syncbuf.Buffer
-	exited chan struct{} // closed once cmd.Wait returned
-}
-
 // startHost starts lbgptd with cfg in dir and returns once it answers a
 // status call.
-func startHost(ctx context.Context, bin, dir, cfg string) (*hostProc, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	cfgPath := filepath.Join(dir, "lbgpt.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	h := &hostProc{socket: filepath.Join(dir, "d.sock"), exited: make(chan struct{})}
-	h.cmd = exec.Command(bin, "--config", cfgPath, "--socket", h.socket)
-	h.cmd.Env = append(os.Environ(), "STATE_DIRECTORY="+dir)
-	h.cmd.Stderr = &h.log
-	if err := h.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { h.cmd.Wait(); close(h.exited) }()
-	c := &client.Client{Socket: h.socket}
-	defer c.Close()
-	for deadline := time.Now().Add(time.Minute); ; {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := c.Status(sctx)
-		cancel()
-		if err == nil {
-			return h, nil
-		}
-		select {
-		case <-h.exited:
-			return nil, fmt.Errorf("lbgptd exited: %s", strings.TrimSpace(h.log.String()))
-		case <-ctx.Done():
-			h.stop()
-			return nil, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			h.stop()
-			return nil, fmt.Errorf("lbgptd not serving after a minute: %v", err)
-		}
-	}
-}
-
-// stop interrupts the process, waits for it (killing it after 15 s) and
-// returns its log.
-func (h *hostProc) stop() string {
-	h.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-h.exited:
-	case <-time.After(15 * time.Second):
-		h.cmd.Process.Kill()
-		<-h.exited
-	}
-	return h.log.String()
+func startHost(ctx context.Context, bin, dir, cfg string) (*lbgptdProc, error) {
+	p, _, err := startProc(ctx, bin, dir, cfg)
+	return p, err
 }
 
 // redisProc is a redis-server on a Unix socket in dir, with no TCP port

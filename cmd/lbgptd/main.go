@@ -5,6 +5,8 @@
 package main
 
 import (
+	"github.com/lbgpt/lbgpt/rpc"
+
 	"context"
 	"errors"
 	"flag"
@@ -107,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		return usageError{fmt.Errorf("unexpected argument %q (see lbgptd --help)", fset.Arg(0))}
 	}
 	if *version {
-		fmt.Fprintln(stdout, "lbgptd", daemon.Version)
+		fmt.Fprintln(stdout, "lbgptd", rpc.Release)
 		return nil
 	}
 	var level slog.Level
