@@ -12,28 +12,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/internal/redistest"
 )
 
-// team opens host's membership of the team on srv, closed when t ends.
-//
-// It waits for the team's subscription: go-redis v9.23 reads its options
-// unlocked when it subscribes, while a connection's first handshake writes
-// them (maintenance notifications, which Redis 7.0 refuses, turned off);
-// -race sees it. Once the subscription's connection made that write, no
-// other does.
-func team(t testing.TB, srv *redistest.Server, host string) *Team {
-	t.Helper()
-	subscribers := srv.Subscribers("test:cool")
-	tm, err := Open(Options{Config: config.Shared{Redis: srv.URL(), KeyPrefix: "test"}, Host: host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tm.Close() })
-	srv.WaitSubscribers(tm.coolChannel(), subscribers+1)
-	return tm
-}
 
 // running is a and the end of its Run: stop cancels it and waits.
 func running(t testing.TB, a *Answers) (stop func()) {
@@ -81,8 +62,8 @@ func raw(t testing.TB, srv *redistest.Server) *redis.Client {
 // default for one that never expires.
 func TestAnswersRoundTrip(t *testing.T) {
 	srv := redistest.Start(t)
-	a := NewAnswers(team(t, srv, "host-a"), AnswersOptions{TTL: 7 * time.Hour})
-	b := NewAnswers(team(t, srv, "host-b"), AnswersOptions{})
+	a := NewAnswers(openTeam(t, srv, "host-a"), AnswersOptions{TTL: 7 * time.Hour})
+	b := NewAnswers(openTeam(t, srv, "host-b"), AnswersOptions{})
 	running(t, a)
 	created := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
 	expiring := Answer{Key: "k1", Value: []byte(`{"id":"x"}`), Namespace: "ns", Model: "gpt-4o-mini", Created: created, Expires: created.Add(2 * time.Hour)}
@@ -121,7 +102,7 @@ func TestAnswersRoundTrip(t *testing.T) {
 // Get misses within its deadline, and Run still ends promptly.
 func TestAnswersRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
-	a := NewAnswers(team(t, srv, "host-a"), AnswersOptions{Queue: 64})
+	a := NewAnswers(openTeam(t, srv, "host-a"), AnswersOptions{Queue: 64})
 	stop := running(t, a)
 	srv.Stop()
 	value := make([]byte, 10<<10)
@@ -161,7 +142,7 @@ func TestAnswersRedisDown(t *testing.T) {
 // An answer over the size cap stays local and is counted.
 func TestAnswersTooLarge(t *testing.T) {
 	srv := redistest.Start(t)
-	a := NewAnswers(team(t, srv, "host-a"), AnswersOptions{MaxEntryBytes: 1000})
+	a := NewAnswers(openTeam(t, srv, "host-a"), AnswersOptions{MaxEntryBytes: 1000})
 	running(t, a)
 	a.Put(Answer{Key: "big", Value: make([]byte, 2000)})
 	a.Put(Answer{Key: "small", Value: make([]byte, 100)})
@@ -252,8 +233,8 @@ func (r *receiver) expect(t testing.TB, want ...string) {
 func TestForgetAndPurgeReachOthers(t *testing.T) {
 	srv := redistest.Start(t)
 	ra, rb := newReceiver("E"), newReceiver("E")
-	a := NewAnswers(team(t, srv, "host-a"), AnswersOptions{Receiver: ra})
-	b := NewAnswers(team(t, srv, "host-b"), AnswersOptions{Receiver: rb})
+	a := NewAnswers(openTeam(t, srv, "host-a"), AnswersOptions{Receiver: ra})
+	b := NewAnswers(openTeam(t, srv, "host-b"), AnswersOptions{Receiver: rb})
 	running(t, a)
 	running(t, b)
 	a.Put(Answer{Key: "k1", Value: []byte("v"), Created: time.Now()})
@@ -288,7 +269,7 @@ func TestForgetAndPurgeReachOthers(t *testing.T) {
 // Purge removes from Redis what its filter matches and nothing else.
 func TestPurgeOnRedis(t *testing.T) {
 	srv := redistest.Start(t)
-	a := NewAnswers(team(t, srv, "host-a"), AnswersOptions{})
+	a := NewAnswers(openTeam(t, srv, "host-a"), AnswersOptions{})
 	running(t, a)
 	old, recent := time.Now().Add(-48*time.Hour), time.Now()
 	long := strings.Repeat("n", 2000) // a namespace longer than Purge's first read
@@ -366,9 +347,9 @@ func TestPurgeOnRedis(t *testing.T) {
 func TestSemanticEntriesTravel(t *testing.T) {
 	srv := redistest.Start(t)
 	ra, rb, rc := newReceiver("local:100:1"), newReceiver("local:100:1"), newReceiver("")
-	a := NewAnswers(team(t, srv, "host-a"), AnswersOptions{Receiver: ra})
-	b := NewAnswers(team(t, srv, "host-b"), AnswersOptions{Receiver: rb})
-	c := NewAnswers(team(t, srv, "host-c"), AnswersOptions{Receiver: rc}) // no semantic index
+	a := NewAnswers(openTeam(t, srv, "host-a"), AnswersOptions{Receiver: ra})
+	b := NewAnswers(openTeam(t, srv, "host-b"), AnswersOptions{Receiver: rb})
+	c := NewAnswers(openTeam(t, srv, "host-c"), AnswersOptions{Receiver: rc}) // no semantic index
 	running(t, a)
 	running(t, b)
 	running(t, c)
@@ -406,10 +387,10 @@ func TestSemanticEntriesTravel(t *testing.T) {
 // not from the start; a host that joins reads what the stream holds.
 func TestFollowResumes(t *testing.T) {
 	srv := redistest.Start(t)
-	a := NewAnswers(team(t, srv, "host-a"), AnswersOptions{})
+	a := NewAnswers(openTeam(t, srv, "host-a"), AnswersOptions{})
 	running(t, a)
 	rb := newReceiver("E")
-	b := NewAnswers(team(t, srv, "host-b"), AnswersOptions{Receiver: rb})
+	b := NewAnswers(openTeam(t, srv, "host-b"), AnswersOptions{Receiver: rb})
 	stopB := running(t, b)
 	a.Forget(t.Context(), "one")
 	rb.expect(t, "forget one")
@@ -418,13 +399,13 @@ func TestFollowResumes(t *testing.T) {
 		t.Fatal("no cursor saved at the end of Run")
 	}
 	a.Forget(t.Context(), "two")
-	b2 := NewAnswers(team(t, srv, "host-b2"), AnswersOptions{Receiver: rb}) // the same file: the same receiver
+	b2 := NewAnswers(openTeam(t, srv, "host-b2"), AnswersOptions{Receiver: rb}) // the same file: the same receiver
 	running(t, b2)
 	a.Forget(t.Context(), "three")
 	rb.expect(t, "forget two", "forget three")
 
 	rn := newReceiver("E")
-	n := NewAnswers(team(t, srv, "host-new"), AnswersOptions{Receiver: rn})
+	n := NewAnswers(openTeam(t, srv, "host-new"), AnswersOptions{Receiver: rn})
 	running(t, n)
 	rn.expect(t, "forget one", "forget two", "forget three")
 }
@@ -433,10 +414,10 @@ func TestFollowResumes(t *testing.T) {
 // events announced after the restart still reach it.
 func TestFollowAfterRedisRestart(t *testing.T) {
 	srv := redistest.Start(t)
-	a := NewAnswers(team(t, srv, "host-a"), AnswersOptions{})
+	a := NewAnswers(openTeam(t, srv, "host-a"), AnswersOptions{})
 	running(t, a)
 	rb := newReceiver("E")
-	b := NewAnswers(team(t, srv, "host-b"), AnswersOptions{Receiver: rb})
+	b := NewAnswers(openTeam(t, srv, "host-b"), AnswersOptions{Receiver: rb})
 	running(t, b)
 	a.Forget(t.Context(), "before")
 	rb.expect(t, "forget before")
@@ -454,7 +435,7 @@ func TestFollowAfterRedisRestart(t *testing.T) {
 // undone by a put that was still waiting.
 func TestForgetAfterQueuedPut(t *testing.T) {
 	srv := redistest.Start(t)
-	a := NewAnswers(team(t, srv, "host-a"), AnswersOptions{})
+	a := NewAnswers(openTeam(t, srv, "host-a"), AnswersOptions{})
 	running(t, a)
 	for i := range 200 {
 		a.Put(Answer{Key: "k", Value: []byte(fmt.Sprint(i)), Created: time.Now()})
@@ -471,7 +452,7 @@ func TestForgetAfterQueuedPut(t *testing.T) {
 // the Unix socket.
 func BenchmarkGet(b *testing.B) {
 	srv := redistest.Start(b)
-	a := NewAnswers(team(b, srv, "host-a"), AnswersOptions{})
+	a := NewAnswers(openTeam(b, srv, "host-a"), AnswersOptions{})
 	stop := running(b, a)
 	a.Put(Answer{Key: "k", Value: make([]byte, 2048), Created: time.Now()})
 	a.flush(context.Background())
@@ -488,7 +469,7 @@ func BenchmarkGet(b *testing.B) {
 // BenchmarkGetMiss measures a read that finds nothing.
 func BenchmarkGetMiss(b *testing.B) {
 	srv := redistest.Start(b)
-	a := NewAnswers(team(b, srv, "host-a"), AnswersOptions{})
+	a := NewAnswers(openTeam(b, srv, "host-a"), AnswersOptions{})
 	ctx := context.Background()
 	for b.Loop() {
 		if _, ok := a.Get(ctx, "nothing"); ok {

@@ -17,19 +17,26 @@ import (
 	"github.com/lbgpt/lbgpt/provider"
 )
 
-func openTeam(t *testing.T, srv *redistest.Server, host string) *Team {
+func openTeam(t testing.TB, srv *redistest.Server, host string) *Team {
 	t.Helper()
 	return openTeamWith(t, srv, Options{Host: host})
 }
 
-func openTeamWith(t *testing.T, srv *redistest.Server, opts Options) *Team {
+// openTeamWith opens a team on srv and waits for its subscription to the
+// cool channel: a 429 published before it would reach this host only at
+// its next exchange. (go-redis v9.23 also reads its options unlocked when
+// it subscribes, while a connection's first handshake writes them; once the
+// subscription's connection made that write, no other does: -race.)
+func openTeamWith(t testing.TB, srv *redistest.Server, opts Options) *Team {
 	t.Helper()
 	opts.Config = config.Shared{Redis: srv.URL(), KeyPrefix: "test"}
+	subscribers := srv.Subscribers("test:cool")
 	team, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { team.Close() })
+	srv.WaitSubscribers(team.coolChannel(), subscribers+1)
 	return team
 }
 
