@@ -15,7 +15,6 @@ import (
 	"github.com/lbgpt/lbgpt/internal/redistest"
 )
 
-
 // running is a and the end of its Run: stop cancels it and waits.
 func running(t testing.TB, a *Answers) (stop func()) {
 	t.Helper()

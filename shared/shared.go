@@ -396,7 +396,6 @@ func (t *Team) Health() Health {
 	return Health{Redis: t.where, Host: t.host, Hosts: t.Size(), DegradedSince: since, LastError: last, RTT: rtt}
 }
 
-
 // changed logs a change of state, once per change.
 func (t *Team) changed(degraded bool, err error, since time.Time) {
 	if degraded {
