@@ -4,14 +4,11 @@ import (
 	"github.com/lbgpt/lbgpt/internal/pace"
 
 	"context"
-	"encoding/json"
 	"maps"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/creachadair/jrpc2"
 
 	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/provider"
@@ -28,10 +25,10 @@ const (
 // item is that item's error and never fails the batch. Items go through the
 // same path as chat requests (limits, retries, coalescing of identical
 // items). Canceling the batch cancels the items still running.
-func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
+func (d *Daemon) batch(ctx context.Context, c *call) (any, error) {
 	start := time.Now()
 	var p rpc.BatchParams
-	if err := decodeParams(jreq, &p); err != nil {
+	if err := decodeParams(c, &p); err != nil {
 		return nil, err
 	}
 	if err := proxy.CheckOptions(p.Options); err != nil {
@@ -47,8 +44,7 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 
 	b := &batchRun{
 		d:           d,
-		srv:         jrpc2.ServerFromContext(ctx),
-		id:          json.RawMessage(jreq.ID()),
+		c:           c,
 		summaryOnly: p.SummaryOnly,
 		start:       start,
 	}
@@ -95,8 +91,7 @@ func (d *Daemon) batch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 // batchRun is one batch in progress.
 type batchRun struct {
 	d     *Daemon
-	srv   *jrpc2.Server
-	id    json.RawMessage
+	c     *call
 	start time.Time
 	key   string // the registry's id, set by batchRegistry.add
 	// summaryOnly: the client keeps the notified items, so the result
@@ -151,7 +146,7 @@ func (b *batchRun) finish(ctx context.Context, i int, res rpc.ChatResult, err er
 	}
 	b.mu.Unlock()
 	if ctx.Err() == nil || b.summaryOnly {
-		b.srv.Notify(context.WithoutCancel(ctx), rpc.NotifyBatchItem, rpc.BatchItemParams{ID: b.id, Item: item})
+		b.c.notify(rpc.NotifyBatchItem, rpc.BatchItemParams{ID: b.c.id, Item: item})
 	}
 	b.progress(ctx, false)
 }
@@ -165,11 +160,11 @@ func (b *batchRun) progress(ctx context.Context, final bool) {
 		return
 	}
 	b.lastNote = now
-	p := rpc.BatchProgress{ID: b.id, BatchSummary: b.sum, Done: b.done}
+	p := rpc.BatchProgress{ID: b.c.id, BatchSummary: b.sum, Done: b.done}
 	p.ElapsedMS = now.Sub(b.start).Milliseconds()
 	b.mu.Unlock()
 	if ctx.Err() == nil {
-		b.srv.Notify(ctx, rpc.NotifyBatchProgress, p)
+		b.c.notify(rpc.NotifyBatchProgress, p)
 	}
 }
 

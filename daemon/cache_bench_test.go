@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"bufio"
 	"encoding/json"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/lbgpt/lbgpt/daemon/proxy"
+	"github.com/lbgpt/lbgpt/internal/tokens"
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -13,7 +16,7 @@ import (
 // BenchmarkExactHit is a cache hit's work in the daemon, without the
 // socket: the request's decode, the key, the bbolt read, the result.
 func BenchmarkExactHit(b *testing.B) {
-	h := start(b, oneAccount(), anyModel)
+	h := startQuiet(b)
 	raw := json.RawMessage(`{"model":"gpt-4o-mini","temperature":0,"max_tokens":16,"messages":[{"role":"user","content":"cache benchmark question 12345"}]}`)
 	if _, err := h.client.Chat(b.Context(), raw, rpc.Options{}); err != nil {
 		b.Fatal(err)
@@ -33,4 +36,61 @@ func BenchmarkExactHit(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkStatusRoundTrip is a status call over the socket with the Go
+// client: the RPC layer's cost on both sides, with the least work behind.
+func BenchmarkStatusRoundTrip(b *testing.B) {
+	h := startQuiet(b)
+	for b.Loop() {
+		if _, err := h.client.Status(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkExactHitRoundTrip is an exact cache hit over the socket with
+// the Go client.
+func BenchmarkExactHitRoundTrip(b *testing.B) {
+	h := startQuiet(b)
+	raw := json.RawMessage(`{"model":"gpt-4o-mini","temperature":0,"max_tokens":16,"messages":[{"role":"user","content":"cache benchmark question 12345"}]}`)
+	if _, err := h.client.Chat(b.Context(), raw, rpc.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		res, err := h.client.Chat(b.Context(), raw, rpc.Options{})
+		if err != nil || res.Meta.Cache != rpc.CacheExact {
+			b.Fatalf("%v %+v", err, res)
+		}
+	}
+}
+
+// BenchmarkRawStatusRoundTrip is a status call written and read as lines
+// on a bare connection: the daemon's side of the RPC layer alone.
+func BenchmarkRawStatusRoundTrip(b *testing.B) {
+	h := startQuiet(b)
+	nc, err := net.Dial("unix", h.socket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	req := []byte(`{"jsonrpc":"2.0","id":1,"method":"status"}` + "\n")
+	for b.Loop() {
+		if _, err := nc.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.ReadSlice('\n'); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// startQuiet starts a daemon for a benchmark and waits for the tokenizers'
+// load, which would otherwise share the cores with the first second of
+// the benchmark.
+func startQuiet(b *testing.B) *harness {
+	h := start(b, oneAccount(), anyModel)
+	tokens.Load()
+	return h
 }

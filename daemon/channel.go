@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/creachadair/jrpc2/channel"
 
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -30,14 +29,16 @@ const maxQueued = 64 << 20
 // errSlowReader closes a connection whose client stopped reading.
 var errSlowReader = errors.New("the client stopped reading: its answers passed the write queue's bound")
 
-// lineChannel is jrpc2's newline framing with a bound on the line length:
-// an over-long line is answered with a CodeTooLarge error (carrying the
-// request's id when its first bytes name it) and skipped, and the
+// lineChannel is the socket's newline framing with a bound on the line
+// length: an over-long line is answered with a CodeTooLarge error (carrying
+// the request's id when its first bytes name it) and skipped, and the
 // connection goes on serving.
 //
-// Sends never wait for the client: they queue the line, and one writer
-// at a time writes out what is queued, without holding the lock. A client
-// that stops reading holds up no one else, and no handler.
+// Sends never wait long for the client: the sender writes what is queued
+// itself when no one else is writing, for at most inlineWrite; what the
+// client has not taken by then is left to a writer goroutine, as is what
+// others queue meanwhile. A client that stops reading holds up no one
+// else, and no handler.
 type lineChannel struct {
 	nc    net.Conn
 	lr    *rpc.LineReader
@@ -47,12 +48,15 @@ type lineChannel struct {
 	mu      sync.Mutex
 	queue   net.Buffers // lines waiting to be written
 	queued  int         // their bytes, and those being written
-	writing bool        // a writer goroutine is running
+	writing bool        // a sender or the writer goroutine is writing
 	err     error       // the first write error; the connection is closed
-	idle    sync.Cond   // on mu: signalled when the writer stops
+	idle    sync.Cond   // on mu: signalled when writing stops
 }
 
-var _ channel.Channel = (*lineChannel)(nil)
+// inlineWrite bounds how long a sender writes before it leaves the rest to
+// a writer goroutine. A client that keeps up takes a line in one write
+// without waiting; the bound only matters for one that does not.
+const inlineWrite = time.Millisecond
 
 func newLineChannel(nc net.Conn, max int) *lineChannel {
 	if max <= 0 {
@@ -63,14 +67,12 @@ func newLineChannel(nc net.Conn, max int) *lineChannel {
 	return c
 }
 
-// Send queues msg and a newline for the client.
-func (c *lineChannel) Send(msg []byte) error {
-	if bytes.IndexByte(msg, '\n') >= 0 {
-		return errors.New("message contains a newline")
+// Send queues line, which ends in its newline and is the channel's from
+// now on, and writes out the queue unless someone else is.
+func (c *lineChannel) Send(line []byte) error {
+	if i := bytes.IndexByte(line, '\n'); i != len(line)-1 {
+		return errors.New("daemon: a line to send must end in its only newline")
 	}
-	line := make([]byte, len(msg)+1) // jrpc2 may reuse msg
-	copy(line, msg)
-	line[len(msg)] = '\n'
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
@@ -82,10 +84,29 @@ func (c *lineChannel) Send(msg []byte) error {
 	}
 	c.queue = append(c.queue, line)
 	c.queued += len(line)
-	if !c.writing {
-		c.writing = true
-		go c.write()
+	if c.writing {
+		return nil
 	}
+	c.writing = true
+	q := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(inlineWrite))
+	n, err := q.WriteTo(c.nc) // consumes q
+	c.mu.Lock()
+	c.queued -= int(n)
+	switch {
+	case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
+		c.fail(err)
+	case len(q) > 0 || len(c.queue) > 0:
+		// The client is slow, or others queued lines while this one
+		// wrote: the writer goroutine takes over, the rest first.
+		c.queue = append(q, c.queue...)
+		go c.write()
+		return nil
+	}
+	c.writing = false
+	c.idle.Broadcast()
 	return nil
 }
 
@@ -152,8 +173,8 @@ func (c *lineChannel) Recv() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		// A JSON value that is neither an object nor a batch: jrpc2 would
-		// call it a parse error, JSON-RPC calls it an invalid request.
+		// A JSON value that is neither an object nor a batch is an
+		// invalid request (a parse error is for what is not JSON).
 		if v := bytes.TrimSpace(line); len(v) > 0 && v[0] != '{' && v[0] != '[' && json.Valid(v) {
 			e := &rpc.Error{Code: rpc.CodeInvalidRequest, Message: "invalid request: want a JSON-RPC request object, got a JSON " + jsonKindOf(v[0])}
 			if err := c.Send(errorLine(nil, e)); err != nil {
@@ -170,56 +191,9 @@ func (c *lineChannel) Recv() ([]byte, error) {
 			}
 			continue
 		}
-		// A request whose id is null would run (and pay upstream) as
-		// jrpc2 treats it, yet never be answered: refuse it.
-		if nullID(line) {
-			e := &rpc.Error{Code: rpc.CodeInvalidRequest, Message: `invalid request: "id" is null; give a request a number or a string as its id (a request without an id is a notification, which is never answered)`}
-			if err := c.Send(errorLine(nil, e)); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		// jrpc2 keeps slices of what Recv returns; the reader reuses its buffer.
+		// Calls keep slices of what Recv returns; the reader reuses its buffer.
 		return bytes.Clone(line), nil
 	}
-}
-
-// Close stops reading but leaves the write side open: jrpc2 closes the
-// channel as soon as reading ends, yet still delivers the responses of the
-// requests in flight. serveConn closes the connection once jrpc2 is done.
-func (c *lineChannel) Close() error { return closeRead(c.nc) }
-
-// closeRead shuts the read side of nc (all of it when it cannot be halved).
-func closeRead(nc net.Conn) error {
-	if uc, ok := nc.(*net.UnixConn); ok {
-		return uc.CloseRead()
-	}
-	return nc.Close()
-}
-
-// idIsNull finds a null id; nullID confirms it is the top level's.
-var idIsNull = regexp.MustCompile(`"id"\s*:\s*null`)
-
-// nullID reports whether line is a request object whose "id" is null.
-func nullID(line []byte) bool {
-	if !idIsNull.Match(line) || bytes.TrimSpace(line)[0] != '{' {
-		return false
-	}
-	var m map[string]json.RawMessage
-	return json.Unmarshal(line, &m) == nil && string(m["id"]) == "null"
-}
-
-// errorLine is a JSON-RPC error response; a nil id is sent as null.
-func errorLine(id json.RawMessage, e *rpc.Error) []byte {
-	if id == nil {
-		id = json.RawMessage("null")
-	}
-	b, _ := json.Marshal(struct {
-		JSONRPC string          `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Error   *rpc.Error      `json:"error"`
-	}{"2.0", id, e})
-	return b
 }
 
 // jsonKindOf names the kind of the JSON value starting with b.

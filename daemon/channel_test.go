@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -20,15 +21,16 @@ func TestSendNeverWaitsForTheClient(t *testing.T) {
 	for i := range line {
 		line[i] = 'x'
 	}
+	line[len(line)-1] = '\n'
 	for i := range 3 {
-		if err := ch.Send(line); err != nil {
+		if err := ch.Send(bytes.Clone(line)); err != nil {
 			t.Fatalf("send %d, under the bound: %v", i, err)
 		}
 	}
 	if err := ch.Send(line); !errors.Is(err, errSlowReader) {
 		t.Fatalf("send past the bound: err = %v, want errSlowReader", err)
 	}
-	if err := ch.Send([]byte("{}")); err == nil {
+	if err := ch.Send([]byte("{}\n")); err == nil {
 		t.Fatal("a send on a failed connection succeeded")
 	}
 	ch.flush() // returns: the writer saw the connection close
@@ -48,7 +50,7 @@ func TestSendWritesInOrder(t *testing.T) {
 		got <- lines
 	}()
 	for i := range 100 {
-		if err := ch.Send(fmt.Appendf(nil, `{"n":%d}`, i)); err != nil {
+		if err := ch.Send(fmt.Appendf(nil, "{\"n\":%d}\n", i)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -34,8 +34,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creachadair/jrpc2"
-
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/daemon/proxy"
@@ -91,7 +89,7 @@ type Daemon struct {
 	getenv    func(string) string
 	group     string // gid whose members may connect too ([daemon] socket_group); "" none
 	groupName string
-	methods   map[string]jrpc2.Handler
+	methods   map[string]handler
 	pl        *proxy.Pipeline // the request pipeline: caches, upstream calls
 	stateDir  string
 	http      httpListeners // the [http] endpoint's, once ListenHTTP opened them
@@ -363,18 +361,8 @@ func (d *Daemon) serveConn(nc net.Conn) {
 		d.conns[nc] = struct{}{}
 		d.mu.Unlock()
 	}
-	ch := newLineChannel(nc, d.config().Daemon.MaxMessageBytes)
-	srv := jrpc2.NewServer(methodMap(d.methods), &jrpc2.ServerOptions{
-		AllowPush:   true, // stream chunks are server notifications
-		Concurrency: 4096, // the default (NumCPU) would queue cancels behind streams
-		// Not d.base: jrpc2 answers a request whose context is already
-		// canceled -32097 before any handler sees it. guard ties each
-		// handler to d.base instead.
-		NewContext: context.Background,
-	})
-	srv.Start(ch)
-	srv.Wait() // every response sent
-	ch.flush() // and written
+	s := &session{d: d, out: newLineChannel(nc, d.config().Daemon.MaxMessageBytes), calls: map[string]context.CancelCauseFunc{}}
+	s.serve() // every response written
 	nc.Close()
 	d.mu.Lock()
 	delete(d.conns, nc)
@@ -385,11 +373,8 @@ func (d *Daemon) serveConn(nc net.Conn) {
 // up to the drain timeout for the handlers in flight, then cancels the
 // rest with errShuttingDown and waits (a bounded time) for them to return.
 // Then it stops reading from every connection (after a short grace for
-// what is already on its way): each jrpc2 server delivers the responses
-// it owes and stops, and serveConn closes the connection.
-// (Ending the reads rather than calling Server.Stop lets jrpc2's reader
-// stop the server: Stop racing an incoming message panics in jrpc2 v1.3.6,
-// and Stop drops the responses.)
+// what is already on its way): each session writes the responses it
+// owes and ends, and serveConn closes the connection.
 func (d *Daemon) shutdown() {
 	d.mu.Lock()
 	d.closing = true

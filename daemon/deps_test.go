@@ -14,8 +14,8 @@ func TestImportDirection(t *testing.T) {
 		pkg    string
 		banned []string
 	}{
-		{"github.com/lbgpt/lbgpt/daemon/proxy", []string{"github.com/lbgpt/lbgpt/daemon", "github.com/lbgpt/lbgpt/daemon/httpapi", "github.com/creachadair/jrpc2"}},
-		{"github.com/lbgpt/lbgpt/daemon/httpapi", []string{"github.com/lbgpt/lbgpt/daemon", "github.com/creachadair/jrpc2"}},
+		{"github.com/lbgpt/lbgpt/daemon/proxy", []string{"github.com/lbgpt/lbgpt/daemon", "github.com/lbgpt/lbgpt/daemon/httpapi"}},
+		{"github.com/lbgpt/lbgpt/daemon/httpapi", []string{"github.com/lbgpt/lbgpt/daemon"}},
 		{"github.com/lbgpt/lbgpt/rpc", []string{"github.com/"}},
 	} {
 		out, err := exec.Command("go", "list", "-deps", tt.pkg).Output()

@@ -7,14 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
-
-	"github.com/creachadair/jrpc2"
 
 	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/daemon/proxy"
@@ -24,8 +20,8 @@ import (
 
 // methodTable maps every method of the protocol to its handler: the one
 // place where wire names meet code. Sorted by name.
-func (d *Daemon) methodTable() map[string]jrpc2.Handler {
-	m := map[string]jrpc2.Handler{
+func (d *Daemon) methodTable() map[string]handler {
+	m := map[string]handler{
 		rpc.MethodBatch:        d.batch,
 		rpc.MethodCacheCompact: d.cacheCompact,
 		rpc.MethodCacheForget:  d.cacheForget,
@@ -44,24 +40,6 @@ func (d *Daemon) methodTable() map[string]jrpc2.Handler {
 	return m
 }
 
-// methodMap is the method table as jrpc2 asks it: an unknown method gets
-// -32601 with an error object as its data (jrpc2's own puts the bare name
-// there, a string where every other error has an object), naming the
-// methods there are.
-type methodMap map[string]jrpc2.Handler
-
-func (m methodMap) Assign(_ context.Context, method string) jrpc2.Handler {
-	if h, ok := m[method]; ok {
-		return h
-	}
-	return func(context.Context, *jrpc2.Request) (any, error) {
-		names := slices.Sorted(maps.Keys(m))
-		return nil, (&jrpc2.Error{Code: rpc.CodeMethodNotFound,
-			Message: fmt.Sprintf("unknown method %q: lbgptd's methods are %s (docs/protocol.md)", method, strings.Join(names, ", "))}).
-			WithData(rpc.ErrorData{Field: "method"})
-	}
-}
-
 // enter counts a request as active while it runs (shutdown waits for
 // it); ok false: the daemon is stopping, the request is refused.
 func (d *Daemon) enter() (leave func(), ok bool) {
@@ -76,11 +54,11 @@ func (d *Daemon) enter() (leave func(), ok bool) {
 
 // guard counts a handler as active while it runs, and turns a panic into
 // an internal error for its client instead of taking the daemon down.
-func (d *Daemon) guard(h jrpc2.Handler) jrpc2.Handler {
-	return func(ctx context.Context, req *jrpc2.Request) (v any, err error) {
+func (d *Daemon) guard(h handler) handler {
+	return func(ctx context.Context, c *call) (v any, err error) {
 		leave, ok := d.enter()
 		if !ok {
-			return nil, &jrpc2.Error{Code: rpc.CodeShuttingDown, Message: errShuttingDown.Error()}
+			return nil, &rpc.Error{Code: rpc.CodeShuttingDown, Message: errShuttingDown.Error()}
 		}
 		defer leave()
 		// A shutdown cancels the handlers in flight with its cause.
@@ -89,48 +67,30 @@ func (d *Daemon) guard(h jrpc2.Handler) jrpc2.Handler {
 		defer context.AfterFunc(d.base, func() { cancel(context.Cause(d.base)) })()
 		defer func() {
 			if r := recover(); r != nil {
-				d.log.Error("handler panicked", "method", req.Method(), "panic", r, "stack", string(debug.Stack()))
-				v, err = nil, &jrpc2.Error{Code: rpc.CodeInternal, Message: fmt.Sprintf("internal error in %s: %v", req.Method(), r)}
+				d.log.Error("handler panicked", "method", c.method, "panic", r, "stack", string(debug.Stack()))
+				v, err = nil, &rpc.Error{Code: rpc.CodeInternal, Message: fmt.Sprintf("internal error in %s: %v", c.method, r)}
 			}
 		}()
-		v, err = h(ctx, req)
-		return v, wireError(err)
+		return h(ctx, c)
 	}
-}
-
-// wireError is err as jrpc2 sends it: a protocol error keeps its code,
-// message and data; anything else is proxy.Error's.
-func wireError(err error) error {
-	if err == nil {
-		return nil
-	}
-	if je, ok := errors.AsType[*jrpc2.Error](err); ok {
-		return je
-	}
-	re := proxy.Error(err, nil)
-	je := &jrpc2.Error{Code: jrpc2.Code(re.Code), Message: re.Message}
-	if re.Data != nil {
-		return je.WithData(re.Data)
-	}
-	return je
 }
 
 // cancel stops an in-flight request of the same connection.
-func (d *Daemon) cancel(ctx context.Context, req *jrpc2.Request) (any, error) {
+func (d *Daemon) cancel(ctx context.Context, c *call) (any, error) {
 	var p rpc.CancelParams
-	if err := decodeParams(req, &p); err != nil {
+	if err := decodeParams(c, &p); err != nil {
 		return nil, err
 	}
 	if len(p.ID) == 0 {
 		return nil, proxy.InvalidParams("id", "cancel needs the id of the request to cancel")
 	}
-	jrpc2.ServerFromContext(ctx).CancelRequest(string(compactJSON(p.ID)))
+	c.s.cancelCall(string(compactJSON(p.ID)))
 	return nil, nil
 }
 
 // status reports the daemon and its backends.
-func (d *Daemon) status(ctx context.Context, req *jrpc2.Request) (any, error) {
-	if err := decodeParams(req, &struct{}{}); err != nil {
+func (d *Daemon) status(ctx context.Context, c *call) (any, error) {
+	if err := decodeParams(c, &struct{}{}); err != nil {
 		return nil, err
 	}
 	return d.snapshot(), nil
@@ -195,11 +155,11 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // decodeParams decodes a request's params strictly: an unknown field or
 // trailing data is an invalid-params error that names it.
-func decodeParams(req *jrpc2.Request, v any) error {
-	if !req.HasParams() {
+func decodeParams(c *call, v any) error {
+	if c.params == nil {
 		return nil
 	}
-	dec := json.NewDecoder(strings.NewReader(req.ParamString()))
+	dec := json.NewDecoder(bytes.NewReader(c.params))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return proxy.DecodeError(err, "params")
@@ -218,45 +178,46 @@ func (d *Daemon) cacheSnapshot() *rpc.CacheStats {
 
 // The cache methods, and embeddings: params in, the pipeline's answer out.
 
-func (d *Daemon) cacheStats(ctx context.Context, req *jrpc2.Request) (any, error) {
-	if err := decodeParams(req, &struct{}{}); err != nil {
+func (d *Daemon) cacheStats(ctx context.Context, c *call) (any, error) {
+	if err := decodeParams(c, &struct{}{}); err != nil {
 		return nil, err
 	}
 	return d.pl.CacheStats()
 }
 
-func (d *Daemon) cachePurge(ctx context.Context, req *jrpc2.Request) (any, error) {
+func (d *Daemon) cachePurge(ctx context.Context, c *call) (any, error) {
 	var p rpc.CachePurgeParams
-	if err := decodeParams(req, &p); err != nil {
+	if err := decodeParams(c, &p); err != nil {
 		return nil, err
 	}
 	return d.pl.CachePurge(ctx, p)
 }
 
-func (d *Daemon) cacheForget(ctx context.Context, req *jrpc2.Request) (any, error) {
+func (d *Daemon) cacheForget(ctx context.Context, c *call) (any, error) {
 	var p rpc.CacheForgetParams
-	if err := decodeParams(req, &p); err != nil {
+	if err := decodeParams(c, &p); err != nil {
 		return nil, err
 	}
 	return d.pl.CacheForget(ctx, p.ID)
 }
 
-func (d *Daemon) cacheCompact(ctx context.Context, req *jrpc2.Request) (any, error) {
-	if err := decodeParams(req, &struct{}{}); err != nil {
+func (d *Daemon) cacheCompact(ctx context.Context, c *call) (any, error) {
+	if err := decodeParams(c, &struct{}{}); err != nil {
 		return nil, err
 	}
 	return d.pl.CacheCompact()
 }
 
-func (d *Daemon) embeddings(ctx context.Context, req *jrpc2.Request) (any, error) {
+func (d *Daemon) embeddings(ctx context.Context, c *call) (any, error) {
 	var p rpc.EmbeddingsParams
-	if err := decodeParams(req, &p); err != nil {
+	if err := decodeParams(c, &p); err != nil {
 		return nil, err
 	}
 	return d.pl.Embed(ctx, p.Request, p.Options)
 }
 
-// compactJSON is b without insignificant space, as jrpc2 keeps request ids.
+// compactJSON is b without insignificant space, as the session keeps
+// request ids.
 func compactJSON(b json.RawMessage) []byte {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, b); err != nil {

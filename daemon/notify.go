@@ -161,7 +161,7 @@ func (d *Daemon) statusLine() string {
 }
 
 // selfCheck is the default health check: a status request through a
-// connection of the daemon's own, so the line channel, jrpc2's dispatcher,
+// connection of the daemon's own, so the line channel, the session,
 // the method guard and the pool's lock all have to answer.
 func (d *Daemon) selfCheck(ctx context.Context) error {
 	cli, srv := net.Pipe()

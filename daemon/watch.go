@@ -6,17 +6,15 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/creachadair/jrpc2"
-
 	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
 // watch sends the status at once, then again whenever it changed, at most
 // max_per_second times a second, until the client cancels the call.
-func (d *Daemon) watch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
+func (d *Daemon) watch(ctx context.Context, c *call) (any, error) {
 	var p rpc.WatchParams
-	if err := decodeParams(jreq, &p); err != nil {
+	if err := decodeParams(c, &p); err != nil {
 		return nil, err
 	}
 	rate := p.MaxPerSecond
@@ -30,8 +28,6 @@ func (d *Daemon) watch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer context.AfterFunc(d.draining, func() { cancel(errShuttingDown) })()
-	srv := jrpc2.ServerFromContext(ctx)
-	id := json.RawMessage(jreq.ID())
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
 	var last []byte
@@ -46,7 +42,7 @@ func (d *Daemon) watch(ctx context.Context, jreq *jrpc2.Request) (any, error) {
 		if !bytes.Equal(cur, last) {
 			last = cur
 			st.UptimeS = time.Since(d.started).Seconds()
-			if err := srv.Notify(ctx, rpc.NotifyWatchStatus, rpc.WatchStatusParams{ID: id, Status: st}); err != nil {
+			if err := c.notify(rpc.NotifyWatchStatus, rpc.WatchStatusParams{ID: c.id, Status: st}); err != nil {
 				return nil, proxy.Error(context.Canceled, nil)
 			}
 		}

@@ -103,7 +103,7 @@ func runCache(ctx context.Context, out io.Writer, o cacheOptions) (map[string]an
 	lat := make([]time.Duration, 0, n)
 	inDaemon := make([]time.Duration, 0, n) // of each hit, the time in the daemon's handler
 	// A status round trip after each hit, as the baseline of the same
-	// moment: the socket and jrpc2 without any chat work.
+	// moment: the socket and the JSON-RPC layer without any chat work.
 	status := make([]time.Duration, 0, n)
 	for i := range n + 200 {
 		t := time.Now()
