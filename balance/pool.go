@@ -169,19 +169,43 @@ func (p *Pool) lookAgain() {
 	}
 }
 
-// CountsTokens reports whether a backend serving model has a known TPM
-// limit, so that a request for it needs its tokens estimated. Counting
-// tokens is the costliest step of admission; without a TPM limit it would
-// be thrown away.
-func (p *Pool) CountsTokens(model string) bool {
+// Counting is how admission must count a request's tokens.
+type Counting int
+
+const (
+	// CountNone: no backend that could take the request has a TPM limit;
+	// its tokens are not needed.
+	CountNone Counting = iota
+	// CountBound: every TPM limit it could meet has room to spare, so an
+	// upper bound of its tokens serves as well as a count. (The
+	// reservation is settled against the upstream's usage after the call.)
+	CountBound
+	// CountExact: some limit is short enough that an over-estimate would
+	// keep other requests out: count the tokens.
+	CountExact
+)
+
+// Counting says how to count req's tokens, req.Tokens being an upper
+// bound of them. Counting tokens is the costliest step of admission; it
+// is worth its cost only when a bucket runs low, and the bound's
+// over-estimate (a token spans at least one byte) would hold room others
+// could use. A bucket has room to spare when it stays half full after
+// taking the bound.
+func (p *Pool) Counting(req Request) Counting {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	now := p.now()
+	c := CountNone
 	for _, m := range p.members {
-		if m.tpm.Known() && m.Config.Serves(model) {
-			return true
+		if !m.tpm.Known() || !m.serves(req) {
+			continue
 		}
+		if m.tpm.Room(now)-float64(req.Tokens) < m.tpm.Capacity()/2 {
+			return CountExact
+		}
+		c = CountBound
 	}
-	return false
+	return c
 }
 
 // Members returns the pool's members in configuration order. Their Config

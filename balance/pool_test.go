@@ -383,3 +383,38 @@ func TestFailoverWithoutBackoff(t *testing.T) {
 		}
 	})
 }
+
+// Tokens are counted only where a bound would cost admissions: a TPM limit
+// with less than half its bucket left after the bound.
+func TestCountingFollowsRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		limited, free := backend("limited", 1, "gpt-4o"), backend("free", 1, "llama")
+		limited.LimitTPM = 1000
+		p := pool(Options{}, limited, free)
+		for _, tt := range []struct {
+			req  Request
+			want Counting
+		}{
+			{Request{Model: "llama", Tokens: 100}, CountNone},
+			{Request{Model: "gpt-4o", Tokens: 100}, CountBound},
+			{Request{Model: "gpt-4o", Tokens: 501}, CountExact},
+		} {
+			if got := p.Counting(tt.req); got != tt.want {
+				t.Errorf("full bucket, %+v: %v, want %v", tt.req, got, tt.want)
+			}
+		}
+		// 450 tokens spent (the clock stands still: no refill): 550 left,
+		// and 100 more would leave less than half.
+		if _, _, err := Do(t.Context(), p, Request{Model: "gpt-4o", Tokens: 450}, func(context.Context, *Member) (string, Outcome, error) {
+			return "", Outcome{Tokens: 450}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Counting(Request{Model: "gpt-4o", Tokens: 100}); got != CountExact {
+			t.Errorf("bucket at %v: %v, want CountExact", p.State()[0].RemainingTPM, got)
+		}
+		if got := p.Counting(Request{Model: "gpt-4o", Tokens: 40}); got != CountBound {
+			t.Errorf("a bound that leaves half: %v, want CountBound", got)
+		}
+	})
+}

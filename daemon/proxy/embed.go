@@ -197,7 +197,14 @@ type embedResult struct {
 // by them.
 func (pl *Pipeline) embedUpstream(ctx context.Context, raw json.RawMessage, req *embedRequest, inputs []json.RawMessage) (embedResult, balance.Report, string, error) {
 	adm := balance.Request{Model: req.Model}
-	if pl.pool.CountsTokens(req.Model) {
+	for _, in := range inputs {
+		adm.Tokens += len(in) // a bound, as for chat (Pipeline.admission)
+	}
+	switch pl.pool.Counting(adm) {
+	case balance.CountNone:
+		adm.Tokens = 0
+	case balance.CountExact:
+		adm.Tokens = 0
 		for _, in := range inputs {
 			var s string
 			if json.Unmarshal(in, &s) == nil {

@@ -1,14 +1,10 @@
 package proxy
 
-import (
-	"sync"
+import "sync"
 
-	"github.com/lbgpt/lbgpt/balance"
-)
-
-// estimator guesses a request's total tokens before it is sent: the prompt
-// counted with the model's tokenizer, plus the answer's bound (max_tokens,
-// max_output_tokens) or, without one, the running average of answers so far.
+// estimator guesses the tokens of a request's answer before it is sent: its
+// bound (max_tokens, max_output_tokens) or, without one, the running
+// average of answers so far. (Admission adds the prompt's.)
 type estimator struct {
 	mu         sync.Mutex // guards avgAnswer
 	avgAnswer  float64
@@ -18,16 +14,11 @@ type estimator struct {
 // defaultAnswerTokens is the answer estimate before any answer was seen.
 const defaultAnswerTokens = 256
 
-// request is what the pool needs to admit r.
-func (e *estimator) request(r *Request) balance.Request {
-	answer := r.bound()
-	if answer == 0 {
-		answer = e.answer()
+// answer is the answer's part of r's token estimate.
+func (e *estimator) answer(r *Request) int {
+	if b := r.bound(); b > 0 {
+		return b
 	}
-	return balance.Request{Model: r.view.Model, Tokens: r.promptTokens() + answer}
-}
-
-func (e *estimator) answer() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.haveAnswer {

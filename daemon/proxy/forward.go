@@ -52,13 +52,24 @@ func passed(h http.Header) http.Header {
 	return out
 }
 
-// admission is what the pool needs to admit r. Its tokens are counted only
-// when a backend that could take it has a TPM limit to respect.
+// admission is what the pool needs to admit r. Its tokens are needed only
+// when a backend that could take it has a TPM limit to respect, and
+// counted only when a limit runs low (balance.Counting); a bound of them
+// does otherwise.
 func (pl *Pipeline) admission(r *Request) balance.Request {
-	if (!r.chat() && !r.responses()) || !pl.pool.CountsTokens(r.view.Model) {
-		return balance.Request{Model: r.view.Model}
+	req := balance.Request{Model: r.view.Model}
+	if !r.chat() && !r.responses() {
+		return req
 	}
-	return pl.est.request(r)
+	answer := pl.est.answer(r)
+	req.Tokens = r.promptBound() + answer
+	switch pl.pool.Counting(req) {
+	case balance.CountNone:
+		req.Tokens = 0
+	case balance.CountExact:
+		req.Tokens = r.promptTokens() + answer
+	}
+	return req
 }
 
 // call is the provider call of r.

@@ -146,6 +146,15 @@ func (r *Request) bound() int {
 // the real usage corrects the estimate after the call.
 const imageTokens = 85
 
+// promptBound bounds the tokens of r's prompt (promptTokens) without a
+// tokenizer pass: each token spans at least one byte of the text it
+// encodes, the text is within the body (JSON escapes only lengthen it),
+// and so are the messages' and roles' own few tokens; an image part, whose
+// price is flat, has "image" in its type at least.
+func (r *Request) promptBound() int {
+	return len(r.raw) + bytes.Count(r.raw, []byte("image"))*imageTokens + 3
+}
+
 // promptTokens estimates the tokens of r's prompt with the model's
 // tokenizer: every message's text (a Responses request's instructions and
 // input), and a flat price per image.
