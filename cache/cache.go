@@ -121,6 +121,10 @@ type Store struct {
 	dbMu   sync.RWMutex
 	db     *bolt.DB
 	closed bool
+	// sizeMu guards the file's size as fileSize last read it.
+	sizeMu sync.Mutex
+	sizeAt time.Time
+	size   int64
 	// writeMu is held shared by writers and exclusively by Compact while it
 	// copies, so that no write is lost while reads go on.
 	writeMu sync.RWMutex
@@ -561,6 +565,7 @@ func (s *Store) round() bool {
 
 // commit writes batch in one transaction (fsynced by bbolt's commit).
 func (s *Store) commit(batch map[string]*change) error {
+	defer s.sizeChanged()
 	if s.opts.beforeCommit != nil {
 		if err := s.opts.beforeCommit(); err != nil {
 			return err
@@ -831,10 +836,30 @@ func (s *Store) Stats() Stats {
 	st := Stats{Entries: int64(len(s.index)), Bytes: s.total, MaxBytes: s.opts.MaxBytes, Evictions: s.evictions.Load(),
 		WriteErrors: s.writeErrors.Load(), Queued: int64(len(s.queue))}
 	s.mu.Unlock()
-	if fi, err := os.Stat(s.path); err == nil {
-		st.FileBytes = fi.Size()
-	}
+	st.FileBytes = s.fileSize()
 	return st
+}
+
+// fileSize is the cache file's size, read again after a write and at
+// most once a second: a status is asked for often (the TUI four times a
+// second) and a stat is a system call.
+func (s *Store) fileSize() int64 {
+	s.sizeMu.Lock()
+	defer s.sizeMu.Unlock()
+	if now := time.Now(); now.Sub(s.sizeAt) >= time.Second {
+		if fi, err := os.Stat(s.path); err == nil {
+			s.size = fi.Size()
+		}
+		s.sizeAt = now
+	}
+	return s.size
+}
+
+// sizeChanged makes the next fileSize read the file's size.
+func (s *Store) sizeChanged() {
+	s.sizeMu.Lock()
+	s.sizeAt = time.Time{}
+	s.sizeMu.Unlock()
 }
 
 // Compact rewrites the file without its free pages, while the store stays
@@ -893,6 +918,7 @@ func (s *Store) Compact() (before, after int64, err error) {
 		return before, 0, err
 	}
 	s.db = db
+	s.sizeChanged()
 	if fi, err := os.Stat(s.path); err == nil {
 		after = fi.Size()
 	}

@@ -231,6 +231,14 @@ func (c *conn) read() {
 			c.fail(err)
 			return
 		}
+		if id, result, ok := ownResult(line); ok {
+			// The daemon's own form of a result: the caller decodes it,
+			// once, from a copy (the reader reuses its buffer).
+			if pc := c.lookupID(id); pc != nil {
+				pc.deliver(&response{Result: bytes.Clone(result)}, nil)
+			}
+			continue
+		}
 		var env envelope
 		if err := json.Unmarshal(line, &env); err != nil {
 			c.fail(fmt.Errorf("lbgptd sent invalid JSON: %w", err))
@@ -238,6 +246,30 @@ func (c *conn) read() {
 		}
 		c.dispatch(&env)
 	}
+}
+
+// ownResult takes a result line apart without decoding it, when it has
+// the form lbgptd writes: {"jsonrpc":"2.0","id":N,"result":R}. R is not
+// checked here; decoding it does that. Any other line is decoded whole.
+func ownResult(line []byte) (id int64, result []byte, ok bool) {
+	const head, mid = `{"jsonrpc":"2.0","id":`, `,"result":`
+	rest, ok := bytes.CutPrefix(line, []byte(head))
+	if !ok {
+		return 0, nil, false
+	}
+	n := 0
+	for n < len(rest) && n < 18 && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	if n == 0 {
+		return 0, nil, false
+	}
+	id, _ = strconv.ParseInt(string(rest[:n]), 10, 64)
+	rest, ok = bytes.CutPrefix(rest[n:], []byte(mid))
+	if !ok || len(rest) < 2 || rest[len(rest)-1] != '}' {
+		return 0, nil, false
+	}
+	return id, rest[:len(rest)-1], true
 }
 
 func (c *conn) dispatch(env *envelope) {
@@ -277,6 +309,10 @@ func (c *conn) lookup(id json.RawMessage) *pendingCall {
 	if err != nil {
 		return nil
 	}
+	return c.lookupID(n)
+}
+
+func (c *conn) lookupID(n int64) *pendingCall {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.pending[n]

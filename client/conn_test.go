@@ -136,3 +136,27 @@ func TestTooLargeRequestFailsLocally(t *testing.T) {
 		t.Errorf("a call after the refused one: %v", err)
 	}
 }
+
+// The reader takes the daemon's own result lines apart without decoding
+// them; anything else is left to the full decode.
+func TestOwnResult(t *testing.T) {
+	for _, tt := range []struct {
+		line   string
+		id     int64
+		result string
+		ok     bool
+	}{
+		{`{"jsonrpc":"2.0","id":7,"result":{"a":1}}`, 7, `{"a":1}`, true},
+		{`{"jsonrpc":"2.0","id":12,"result":null}`, 12, `null`, true},
+		{`{"jsonrpc":"2.0","id":"7","result":{}}`, 0, "", false},
+		{`{"jsonrpc":"2.0","id":7,"error":{"code":-32601,"message":"x"}}`, 0, "", false},
+		{`{"jsonrpc": "2.0","id":7,"result":{}}`, 0, "", false},
+		{`{"jsonrpc":"2.0","method":"chat.chunk","params":{"id":7}}`, 0, "", false},
+		{`{"jsonrpc":"2.0","id":7,"result":`, 0, "", false},
+	} {
+		id, result, ok := ownResult([]byte(tt.line))
+		if ok != tt.ok || id != tt.id || string(result) != tt.result {
+			t.Errorf("%s: %d %q %v, want %d %q %v", tt.line, id, result, ok, tt.id, tt.result, tt.ok)
+		}
+	}
+}

@@ -86,6 +86,7 @@ type Daemon struct {
 	started   time.Time
 	uid       int
 	envSalt   string // salts the status's stamps of the environment
+	envMemo   atomic.Pointer[envMemo]
 	getenv    func(string) string
 	group     string // gid whose members may connect too ([daemon] socket_group); "" none
 	groupName string
@@ -361,8 +362,7 @@ func (d *Daemon) serveConn(nc net.Conn) {
 		d.conns[nc] = struct{}{}
 		d.mu.Unlock()
 	}
-	s := &session{d: d, out: newLineChannel(nc, d.config().Daemon.MaxMessageBytes), calls: map[string]context.CancelCauseFunc{}}
-	s.serve() // every response written
+	newSession(d, nc).serve() // every response written
 	nc.Close()
 	d.mu.Lock()
 	delete(d.conns, nc)

@@ -227,8 +227,24 @@ func compactJSON(b json.RawMessage) []byte {
 }
 
 // envStamps stamps the environment variables cfg reads (rpc.EnvStamps):
-// the daemon's environment is the one it started with.
+// the daemon's environment is the one it started with, so the stamps of a
+// config are made once (and read-only since).
 func (d *Daemon) envStamps(cfg *config.Config) *rpc.EnvStamps {
+	if m := d.envMemo.Load(); m != nil && m.cfg == cfg {
+		return m.stamps
+	}
+	e := d.stampEnv(cfg)
+	d.envMemo.Store(&envMemo{cfg, e})
+	return e
+}
+
+// envMemo is the stamps of one config.
+type envMemo struct {
+	cfg    *config.Config
+	stamps *rpc.EnvStamps
+}
+
+func (d *Daemon) stampEnv(cfg *config.Config) *rpc.EnvStamps {
 	names := map[string]bool{}
 	for _, b := range cfg.Backends {
 		if b.APIKeyEnv != "" {

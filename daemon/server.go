@@ -11,15 +11,17 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
 // The JSON-RPC 2.0 server of the socket (docs/protocol.md): one session
-// per connection. Its reader parses each line and starts one goroutine
-// per call, which runs the method and writes the response itself: one
-// hand-off between the socket and the handler, none back. (jrpc2, used
+// per connection. The goroutine that reads a call runs it and writes its
+// response, and another takes over the reading when the call has to wait
+// or lines wait behind it: no hand-off between the socket and a quick
+// call, none back. (jrpc2, used
 // before, took three — its reader, its dispatch loop, a goroutine per
 // request, then the line channel's writer — and encoded every result
 // again; docs/design.md.)
@@ -47,29 +49,29 @@ func (c *call) notify(method string, params any) error {
 
 // session is one connection's server.
 type session struct {
-	d   *Daemon
-	out *lineChannel
-	wg  sync.WaitGroup // the calls running
+	d     *Daemon
+	out   *lineChannel
+	wg    sync.WaitGroup // the readers and the calls running
+	ended chan struct{}  // closed when the connection's read side ends
 
 	mu    sync.Mutex                         // guards calls
 	calls map[string]context.CancelCauseFunc // the calls running, by id
+}
+
+func newSession(d *Daemon, nc net.Conn) *session {
+	return &session{d: d, out: newLineChannel(nc, d.config().Daemon.MaxMessageBytes),
+		ended: make(chan struct{}), calls: map[string]context.CancelCauseFunc{}}
 }
 
 // errClientGone cancels the calls of a connection whose client stopped
 // sending: it closed the connection, or the daemon stopped reading it.
 var errClientGone = errors.New("the client's connection ended")
 
-// serve reads requests until the connection's read side ends, then
-// cancels what is still running, waits for it, and writes out what is
-// queued.
+// serve serves the connection until its read side ends, then cancels
+// what is still running, waits for it, and writes out what is queued.
 func (s *session) serve() {
-	for {
-		line, err := s.out.Recv()
-		if err != nil {
-			break
-		}
-		s.handle(line)
-	}
+	s.wg.Go(s.read)
+	<-s.ended
 	s.mu.Lock()
 	for _, cancel := range s.calls {
 		cancel(errClientGone)
@@ -79,13 +81,69 @@ func (s *session) serve() {
 	s.out.flush()
 }
 
+// read reads and serves lines until the read side ends. A call of a
+// method that may be quick (quickMethods) runs on the reader's goroutine
+// when no line waits behind it, and hands the reading on to a new
+// goroutine only once it has to wait on something (proxy.WithWait); any
+// other call runs on a goroutine of its own. On two cores, starting a
+// goroutine was most of what a small call cost.
+func (s *session) read() {
+	for {
+		line, err := s.out.Recv()
+		if err != nil {
+			close(s.ended)
+			return
+		}
+		c := s.handle(line)
+		switch {
+		case c == nil:
+		case !quickMethods[c.m.method] || s.out.lr.Buffered():
+			s.wg.Go(func() { c.run(c.ctx) })
+		case !s.runInline(c):
+			return // another goroutine reads on
+		}
+	}
+}
+
+// quickMethods are the methods whose calls may end without waiting on
+// anything: a status, a cache hit.
+var quickMethods = map[string]bool{rpc.MethodStatus: true, rpc.MethodCacheStats: true, rpc.MethodChat: true, rpc.MethodResponses: true}
+
+// runInline runs c on the reader's goroutine, and reports whether that
+// goroutine is still the reader: a call that has to wait hands the
+// reading on first.
+func (s *session) runInline(c *pendingCall) (reader bool) {
+	var handedOff atomic.Bool
+	c.run(proxy.WithWait(c.ctx, func() {
+		if handedOff.CompareAndSwap(false, true) {
+			s.wg.Go(s.read)
+		}
+	}))
+	return !handedOff.Load()
+}
+
+// pendingCall is a call read and registered, to run.
+type pendingCall struct {
+	s   *session
+	m   message
+	ctx context.Context
+}
+
+// run runs the call and sends its response.
+func (c *pendingCall) run(ctx context.Context) {
+	v, err := c.s.run(ctx, c.m)
+	c.s.end(c.m.id)
+	c.s.out.Send(responseLine(c.m.id, v, err))
+}
+
 // handle serves one line: a request, a notification or a batch of them.
-// The line is the session's (Recv copies it), and so are the slices of it
-// that calls keep.
-func (s *session) handle(line []byte) {
+// A request is returned to run; the rest is done when handle returns. The
+// line is the session's (Recv copies it), and so are the slices of it that
+// calls keep.
+func (s *session) handle(line []byte) *pendingCall {
 	if bytes.TrimSpace(line)[0] == '[' {
 		s.batch(line)
-		return
+		return nil
 	}
 	m, perr := parseMessage(line)
 	switch {
@@ -97,14 +155,11 @@ func (s *session) handle(line []byte) {
 		ctx, ok := s.begin(m.id)
 		if !ok {
 			s.out.Send(errorLine(m.id, duplicateID(m.id)))
-			return
+			return nil
 		}
-		s.wg.Go(func() {
-			v, err := s.run(ctx, m)
-			s.end(m.id)
-			s.out.Send(responseLine(m.id, v, err))
-		})
+		return &pendingCall{s: s, m: m, ctx: ctx}
 	}
+	return nil
 }
 
 // batch serves a JSON-RPC batch: its calls run concurrently, and their

@@ -33,6 +33,10 @@ const prefixLen = 512
 // ErrLineTooLong, so that a server can still find the request's id.
 func (l *LineReader) Prefix() []byte { return l.prefix }
 
+// Buffered reports whether more of the stream is already read: the next
+// line, or the start of it, came with the last one.
+func (l *LineReader) Buffered() bool { return l.r.Buffered() > 0 }
+
 // NewLineReader returns a LineReader that reads from r and refuses lines
 // longer than max bytes (not counting the newline). max <= 0 means
 // DefaultMaxMessageBytes.

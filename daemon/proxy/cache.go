@@ -225,6 +225,7 @@ func (pl *Pipeline) lookup(ctx context.Context, p cachePlan) (cached, bool) {
 		pl.cache.hitsExact.Add(1)
 		return cached{entry: e, meta: rpc.Meta{Cache: rpc.CacheExact, CacheEntry: p.key}}, true
 	}
+	waiting(ctx) // the team's cache, the embedder
 	if e, host, ok, _ := pl.sharedGet(ctx, p.key); ok {
 		pl.cache.hitsExact.Add(1)
 		return cached{entry: e, meta: rpc.Meta{Cache: rpc.CacheExact, CacheEntry: p.key, CacheHost: host}}, true

@@ -49,6 +49,7 @@ func (pl *Pipeline) Serve(ctx context.Context, r *Request, opts rpc.Options, out
 		// A conversation lives on the account that made it, and lbgpt
 		// keeps no record of conversations: with one backend that could
 		// hold it, it goes there; with several, lbgpt cannot tell.
+		waiting(ctx) // the affinity records, on disk
 		b, err := pl.holder(string(r.view.Conversation), r.view.Model)
 		if err != nil {
 			return Result{}, InvalidParams("conversation", "lbgpt cannot tell which of several backends holds this conversation: continue it with previous_response_id instead (lbgpt keeps each response on its backend)")
@@ -56,6 +57,7 @@ func (pl *Pipeline) Serve(ctx context.Context, r *Request, opts rpc.Options, out
 		adm.Backend = b
 	}
 	if r.responses() && r.view.PreviousResponseID != "" {
+		waiting(ctx)
 		b, err := pl.pinned(r.view.PreviousResponseID, r.view.Model)
 		if err != nil {
 			return Result{}, err
@@ -66,6 +68,7 @@ func (pl *Pipeline) Serve(ctx context.Context, r *Request, opts rpc.Options, out
 	if hit, ok := pl.lookup(ctx, p); ok {
 		return pl.replay(r, hit, out, start)
 	}
+	waiting(ctx)
 	var ans answer
 	var err error
 	var coalesced bool
