@@ -66,6 +66,7 @@ const (
 	DefaultEmbedder        = EmbedderLocal
 	DefaultEmbeddingModel  = "text-embedding-3-small"
 	DefaultKeyPrefix       = "lbgpt"
+	DefaultWarnAt          = 0.8
 )
 
 // Semantic cache settings ([cache] semantic and embedder).
@@ -92,6 +93,8 @@ type Config struct {
 	Cache    Cache     `toml:"cache"`
 	HTTP     HTTP      `toml:"http"`
 	Shared   Shared    `toml:"shared"`
+	Budget   Budget    `toml:"budget"`
+	Prices   []Price   `toml:"price"`
 	Backends []Backend `toml:"backend"`
 
 	// Path is the file the config was loaded from; "" when it was built from

@@ -4,6 +4,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"testing"
 )
 
@@ -40,6 +41,9 @@ func TestExample(t *testing.T) {
 	if want := (Shared{KeyPrefix: DefaultKeyPrefix, Cache: true}); c.Shared != want || c.Shared.Enabled() {
 		t.Errorf("[shared] = %+v, want %+v: the example shares nothing", c.Shared, want)
 	}
+	if want := (Budget{WarnAt: DefaultWarnAt}); !reflect.DeepEqual(c.Budget, want) {
+		t.Errorf("[budget] = %+v, want %+v: the example sets no limit", c.Budget, want)
+	}
 	if len(c.Backends) != 3 {
 		t.Fatalf("%d backends, want openai, azure and openai-compatible", len(c.Backends))
 	}
@@ -62,6 +66,14 @@ func TestExample(t *testing.T) {
 	if local.KeySource() != "none" || len(local.Models) == 0 || local.Priority != 1 || local.MaxConcurrent == DefaultMaxConcurrent {
 		t.Errorf("openai-compatible backend = %+v", *local)
 	}
+	if len(c.Prices) == 0 {
+		t.Errorf("no [[price]]: the example prices the openai-compatible backend's models")
+	}
+	for _, p := range c.Prices {
+		if !slices.Contains(local.Models, p.Model) || p != (Price{Model: p.Model}) {
+			t.Errorf("[[price]] %+v: want a model of the openai-compatible backend, free", p)
+		}
+	}
 	if openai.Weight/(openai.Weight+azure.Weight) != 0.25 {
 		t.Errorf("weights %v and %v do not give the original's 25/75 split", openai.Weight, azure.Weight)
 	}
@@ -78,7 +90,8 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 			if tag == "" || tag == "-" {
 				continue
 			}
-			re := regexp.MustCompile(`(?m)^[#\s]*(\[\[?)?` + regexp.QuoteMeta(tag) + `(\]\]?|\s*=)`)
+			// A key, or a table header, which may be dotted: [[budget.namespace]].
+			re := regexp.MustCompile(`(?m)^[#\s]*(\[\[?([\w-]+\.)*)?` + regexp.QuoteMeta(tag) + `(\]\]?|\s*=)`)
 			if !re.MatchString(text) {
 				t.Errorf("%s: key %q (%s.%s) is not in the example", examplePath, tag, typ.Name(), f.Name)
 			}

@@ -203,6 +203,7 @@ func FromEnv(env func(string) string) (*Config, error) {
 	c.Balance.setDefaults(nil)
 	c.Cache.setDefaults(nil)
 	c.Shared.setDefaults(nil)
+	setSpendDefaults(c, nil)
 	var errs []error
 	baseURL := func(name string) string {
 		u := strings.TrimSpace(env(name))

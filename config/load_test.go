@@ -61,6 +61,7 @@ func TestFromEnv(t *testing.T) {
 				Balance:  Balance{Strategy: StrategyMaxHeadroom, BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}, HeaderTimeout: Duration{DefaultHeaderTimeout}},
 				Cache:    Cache{Enabled: true, MaxBytes: DefaultCacheMaxBytes, Embedder: EmbedderLocal, EmbeddingModel: DefaultEmbeddingModel},
 				Shared:   Shared{KeyPrefix: DefaultKeyPrefix, Cache: true},
+				Budget:   Budget{WarnAt: DefaultWarnAt},
 				Backends: tt.want,
 			}
 			if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {

@@ -411,6 +411,7 @@ priority = -1
 		Balance: Balance{Strategy: "max_headroom", BackoffBase: Duration{200 * time.Millisecond}, BackoffMax: Duration{10 * time.Second}, Reprobe: Duration{5 * time.Minute}, HeaderTimeout: Duration{DefaultHeaderTimeout}},
 		Cache:   Cache{Enabled: true, MaxBytes: DefaultCacheMaxBytes, Embedder: EmbedderLocal, EmbeddingModel: DefaultEmbeddingModel},
 		Shared:  Shared{KeyPrefix: "lbgpt", Cache: true},
+		Budget:  Budget{WarnAt: DefaultWarnAt},
 		Backends: []Backend{
 			{Name: "openai", Type: "openai", BaseURL: "https://api.openai.com/v1", APIKeyEnv: "OPENAI_API_KEY", Weight: 1, MaxConcurrent: 5},
 			{Name: "azure", Type: "azure", BaseURL: "https://r.openai.azure.com", APIKeyFile: "~/azure.key", APIVersion: "2024-10-21",

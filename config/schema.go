@@ -43,6 +43,7 @@ var want = map[kind]string{
 
 type node struct {
 	name   string
+	path   string // of a table or array of tables, dotted from the top: budget.namespace
 	kind   kind
 	where  string  // how errors name a table: "in [daemon]"
 	fields []*node // of a table or array of tables, in declaration order
@@ -57,14 +58,20 @@ func (n *node) field(name string) *node {
 	return nil
 }
 
-var schema = buildSchema(reflect.TypeFor[Config](), "", "at the top level")
+var schema = buildSchema(reflect.TypeFor[Config](), "", "", "at the top level")
 
-func buildSchema(t reflect.Type, name, where string) *node {
-	n := &node{name: name, kind: kindTable, where: where}
+// buildSchema builds the node of the table name, whose dotted path from the
+// top is path ("" at the top level).
+func buildSchema(t reflect.Type, name, path, where string) *node {
+	n := &node{name: name, path: path, kind: kindTable, where: where}
 	for f := range t.Fields() {
 		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
 		if tag == "" || tag == "-" {
 			continue
+		}
+		full := tag // how errors name a sub-table: [budget], [[budget.namespace]]
+		if path != "" {
+			full = path + "." + tag
 		}
 		var c *node
 		switch ft := f.Type; {
@@ -79,9 +86,9 @@ func buildSchema(t reflect.Type, name, where string) *node {
 		case ft.Kind() == reflect.Bool:
 			c = &node{name: tag, kind: kindBool}
 		case ft.Kind() == reflect.Struct:
-			c = buildSchema(ft, tag, "in ["+tag+"]")
+			c = buildSchema(ft, tag, full, "in ["+full+"]")
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
-			c = buildSchema(ft.Elem(), tag, "in [["+tag+"]]")
+			c = buildSchema(ft.Elem(), tag, full, "in [["+full+"]]")
 			c.kind = kindArray
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.String:
 			c = &node{name: tag, kind: kindStrings}
@@ -171,6 +178,11 @@ var aliases = map[string]string{
 	"ca_file": "tls_ca_file", "tls_ca": "tls_ca_file", "ca_cert": "tls_ca_file", "tls_ca_cert": "tls_ca_file",
 	"password_var": "password_env", "pass": "password",
 	"scope": "limit_scope", "rate_limit_scope": "limit_scope", "limit_group": "limit_scope",
+	"name": "model", "prices": "price", "pricing": "price", "budgets": "budget", "namespaces": "namespace",
+	"prompt": "input", "input_price": "input", "completion": "output", "output_price": "output",
+	"cached": "cached_input", "cache_input": "cached_input", "cached_input_price": "cached_input",
+	"daily": "day", "per_day": "day", "monthly": "month", "per_month": "month",
+	"warn": "warn_at", "warning": "warn_at", "warn_share": "warn_at", "alert_at": "warn_at",
 }
 
 func normalize(s string) string {
@@ -239,9 +251,9 @@ func (ck *checker) checkValue(in, f *node, v any, path []seg) {
 	w := want[f.kind]
 	switch f.kind {
 	case kindTable:
-		w = fmt.Sprintf("%s ([%s])", w, f.name)
+		w = fmt.Sprintf("%s ([%s])", w, f.path)
 	case kindArray:
-		w = fmt.Sprintf("%s ([[%s]])", w, f.name)
+		w = fmt.Sprintf("%s ([[%s]])", w, f.path)
 	}
 	bad := func() {
 		ck.errorf(path, "key %q %s must be %s, not %s", f.name, in.where, w, typeName(v))

@@ -57,6 +57,7 @@ func setDefaults(c *Config, raw map[string]any) {
 	c.Cache.setDefaults(cache)
 	shared, _ := raw["shared"].(map[string]any)
 	c.Shared.setDefaults(shared)
+	setSpendDefaults(c, raw)
 	for i := range c.Backends {
 		m := rawBackend(raw, i)
 		b := &c.Backends[i]
@@ -73,7 +74,13 @@ func setDefaults(c *Config, raw map[string]any) {
 // rawBackend returns the i-th [[backend]] table of raw, the file decoded
 // generically; nil when there is none.
 func rawBackend(raw map[string]any, i int) map[string]any {
-	switch v := raw["backend"].(type) {
+	return rawElem(raw["backend"], i)
+}
+
+// rawElem returns the i-th table of an array of tables decoded
+// generically; nil when there is none.
+func rawElem(array any, i int) map[string]any {
+	switch v := array.(type) {
 	case []map[string]any:
 		if i < len(v) {
 			return v[i]
@@ -183,6 +190,8 @@ func (ck *checker) validate(c *Config) {
 	ck.validateCache(&c.Cache)
 	ck.validateHTTP(&c.HTTP, &c.Daemon)
 	ck.validateShared(&c.Shared)
+	ck.validateBudget(&c.Budget)
+	ck.validatePrices(c.Prices)
 	if len(c.Backends) == 0 {
 		ck.errorf(nil, "no backends: add a [[backend]] table (see lbgpt.toml.example)")
 	}

@@ -1,0 +1,186 @@
+package spend
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/lbgpt/lbgpt/config"
+)
+
+// ErrOverBudget matches (errors.Is) every [*BudgetError].
+var ErrOverBudget = errors.New("over budget")
+
+// BudgetError is [Budget.Reserve]'s refusal: the request could cross Limit.
+type BudgetError struct {
+	Limit Limit
+}
+
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("budget %s: %s of %s spent or reserved", e.Limit.Name(), e.Limit.Spent+e.Limit.Reserved, e.Limit.Max)
+}
+
+// Is reports whether target is ErrOverBudget.
+func (e *BudgetError) Is(target error) bool { return target == ErrOverBudget }
+
+// Limit is one budget limit and where it stands.
+type Limit struct {
+	Namespace string // the namespace it limits; "" for the overall limit
+	Period    Period // Day or Month, UTC
+	Max       Nanos
+	Spent     Nanos // paid in the current period
+	Reserved  Nanos // reserved by requests in flight
+	Warn      bool  // Spent is past the warning share of Max
+}
+
+// Name names the limit in messages: `overall per day`, `namespace
+// "research" per month`.
+func (l Limit) Name() string {
+	if l.Namespace == "" {
+		return "overall per " + string(l.Period)
+	}
+	return fmt.Sprintf("namespace %q per %s", l.Namespace, l.Period)
+}
+
+// Budget holds the [budget] limits: what the answers paid upstream cost per
+// UTC day and month, overall and per namespace, as the Ledger counts it
+// (so a restart forgets nothing). Each request reserves its cost at most
+// before it starts; a reservation that could take spent + reserved past a
+// limit is refused. So, as long as no answer costs more than its
+// reservation, concurrent requests together never spend past a limit.
+// Every answer paid while a limit applies must be recorded through
+// [Reservation.Commit], not [Ledger.Record], for the limits to hold.
+// Answers of unpriced models cost nothing here.
+//
+// A Budget is safe for concurrent use.
+type Budget struct {
+	ledger *Ledger
+
+	mu       sync.Mutex // guards the fields below
+	limits   []limit
+	warnAt   float64
+	reserved map[string]Nanos // by namespace
+	all      Nanos            // reserved in every namespace
+}
+
+// limit is a configured limit; namespace "" is the overall one.
+type limit struct {
+	namespace string
+	period    Period
+	max       Nanos
+}
+
+// NewBudget returns the budget of c, counting what l records.
+func NewBudget(l *Ledger, c config.Budget) *Budget {
+	b := &Budget{ledger: l, reserved: map[string]Nanos{}}
+	b.Reconfigure(c)
+	return b
+}
+
+// Reconfigure replaces the limits with those of c. The reservations made
+// stay, and count against the new limits.
+func (b *Budget) Reconfigure(c config.Budget) {
+	var ls []limit
+	add := func(ns string, p Period, usd float64) {
+		if usd > 0 {
+			ls = append(ls, limit{ns, p, USD(usd)})
+		}
+	}
+	add("", Day, c.Day)
+	add("", Month, c.Month)
+	for _, n := range c.Namespaces {
+		add(n.Name, Day, n.Day)
+		add(n.Name, Month, n.Month)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.limits, b.warnAt = ls, c.WarnAt
+}
+
+// Reserve reserves estimate, what a request of namespace may cost at most,
+// under every limit that applies to it, or returns a *BudgetError naming
+// the first limit it could cross. A reservation is ended by Commit or
+// Release.
+func (b *Budget) Reserve(namespace string, estimate Nanos) (*Reservation, error) {
+	estimate = max(estimate, 0)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sp := b.ledger.spent(namespace)
+	for _, lim := range b.limits {
+		if lim.namespace != "" && lim.namespace != namespace {
+			continue
+		}
+		if l := b.state(lim, sp); l.Spent+l.Reserved+estimate > l.Max {
+			return nil, &BudgetError{Limit: l}
+		}
+	}
+	b.reserved[namespace] += estimate
+	b.all += estimate
+	return &Reservation{b: b, namespace: namespace, amount: estimate}, nil
+}
+
+// state returns where lim stands, sp being what was spent in its
+// namespace. The caller holds mu.
+func (b *Budget) state(lim limit, sp spent) Limit {
+	l := Limit{Namespace: lim.namespace, Period: lim.period, Max: lim.max, Reserved: b.all}
+	switch {
+	case lim.namespace == "" && lim.period == Day:
+		l.Spent = sp.allDay
+	case lim.namespace == "":
+		l.Spent = sp.allMonth
+	case lim.period == Day:
+		l.Spent, l.Reserved = sp.day, b.reserved[lim.namespace]
+	default:
+		l.Spent, l.Reserved = sp.month, b.reserved[lim.namespace]
+	}
+	l.Warn = float64(l.Spent) >= b.warnAt*float64(l.Max)
+	return l
+}
+
+// Status returns where each limit stands, overall first, then by
+// namespace as configured.
+func (b *Budget) Status() []Limit {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ls := make([]Limit, len(b.limits))
+	for i, lim := range b.limits {
+		ls[i] = b.state(lim, b.ledger.spent(lim.namespace))
+	}
+	return ls
+}
+
+// Reservation is a request's reserved cost, from [Budget.Reserve].
+type Reservation struct {
+	b         *Budget
+	namespace string
+	amount    Nanos
+	done      bool // guarded by b.mu
+}
+
+// Commit records the answer e in the ledger, in the reservation's
+// namespace (e.Namespace is set to it), and then ends the reservation: the
+// actual cost replaces the reserved one. Recording first means that spent
+// + reserved never dips below the truth in between. A reservation already
+// ended still records e: the answer was paid. The error is Record's.
+func (r *Reservation) Commit(e Entry) error {
+	e.Namespace = r.namespace
+	err := r.b.ledger.Record(e)
+	r.Release()
+	return err
+}
+
+// Release ends the reservation without an answer, as when the request
+// failed. Releasing again, or after Commit, does nothing.
+func (r *Reservation) Release() {
+	r.b.mu.Lock()
+	defer r.b.mu.Unlock()
+	if r.done {
+		return
+	}
+	r.done = true
+	r.b.reserved[r.namespace] -= r.amount
+	if r.b.reserved[r.namespace] == 0 {
+		delete(r.b.reserved, r.namespace)
+	}
+	r.b.all -= r.amount
+}
