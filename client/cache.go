@@ -62,3 +62,13 @@ func (c *Client) Embeddings(ctx context.Context, req any, opts rpc.Options) (*rp
 	}
 	return &res, nil
 }
+
+// Spend reports what answers cost and the caches saved since p.Since,
+// grouped by p.By (see rpc.SpendParams).
+func (c *Client) Spend(ctx context.Context, p rpc.SpendParams) (*rpc.SpendResult, error) {
+	var res rpc.SpendResult
+	if err := c.call(ctx, rpc.MethodSpend, p, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}

@@ -131,6 +131,14 @@ func (b *batchRun) finish(ctx context.Context, i int, res rpc.ChatResult, err er
 	} else {
 		b.sum.OK++
 		b.sum.Retries += max(res.Meta.Attempts-1, 0)
+		switch {
+		case res.Meta.Saved != nil:
+			b.sum.SavedUSD += *res.Meta.Saved
+		case res.Meta.Cost != nil:
+			b.sum.CostUSD += *res.Meta.Cost
+		default:
+			b.sum.Unpriced++
+		}
 		switch res.Meta.Cache {
 		case rpc.CacheCoalesced:
 			b.sum.Coalesced++

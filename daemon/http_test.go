@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -164,6 +165,10 @@ func TestHTTPChatWithGoOpenAI(t *testing.T) {
 	}
 	if hd.Get(rpc.HeaderAttempts) != "1" || hd.Get(rpc.HeaderCache) != rpc.CacheMiss || hd.Get(rpc.HeaderModel) != "gpt-4o-mini" || hd.Get(rpc.HeaderDaemonUS) == "" {
 		t.Errorf("metadata headers = %v", hd)
+	}
+	wantCost := float64(resp.Usage.PromptTokens)*miniInput + float64(resp.Usage.CompletionTokens)*miniOutput
+	if cost, err := strconv.ParseFloat(hd.Get(rpc.HeaderCost), 64); err != nil || !near(cost, wantCost) {
+		t.Errorf("%s = %q, want %v", rpc.HeaderCost, hd.Get(rpc.HeaderCost), wantCost)
 	}
 	// The Azure backend, through its deployment.
 	resp, err = h.openai.CreateChatCompletion(t.Context(), oaiRequest("gpt-4.1-mini", "And on Azure?"))

@@ -31,6 +31,7 @@ func (d *Daemon) methodTable() map[string]handler {
 		rpc.MethodChat:         d.chat,
 		rpc.MethodEmbeddings:   d.embeddings,
 		rpc.MethodResponses:    d.responses,
+		rpc.MethodSpend:        d.spendReport,
 		rpc.MethodStatus:       d.status,
 		rpc.MethodWatch:        d.watch,
 	}
@@ -118,6 +119,7 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 	}
 	res.ReloadedAt, res.ReloadError = d.reloadState()
 	res.Team = d.teamStatus(cfg)
+	res.Spend = d.pl.SpendStatus()
 	for _, st := range d.pool.State() {
 		b := rpc.BackendStatus{
 			Name:          st.Name,

@@ -25,6 +25,7 @@ const (
 	CodeTooLarge     = -32008 // the line is longer than the daemon's max_message_bytes
 	CodePermission   = -32009 // the connecting user is not allowed to use this daemon
 	CodeShuttingDown = -32010 // the daemon is stopping
+	CodeBudget       = -32011 // the request could cost more than a [budget] limit has left
 )
 
 // Error is a JSON-RPC error object. Errors returned by the client package
@@ -81,4 +82,5 @@ var (
 	ErrTooLarge       = &Error{Code: CodeTooLarge, Message: "message too large"}
 	ErrPermission     = &Error{Code: CodePermission, Message: "permission denied"}
 	ErrShuttingDown   = &Error{Code: CodeShuttingDown, Message: "daemon shutting down"}
+	ErrBudget         = &Error{Code: CodeBudget, Message: "over budget"}
 )

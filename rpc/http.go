@@ -38,6 +38,8 @@ const (
 	HeaderSemanticExact = "X-Lbgpt-Semantic-Exact" // Meta.SemanticExact
 	HeaderCacheHost     = "X-Lbgpt-Cache-Host"     // Meta.CacheHost
 	HeaderWarning       = "X-Lbgpt-Warning"        // Meta.Warning
+	HeaderCost          = "X-Lbgpt-Cost"           // Meta.Cost, USD (not on a stream: its usage comes last)
+	HeaderSaved         = "X-Lbgpt-Saved"          // Meta.Saved, USD
 	HeaderCached        = "X-Lbgpt-Cached"         // embeddings: EmbeddingsResult.Cached as 0s and 1s, "0110"
 )
 

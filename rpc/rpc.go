@@ -69,6 +69,10 @@ const (
 	// MethodStatus reports the daemon and its backends. No params, result
 	// StatusResult.
 	MethodStatus = "status"
+	// MethodSpend reports what answers cost and the cache saved, over a
+	// period, by backend, model or namespace. Params SpendParams, result
+	// SpendResult.
+	MethodSpend = "spend"
 	// MethodWatch subscribes to the daemon's status: a NotifyWatchStatus
 	// with the full StatusResult at once, then again whenever it changes,
 	// at most WatchParams.MaxPerSecond times a second, until the call is
@@ -175,6 +179,15 @@ type Meta struct {
 	// RequestID is the upstream's x-request-id of the call that answered
 	// (absent for a cache hit).
 	RequestID string `json:"request_id,omitempty"`
+	// Cost is what this answer cost, in USD, from the usage the upstream
+	// reported and the model's price: 0 for a cache hit or a coalesced
+	// answer (it paid nothing). Absent when the model has no price or the
+	// upstream reported no usage.
+	Cost *float64 `json:"cost,omitempty"`
+	// Saved is, on a hit (exact, semantic or coalesced), what the answer
+	// cost when it was paid: what the hit saved. Absent otherwise, or
+	// when unpriced.
+	Saved *float64 `json:"saved,omitempty"`
 }
 
 // Cache outcomes in Meta.Cache.
@@ -248,6 +261,12 @@ type BatchSummary struct {
 	Coalesced int   `json:"coalesced"`  // items answered by an identical item in flight
 	CacheHits int   `json:"cache_hits"` // items answered from the caches (exact or semantic)
 	ElapsedMS int64 `json:"elapsed_ms"`
+	// CostUSD is what the batch's answers cost (Meta.Cost summed), SavedUSD
+	// what its hits saved (Meta.Saved summed); Unpriced counts the answers
+	// whose cost is unknown (a model without a price).
+	CostUSD  float64 `json:"cost_usd,omitempty"`
+	SavedUSD float64 `json:"saved_usd,omitempty"`
+	Unpriced int     `json:"unpriced,omitempty"`
 }
 
 // BatchItemParams are the params of NotifyBatchItem.
@@ -313,6 +332,72 @@ type StatusResult struct {
 	// Team is the team this daemon shares limits and answers with
 	// ([shared]); nil when it shares nothing.
 	Team *TeamStatus `json:"team,omitempty"`
+	// Spend is what answers cost and the cache saved, today and this
+	// month, and the budgets; nil when lbgptd keeps no spend (its state
+	// directory could not hold the ledger).
+	Spend *SpendStatus `json:"spend,omitempty"`
+}
+
+// SpendStatus is the spend in StatusResult. Amounts are USD; days and
+// months are UTC.
+type SpendStatus struct {
+	Today   SpendTotals `json:"today"`
+	Month   SpendTotals `json:"month"`
+	Budgets []Budget    `json:"budgets,omitempty"`
+	// PricesDate is the date of the built-in price list.
+	PricesDate string `json:"prices_date"`
+}
+
+// SpendTotals are the totals of a period: what was paid upstream, what
+// the cache saved, and how many answers each counts.
+type SpendTotals struct {
+	CostUSD  float64 `json:"cost_usd"`
+	SavedUSD float64 `json:"saved_usd"`
+	Requests int64   `json:"requests"` // answers paid upstream
+	Hits     int64   `json:"hits"`     // answers from the caches or coalesced
+	Unpriced int64   `json:"unpriced"` // of both, those whose model has no price
+	// Tokens paid upstream.
+	InputTokens       int64 `json:"input_tokens"`
+	CachedInputTokens int64 `json:"cached_input_tokens"`
+	OutputTokens      int64 `json:"output_tokens"`
+	ReasoningTokens   int64 `json:"reasoning_tokens"`
+}
+
+// Budget is one limit of [budget] and where it stands.
+type Budget struct {
+	Namespace   string  `json:"namespace,omitempty"` // absent: the overall limit
+	Period      string  `json:"period"`              // "day" or "month" (UTC)
+	LimitUSD    float64 `json:"limit_usd"`
+	SpentUSD    float64 `json:"spent_usd"`
+	ReservedUSD float64 `json:"reserved_usd"` // held by requests in flight
+	// Warn is set once the spend passed [budget] warn_at of the limit.
+	Warn bool `json:"warn"`
+}
+
+// SpendParams are the params of MethodSpend.
+type SpendParams struct {
+	// Since starts the report: "hour", "day" or "month" (the current UTC
+	// one), a duration back from now ("72h", or seconds), or an RFC 3339
+	// time. Default "day".
+	Since string `json:"since,omitempty"`
+	// By groups the rows: "backend", "model", "namespace", or "" for the
+	// total only.
+	By string `json:"by,omitempty"`
+}
+
+// SpendResult is the result of MethodSpend.
+type SpendResult struct {
+	Since      time.Time   `json:"since"` // the report's start, at the start of its first hour
+	By         string      `json:"by,omitempty"`
+	Rows       []SpendRow  `json:"rows,omitempty"` // by cost, highest first
+	Total      SpendTotals `json:"total"`
+	PricesDate string      `json:"prices_date"`
+}
+
+// SpendRow is one backend's, model's or namespace's totals.
+type SpendRow struct {
+	Name string `json:"name"`
+	SpendTotals
 }
 
 // TeamStatus is the team in StatusResult: the shared Redis as this daemon

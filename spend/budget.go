@@ -170,8 +170,12 @@ func (r *Reservation) Commit(e Entry) error {
 }
 
 // Release ends the reservation without an answer, as when the request
-// failed. Releasing again, or after Commit, does nothing.
+// failed. Releasing again, or after Commit, or a nil reservation, does
+// nothing.
 func (r *Reservation) Release() {
+	if r == nil {
+		return
+	}
 	r.b.mu.Lock()
 	defer r.b.mu.Unlock()
 	if r.done {

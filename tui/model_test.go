@@ -317,6 +317,19 @@ func TestPanel(t *testing.T) {
 			t.Errorf("panel lacks %q:\n%s", want, s)
 		}
 	}
+	// Spend today, and a budget nearly spent (the panel beside the chat).
+	st.Spend = &rpc.SpendStatus{Today: rpc.SpendTotals{CostUSD: 4.12, SavedUSD: 1.3},
+		Budgets: []rpc.Budget{{Namespace: "research", Period: "day", LimitUSD: 5, SpentUSD: 4.5, Warn: true}}}
+	m.Update(tea.WindowSizeMsg{Width: 160, Height: 40})
+	m.Update(statusMsg{w: blockingWatcher{t.Context()}, st: st})
+	s = strings.Join(strings.Fields(screen(m)), " ")
+	for _, want := range []string{"spend today $4.12, saved $1.30", "budget namespace research per day nearly spent: $4.50 of $5.00"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("panel lacks %q:\n%s", want, screen(m))
+		}
+	}
+	st.Spend = nil
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
 	// A saturated backend says why it takes nothing now.
 	for reason, want := range map[string]string{"tpm": "tpm full", "rpm": "rpm full", "4/4 in flight": "4/4 busy"} {
 		st.Backends[0].State, st.Backends[0].Reason = rpc.StateSaturated, reason

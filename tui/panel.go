@@ -13,6 +13,7 @@ import (
 
 	"github.com/lbgpt/lbgpt/client"
 	"github.com/lbgpt/lbgpt/rpc"
+	"github.com/lbgpt/lbgpt/spend"
 )
 
 // panelView renders the daemon's live state from the watch: a title, the
@@ -152,6 +153,18 @@ func (p panelView) warnings(width int) []string {
 	if len(p.envDiff) > 0 {
 		out = append(out, strings.Split(st.Warn.Render(wrap("! "+rpc.EnvAdvice(p.envDiff), width)), "\n")...)
 	}
+	if sp := p.st.Spend; sp != nil {
+		for _, b := range sp.Budgets {
+			if b.Warn {
+				name := "overall"
+				if b.Namespace != "" {
+					name = "namespace " + b.Namespace
+				}
+				msg := fmt.Sprintf("! budget %s per %s nearly spent: %v of %v", name, b.Period, spend.USD(b.SpentUSD), spend.USD(b.LimitUSD))
+				out = append(out, strings.Split(st.Warn.Render(wrap(msg, width)), "\n")...)
+			}
+		}
+	}
 	if t := p.st.Team; t != nil && !t.DegradedSince.IsZero() {
 		msg := fmt.Sprintf("! shared limits degraded since %s: redis %s does not answer; spending this host's safe share",
 			t.DegradedSince.Local().Format(time.TimeOnly), t.Redis)
@@ -174,6 +187,9 @@ func (p panelView) totals() []string {
 	}
 	parts := []string{fmt.Sprintf("queue %d", p.st.Queue), fmt.Sprintf("retries %d", retries), fmt.Sprintf("429s %d", c429),
 		cache, fmt.Sprintf("daemon p50 %s p99 %s", micros(p.st.DaemonP50US), micros(p.st.DaemonP99US))}
+	if sp := p.st.Spend; sp != nil {
+		parts = append(parts, fmt.Sprintf("spend today %v, saved %v", spend.USD(sp.Today.CostUSD), spend.USD(sp.Today.SavedUSD)))
+	}
 	return parts
 }
 

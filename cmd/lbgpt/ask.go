@@ -14,6 +14,7 @@ import (
 
 	"github.com/lbgpt/lbgpt/client"
 	"github.com/lbgpt/lbgpt/rpc"
+	"github.com/lbgpt/lbgpt/spend"
 )
 
 const askUsage = `Usage: lbgpt ask [flags] [PROMPT...]
@@ -211,17 +212,24 @@ func describe(m rpc.Meta, elapsed time.Duration) string {
 	if m.CacheHost != "" {
 		from = " from " + m.CacheHost
 	}
+	money := ""
+	switch {
+	case m.Saved != nil:
+		money = fmt.Sprintf(" · saved %v", spend.USD(*m.Saved))
+	case m.Cost != nil:
+		money = fmt.Sprintf(" · %v", spend.USD(*m.Cost))
+	}
 	switch m.Cache {
 	case rpc.CacheExact:
-		return fmt.Sprintf("[cache exact%s · entry %s · %s · daemon %s]", from, m.CacheEntry, elapsed, daemon)
+		return fmt.Sprintf("[cache exact%s · entry %s · %s · daemon %s%s]", from, m.CacheEntry, elapsed, daemon, money)
 	case rpc.CacheSemantic:
-		return fmt.Sprintf("[cache semantic %.3f%s · entry %s · %s · daemon %s]", m.Similarity, from, m.CacheEntry, elapsed, daemon)
+		return fmt.Sprintf("[cache semantic %.3f%s · entry %s · %s · daemon %s%s]", m.Similarity, from, m.CacheEntry, elapsed, daemon, money)
 	}
 	attempts := "1 attempt"
 	if m.Attempts != 1 {
 		attempts = fmt.Sprintf("%d attempts", m.Attempts)
 	}
-	return fmt.Sprintf("[%s · %s · cache %s · %s · daemon %s]", m.Backend, attempts, m.Cache, elapsed, daemon)
+	return fmt.Sprintf("[%s · %s · cache %s · %s · daemon %s%s]", m.Backend, attempts, m.Cache, elapsed, daemon, money)
 }
 
 func messages(system, prompt string) []map[string]string {

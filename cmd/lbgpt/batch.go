@@ -18,6 +18,7 @@ import (
 
 	"github.com/lbgpt/lbgpt/client"
 	"github.com/lbgpt/lbgpt/rpc"
+	"github.com/lbgpt/lbgpt/spend"
 )
 
 const batchUsage = `Usage: lbgpt batch [flags] [FILE]
@@ -619,6 +620,8 @@ type batchCounts struct {
 	done, ok, failed   int
 	retries, coalesced int
 	cacheHits          int
+	paid, saved        spend.Nanos // what the answers cost, and what the hits saved
+	unpriced           int         // answers whose cost is unknown (no price for the model)
 	elapsed            time.Duration
 	pace               float64 // items a second over the last seconds; 0 unknown
 }
@@ -636,6 +639,14 @@ func (c *batchCounts) add(it rpc.BatchItem) {
 	m := it.Result.Meta
 	if m.Attempts > 1 {
 		c.retries += m.Attempts - 1
+	}
+	switch {
+	case m.Saved != nil:
+		c.saved += spend.USD(*m.Saved)
+	case m.Cost != nil:
+		c.paid += spend.USD(*m.Cost)
+	default:
+		c.unpriced++
 	}
 	switch m.Cache {
 	case "", rpc.CacheMiss:
@@ -676,6 +687,12 @@ func summaryLine(c batchCounts, total int, completed bool) string {
 		fmt.Fprintf(&b, ", %d cache hits", c.cacheHits)
 	}
 	fmt.Fprintf(&b, " in %s (%.1f/s)", c.elapsed.Round(time.Millisecond), c.rate())
+	if c.paid > 0 || c.saved > 0 {
+		fmt.Fprintf(&b, "; %v paid, %v saved by the cache", c.paid, c.saved)
+		if c.unpriced > 0 {
+			fmt.Fprintf(&b, " (and %s of a model without a price)", plural(c.unpriced, "answer", "answers"))
+		}
+	}
 	return b.String()
 }
 

@@ -461,3 +461,26 @@ func TestBatchInterruptedWritesEveryAnswer(t *testing.T) {
 		t.Errorf("after the stop:\n%s", out.String())
 	}
 }
+
+// The summary says what the batch paid and what the cache saved, from the
+// items' metadata; a daemon that prices nothing leaves it out.
+func TestSummarySaysWhatItCost(t *testing.T) {
+	var c batchCounts
+	cost, saved, zero := 4.0, 1.3, 0.0
+	for _, m := range []rpc.Meta{
+		{Cache: rpc.CacheMiss, Cost: &cost},
+		{Cache: rpc.CacheExact, Cost: &zero, Saved: &saved},
+		{Cache: rpc.CacheMiss, Cost: &[]float64{0.12}[0]},
+		{Cache: rpc.CacheMiss}, // a model without a price
+	} {
+		c.add(rpc.BatchItem{Result: &rpc.ChatResult{Meta: m}})
+	}
+	c.elapsed = time.Second
+	got := summaryLine(c, 4, true)
+	if want := "; $4.12 paid, $1.30 saved by the cache (and 1 answer of a model without a price)"; !strings.HasSuffix(got, want) {
+		t.Errorf("summary %q does not end in %q", got, want)
+	}
+	if got := summaryLine(batchCounts{ok: 1, done: 1, unpriced: 1, elapsed: time.Second}, 1, true); strings.Contains(got, "$") || strings.Contains(got, "price") {
+		t.Errorf("nothing priced, yet: %q", got)
+	}
+}

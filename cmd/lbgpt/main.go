@@ -86,6 +86,8 @@ Usage:
   lbgpt stop                      stop lbgptd (after its requests finish); the next command starts
                                   a new one with this shell's environment
   lbgpt cache COMMAND             the answer caches: stats, purge, forget ID, compact
+  lbgpt spend [--by X] [--since D]  what answers cost and the cache saved, by backend,
+                                  model or namespace, today (default), this month...
   lbgpt help                      this text
   lbgpt version                   lbgpt's version (also --version)
 
@@ -126,6 +128,8 @@ func run(ctx context.Context, args []string, e env) error {
 		return runDemo(ctx, args[1:], e)
 	case "cache":
 		return runCache(ctx, args[1:], e)
+	case "spend":
+		return runSpend(ctx, args[1:], e)
 	case "token":
 		return runToken(ctx, args[1:], e)
 	case "stop":

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lbgpt/lbgpt/rpc"
+	"github.com/lbgpt/lbgpt/spend"
 )
 
 const statusUsage = `Usage: lbgpt status [flags]
@@ -98,6 +99,7 @@ func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 			prefix, plural(int(c.Entries), "entry", "entries"), c.SemanticEntries, bytesText(c.Bytes), c.Hits.Exact, c.Hits.Semantic, c.Hits.Coalesced, c.Misses, 100*c.HitRate)
 	}
 	printTeam(w, st, prefix)
+	printSpend(w, st.Spend, prefix)
 	fmt.Fprintln(w)
 
 	now := snapshotTime(st)
@@ -124,6 +126,30 @@ func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", prefix, b.Name, b.Type, models)
 	}
 	tw.Flush()
+}
+
+// printSpend writes what answers cost and the cache saved, today and this
+// month, and the budgets.
+func printSpend(w io.Writer, sp *rpc.SpendStatus, prefix string) {
+	if sp == nil {
+		return
+	}
+	fmt.Fprintf(w, "%sspend today %v paid, %v saved by the cache; this month %v paid, %v saved (lbgpt spend)\n", prefix,
+		spend.USD(sp.Today.CostUSD), spend.USD(sp.Today.SavedUSD), spend.USD(sp.Month.CostUSD), spend.USD(sp.Month.SavedUSD))
+	for _, b := range sp.Budgets {
+		name := "overall"
+		if b.Namespace != "" {
+			name = fmt.Sprintf("namespace %q", b.Namespace)
+		}
+		line := fmt.Sprintf("%sbudget %s per %s: %v of %v spent", prefix, name, b.Period, spend.USD(b.SpentUSD), spend.USD(b.LimitUSD))
+		if b.ReservedUSD > 0 {
+			line += fmt.Sprintf(", %v held by requests in flight", spend.USD(b.ReservedUSD))
+		}
+		if b.Warn {
+			line += "  NEARLY SPENT"
+		}
+		fmt.Fprintln(w, line)
+	}
 }
 
 // printTeam writes the team's lines: the shared Redis and each scope.

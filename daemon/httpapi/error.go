@@ -43,7 +43,10 @@ var httpStatus = map[int]struct {
 	rpc.CodeCanceled:     {499, "invalid_request_error", "canceled"}, // nginx's "client closed request": nobody reads it
 	rpc.CodeShuttingDown: {http.StatusServiceUnavailable, "server_error", "shutting_down"},
 	rpc.CodePermission:   {http.StatusForbidden, "invalid_request_error", "permission_denied"},
-	rpc.CodeInternal:     {http.StatusInternalServerError, "server_error", ""},
+	// OpenAI's own answer to a spent quota; x-should-retry: false keeps
+	// the SDKs from retrying it.
+	rpc.CodeBudget:   {http.StatusTooManyRequests, "insufficient_quota", "budget_exceeded"},
+	rpc.CodeInternal: {http.StatusInternalServerError, "server_error", ""},
 }
 
 // httpError turns the error of an answer into an HTTP status and OpenAI's

@@ -494,6 +494,12 @@ func setMetaHeaders(h http.Header, m rpc.Meta) {
 	}
 	set(rpc.HeaderCacheHost, m.CacheHost)
 	set(rpc.HeaderWarning, m.Warning)
+	if m.Cost != nil {
+		set(rpc.HeaderCost, strconv.FormatFloat(*m.Cost, 'f', -1, 64))
+	}
+	if m.Saved != nil {
+		set(rpc.HeaderSaved, strconv.FormatFloat(*m.Saved, 'f', -1, 64))
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -156,6 +156,24 @@ func writeMetrics(st rpc.StatusResult, lat *proxy.Latencies) []byte {
 		p.family("lbgpt_cache_write_errors_total", "counter", "Cache writes that failed: refused at once, or a commit of the write-behind queue that failed (kept and retried); every answer still reached its client.")
 		p.sample("lbgpt_cache_write_errors_total", float64(c.WriteErrors))
 	}
+	if sp := st.Spend; sp != nil {
+		p.family("lbgpt_spend_usd", "gauge", "What the answers paid upstream cost in the current UTC day and month, USD (priced models only).")
+		p.sample("lbgpt_spend_usd", sp.Today.CostUSD, "period", "day")
+		p.sample("lbgpt_spend_usd", sp.Month.CostUSD, "period", "month")
+		p.family("lbgpt_saved_usd", "gauge", "What cache hits saved in the current UTC day and month, USD: each hit at what its answer cost when paid.")
+		p.sample("lbgpt_saved_usd", sp.Today.SavedUSD, "period", "day")
+		p.sample("lbgpt_saved_usd", sp.Month.SavedUSD, "period", "month")
+		if len(sp.Budgets) > 0 {
+			p.family("lbgpt_budget_limit_usd", "gauge", "Each [budget] limit, USD; namespace \"\" is the overall one.")
+			for _, b := range sp.Budgets {
+				p.sample("lbgpt_budget_limit_usd", b.LimitUSD, "namespace", b.Namespace, "period", b.Period)
+			}
+			p.family("lbgpt_budget_spent_usd", "gauge", "What each [budget] limit has spent, USD.")
+			for _, b := range sp.Budgets {
+				p.sample("lbgpt_budget_spent_usd", b.SpentUSD, "namespace", b.Namespace, "period", b.Period)
+			}
+		}
+	}
 	if c := st.Cache; c != nil && c.Shared != nil {
 		sh := c.Shared
 		p.family("lbgpt_shared_cache_reads_total", "counter", "Reads of the team's shared answer cache after a local miss, by result.")

@@ -95,6 +95,7 @@ func (pl *Pipeline) Embed(ctx context.Context, raw json.RawMessage, opts rpc.Opt
 			return rpc.EmbeddingsResult{}, Error(err, nil)
 		}
 		usage = resp.Usage
+		pl.accountEmbeddings(rep.Backend, req.Model, opts.Namespace, usage.PromptTokens)
 		for _, e := range resp.Data {
 			if e.Index < 0 || e.Index >= len(missing) {
 				return rpc.EmbeddingsResult{}, Error(fmt.Errorf("upstream answered embedding %d of %d", e.Index, len(missing)), nil)
@@ -374,10 +375,11 @@ func (e poolEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, e
 		}
 		inputs[i] = b
 	}
-	resp, _, _, err := e.pl.embedUpstream(ctx, nil, &embedRequest{Model: e.model}, inputs)
+	resp, rep, _, err := e.pl.embedUpstream(ctx, nil, &embedRequest{Model: e.model}, inputs)
 	if err != nil {
 		return nil, fmt.Errorf("embed with %s: %w", e.model, err)
 	}
+	e.pl.accountEmbeddings(rep.Backend, e.model, "", resp.Usage.PromptTokens)
 	out := make([][]float32, len(texts))
 	for _, item := range resp.Data {
 		if item.Index < 0 || item.Index >= len(texts) {

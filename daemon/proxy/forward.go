@@ -14,6 +14,7 @@ import (
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
+	"github.com/lbgpt/lbgpt/spend"
 )
 
 // answer is one upstream answer, as the upstream sent it: shareable by
@@ -26,6 +27,8 @@ type answer struct {
 	rep     balance.Report
 	served  string // model or deployment sent upstream
 	warning string // for the answer's metadata: something around it went wrong
+	usage   spend.Usage
+	counted bool // the upstream reported usage
 }
 
 // passHeaders are the upstream response headers lbgptd hands on to its
@@ -87,7 +90,8 @@ func (pl *Pipeline) send(ctx context.Context, r *Request, adm balance.Request, c
 			out := balance.Outcome{Obs: res.Obs}
 			if err == nil {
 				if err = checkAnswer(m.Provider, r, res); err == nil && r != nil {
-					out.Tokens = r.charged(readUsage(res.Body))
+					ans.usage, ans.counted = spend.ParseUsage(res.Body)
+					out.Tokens = r.charged(ans.usage)
 				}
 			}
 			return res, out, err
@@ -97,7 +101,7 @@ func (pl *Pipeline) send(ctx context.Context, r *Request, adm balance.Request, c
 		return ans, err
 	}
 	if r != nil && (r.chat() || r.responses()) {
-		pl.est.observe(readUsage(res.Body).completion())
+		pl.est.observe(ans.usage.Output)
 	}
 	ans.body, ans.header, ans.status = res.Body, passed(res.Obs.Header), res.Obs.Status
 	return ans, nil
@@ -183,11 +187,10 @@ func (pl *Pipeline) stream(ctx context.Context, lc *lifetime, r *Request, adm ba
 	lc.flowing()
 	ans.header = passed(o.header)
 	ans.status = http.StatusOK
-	var u usage
 	var streamErr error
 	defer func() {
-		pl.est.observe(u.completion())
-		done(balance.Outcome{Tokens: r.charged(u)}, streamErr)
+		pl.est.observe(ans.usage.Output)
+		done(balance.Outcome{Tokens: r.charged(ans.usage)}, streamErr)
 	}()
 	m.Backend, m.Model, m.Attempts, m.QueuedUS = rep.Backend, ans.served, rep.Attempts, rep.Queued.Microseconds()
 	if err := out.Start(m, ans.header); err != nil {
@@ -196,8 +199,8 @@ func (pl *Pipeline) stream(ctx context.Context, lc *lifetime, r *Request, adm ba
 	}
 	send := func(ev provider.Event) error {
 		ans.events = append(ans.events, ev)
-		if eu := eventUsage(r, ev); eu != nil {
-			u = *eu
+		if u, ok := eventUsage(r, ev); ok {
+			ans.usage, ans.counted = u, true
 			if r.chat() && !r.wantUsage() && isUsageChunk(ev.Data) {
 				return nil // the usage chunk lbgpt asked for on its own account
 			}
@@ -288,21 +291,18 @@ func notEmpty(raw json.RawMessage) bool {
 	return true
 }
 
-// eventUsage is the usage an event reports, nil when it has none: a chat
-// chunk's usage, a Responses terminal event's response usage.
-func eventUsage(r *Request, ev provider.Event) *usage {
+// eventUsage is the usage an event reports, if any: a chat chunk's usage,
+// a Responses terminal event's response usage.
+func eventUsage(r *Request, ev provider.Event) (spend.Usage, bool) {
 	if r.chat() {
 		if !strings.Contains(string(ev.Data), `"usage"`) {
-			return nil
+			return spend.Usage{}, false
 		}
 	} else if !provider.Terminal(ev.Name) {
-		return nil
+		return spend.Usage{}, false
 	}
-	u := readUsage(ev.Data)
-	if u.total() == 0 {
-		return nil
-	}
-	return &u
+	u, ok := spend.ParseUsage(ev.Data)
+	return u, ok && u.Input+u.Output > 0
 }
 
 // isUsageChunk reports whether a chat chunk is the usage chunk: no choices.

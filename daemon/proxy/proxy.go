@@ -68,6 +68,7 @@ type Pipeline struct {
 	threshold float64    // the semantic cache's default threshold; 0 without one
 	affinity  affinity   // which backend holds each stateful response
 	models    modelLists // what the backends' own model lists said
+	spend     spending   // what answers cost, and the budgets
 }
 
 // New opens the caches the configuration asks for (setting a damaged cache
@@ -88,16 +89,18 @@ func New(opts Options) (*Pipeline, error) {
 	if err := openCache(cfg.Cache, pl); err != nil {
 		return nil, err
 	}
+	pl.openSpend(cfg) // before anything that may pay for an answer starts
 	pl.startSemantic(cfg.Cache)
 	pl.startShared(cfg)
 	return pl, nil
 }
 
-// Close flushes and closes the cache file and the affinity records. It is
-// idempotent.
+// Close flushes and closes the cache file, the affinity records and the
+// spend ledger. It is idempotent.
 func (pl *Pipeline) Close() {
 	pl.closeCache()
 	pl.affinity.close()
+	pl.closeSpend()
 }
 
 // Overhead is the p50 and p99 of the time the last requests spent in the

@@ -8,6 +8,7 @@ import (
 	"github.com/lbgpt/lbgpt/cache"
 	"github.com/lbgpt/lbgpt/internal/tokens"
 	"github.com/lbgpt/lbgpt/provider"
+	"github.com/lbgpt/lbgpt/spend"
 )
 
 // An Request is one OpenAI API request as lbgptd forwards it: the
@@ -248,49 +249,18 @@ func inputText(raw json.RawMessage) (string, int) {
 	return b.String(), images
 }
 
-// usage is what an answer reports it used, on either API.
-type usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	InputTokens      int `json:"input_tokens"`
-	OutputTokens     int `json:"output_tokens"`
-	TotalTokens      int `json:"total_tokens"`
-}
-
-func (u usage) prompt() int     { return max(u.PromptTokens, u.InputTokens) }
-func (u usage) completion() int { return max(u.CompletionTokens, u.OutputTokens) }
-func (u usage) total() int      { return max(u.TotalTokens, u.prompt()+u.completion()) }
-
-// readUsage reads the usage of an answer body (a chat completion, a
-// response, an embeddings list, or a Responses event carrying its response).
-func readUsage(body []byte) usage {
-	var a struct {
-		Usage    *usage `json:"usage"`
-		Response *struct {
-			Usage *usage `json:"usage"`
-		} `json:"response"`
-	}
-	json.Unmarshal(body, &a)
-	switch {
-	case a.Usage != nil:
-		return *a.Usage
-	case a.Response != nil && a.Response.Usage != nil:
-		return *a.Response.Usage
-	}
-	return usage{}
-}
-
 // charged is what the upstream counts against its TPM limit for r: like
 // OpenAI, the prompt plus the answer's bound when it sets one (a shorter
 // answer gives nothing back), else the tokens used. 0 when the answer
 // reported no usage (a stream its client left, an upstream that ignores
 // include_usage): the reservation then stands as it was.
-func (r *Request) charged(u usage) int {
-	if u.total() == 0 {
+func (r *Request) charged(u spend.Usage) int {
+	total := u.Input + u.Output
+	if total == 0 {
 		return 0
 	}
 	if b := r.bound(); b > 0 {
-		return u.prompt() + b
+		return u.Input + b
 	}
-	return u.total()
+	return total
 }

@@ -66,11 +66,14 @@ func (pl *Pipeline) Serve(ctx context.Context, r *Request, opts rpc.Options, out
 	}
 	p := pl.plan(r, opts)
 	if hit, ok := pl.lookup(ctx, p); ok {
-		return pl.replay(r, hit, out, start)
+		return pl.replay(r, opts.Namespace, hit, out, start)
 	}
 	waiting(ctx)
+	resv, err := pl.reserve(r, opts.Namespace)
+	if err != nil {
+		return Result{}, err
+	}
 	var ans answer
-	var err error
 	var coalesced bool
 	upstreamStart := time.Now()
 	switch {
@@ -84,6 +87,7 @@ func (pl *Pipeline) Serve(ctx context.Context, r *Request, opts rpc.Options, out
 		ans, err = pl.send(ctx, r, adm, r.plainCall())
 	}
 	if err != nil {
+		resv.Release()
 		pl.log.Debug("request failed", "path", r.path, "model", r.view.Model, "attempts", ans.rep.Attempts, "err", err)
 		return Result{}, Error(err, nil)
 	}
@@ -100,6 +104,7 @@ func (pl *Pipeline) Serve(ctx context.Context, r *Request, opts rpc.Options, out
 		res.Meta = pl.meta(ans.rep, ans.served, isStreamed(out), start, ans.rep.Upstream)
 	}
 	res.Meta.Warning = ans.warning
+	pl.account(r, opts.Namespace, ans, coalesced, resv, &res.Meta)
 	if res.Body, err = whole(r, ans.body, ans.events); err != nil {
 		return Result{}, Error(err, nil)
 	}
@@ -125,7 +130,7 @@ func (discard) Start(rpc.Meta, http.Header) error { return nil }
 func (discard) Event(provider.Event) error        { return nil }
 
 // replay answers r from the caches, in the form it asks for.
-func (pl *Pipeline) replay(r *Request, hit cached, out Sink, start time.Time) (Result, error) {
+func (pl *Pipeline) replay(r *Request, ns string, hit cached, out Sink, start time.Time) (Result, error) {
 	stream := r.view.Stream
 	body, events, err := decodeStored(hit.entry.Value)
 	if err != nil {
@@ -136,6 +141,7 @@ func (pl *Pipeline) replay(r *Request, hit cached, out Sink, start time.Time) (R
 		return Result{}, Error(err, nil)
 	}
 	res.Meta = pl.hitMeta(hit, isStreamed(out), start)
+	pl.accountHit(r, ns, res.Body, &res.Meta)
 	if !stream {
 		return res, nil
 	}
