@@ -168,7 +168,7 @@ func countMessages(enc *tiktoken.Tiktoken, msgs []Message, content func(*tiktoke
 // its nature between them.
 const (
 	exactLimit = 32 << 10
-	windows    = 8
+	windows    = 16
 	windowSize = 4 << 10
 )
 
