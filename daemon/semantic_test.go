@@ -72,3 +72,30 @@ func TestSemanticOpensWhenAsked(t *testing.T) {
 func settle(h *harness) {
 	h.daemon.pl.Hooks().Settle()
 }
+
+// A paraphrase sent right after its original is answered from it: the
+// lookup waits for the original's semantic write, which runs after the
+// answer was delivered (here held back until the lookup waits).
+func TestParaphraseRightAfterItsOriginal(t *testing.T) {
+	h := start(t, oneAccount(), anyModel+"[cache]\nsemantic = \"user_only\"\n")
+	hooks := h.daemon.pl.Hooks()
+	release := hooks.HoldSemanticWrites()
+	defer release()
+	chat(t, h, userRequest("gpt-4o-mini", "How can I learn to play guitar?"), rpc.Options{})
+	hit := make(chan *rpc.ChatResult, 1)
+	go func() {
+		res, err := h.client.Chat(t.Context(), userRequest("gpt-4o-mini", "How do I learn to play the guitar?"), rpc.Options{})
+		if err != nil {
+			t.Error(err)
+		}
+		hit <- res
+	}()
+	waitFor(t, func() bool { return hooks.SemanticLookupsWaiting() == 1 })
+	release()
+	if res := <-hit; res == nil || res.Meta.Cache != rpc.CacheSemantic {
+		t.Fatalf("the paraphrase, sent before the original's semantic write: %+v", res)
+	}
+	if n := chatCalls(h); n != 1 {
+		t.Errorf("%d upstream calls, want 1", n)
+	}
+}

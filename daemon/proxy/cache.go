@@ -241,6 +241,9 @@ func (pl *Pipeline) lookup(ctx context.Context, p cachePlan) (cached, bool) {
 	if sem == nil {
 		return cached{}, false
 	}
+	if pl.cache.semAdds != nil {
+		pl.cache.semAdds.settled(ctx, p.sem.Partition)
+	}
 	hit, ok, err := sem.Lookup(ctx, p.sem.Partition, p.sem.Text)
 	if err != nil {
 		pl.log.Warn("semantic lookup failed", "err", err)
@@ -316,7 +319,7 @@ func (pl *Pipeline) remember(p cachePlan, ans answer, m *rpc.Meta) {
 		return
 	}
 	se := SemanticEntry{ID: semanticID(p.sem.Partition, p.sem.Text), Partition: p.sem.Partition, Text: p.sem.Text, Target: p.key, Namespace: p.ns, Created: now}
-	if !pl.cache.semAdds.do(func() { pl.addSemantic(se) }) {
+	if !pl.cache.semAdds.add(se.Partition, func() { pl.addSemantic(se) }) {
 		pl.cache.writeErrors.Add(1)
 		m.Warning = "the answer could not be added to the semantic cache: the cache is closing"
 	}
