@@ -477,6 +477,11 @@ func (s *Semantic) Lookup(ctx context.Context, partition, text string) (Semantic
 	if err != nil {
 		return SemanticHit{}, false, err
 	}
+	// Every candidate is judged and the one the verifier likes best wins
+	// (the nearest among equals): a stored prompt that asks a little more
+	// or less than the query can stand nearer to it than its own partner.
+	var best SemanticHit
+	bestScore := -1.0
 	for _, r := range res {
 		if float64(r.Similarity) < s.threshold {
 			break
@@ -487,15 +492,18 @@ func (s *Semantic) Lookup(ctx context.Context, partition, text string) (Semantic
 		if hit.Exact || !s.verified {
 			return hit, true, nil
 		}
-		if v := s.ver.Judge(text, e.Text); v.Same {
-			return hit, true, nil
-		} else {
+		v := s.ver.Judge(text, e.Text)
+		if !v.Same {
 			// The reason quotes the words at fault; the log keeps only its kind.
 			kind, _, _ := strings.Cut(v.Reason, `"`)
 			s.log.Debug("semantic candidate refused", "id", e.ID, "similarity", hit.Similarity, "score", v.Score, "reason", strings.TrimSpace(kind))
+			continue
+		}
+		if v.Score > bestScore {
+			best, bestScore = hit, v.Score
 		}
 	}
-	return SemanticHit{}, false, nil
+	return best, bestScore >= 0, nil
 }
 
 // Add stores an entry (replacing one with the same ID). An empty ID gets a

@@ -40,6 +40,18 @@ func TestJudge(t *testing.T) {
 		{"What is the capital of Germany?", "What is the capital of Austria?", false, "differ"},
 		{"Explain this log:" + block, "Explain this log:" + strings.Replace(block, "size=10", "size=12", 1), false, "pasted text differs"},
 		{"How fast is 100 km/h in m/s?", "How fast is 100 km/h in mph?", false, "unit"},
+
+		// What only one side asks for: a clause or a word added to, or one
+		// word changed in, an otherwise identical request.
+		{"Write a birthday message for my coworker Priya who is turning 30", "Write a birthday message for my coworker Priya who is turning 30, make it funny", false, "only one side asks for"},
+		{"Write a Python function that validates an IBAN using the mod-97 check.", "Write a Python function that validates an IBAN using the mod-97 check, plus unit tests with pytest.", false, "only one side asks for"},
+		{"recipe for a vegetarian lasagna for 6 people", "recipe for a vegan lasagna for 6 people", false, "in place of"},
+		{"Are lilies toxic to cats?", "are lilies toxic to dogs", false, "in place of"},
+		{"Excel formula to sum column C where column A is 'North' and column B is 'Q3'", "Excel formula to sum column C where column A is 'North' or column B is 'Q3'", false, `"and" and "or"`},
+		{"git: how do I delete a local branch called feature/login-v2", "git: how do I delete the remote branch feature/login-v2 on origin", false, "different direction"},
+		{"Proofread this: 'Their going to send the report tomorrow, its been delayed due to the holidays.'", "Proofread this: 'There going to send the reports tomorrow, it's been delayed due to the holiday.'", false, "quoted text differs"},
+		{"Do I have to send a 1099 to my contractor?", "does my contractor have to send a 1099 to me", false, "pronoun"},
+		{"How do I check if a key exists in a map in Go?", "how do i check whether a key exists in a Go map", true, ""},
 	}
 	for _, c := range cases {
 		got := v.Judge(c.a, c.b)

@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -32,7 +33,7 @@ func (v *Verifier) Judge(a, b string) Verdict {
 }
 
 // Feature names, in the order Features returns them.
-var FeatureNames = []string{"bias", "similarity", "coverage_min", "coverage_max", "soft_coverage_min", "unmatched_both", "unmatched_either", "unmatched_share", "relational_one_side", "length_ratio", "shared_context", "substitution", "substitution_similarity"}
+var FeatureNames = []string{"bias", "similarity", "coverage_min", "coverage_max", "soft_coverage_min", "unmatched_both", "unmatched_either", "unmatched_share", "relational_one_side", "length_ratio", "shared_context", "substitution", "substitution_similarity", "extra_weight", "extra_tail", "copy_share"}
 
 // maxContent bounds the work of a comparison: past it, two texts (their
 // shared pasted block set aside) are never the same unless identical.
@@ -46,6 +47,11 @@ func (v *Verifier) Features(a, b string) (f []float64, identical bool, veto stri
 	if veto != "" {
 		return nil, false, veto
 	}
+	if r := quotesDiffer(ra, rb); r != "" {
+		return nil, false, r
+	}
+	ra, rb, quote := sharedQuotes(ra, rb)
+	shared = shared || quote
 	ta, tb := v.tokens(ra), v.tokens(rb)
 	v.markInfinitives(ta)
 	v.markInfinitives(tb)
@@ -56,7 +62,7 @@ func (v *Verifier) Features(a, b string) (f []float64, identical bool, veto stri
 		return nil, false, "negation " + r
 	}
 	ca, cb := content(ta), content(tb)
-	if sameNorms(meaningful(ta), meaningful(tb)) {
+	if sameNorms(editWords(ta), editWords(tb)) {
 		return nil, true, ""
 	}
 	if len(ca) > maxContent || len(cb) > maxContent {
@@ -85,6 +91,10 @@ func (v *Verifier) Features(a, b string) (f []float64, identical bool, veto stri
 			return nil, false, r
 		}
 	}
+	ed := v.edits(ta, tb)
+	if r := ed.veto(); r != "" {
+		return nil, false, r
+	}
 	substWeight, substSim, r := v.substitution(ca, cb, al)
 	if r != "" {
 		return nil, false, r
@@ -108,6 +118,9 @@ func (v *Verifier) Features(a, b string) (f []float64, identical bool, veto stri
 		b2f(shared),
 		substWeight,
 		substWeight * substSim,
+		v.extraWeight(ed),
+		b2f(ed.tailA || ed.tailB),
+		float64(ed.shared) / float64(max(ed.longer, 1)),
 	}
 	return f, false, ""
 }
@@ -446,6 +459,16 @@ func directions(ta, tb []token, al alignment) string {
 			govB[governor(tb, cb[j].pos)] = true
 		}
 	}
+	// The relational words that govern a personal pronoun on b ("send
+	// it to me").
+	pronB := map[string]bool{}
+	for k, t := range tb {
+		if objectPronoun[t.norm] {
+			if g := governor(tb, k); g != "" {
+				pronB[g] = true
+			}
+		}
+	}
 	for i, j := range al.bestA {
 		if j < 0 || !al.strongA[i] {
 			continue
@@ -454,12 +477,20 @@ func directions(ta, tb []token, al alignment) string {
 		if ga == gb {
 			continue
 		}
+		if ga != "" && gb == "" && pronB[ga] {
+			// "send a 1099 to my contractor" / "my contractor sends a
+			// 1099 to me".
+			return fmt.Sprintf("%q is governed by %q on one side, a pronoun on the other", ca[i].norm, ga)
+		}
 		if ga != "" && gb != "" || ga != "" && govB[ga] || gb != "" && govA[gb] {
 			return fmt.Sprintf("%q is governed by %q on one side and %q on the other", ca[i].norm, ga, gb)
 		}
 	}
 	return ""
 }
+
+// objectPronoun are the personal pronouns a relational word can govern.
+var objectPronoun = set(`me us him her them you`)
 
 // doSupport refuses "who hired Smith" against "who did Smith hire": when
 // one side asks with do-support after its wh-word and the other does not,
@@ -758,13 +789,14 @@ func splitShared(a, b string) (ra, rb string, shared bool, veto string) {
 		return "", "", true, r
 	}
 	// A line of the block changed where no shared line follows it: two
-	// long lines left over, nearly the same.
+	// long lines left over, nearly the same or the same for their first 30
+	// characters.
 	for i, x := range la {
 		if sharedA[i] || len(x) < 30 {
 			continue
 		}
 		for j, y := range lb {
-			if !sharedB[j] && len(y) >= 30 && nearlySame(x, y) {
+			if !sharedB[j] && len(y) >= 30 && (nearlySame(x, y) || commonPrefix(x, y) >= 30) {
 				return "", "", true, fmt.Sprintf("the pasted text differs: %q", clip(x))
 			}
 		}
@@ -777,6 +809,14 @@ func splitShared(a, b string) (ra, rb string, shared bool, veto string) {
 func nearlySame(x, y string) bool {
 	limit := max(len(x), len(y)) / 5
 	return x != y && editDistance(x, y, limit) <= limit
+}
+
+func commonPrefix(x, y string) int {
+	n := 0
+	for n < len(x) && n < len(y) && x[n] == y[n] {
+		n++
+	}
+	return n
 }
 
 func clip(l string) string {
@@ -823,4 +863,53 @@ func rest(ls []string, shared []bool) string {
 		}
 	}
 	return b.String()
+}
+
+// quoted is text in quotes, of 20 characters or more: a sentence to
+// proofread, translate or rewrite ("Proofread this: '…'").
+// An apostrophe inside single quotes is followed by a letter ("it's").
+var quoted = regexp.MustCompile(`(?:^|[\s:(])(?:'((?:[^'\n]|'\pL){20,}?)'|"([^"\n]{20,}?)"|“([^”\n]{20,}?)”)(?:$|[\s.,;:!?)])`)
+
+// quotesDiffer refuses a pair quoting two texts that are nearly the same
+// but not the same: the sentence to work on differs.
+func quotesDiffer(a, b string) string {
+	qa, qb := quotes(a), quotes(b)
+	for _, x := range qa {
+		for _, y := range qb {
+			if nearlySame(x, y) {
+				return fmt.Sprintf("the quoted text differs: %q", clip(x))
+			}
+		}
+	}
+	return ""
+}
+
+func quotes(s string) []string {
+	var out []string
+	for _, m := range quoted.FindAllStringSubmatch(s, -1) {
+		out = append(out, strings.Join(strings.Fields(m[1]+m[2]+m[3]), " "))
+	}
+	for _, m := range backticked.FindAllStringSubmatch(s, -1) {
+		out = append(out, strings.Join(strings.Fields(m[1]), " "))
+	}
+	return out
+}
+
+// backticked is code in backticks, of 10 characters or more.
+var backticked = regexp.MustCompile("`([^`]{10,})`")
+
+// sharedQuotes sets aside a quoted text that both prompts contain (quoted
+// on one side at least): what is left are the instructions around it.
+func sharedQuotes(a, b string) (ra, rb string, shared bool) {
+	na, nb := strings.Join(strings.Fields(a), " "), strings.Join(strings.Fields(b), " ")
+	for _, q := range append(quotes(a), quotes(b)...) {
+		if strings.Contains(na, q) && strings.Contains(nb, q) {
+			na, nb = strings.Replace(na, q, " ", 1), strings.Replace(nb, q, " ", 1)
+			shared = true
+		}
+	}
+	if !shared {
+		return a, b, false
+	}
+	return na, nb, true
 }

@@ -73,7 +73,7 @@ func (v *Verifier) tokens(text string) []token {
 			out[len(out)-1].class, out[len(out)-1].cat = classContent, ""
 			continue
 		}
-		if len(chunk) == 1 && unicode.IsUpper(rune(chunk[0])) && !initial {
+		if len(chunk) == 1 && unicode.IsUpper(rune(chunk[0])) && !initial && chunk != "I" {
 			// "type A blood", "vitamin A", "plan B": a name, not an article.
 			add(low, low, initial, true)
 			out[len(out)-1].class, out[len(out)-1].cat = classContent, ""

@@ -50,7 +50,8 @@ var filler = set(`please pls plz kindly thanks thank thx ty hi hello hey dear lo
 	exactly basically actually simply briefly
 	guys folks someone anyone
 	step steps tips tip guide overview
-	possible go work works working`)
+	possible go work works working
+	again though um uh ugh hmm ok okay even`)
 
 // negations must match in number; "no" and "not" count as one.
 var negation = map[string]string{
@@ -145,7 +146,11 @@ var classWords = map[string]string{
 			add subtract multiply divide min max minimum maximum start stop open close push pull
 			send receive lend borrow input output male female boy girl men women man woman
 			pros cons advantages disadvantages benefits risks causes symptoms cause symptom
-			true false odd even positive negative`,
+			true false odd even positive negative
+			local remote internal external inbound outbound incoming outgoing public private
+			upstream downstream frontend backend horizontal vertical junior senior gross net
+			static dynamic`,
+	"aggregate": `sum count average median total`,
 }
 
 // loneOK are closed-class words that may stand on one side only: they
@@ -162,7 +167,7 @@ var loneOK = set(`most many usually often current new
 // terse prompt drops its wh-word ("tax filing deadline?"), and a
 // direction word alone ("prevent shin splints", "received a letter")
 // names no other direction.
-var loneClass = map[string]bool{"wh": true, "direction": true}
+var loneClass = map[string]bool{"wh": true, "direction": true, "aggregate": true}
 
 // numberWords are spelled-out numbers, compared as digits.
 var numberWords = map[string]string{

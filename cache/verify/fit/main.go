@@ -8,8 +8,8 @@
 // retrieval would hand the verifier (labelled different). The fit is
 // deterministic: full-batch gradient descent from zero, a fixed number of
 // rounds. The threshold is the lowest at which a lookup over the split
-// (every a stored, first accepted candidate wins) keeps a precision of at
-// least -precision.
+// (every a stored, the best-scored accepted candidate wins) keeps a
+// precision of at least -precision.
 package main
 
 import (
@@ -253,8 +253,8 @@ func fitLogistic(exs []example, lambda float64) []float64 {
 	return w
 }
 
-// chooseThreshold simulates lookups: for each query, its candidates best
-// first, the first the model accepts is the hit.
+// chooseThreshold simulates lookups: for each query, the candidate the
+// model accepts with the highest score is the hit.
 func chooseThreshold(ps []pair, texts []string, queries []int, exs []example, w []float64, target float64, verbose bool) (float64, float64, float64) {
 	byQuery := map[int][]example{}
 	for _, e := range exs {
@@ -284,13 +284,18 @@ func chooseThreshold(ps []pair, texts []string, queries []int, exs []example, w 
 		t := ths[i]
 		hits, correct := 0, 0
 		for _, q := range queries {
-			for _, e := range byQuery[q] {
-				if score(e) >= t {
-					hits++
-					if e.same {
-						correct++
-					}
-					break
+			// The candidate the model likes best wins, the nearest among
+			// equals (candidates are in retrieval order).
+			best, bestScore := -1, 0.0
+			for i, e := range byQuery[q] {
+				if sc := score(e); sc >= t && sc > bestScore {
+					best, bestScore = i, sc
+				}
+			}
+			if best >= 0 {
+				hits++
+				if byQuery[q][best].same {
+					correct++
 				}
 			}
 		}
