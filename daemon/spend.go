@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/lbgpt/lbgpt/daemon/proxy"
@@ -21,29 +20,9 @@ func (d *Daemon) spendReport(ctx context.Context, c *call) (any, error) {
 	default:
 		return nil, proxy.InvalidParams("by", "by must be backend, model or namespace (or left out for the total), not %q", p.By)
 	}
-	since, err := parseSince(p.Since, time.Now())
+	since, err := rpc.ParseSince(p.Since, time.Now())
 	if err != nil {
-		return nil, err
+		return nil, proxy.InvalidParams("since", "%v", err)
 	}
 	return d.pl.SpendReport(since, p.By)
-}
-
-// parseSince reads SpendParams.Since at now.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	switch s {
-	case "", string(spend.Day):
-		return spend.Day.Since(now), nil
-	case string(spend.Hour), string(spend.Month):
-		return spend.Period(s).Since(now), nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	if secs, err := strconv.ParseFloat(s, 64); err == nil && secs >= 0 {
-		return now.Add(-time.Duration(secs * float64(time.Second))), nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, proxy.InvalidParams("since", `since must be "hour", "day" or "month" (the current one, UTC), a duration back from now ("72h"), or an RFC 3339 time; not %q`, s)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -144,6 +145,17 @@ func TestHTTPOverBudget(t *testing.T) {
 	var apiErr *openai.APIError
 	if !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != 429 || apiErr.Type != "insufficient_quota" || !strings.Contains(apiErr.Message, "budget overall per day") {
 		t.Fatalf("over budget: %v", err)
+	}
+	// A day's budget frees up at the end of the day: no Retry-After.
+	req, _ := http.NewRequest("POST", h.base+"/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"too dear"}]}`))
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "" || resp.Header.Get("X-Should-Retry") != "false" {
+		t.Errorf("over budget: %d, Retry-After %q, X-Should-Retry %q", resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("X-Should-Retry"))
 	}
 	if n := chatCalls(h.harness); n != 0 {
 		t.Errorf("%d upstream calls", n)

@@ -622,6 +622,7 @@ type batchCounts struct {
 	cacheHits          int
 	paid, saved        spend.Nanos // what the answers cost, and what the hits saved
 	unpriced           int         // answers whose cost is unknown (no price for the model)
+	overBudget         int         // of the failed, those a [budget] limit refused
 	elapsed            time.Duration
 	pace               float64 // items a second over the last seconds; 0 unknown
 }
@@ -630,6 +631,9 @@ func (c *batchCounts) add(it rpc.BatchItem) {
 	c.done++
 	if it.Error != nil {
 		c.failed++
+		if it.Error.Code == rpc.CodeBudget {
+			c.overBudget++
+		}
 		if it.Error.Data != nil && it.Error.Data.Attempts > 1 {
 			c.retries += it.Error.Data.Attempts - 1
 		}
@@ -682,7 +686,11 @@ func summaryLine(c batchCounts, total int, completed bool) string {
 	} else {
 		fmt.Fprintf(&b, "stopped with %d of %d requests answered: ", c.ok, total)
 	}
-	fmt.Fprintf(&b, "%d ok, %d failed, %s, %d coalesced", c.ok, c.failed, plural(c.retries, "retry", "retries"), c.coalesced)
+	fmt.Fprintf(&b, "%d ok, %d failed", c.ok, c.failed)
+	if c.overBudget > 0 {
+		fmt.Fprintf(&b, " (%d refused: a [budget] limit was spent)", c.overBudget)
+	}
+	fmt.Fprintf(&b, ", %s, %d coalesced", plural(c.retries, "retry", "retries"), c.coalesced)
 	if c.cacheHits > 0 {
 		fmt.Fprintf(&b, ", %d cache hits", c.cacheHits)
 	}

@@ -475,10 +475,14 @@ func TestSummarySaysWhatItCost(t *testing.T) {
 	} {
 		c.add(rpc.BatchItem{Result: &rpc.ChatResult{Meta: m}})
 	}
+	c.add(rpc.BatchItem{Error: &rpc.Error{Code: rpc.CodeBudget, Message: "budget overall per day: $5.00 of $5.00 spent or reserved"}})
 	c.elapsed = time.Second
 	got := summaryLine(c, 4, true)
 	if want := "; $4.12 paid, $1.30 saved by the cache (and 1 answer of a model without a price)"; !strings.HasSuffix(got, want) {
 		t.Errorf("summary %q does not end in %q", got, want)
+	}
+	if want := "4 ok, 1 failed (1 refused: a [budget] limit was spent)"; !strings.Contains(got, want) {
+		t.Errorf("summary %q does not say %q", got, want)
 	}
 	if got := summaryLine(batchCounts{ok: 1, done: 1, unpriced: 1, elapsed: time.Second}, 1, true); strings.Contains(got, "$") || strings.Contains(got, "price") {
 		t.Errorf("nothing priced, yet: %q", got)

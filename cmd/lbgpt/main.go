@@ -94,7 +94,7 @@ Usage:
 Every command that talks to the daemon (all but token and help) takes
 --socket PATH (default $LBGPT_SOCKET, else
 $XDG_RUNTIME_DIR/lbgpt/lbgptd.sock, else /tmp/lbgpt-$UID/lbgptd.sock).
-When no daemon is running, the TUI, ask, batch and status start one in the background
+When no daemon is running, the TUI, ask, batch, status, spend and cache start one in the background
 (lbgptd, found next to lbgpt or on $PATH) unless --no-autostart is given.
 
 Exit codes: 0 done, 1 the daemon answered with an error (batch: a request

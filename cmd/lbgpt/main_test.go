@@ -140,3 +140,14 @@ func TestInterruptedExits130(t *testing.T) {
 		t.Errorf("a canceled request exits %d with %q; want 130, interrupted", code, errb.String())
 	}
 }
+
+// A bad --since or --by of lbgpt spend is bad usage (exit 2), said before
+// any daemon is asked.
+func TestSpendBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"--since", "week"}, {"--since", "-5h"}, {"--by", "models"}} {
+		_, stderr, code := runCtx(t.Context(), "", append([]string{"spend", "--socket", "/nonexistent/lbgptd.sock", "--no-autostart"}, args...)...)
+		if code != exitUsage || !strings.Contains(stderr, strings.TrimPrefix(args[0], "--")) {
+			t.Errorf("spend %v: exit %d, %q", args, code, stderr)
+		}
+	}
+}

@@ -27,7 +27,7 @@ func runSpend(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("spend", spendUsage, e)
 	var df daemonFlags
 	by := fs.String("by", "", "one row per backend, model or namespace")
-	since := fs.String("since", "day", "hour (the last 60 minutes), day (today), month (this month), a time back from now (90m, 12h, 7d) or an RFC 3339 time")
+	since := fs.String("since", "day", "hour, day or month: the current one (UTC); or a time back from now (90m, 12h, 7d), a date (2026-12-01) or an RFC 3339 time. Counted by the hour: a report starts at the start of the hour that holds the time")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	df.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -44,6 +44,9 @@ func runSpend(ctx context.Context, args []string, e env) error {
 	p := rpc.SpendParams{Since: *since, By: *by}
 	if d, err := parseAge(*since); err == nil && d > 0 {
 		p.Since = d.String() // days, which the daemon does not read
+	}
+	if _, err := rpc.ParseSince(p.Since, time.Now()); err != nil {
+		return usageErr("--%v", err)
 	}
 	c, err := df.connect(ctx, e)
 	if err != nil {
@@ -72,8 +75,14 @@ func printSpendReport(w io.Writer, rep *rpc.SpendResult) {
 	} else {
 		fmt.Fprintf(tw, "\t%s\n", head)
 	}
+	money := func(usd float64, n, unpriced int64) string {
+		if n > 0 && n == unpriced {
+			return "unpriced" // no price for the model: not $0.00
+		}
+		return spend.USD(usd).String()
+	}
 	row := func(name string, t rpc.SpendTotals) {
-		fmt.Fprintf(tw, "%s\t%v\t%v\t%d\t%d\t%d\t%s\t%s\t%s\t\n", name, spend.USD(t.CostUSD), spend.USD(t.SavedUSD),
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\t%d\t%s\t%s\t%s\t\n", name, money(t.CostUSD, t.Requests+t.Hits, t.Unpriced), spend.USD(t.SavedUSD),
 			t.Requests, t.Hits, t.Unpriced, compact(t.InputTokens), compact(t.CachedInputTokens), compact(t.OutputTokens))
 	}
 	for _, r := range rep.Rows {

@@ -31,6 +31,7 @@ const stopWait = 60 * time.Second
 func runStop(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("stop", stopUsage, e)
 	socket := fs.String("socket", "", socketHelp)
+	fs.Bool("no-autostart", false, "accepted for symmetry with the other commands: stop never starts lbgptd")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

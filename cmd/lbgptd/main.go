@@ -70,7 +70,8 @@ readiness and status with sd_notify and pings the watchdog; the directories
 systemd gives it replace the defaults: $CONFIGURATION_DIRECTORY (lbgpt.toml),
 $RUNTIME_DIRECTORY (the socket), $STATE_DIRECTORY (the answer cache,
 cache.db, the Responses API's records of which backend holds each response,
-responses.db, and the HTTP endpoint's token; else $XDG_STATE_HOME/lbgpt). It
+responses.db, the spend ledger, spend.json and spend.journal.N, and the
+HTTP endpoint's token; else $XDG_STATE_HOME/lbgpt). It
 keeps nothing in a cache directory: cached answers were paid for, so they
 are state, not something to regenerate.
 

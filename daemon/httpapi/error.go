@@ -103,7 +103,9 @@ func writeHTTPErrorHint(w http.ResponseWriter, err error, hint func() time.Durat
 		retry = "true"
 	}
 	w.Header().Set("X-Should-Retry", retry)
-	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+	// A spent budget frees up at the end of its day or month: a
+	// Retry-After would only invite a client to ask again and again.
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && body["error"].Code != "budget_exceeded" {
 		wait := time.Duration(0)
 		if d := body["error"].Lbgpt; d != nil && d.RetryAfterMS > 0 {
 			wait = time.Duration(d.RetryAfterMS) * time.Millisecond
