@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -93,4 +94,46 @@ func startQuiet(b *testing.B) *harness {
 	h := start(b, oneAccount(), anyModel)
 	tokens.Load()
 	return h
+}
+
+// BenchmarkSocketFloor is one line each way over a Unix socket between two
+// goroutines, with no JSON-RPC at all: the floor the round trips above
+// stand on, on this machine.
+func BenchmarkSocketFloor(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "s")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			c.Write(line)
+		}
+	}()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	line := []byte(`{"jsonrpc":"2.0","id":1,"method":"status"}` + "\n")
+	for b.Loop() {
+		if _, err := c.Write(line); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.ReadSlice('\n'); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
