@@ -346,6 +346,22 @@ type SpendStatus struct {
 	Budgets []Budget    `json:"budgets,omitempty"`
 	// PricesDate is the date of the built-in price list.
 	PricesDate string `json:"prices_date"`
+
+	// Team is set when lbgptd is in a team ([shared] redis). Today and
+	// Month stay this host's, from its own ledger (what `lbgpt spend`
+	// reports); TeamToday and TeamMonth are every host's, as Redis last
+	// told them (at TeamAsOf). Budgets are then team-wide — every host's
+	// spend and reservations — unless TeamAsOf is zero: Redis has not
+	// answered since lbgptd started, and they are this host's alone.
+	Team      bool        `json:"team,omitempty"`
+	TeamToday SpendTotals `json:"team_today,omitzero"`
+	TeamMonth SpendTotals `json:"team_month,omitzero"`
+	TeamHosts int         `json:"team_hosts,omitempty"` // at the last heartbeat
+	TeamAsOf  time.Time   `json:"team_as_of,omitzero"`
+	// TeamDegradedSince is when Redis stopped answering: each host then
+	// admits at most its safe share of what was left of each limit (that
+	// over TeamHosts). Absent while Redis answers.
+	TeamDegradedSince time.Time `json:"team_degraded_since,omitzero"`
 }
 
 // SpendTotals are the totals of a period: what was paid upstream, what

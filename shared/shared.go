@@ -1,6 +1,6 @@
 // Package shared lets the lbgptd daemons of a team, on several hosts, share
-// what one daemon keeps alone: one rate-limit budget per limit scope, and
-// one answer cache. It speaks to a stock Redis (>= 7) with core commands
+// what one daemon keeps alone: one rate-limit budget per limit scope, one
+// answer cache, and the [budget] limits and spend totals (Budget). It speaks to a stock Redis (>= 7) with core commands
 // only — Lua scripts, hashes, strings, pub/sub and streams — and keeps every
 // key of one scope under one hash tag, so a Redis Cluster works too.
 //
@@ -47,6 +47,7 @@ type Options struct {
 	StateDir string
 
 	hostTTL, idleReturn time.Duration // tests shorten or lengthen them
+	budgetDown          time.Duration
 }
 
 // Team is this daemon's membership of a team: its Redis connection, its
@@ -61,6 +62,7 @@ type Team struct {
 	brk        breaker
 	hostTTL    time.Duration // a host silent this long is dropped from every scope
 	idleReturn time.Duration // a lease unused this long is handed back
+	budgetDown time.Duration // see budgetDown
 	stateDir   string
 
 	// The team as the last heartbeat saw it.
@@ -97,7 +99,8 @@ func Open(opts Options) (*Team, error) {
 		prefix = "lbgpt"
 	}
 	t := &Team{rdb: redis.NewClient(ro), prefix: prefix, host: host, log: log, where: Where(cfg.Redis),
-		done: make(chan struct{}), hostTTL: cmp.Or(opts.hostTTL, hostTTL), idleReturn: cmp.Or(opts.idleReturn, idleReturn), stateDir: opts.StateDir}
+		done: make(chan struct{}), hostTTL: cmp.Or(opts.hostTTL, hostTTL), idleReturn: cmp.Or(opts.idleReturn, idleReturn),
+		budgetDown: cmp.Or(opts.budgetDown, budgetDown), stateDir: opts.StateDir}
 	t.brk.init(t.changed)
 	t.size.Store(int64(t.loadSize()))
 	none := ""

@@ -55,12 +55,35 @@ func (l Limit) Name() string {
 // A Budget is safe for concurrent use.
 type Budget struct {
 	ledger *Ledger
+	team   Team // nil: this daemon's spend alone
 
 	mu       sync.Mutex // guards the fields below
 	limits   []limit
 	warnAt   float64
 	reserved map[string]Nanos // by namespace
 	all      Nanos            // reserved in every namespace
+}
+
+// Team holds a Budget's limits together with the other daemons of a team
+// (package shared, through one Redis): the spend and the reservations of
+// every host count against each limit. A Team is safe for concurrent use.
+type Team interface {
+	// Reserve reserves estimate, in namespace, under every limit of ls
+	// that applies to it (ls is every configured limit, with Max set and
+	// Spent, Reserved and Warn zero), team-wide. It returns a
+	// *BudgetError, or an error wrapping one, when the request could
+	// cross a limit, and another error when the team's spend is unknown.
+	Reserve(namespace string, estimate Nanos, ls []Limit) (Hold, error)
+	// Status returns ls with the team's Spent and Reserved, or an error
+	// when the team's spend is unknown.
+	Status(ls []Limit) ([]Limit, error)
+}
+
+// Hold is a reservation a [Team] holds.
+type Hold interface {
+	// Settle ends the hold. With answered, the answer cost cost and is
+	// recorded in the ledger already; otherwise there was no answer.
+	Settle(cost Nanos, answered bool)
 }
 
 // limit is a configured limit; namespace "" is the overall one.
@@ -72,10 +95,23 @@ type limit struct {
 
 // NewBudget returns the budget of c, counting what l records.
 func NewBudget(l *Ledger, c config.Budget) *Budget {
-	b := &Budget{ledger: l, reserved: map[string]Nanos{}}
+	return NewTeamBudget(l, c, nil)
+}
+
+// NewTeamBudget returns the budget of c held team-wide by t: Reserve and
+// Status go by t's figures, every host's, and l stays this host's record.
+// A nil t is NewBudget.
+func NewTeamBudget(l *Ledger, c config.Budget, t Team) *Budget {
+	b := &Budget{ledger: l, team: t, reserved: map[string]Nanos{}}
 	b.Reconfigure(c)
+	if t != nil {
+		b.Status() // the team learns the limits, and this host the team's figures
+	}
 	return b
 }
+
+// Team reports whether the budget is held team-wide.
+func (b *Budget) Team() bool { return b.team != nil }
 
 // Reconfigure replaces the limits with those of c. The reservations made
 // stay, and count against the new limits.
@@ -101,8 +137,29 @@ func (b *Budget) Reconfigure(c config.Budget) {
 // under every limit that applies to it, or returns a *BudgetError naming
 // the first limit it could cross. A reservation is ended by Commit or
 // Release.
+//
+// In a team, the team's figures decide (see [Team]); this host's
+// reservations are still counted here, for Status when the team's figures
+// are unknown.
 func (b *Budget) Reserve(namespace string, estimate Nanos) (*Reservation, error) {
 	estimate = max(estimate, 0)
+	if b.team != nil {
+		b.mu.Lock()
+		ls := make([]Limit, len(b.limits))
+		for i, lim := range b.limits {
+			ls[i] = Limit{Namespace: lim.namespace, Period: lim.period, Max: lim.max}
+		}
+		b.mu.Unlock()
+		h, err := b.team.Reserve(namespace, estimate, ls)
+		if err != nil {
+			return nil, err
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.reserved[namespace] += estimate
+		b.all += estimate
+		return &Reservation{b: b, namespace: namespace, amount: estimate, hold: h}, nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	sp := b.ledger.spent(namespace)
@@ -138,15 +195,31 @@ func (b *Budget) state(lim limit, sp spent) Limit {
 }
 
 // Status returns where each limit stands, overall first, then by
-// namespace as configured.
+// namespace as configured. In a team they are the team's figures; when
+// those are unknown (Redis has not answered), this host's.
 func (b *Budget) Status() []Limit {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	ls := make([]Limit, len(b.limits))
 	for i, lim := range b.limits {
 		ls[i] = b.state(lim, b.ledger.spent(lim.namespace))
 	}
-	return ls
+	warnAt := b.warnAt
+	b.mu.Unlock()
+	if b.team == nil {
+		return ls
+	}
+	ask := make([]Limit, len(ls))
+	for i, l := range ls {
+		ask[i] = Limit{Namespace: l.Namespace, Period: l.Period, Max: l.Max}
+	}
+	tl, err := b.team.Status(ask)
+	if err != nil || len(tl) != len(ls) {
+		return ls
+	}
+	for i := range tl {
+		tl[i].Warn = float64(tl[i].Spent) >= warnAt*float64(tl[i].Max)
+	}
+	return tl
 }
 
 // Reservation is a request's reserved cost, from [Budget.Reserve].
@@ -154,6 +227,7 @@ type Reservation struct {
 	b         *Budget
 	namespace string
 	amount    Nanos
+	hold      Hold // the team's; nil alone
 	done      bool // guarded by b.mu
 }
 
@@ -165,7 +239,11 @@ type Reservation struct {
 func (r *Reservation) Commit(e Entry) error {
 	e.Namespace = r.namespace
 	err := r.b.ledger.Record(e)
-	r.Release()
+	var cost Nanos
+	if e.Hit == "" && e.Priced {
+		cost = e.Cost
+	}
+	r.end(cost, true)
 	return err
 }
 
@@ -176,11 +254,22 @@ func (r *Reservation) Release() {
 	if r == nil {
 		return
 	}
+	r.end(0, false)
+}
+
+// end ends the reservation, once: answered, its answer cost cost.
+func (r *Reservation) end(cost Nanos, answered bool) {
 	r.b.mu.Lock()
-	defer r.b.mu.Unlock()
 	if r.done {
+		r.b.mu.Unlock()
 		return
 	}
+	defer func() {
+		if r.hold != nil {
+			r.hold.Settle(cost, answered) // outside mu: it may ask Redis
+		}
+	}()
+	defer r.b.mu.Unlock()
 	r.done = true
 	r.b.reserved[r.namespace] -= r.amount
 	if r.b.reserved[r.namespace] == 0 {

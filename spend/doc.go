@@ -16,6 +16,8 @@
 // [Budget] enforces the [budget] limits per UTC day and month, overall and
 // per namespace, by reservation: [Budget.Reserve] before a request,
 // [Reservation.Commit] with the answer, [Reservation.Release] on failure.
+// [NewTeamBudget] holds the limits over a team of daemons instead, through
+// a [Team] (package shared); the Ledger stays this daemon's own record.
 //
 // A Ledger, a Budget and a Prices are safe for concurrent use. The zero
 // Prices is the built-in table; Ledger and Budget come from [Open] and

@@ -3,6 +3,8 @@ package spend
 import (
 	"bufio"
 	"cmp"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +34,7 @@ const (
 	snapshotFile  = "spend.json"
 	journalPrefix = "spend.journal."
 	lockFile      = "spend.lock"
+	idFile        = "spend.id"
 )
 
 // snapshotVersion is the format of the snapshot file and the journal lines.
@@ -80,6 +83,10 @@ func Open(dir string, now func() time.Time) (*Ledger, error) {
 	}
 	l.enc = json.NewEncoder(&l.line)
 	l.enc.SetEscapeHTML(false)
+	if l.id, err = loadID(dir); err != nil {
+		unlock()
+		return nil, err
+	}
 	if err := l.load(); err != nil {
 		unlock()
 		return nil, err
@@ -113,6 +120,31 @@ func lock(path string) (unlock func(), err error) {
 		return nil, fmt.Errorf("spend: lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// loadID reads the ledger's ID from dir's spend.id, making one at random
+// when there is none. The caller holds the directory's lock.
+func loadID(dir string) (string, error) {
+	path := filepath.Join(dir, idFile)
+	b, err := os.ReadFile(path)
+	if id := strings.TrimSpace(string(b)); err == nil && id != "" {
+		return id, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("spend: %w", err)
+	}
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", fmt.Errorf("spend: %w", err)
+	}
+	id := hex.EncodeToString(r[:])
+	if err := os.WriteFile(path+".tmp", []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("spend: %w", err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return "", fmt.Errorf("spend: %w", err)
+	}
+	return id, nil
 }
 
 // load reads the snapshot and replays the journals it does not include.

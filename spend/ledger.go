@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -181,6 +182,7 @@ var ErrClosed = errors.New("spend: ledger is closed")
 // A Ledger is safe for concurrent use.
 type Ledger struct {
 	dir    string
+	id     string // see ID
 	now    func() time.Time
 	unlock func() // releases the directory's lock
 
@@ -231,6 +233,8 @@ type current struct {
 	day, month       int64 // their starts, Unix time
 	dayAll, monthAll Nanos
 	dayNS, monthNS   map[string]Nanos
+	// Every entry of the day and month by namespace, for [Ledger.Current].
+	dayTot, monthTot map[string]Totals
 }
 
 // Record adds e to the totals and to the journal. The totals count e even
@@ -266,6 +270,12 @@ func (l *Ledger) apply(t int64, e Entry) {
 	tot := l.hours[s]
 	tot.add(e)
 	l.hours[s] = tot
+	if t >= l.cur.day {
+		addTo(l.cur.dayTot, e)
+	}
+	if t >= l.cur.month {
+		addTo(l.cur.monthTot, e)
+	}
 	if e.Hit != "" || !e.Priced {
 		return
 	}
@@ -319,10 +329,18 @@ func (l *Ledger) roll(t int64) {
 
 // recount counts the current day and month of t again from the buckets.
 func (l *Ledger) recount(t int64) {
-	c := current{day: floor(t, daySecs), month: monthStart(t), dayNS: map[string]Nanos{}, monthNS: map[string]Nanos{}}
+	c := current{day: floor(t, daySecs), month: monthStart(t), dayNS: map[string]Nanos{}, monthNS: map[string]Nanos{},
+		dayTot: map[string]Totals{}, monthTot: map[string]Totals{}}
 	// The month is younger than the hourly retention: all in l.hours.
 	for s, tot := range l.hours {
-		if s.start < c.month || tot.Cost == 0 {
+		if s.start < c.month {
+			continue
+		}
+		mergeInto(c.monthTot, s.namespace, tot)
+		if s.start >= c.day {
+			mergeInto(c.dayTot, s.namespace, tot)
+		}
+		if tot.Cost == 0 {
 			continue
 		}
 		c.monthAll += tot.Cost
@@ -350,6 +368,45 @@ func (l *Ledger) spent(ns string) spent {
 	l.roll(t)
 	return spent{l.cur.dayNS[ns], l.cur.monthNS[ns], l.cur.dayAll, l.cur.monthAll}
 }
+
+func addTo(m map[string]Totals, e Entry) {
+	tot := m[e.Namespace]
+	tot.add(e)
+	m[e.Namespace] = tot
+}
+
+func mergeInto(m map[string]Totals, ns string, o Totals) {
+	tot := m[ns]
+	tot.merge(o)
+	m[ns] = tot
+}
+
+// Current is what a ledger recorded in the current UTC day and month, by
+// namespace: what [Ledger.Current] returns.
+type Current struct {
+	Day, Month time.Time         // their starts, UTC
+	DayByNS    map[string]Totals // by namespace ("" the default one)
+	MonthByNS  map[string]Totals
+}
+
+// Current returns every entry recorded in the current UTC day and month
+// (by the ledger's clock), by namespace: the figures a team adds up
+// (package shared). It is a copy, and it works after Close.
+func (l *Ledger) Current() Current {
+	t := l.now().Unix()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.roll(t)
+	return Current{Day: time.Unix(l.cur.day, 0).UTC(), Month: time.Unix(l.cur.month, 0).UTC(),
+		DayByNS: maps.Clone(l.cur.dayTot), MonthByNS: maps.Clone(l.cur.monthTot)}
+}
+
+// ID names the ledger's directory among those of a team: made at random
+// when the directory is first opened and kept in spend.id, so it survives
+// a restart (and a restarted daemon's figures replace, not add to, what it
+// reported before). Copying a state directory to another host copies it:
+// give the copy a new one by removing spend.id.
+func (l *Ledger) ID() string { return l.id }
 
 // compact rolls the hourly buckets older than the hourly retention up into
 // daily ones, and drops the daily buckets older than a year.

@@ -134,12 +134,31 @@ func printSpend(w io.Writer, sp *rpc.SpendStatus, prefix string) {
 	if sp == nil {
 		return
 	}
-	fmt.Fprintf(w, "%sspend today %v paid, %v saved by the cache; this month %v paid, %v saved (lbgpt spend)\n", prefix,
+	host := ""
+	if sp.Team {
+		host = " on this host"
+	}
+	fmt.Fprintf(w, "%sspend%s today %v paid, %v saved by the cache; this month %v paid, %v saved (lbgpt spend)\n", prefix, host,
 		spend.USD(sp.Today.CostUSD), spend.USD(sp.Today.SavedUSD), spend.USD(sp.Month.CostUSD), spend.USD(sp.Month.SavedUSD))
+	team := sp.Team && !sp.TeamAsOf.IsZero()
+	switch {
+	case team:
+		fmt.Fprintf(w, "%sspend of the team (%s) today %v paid, %v saved; this month %v paid, %v saved\n", prefix, plural(max(sp.TeamHosts, 1), "host", "hosts"),
+			spend.USD(sp.TeamToday.CostUSD), spend.USD(sp.TeamToday.SavedUSD), spend.USD(sp.TeamMonth.CostUSD), spend.USD(sp.TeamMonth.SavedUSD))
+	case sp.Team:
+		fmt.Fprintf(w, "%sspend of the team unknown: redis has not answered since lbgptd started; the budgets below are this host's\n", prefix)
+	}
+	if team && !sp.TeamDegradedSince.IsZero() {
+		fmt.Fprintf(w, "%sTEAM BUDGETS DEGRADED since %s: redis does not answer; this host admits at most its safe share of what was left at %s\n", prefix,
+			sp.TeamDegradedSince.Local().Format(time.TimeOnly), sp.TeamAsOf.Local().Format(time.TimeOnly))
+	}
 	for _, b := range sp.Budgets {
 		name := "overall"
 		if b.Namespace != "" {
 			name = fmt.Sprintf("namespace %q", b.Namespace)
+		}
+		if team {
+			name = "team " + name
 		}
 		line := fmt.Sprintf("%sbudget %s per %s: %v of %v spent", prefix, name, b.Period, spend.USD(b.SpentUSD), spend.USD(b.LimitUSD))
 		if b.ReservedUSD > 0 {

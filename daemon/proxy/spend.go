@@ -8,14 +8,19 @@ import (
 
 	"github.com/lbgpt/lbgpt/config"
 	"github.com/lbgpt/lbgpt/rpc"
+	"github.com/lbgpt/lbgpt/shared"
 	"github.com/lbgpt/lbgpt/spend"
 )
 
 // spending prices answers, keeps what they cost in the ledger (the state
 // directory's spend.* files, docs/spend.md) and holds the [budget] limits.
+// In a team ([shared] redis), the ledger's figures also go to the team's
+// totals and the limits hold team-wide (docs/teams.md, "One budget"); the
+// ledger stays this host's record.
 type spending struct {
 	ledger  *spend.Ledger // nil when it could not be opened: see openErr
 	budget  *spend.Budget // nil with the ledger
+	team    *shared.Budget
 	openErr error
 
 	mu     sync.Mutex // guards cfg and prices
@@ -41,7 +46,12 @@ func (pl *Pipeline) openSpend(cfg *config.Config) {
 		return
 	}
 	pl.spend.ledger = l
-	pl.spend.budget = spend.NewBudget(l, cfg.Budget)
+	if pl.team != nil {
+		pl.spend.team = shared.NewBudget(pl.team, l)
+		pl.spend.budget = spend.NewTeamBudget(l, cfg.Budget, pl.spend.team)
+	} else {
+		pl.spend.budget = spend.NewBudget(l, cfg.Budget)
+	}
 	pl.spend.cfg, pl.spend.prices = cfg, spend.NewPrices(cfg.Prices)
 }
 
@@ -97,12 +107,15 @@ func (pl *Pipeline) reserve(r *Request, ns string) (*spend.Reservation, error) {
 	}
 	resv, err := pl.spend.budget.Reserve(ns, most)
 	if err != nil {
-		if be, ok := errors.AsType[*spend.BudgetError](err); ok {
+		if errors.Is(err, spend.ErrOverBudget) {
 			return nil, &rpc.Error{Code: rpc.CodeBudget,
-				Message: fmt.Sprintf("%v: this request could cost up to %v, more than is left; nothing was sent ([budget] in the config; `lbgpt spend` shows what was spent)", be, most),
+				Message: fmt.Sprintf("%v: this request could cost up to %v, more than is left; nothing was sent ([budget] in the config; `lbgpt spend` shows what was spent)", err, most),
 				Data:    &rpc.ErrorData{Kind: "budget"}}
 		}
-		return nil, err
+		// In a team whose spend is unknown: refused rather than spent
+		// past a limit nobody can count.
+		return nil, &rpc.Error{Code: rpc.CodeBudget, Message: fmt.Sprintf("%v: the request was not sent", err),
+			Data: &rpc.ErrorData{Kind: "budget"}}
 	}
 	return resv, nil
 }
@@ -199,6 +212,11 @@ func (pl *Pipeline) SpendStatus() *rpc.SpendStatus {
 			*p.to = spendTotals(rep.Total)
 		}
 	}
+	if pl.spend.team != nil {
+		ts := pl.spend.team.State()
+		st.Team, st.TeamHosts, st.TeamAsOf, st.TeamDegradedSince = true, ts.Hosts, ts.AsOf, ts.DegradedSince
+		st.TeamToday, st.TeamMonth = teamTotals(ts.Day), teamTotals(ts.Month)
+	}
 	if hasBudget(pl.config().Budget) {
 		for _, lim := range pl.spend.budget.Status() {
 			st.Budgets = append(st.Budgets, rpc.Budget{Namespace: lim.Namespace, Period: string(lim.Period),
@@ -223,6 +241,12 @@ func (pl *Pipeline) SpendReport(since time.Time, by string) (rpc.SpendResult, er
 		res.Rows = append(res.Rows, rpc.SpendRow{Name: row.Name, SpendTotals: spendTotals(row.Totals)})
 	}
 	return res, nil
+}
+
+func teamTotals(t shared.Spend) rpc.SpendTotals {
+	return rpc.SpendTotals{CostUSD: *usd(t.Cost), SavedUSD: *usd(t.Saved), Requests: t.Requests, Hits: t.Hits, Unpriced: t.Unpriced,
+		InputTokens: int64(t.Tokens.Input), CachedInputTokens: int64(t.Tokens.CachedInput),
+		OutputTokens: int64(t.Tokens.Output), ReasoningTokens: int64(t.Tokens.Reasoning)}
 }
 
 func spendTotals(t spend.Totals) rpc.SpendTotals {
