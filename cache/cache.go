@@ -34,6 +34,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/lbgpt/lbgpt/internal/durable"
 	"log/slog"
 	"maps"
 	"os"
@@ -906,7 +907,7 @@ func (s *Store) Compact() (before, after int64, err error) {
 	}
 	// The rename is durable once the directory is: else a crash now could
 	// bring the old file back, or none.
-	if err := syncDir(filepath.Dir(s.path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(s.path)); err != nil {
 		s.log.Warn("cache compact: syncing the directory failed", "err", err)
 	}
 	// The old file is unlinked but still open: close it and open the new
@@ -955,14 +956,4 @@ func (s *Store) Close() error {
 		}
 	})
 	return err
-}
-
-// syncDir fsyncs a directory, making the renames in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

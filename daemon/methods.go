@@ -119,7 +119,7 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 	}
 	res.ReloadedAt, res.ReloadError = d.reloadState()
 	res.Team = d.teamStatus(cfg)
-	res.Spend = d.pl.SpendStatus()
+	res.Spend, res.SpendError = d.pl.SpendStatus(), d.pl.SpendError()
 	for _, st := range d.pool.State() {
 		b := rpc.BackendStatus{
 			Name:          st.Name,

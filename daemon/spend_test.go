@@ -5,6 +5,9 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,9 +95,9 @@ func TestSpendSurvivesRestart(t *testing.T) {
 // sent, every refusal names the budget, and what was spent stays within
 // it.
 func TestBudgetStopsBatch(t *testing.T) {
-	// A request reserves its body's length in prompt tokens plus its
-	// max_tokens at gpt-4o-mini's price: about $0.000012 each. $0.0001
-	// lets a few through, not twenty.
+	// A request reserves its prompt's tokens plus its max_tokens at
+	// gpt-4o-mini's price: about $0.000012 each. $0.0001 lets a few
+	// through, not twenty.
 	h := start(t, oneAccount(), anyModel+"[budget]\nday = 0.0001\n")
 	var reqs []any
 	for i := range 20 {
@@ -159,5 +162,28 @@ func TestHTTPOverBudget(t *testing.T) {
 	}
 	if n := chatCalls(h.harness); n != 0 {
 		t.Errorf("%d upstream calls", n)
+	}
+}
+
+// A damaged ledger is said in status; a priced request under a budget is
+// refused (nobody could count the limit), an unpriced one is not.
+func TestDamagedLedger(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("STATE_DIRECTORY", state)
+	if err := os.WriteFile(filepath.Join(state, "spend.json"), []byte("{garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := oneAccount()
+	opts.Models = append(slices.Clone(sim.DefaultModels), "llama-free")
+	h := start(t, opts, anyModel+"[budget]\nday = 5\n")
+	st, err := h.client.Status(t.Context())
+	if err != nil || st.Spend != nil || !strings.Contains(st.SpendError, "spend.json") {
+		t.Fatalf("status: spend %+v, spend_error %q, %v", st.Spend, st.SpendError, err)
+	}
+	if _, err := h.client.Chat(t.Context(), userRequest("gpt-4o-mini", "priced"), rpc.Options{}); !errors.Is(err, rpc.ErrBudget) || !strings.Contains(err.Error(), "did not open") {
+		t.Errorf("a priced request: %v, want -32011 saying why", err)
+	}
+	if _, err := h.client.Chat(t.Context(), userRequest("llama-free", "unpriced"), rpc.Options{}); err != nil {
+		t.Errorf("an unpriced request: %v", err)
 	}
 }

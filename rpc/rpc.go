@@ -336,6 +336,10 @@ type StatusResult struct {
 	// month, and the budgets; nil when lbgptd keeps no spend (its state
 	// directory could not hold the ledger).
 	Spend *SpendStatus `json:"spend,omitempty"`
+	// SpendError says why the daemon keeps no spend: its ledger in the
+	// state directory did not open (damaged, or held by another lbgptd).
+	// Absent when it keeps it.
+	SpendError string `json:"spend_error,omitempty"`
 }
 
 // SpendStatus is the spend in StatusResult. Amounts are USD; days and

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lbgpt/lbgpt/internal/durable"
 )
 
 // The files of a ledger's directory. The journals of a generation up to
@@ -331,7 +333,7 @@ func (l *Ledger) writeSnapshot(snap snapshot) error {
 	}
 	l.step("renamed")
 	// The rename must be durable before a journal it includes goes.
-	if err := syncDir(l.dir); err != nil {
+	if err := durable.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("spend: sync %s: %w", l.dir, err)
 	}
 	gens, err := journals(l.dir)
@@ -355,14 +357,4 @@ func (l *Ledger) step(name string) {
 	if l.hook != nil {
 		l.hook(name)
 	}
-}
-
-// syncDir fsyncs a directory, making the renames in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -153,6 +153,9 @@ func (p panelView) warnings(width int) []string {
 	if len(p.envDiff) > 0 {
 		out = append(out, strings.Split(st.Warn.Render(wrap("! "+rpc.EnvAdvice(p.envDiff), width)), "\n")...)
 	}
+	if e := p.st.SpendError; e != "" {
+		out = append(out, strings.Split(st.Warn.Render(wrap("! spend not kept: "+e, width)), "\n")...)
+	}
 	if sp := p.st.Spend; sp != nil {
 		for _, b := range sp.Budgets {
 			if b.Warn {

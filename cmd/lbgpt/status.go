@@ -99,6 +99,9 @@ func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 			prefix, plural(int(c.Entries), "entry", "entries"), c.SemanticEntries, bytesText(c.Bytes), c.Hits.Exact, c.Hits.Semantic, c.Hits.Coalesced, c.Misses, 100*c.HitRate)
 	}
 	printTeam(w, st, prefix)
+	if st.SpendError != "" {
+		fmt.Fprintf(w, "%sSPEND NOT KEPT: the ledger did not open: %s\n%s  requests under a [budget] limit are refused; see docs/spend.md, \"When the ledger does not open\"\n", prefix, st.SpendError, prefix)
+	}
 	printSpend(w, st.Spend, prefix)
 	fmt.Fprintln(w)
 
@@ -138,8 +141,12 @@ func printSpend(w io.Writer, sp *rpc.SpendStatus, prefix string) {
 	if sp.Team {
 		host = " on this host"
 	}
-	fmt.Fprintf(w, "%sspend%s today %v paid, %v saved by the cache; this month %v paid, %v saved (lbgpt spend)\n", prefix, host,
-		spend.USD(sp.Today.CostUSD), spend.USD(sp.Today.SavedUSD), spend.USD(sp.Month.CostUSD), spend.USD(sp.Month.SavedUSD))
+	unpriced := ""
+	if n := sp.Today.Unpriced; n > 0 {
+		unpriced = fmt.Sprintf(" (and %s today of a model without a price)", plural(int(n), "answer", "answers"))
+	}
+	fmt.Fprintf(w, "%sspend%s today %v paid, %v saved by the cache; this month %v paid, %v saved%s (lbgpt spend)\n", prefix, host,
+		spend.USD(sp.Today.CostUSD), spend.USD(sp.Today.SavedUSD), spend.USD(sp.Month.CostUSD), spend.USD(sp.Month.SavedUSD), unpriced)
 	team := sp.Team && !sp.TeamAsOf.IsZero()
 	switch {
 	case team:

@@ -123,3 +123,26 @@ func TestStatusTeamLines(t *testing.T) {
 		t.Errorf("no %q in\n%s", want, b.String())
 	}
 }
+
+// Spend and budgets in status; a ledger that did not open is said loudly.
+func TestStatusSpendLines(t *testing.T) {
+	st := busyStatus()
+	st.Spend = &rpc.SpendStatus{Today: rpc.SpendTotals{CostUSD: 4.12, SavedUSD: 1.3, Unpriced: 2}, Month: rpc.SpendTotals{CostUSD: 40},
+		Budgets: []rpc.Budget{{Period: "day", LimitUSD: 5, SpentUSD: 4.5, ReservedUSD: 0.2, Warn: true}}}
+	var b bytes.Buffer
+	printStatus(&b, st, "")
+	for _, want := range []string{
+		"spend today $4.12 paid, $1.30 saved by the cache; this month $40.00 paid, $0.00 saved (and 2 answers today of a model without a price)",
+		"budget overall per day: $4.50 of $5.00 spent, $0.20 held by requests in flight  NEARLY SPENT",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+	st.Spend, st.SpendError = nil, "spend: snapshot /state/spend.json: invalid character"
+	b.Reset()
+	printStatus(&b, st, "")
+	if !strings.Contains(b.String(), "SPEND NOT KEPT: the ledger did not open: spend: snapshot /state/spend.json") {
+		t.Errorf("a ledger that did not open is not said:\n%s", b.String())
+	}
+}

@@ -84,32 +84,36 @@ func hasBudget(b config.Budget) bool {
 	return b.Day > 0 || b.Month > 0 || len(b.Namespaces) > 0
 }
 
-// reserve holds, against the budgets, the most r could cost: its prompt
-// (bounded as admission bounds it) and its answer's bound, at its model's
-// price. It returns nil when no limit applies or the model has no price
-// (an unpriced answer counts against no budget).
+// reserve holds, against the budgets, the most r could cost: its prompt's
+// tokens (counted as admission counts them) and its answer's bound, at its
+// model's price. It returns nil when no limit applies or the model has no
+// price (an unpriced answer counts against no budget).
 func (pl *Pipeline) reserve(r *Request, ns string) (*spend.Reservation, error) {
 	prices := pl.pricing()
 	if !hasBudget(pl.config().Budget) || (!r.chat() && !r.responses()) {
 		return nil, nil
 	}
-	if pl.spend.budget == nil {
-		return nil, &rpc.Error{Code: rpc.CodeBudget, Message: fmt.Sprintf("[budget] is set but the spend ledger did not open (%v), so no limit could be held: the request was not sent", pl.spend.openErr),
-			Data: &rpc.ErrorData{Kind: "budget"}}
-	}
 	out := r.bound()
 	if out == 0 {
 		out = budgetOutputTokens
 	}
-	most, priced := prices.Cost(r.view.Model, spend.Usage{Input: r.promptBound(), Output: out})
+	most, priced := prices.Cost(r.view.Model, spend.Usage{Input: r.promptTokens(), Output: out})
 	if !priced {
 		return nil, nil
+	}
+	if pl.spend.budget == nil {
+		return nil, &rpc.Error{Code: rpc.CodeBudget, Message: fmt.Sprintf("[budget] is set but the spend ledger did not open (%v), so no limit could be held: the request was not sent (docs/spend.md, \"When the ledger does not open\")", pl.spend.openErr),
+			Data: &rpc.ErrorData{Kind: "budget"}}
 	}
 	resv, err := pl.spend.budget.Reserve(ns, most)
 	if err != nil {
 		if errors.Is(err, spend.ErrOverBudget) {
+			hint := ""
+			if r.bound() == 0 {
+				hint = fmt.Sprintf(" (it sets no max_tokens, so %d answer tokens were reserved: a max_tokens reserves less)", budgetOutputTokens)
+			}
 			return nil, &rpc.Error{Code: rpc.CodeBudget,
-				Message: fmt.Sprintf("%v: this request could cost up to %v, more than is left; nothing was sent ([budget] in the config; `lbgpt spend` shows what was spent)", err, most),
+				Message: fmt.Sprintf("%v: this request could cost up to %v%s, more than is left; nothing was sent ([budget] in the config; `lbgpt spend` shows what was spent)", err, most, hint),
 				Data:    &rpc.ErrorData{Kind: "budget"}}
 		}
 		// In a team whose spend is unknown: refused rather than spent
@@ -224,6 +228,15 @@ func (pl *Pipeline) SpendStatus() *rpc.SpendStatus {
 		}
 	}
 	return st
+}
+
+// SpendError says why no spend is kept (the ledger did not open); "" when
+// it is.
+func (pl *Pipeline) SpendError() string {
+	if pl.spend.openErr == nil {
+		return ""
+	}
+	return pl.spend.openErr.Error()
 }
 
 // SpendReport is the spend since a time, grouped by backend, model or
