@@ -52,6 +52,17 @@ func TestJudge(t *testing.T) {
 		{"Proofread this: 'Their going to send the report tomorrow, its been delayed due to the holidays.'", "Proofread this: 'There going to send the reports tomorrow, it's been delayed due to the holiday.'", false, "quoted text differs"},
 		{"Do I have to send a 1099 to my contractor?", "does my contractor have to send a 1099 to me", false, "pronoun"},
 		{"How do I check if a key exists in a map in Go?", "how do i check whether a key exists in a Go map", true, ""},
+
+		// How people write: text-speak, courtesy, a yes/no tail, another
+		// English; and the refusals that still hold through them.
+		{"How do I stop my dog pulling on the lead?", "how 2 stop dog pulling on leash?? plz help", true, ""},
+		{"how many symphonies did beethoven write", "Good afternoon. Could you tell me how many symphonies Beethoven wrote? Thank you kindly, Peter", true, ""},
+		{"Can I use my UK driving licence in the USA?", "can i use my uk driver's license in the usa or not?", true, ""},
+		{"What is the difference between baking soda and baking powder?", "whats the difference between bicarbonate of soda and baking powder", true, ""},
+		{"how to make pancakes", "how 2 make 2 pancakes", false, "number"},
+		{"Is Basel II stricter than Basel III?", "is basel iii stricter than basel ii", false, "trade places"},
+		{"How do I set up a shared mailbox in Microsoft 365?", "how do i remove a shared mailbox in microsoft 365", false, "different direction"},
+		{"What questions should I ask the interviewer at the end of a job interview?", "What questions should I ask the candidate at the end of a job interview?", false, "different role"},
 	}
 	for _, c := range cases {
 		got := v.Judge(c.a, c.b)

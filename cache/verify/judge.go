@@ -68,6 +68,10 @@ func (v *Verifier) Features(a, b string) (f []float64, identical bool, veto stri
 	if len(ca) > maxContent || len(cb) > maxContent {
 		return nil, false, "too long to compare"
 	}
+	if len(ca) == 0 && len(cb) == 0 && shared {
+		// Only framing around the same pasted text: "explain this".
+		return nil, true, ""
+	}
 	if len(ca) == 0 || len(cb) == 0 {
 		return nil, false, "nothing to compare on one side"
 	}
@@ -300,9 +304,12 @@ func (v *Verifier) sharesLemma(a, b string) bool {
 }
 
 func sameGroup(a, b string) bool {
-	ga, oka := group[a]
-	gb, okb := group[b]
-	return oka && okb && ga == gb
+	for _, x := range groups[a] {
+		if slices.Contains(groups[b], x) {
+			return true
+		}
+	}
+	return false
 }
 
 // synonyms: a WordNet synset shared by the words' most frequent senses.
@@ -898,11 +905,31 @@ func quotes(s string) []string {
 // backticked is code in backticks, of 10 characters or more.
 var backticked = regexp.MustCompile("`([^`]{10,})`")
 
+// pastedLines are the long lines of a text of several lines: a sentence
+// pasted on its own line, which the other prompt may quote inline.
+func pastedLines(s string) []string {
+	ls := lines(s)
+	n := 0
+	for _, l := range ls {
+		if l != "" {
+			n++
+		}
+	}
+	var out []string
+	for _, l := range ls {
+		if n >= 2 && len(l) >= 40 && len(strings.Fields(l)) >= 6 {
+			out = append(out, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	return out
+}
+
 // sharedQuotes sets aside a quoted text that both prompts contain (quoted
-// on one side at least): what is left are the instructions around it.
+// on one side at least, or pasted on a line of its own): what is left are
+// the instructions around it.
 func sharedQuotes(a, b string) (ra, rb string, shared bool) {
 	na, nb := strings.Join(strings.Fields(a), " "), strings.Join(strings.Fields(b), " ")
-	for _, q := range append(quotes(a), quotes(b)...) {
+	for _, q := range slices.Concat(quotes(a), quotes(b), pastedLines(a), pastedLines(b)) {
 		if strings.Contains(na, q) && strings.Contains(nb, q) {
 			na, nb = strings.Replace(na, q, " ", 1), strings.Replace(nb, q, " ", 1)
 			shared = true

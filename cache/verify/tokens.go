@@ -30,7 +30,6 @@ type token struct {
 
 var (
 	chunkRE  = regexp.MustCompile(`[0-9]+(?:[.,][0-9]+)+|[\p{L}\p{N}]+(?:'[\p{L}]+)?|->|→|=>|%|&`)
-	sentEnd  = regexp.MustCompile(`[.!?:;]\s*$`)
 	alnumRE  = regexp.MustCompile(`[0-9]+|[^0-9]+`)
 	contract = strings.NewReplacer("can't", "can not", "won't", "will not", "cannot", "can not", "n't", " not",
 		"Can't", "Can not", "Won't", "Will not", "Cannot", "Can not", "CANNOT", "CAN NOT", "N'T", " NOT",
@@ -39,7 +38,7 @@ var (
 
 // tokens splits and classifies a prompt.
 func (v *Verifier) tokens(text string) []token {
-	text = contract.Replace(foldAccents.Replace(text))
+	text = casualText(contract.Replace(foldAccents.Replace(text)))
 	text = rates.ReplaceAllStringFunc(text, func(m string) string { return " " + rateWords[strings.ToLower(m)] + " " })
 	var out []token
 	idx := chunkRE.FindAllStringIndex(text, -1)
@@ -50,7 +49,7 @@ func (v *Verifier) tokens(text string) []token {
 	}
 	for n, ix := range idx {
 		chunk := text[ix[0]:ix[1]]
-		initial := n == 0 || sentEnd.MatchString(text[:ix[0]])
+		initial := n == 0 || sentenceEnds(text[:ix[0]])
 		switch chunk {
 		case "->", "→", "=>":
 			add("to", "to", initial, false)
@@ -79,13 +78,45 @@ func (v *Verifier) tokens(text string) []token {
 			out[len(out)-1].class, out[len(out)-1].cat = classContent, ""
 			continue
 		}
+		if low == "mom" && chunk != "MoM" && chunk != "MOM" {
+			low = "mother" // "MoM" is month over month
+		}
+		if w, ok := textSpeak[low]; ok {
+			if w == "" {
+				add(low, low, initial, false)
+				out[len(out)-1].class = classFiller
+				continue
+			}
+			for i, f := range strings.Fields(w) {
+				add(low, f, initial && i == 0, false)
+			}
+			continue
+		}
+		if n+1 < len(idx) && n > 0 {
+			if w, ok := v.speakDigit(low, strings.ToLower(text[idx[n-1][0]:idx[n-1][1]]), text[idx[n+1][0]:idx[n+1][1]]); ok {
+				add(low, w, initial, false)
+				continue
+			}
+		}
 		if w, ok := casualNegations[low]; ok {
 			add(low, w, initial, false)
 			add("not", "not", false, false)
 			continue
 		}
+		if low == "one" && strings.HasPrefix(text[ix[1]:], "-") {
+			low = "1" // "one-line", "one-page"
+		}
 		if isNumber(low) {
 			add(low, strings.ReplaceAll(low, ",", ""), initial, false)
+			continue
+		}
+		if n, ok := roman[low]; ok && (len(low) >= 3 || low == "ii" || strings.ToUpper(chunk) == chunk) {
+			// "Basel III", "Louis XIV", "Henry VIII".
+			add(low, n, initial, false)
+			continue
+		}
+		if us := v.americanSpelling(low); us != "" && spelling[low] == "" && abbreviations[low] == "" {
+			add(low, us, initial, name)
 			continue
 		}
 		if full, ok := v.expand(low); ok {
@@ -107,7 +138,20 @@ func (v *Verifier) tokens(text string) []token {
 		}
 	}
 	contentAfterArticle(out)
+	ageOld(out)
 	return out
+}
+
+// roman numerals of two letters or more, as people number kings, wars and
+// versions; "IV", "VI", "IX", "XI" and "XV" only in capitals ("iv" and
+// "vi" are words too).
+var roman = map[string]string{"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
+	"xi": "11", "xii": "12", "xiii": "13", "xiv": "14", "xv": "15", "xvi": "16", "xvii": "17", "xviii": "18", "xix": "19", "xx": "20"}
+
+// sentenceEnds: s ends a sentence, but for spaces.
+func sentenceEnds(s string) bool {
+	s = strings.TrimRightFunc(s, unicode.IsSpace)
+	return s != "" && strings.IndexByte(".!?:;", s[len(s)-1]) >= 0
 }
 
 // rates written with a slash are one unit each ("km/h", "m/s").
@@ -248,3 +292,13 @@ func (v *Verifier) infinitive(ts []token, i int) bool {
 var infinitiveAfter = set(`want wants wanted need needs like try trying tried able going used order
 	best easiest fastest cheapest simplest quickest possible learn where when whether who good better
 	safe okay ok time way ways steps how`)
+
+// ageOld: "old" after a unit of time is an age ("a 3-year-old", "2 months
+// old"), not the opposite of "new".
+func ageOld(ts []token) {
+	for i := 1; i < len(ts); i++ {
+		if ts[i].norm == "old" && ts[i-1].cat == "unit" {
+			ts[i].class, ts[i].cat = classStop, ""
+		}
+	}
+}

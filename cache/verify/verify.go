@@ -25,6 +25,13 @@
 // cache/verify/fit on the training split of testdata/semantic/dev-set.jsonl,
 // labelled pairs written blind.
 //
+// Before the words are compared, each prompt is read as people type it
+// (casual.go): courtesy ("Good afternoon.", "Thank you so much, Peter") and a
+// yes/no tail ("…or not?") are set aside, text-speak and slang are resolved
+// ("how 2 make", "wat", "tbh"), British spellings take their American form,
+// and the words the Englishes use for one thing ("flat" / "apartment",
+// "postcode" / "zip code") align as synonyms.
+//
 // A shared pasted block is recognised line by line: lines identical on both
 // sides are set aside, and only the instructions around them are judged; a
 // line that differs inside the block refuses the pair. A quoted text both
@@ -41,6 +48,7 @@ import (
 	"compress/gzip"
 	_ "embed"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,12 +89,13 @@ type Options struct {
 // "explain"); the embedder gives such words no weight.
 func Ignorable(w string) bool { return stop[w] || filler[w] }
 
-// group maps a word (and its lemmas) to its hand-written synonym group.
-var group = func() map[string]int32 {
-	m := map[string]int32{}
-	for i, g := range synonymGroups {
+// groups maps a word to its hand-written synonym groups (synonymGroups,
+// regionalGroups).
+var groups = func() map[string][]int32 {
+	m := map[string][]int32{}
+	for i, g := range slices.Concat(synonymGroups, regionalGroups) {
 		for _, w := range g {
-			m[w] = int32(i)
+			m[w] = append(m[w], int32(i))
 		}
 	}
 	return m

@@ -50,13 +50,15 @@ var filler = set(`please pls plz kindly thanks thank thx ty hi hello hey dear lo
 	exactly basically actually simply briefly
 	guys folks someone anyone
 	step steps tips tip guide overview
-	possible go work works working
+	possible go goes going went work works working
 	again though um uh ugh hmm ok okay even`)
 
 // negations must match in number; "no" and "not" count as one.
 var negation = map[string]string{
-	"not": "not", "no": "not", "never": "never", "none": "none", "nothing": "nothing",
-	"nobody": "nobody", "nowhere": "nowhere", "neither": "neither", "nor": "nor", "without": "without",
+	"not": "not", "no": "not", "never": "never", "none": "none",
+	"nobody": "nobody", "nowhere": "nowhere", "neither": "neither", "nor": "nor",
+	// "without X", "with no X", "nothing mean" and "non-technical" say "not".
+	"without": "not", "nothing": "not", "non": "not",
 }
 
 // casualNegations are contractions typed without their apostrophe.
@@ -106,7 +108,7 @@ func ClassOverlaps() []string {
 
 var classWords = map[string]string{
 	"wh": `who whom whose where when why`,
-	"degree": `all every each few many several both only some any most least fewer fewest
+	"degree": `all every everyone everybody each few many several both only some any most least fewer fewest
 			always sometimes usually often rarely ever never
 			more less better best worse worst further furthest farther farthest
 			first last next previous latest earliest oldest newest current old new classic
@@ -122,7 +124,8 @@ var classWords = map[string]string{
 	"proglang": `python java javascript typescript golang rust ruby php kotlin swift scala haskell
 			bash zsh powershell perl lua elixir erlang clojure dart julia matlab fortran cobol csharp
 			cpp sql c r js ts node nodejs deno react vue angular svelte django flask rails
-			laravel npm yarn pnpm pip conda poetry cargo maven gradle excel pandas numpy`,
+			laravel npm yarn pnpm pip conda poetry cargo maven gradle excel pandas numpy
+			mysql postgresql sqlite mongodb redis mariadb dynamodb cassandra elasticsearch`,
 	"platform": `windows mac macos osx linux ubuntu debian fedora centos rhel arch android ios
 			ipados iphone ipad aws gcp azure heroku vercel netlify docker podman chrome firefox safari
 			playstation xbox nintendo`,
@@ -145,19 +148,24 @@ var classWords = map[string]string{
 			prevent treat cure diagnose
 			add subtract multiply divide min max minimum maximum start stop open close push pull
 			send receive lend borrow input output male female boy girl men women man woman
-			pros cons advantages disadvantages benefits risks causes symptoms cause symptom
+			pros cons advantages disadvantages benefits risks causes symptoms cause symptom signs
+			remove delete setup
 			true false odd even positive negative
 			local remote internal external inbound outbound incoming outgoing public private
 			upstream downstream frontend backend horizontal vertical junior senior gross net
 			static dynamic`,
 	"aggregate": `sum count average median total`,
+	"role": `landlord landlords tenant tenants renter renters lessee lessor employer employers employee employees
+			interviewer interviewers interviewee candidate candidates applicant applicants buyer buyers seller sellers
+			purchaser vendor lender lenders borrower borrowers creditor creditors debtor debtors teacher teachers
+			student students pupil pupils doctor doctors patient patients`,
 }
 
 // loneOK are closed-class words that may stand on one side only: they
 // qualify the question loosely ("how do I *first* check", "what do *most*
 // people use"), where a different member on the other side would still
 // change it.
-var loneOK = set(`most many usually often current new
+var loneOK = set(`most many usually often current new any some both always better last daily
 	day days year years month months week weeks minute minutes hour hours second seconds
 	century centuries decade decades
 	up down back front right left open close start stop add min max
@@ -166,8 +174,8 @@ var loneOK = set(`most many usually often current new
 // loneClass are the classes whose words may stand on one side only: a
 // terse prompt drops its wh-word ("tax filing deadline?"), and a
 // direction word alone ("prevent shin splints", "received a letter")
-// names no other direction.
-var loneClass = map[string]bool{"wh": true, "direction": true, "aggregate": true}
+// or a party alone ("my landlord") names no other.
+var loneClass = map[string]bool{"wh": true, "direction": true, "aggregate": true, "role": true}
 
 // numberWords are spelled-out numbers, compared as digits.
 var numberWords = map[string]string{
@@ -261,7 +269,7 @@ var abbreviations = map[string]string{
 // synonyms WordNet's most frequent senses miss but prompts use
 // interchangeably, one group per line.
 var synonymGroups = [][]string{
-	{"remove", "delete", "erase", "strip", "drop", "rid", "clear", "eliminate"},
+	{"remove", "delete", "erase", "strip", "drop", "rid", "clear", "eliminate", "uninstall"},
 	{"create", "make", "generate", "build", "produce", "craft", "compose", "draft", "write"},
 	{"fix", "repair", "solve", "resolve", "troubleshoot", "debug"},
 	{"big", "large", "huge", "size"},
@@ -305,4 +313,7 @@ var synonymGroups = [][]string{
 	{"oral", "verbal"},
 	{"income", "money", "earnings"},
 	{"fire", "sack", "dismiss", "terminate"},
+	{"tenant", "renter", "lessee"}, {"tenants", "renters"}, {"landlord", "lessor"}, {"employer", "boss"},
+	{"candidate", "applicant", "interviewee"}, {"candidates", "applicants"}, {"buyer", "purchaser"}, {"seller", "vendor"},
+	{"student", "pupil"}, {"students", "pupils"}, {"doctor", "gp", "physician"},
 }

@@ -42,7 +42,7 @@ func main() {
 	pairs := flag.String("pairs", "testdata/semantic/dev-set.jsonl", "labelled pairs (JSONL)")
 	split := flag.String("split", "train", "the split to fit on")
 	out := flag.String("o", "", "write the model here (default: stdout)")
-	target := flag.Float64("precision", 0.98, "the lookup precision the threshold keeps on the split")
+	target := flag.Float64("precision", 0.982, "the lookup precision the threshold keeps on the split")
 	lambda := flag.Float64("l2", 0.01, "L2 penalty")
 	verbose := flag.Bool("v", false, "report the vetoes of same pairs and the misses")
 	flag.Parse()
