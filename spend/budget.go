@@ -232,18 +232,20 @@ type Reservation struct {
 }
 
 // Commit records the answer e in the ledger, in the reservation's
-// namespace (e.Namespace is set to it), and then ends the reservation: the
-// actual cost replaces the reserved one. Recording first means that spent
-// + reserved never dips below the truth in between. A reservation already
-// ended still records e: the answer was paid. The error is Record's.
+// namespace (e.Namespace is set to it), and ends the reservation: the
+// actual cost replaces the reserved one. Both happen under the budget's
+// lock, so a reservation made meanwhile sees the answer as spent or as
+// reserved, never as neither (an overspend) nor as both (a refusal that
+// reads "$1.10 of $1.00"). A reservation already ended still records e:
+// the answer was paid. The error is Record's.
 func (r *Reservation) Commit(e Entry) error {
 	e.Namespace = r.namespace
-	err := r.b.ledger.Record(e)
 	var cost Nanos
 	if e.Hit == "" && e.Priced {
 		cost = e.Cost
 	}
-	r.end(cost, true)
+	var err error
+	r.end(cost, true, func() { err = r.b.ledger.Record(e) })
 	return err
 }
 
@@ -254,12 +256,16 @@ func (r *Reservation) Release() {
 	if r == nil {
 		return
 	}
-	r.end(0, false)
+	r.end(0, false, nil)
 }
 
-// end ends the reservation, once: answered, its answer cost cost.
-func (r *Reservation) end(cost Nanos, answered bool) {
+// end ends the reservation, once: answered, its answer cost cost. record,
+// if not nil, runs first under the budget's lock, ended or not.
+func (r *Reservation) end(cost Nanos, answered bool, record func()) {
 	r.b.mu.Lock()
+	if record != nil {
+		record()
+	}
 	if r.done {
 		r.b.mu.Unlock()
 		return
