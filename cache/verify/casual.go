@@ -164,7 +164,26 @@ var phraseTable = map[string]string{
 	"i do not get why": "why", "i dont get why": "why", "i do not understand why": "why", "i dont understand why": "why",
 	"i do not get it": "", "i dont get it": "", "i do not understand": "", "i dont understand": "",
 	"wear n tear": "wear and tear", "rock n roll": "rock and roll",
+	// Indian and other Englishes of the office, and the formal letter's
+	// wrappers around a request.
+	"please do the needful": "", "kindly do the needful": "", "kindly advise": "", "please advise": "",
+	"kindly guide": "", "please guide": "", "kindly let me know": "", "please let me know": "",
+	"kindly share": "tell", "please tell the steps": "", "revert back with": "tell", "revert with": "tell",
+	"what is the procedure for": "how to", "what is the procedure to": "how to", "what is the process for": "how to",
+	"what is the process to": "how to", "what's the procedure for": "how to", "what's the procedure to": "how to",
+	"what's the process for": "how to", "what's the process to": "how to",
+	"the procedure for": "how to", "the procedure to": "how to",
+	"i would be grateful if you could": "", "i should be grateful if you could": "", "i would appreciate it if you could": "",
+	"i would be grateful for guidance on": "", "i should be grateful for guidance on": "",
+	"would be grateful for guidance on": "", "could you kindly outline": "", "could you please advise": "",
+	"could you please set out": "",
+	"in order to":              "to", "get in touch with": "contact", "reach out to": "contact",
+	"single sign-on": "sso", "single sign on": "sso", "single signon": "sso",
 }
+
+// particles are words of politeness other languages lend English,
+// recognised only as typed in lower case.
+var particles = set(`po naman`)
 
 // textSpeak are words of text-speak and slang, and common misspellings,
 // by what they stand for ("" for a filler).
@@ -193,6 +212,7 @@ var textSpeak = map[string]string{
 	"cosy": "cozy", "ageing": "aging", "judgement": "judgment", "enquiry": "inquiry", "enquire": "inquire", "kerb": "curb",
 	"aeroplane": "airplane", "storey": "story", "moustache": "mustache", "whilst": "while", "amongst": "among", "learnt": "learned",
 	"spelt": "spelled", "draught": "draft", "jewellery": "jewelry", "manoeuvre": "maneuver", "programme": "program",
+	"enrol": "enroll", "enrolment": "enrollment", "pero": "but",
 	"mum": "mother", "mums": "mothers", "mummy": "mother", "mommy": "mother", "maths": "math",
 }
 

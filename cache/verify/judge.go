@@ -91,6 +91,9 @@ func (v *Verifier) Features(a, b string) (f []float64, identical bool, veto stri
 		if r := doSupport(c.ta, c.tb, c.al); r != "" {
 			return nil, false, r
 		}
+		if r := roles(c.ta, c.tb, c.al); r != "" {
+			return nil, false, r
+		}
 		if r := v.exchanged(c.ta, c.tb, c.ca, c.cb, c.al); r != "" {
 			return nil, false, r
 		}
@@ -522,6 +525,70 @@ func doSupport(ta, tb []token, al alignment) string {
 		}
 	}
 	return ""
+}
+
+// roles refuses a pair where a word aligned on both sides changes role:
+// it owns on one side what the writer owns on the other ("how can I see
+// my manager's calendar" / "how can my manager see my calendar", "a
+// folder in a colleague's OneDrive" / "a folder in my OneDrive"), or it is an action
+// done to the writer on one side ("a file shared with me", "a friend
+// referred me") and by the writer on the other ("how do I share a file").
+// An owner named after "of", "by" or "from" keeps its role ("my manager's
+// calendar" / "the calendar of my manager"), and so does one written in
+// another form ("an adult's fever" / "a fever in adults").
+func roles(ta, tb []token, al alignment) string {
+	ca, cb := content(ta), content(tb)
+	writerB := hasWord(tb, "i", "we")
+	for i, j := range al.bestA {
+		if j < 0 || !al.strongA[i] {
+			continue
+		}
+		x, y := ca[i], cb[j]
+		if x.poss && !y.poss && x.raw == y.raw && !ownerAfter(tb, y.pos) && i+1 < len(ca) && writersOwn(tb, cb, al.bestA[i+1]) {
+			return fmt.Sprintf("%q owns something on one side only", x.norm)
+		}
+		if writerB && toWriter(ta, x.pos) && !toWriter(tb, y.pos) {
+			return fmt.Sprintf("%q is done to the writer on one side, by the writer on the other", x.norm)
+		}
+	}
+	return ""
+}
+
+// writersOwn: content word j of cs (-1: none) follows "my" or "our".
+func writersOwn(ts, cs []token, j int) bool {
+	if j < 0 {
+		return false
+	}
+	k := cs[j].pos
+	return k > 0 && (ts[k-1].norm == "my" || ts[k-1].norm == "our")
+}
+
+// ownerAfter: token k is governed by "of", "by" or "from", grammar
+// between.
+func ownerAfter(ts []token, k int) bool {
+	for j := k - 1; j >= 0 && j >= k-3; j-- {
+		switch {
+		case ts[j].norm == "of" || ts[j].norm == "by" || ts[j].norm == "from":
+			return true
+		case ts[j].class != classStop:
+			return false
+		}
+	}
+	return false
+}
+
+// toWriter: the word at k is followed by "me" or "us", grammar between
+// ("send it to me", "shared with us", "referred me").
+func toWriter(ts []token, k int) bool {
+	for j := k + 1; j < len(ts) && j <= k+3; j++ {
+		switch {
+		case ts[j].norm == "me" || ts[j].norm == "us":
+			return true
+		case ts[j].class != classStop && ts[j].class != classRelational:
+			return false
+		}
+	}
+	return false
 }
 
 func hasDoSupport(ts []token) bool {

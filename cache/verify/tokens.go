@@ -26,6 +26,7 @@ type token struct {
 	name    bool   // capitalised, not at a sentence start (or all capitals)
 	pos     int    // index among all tokens
 	initial bool   // first of its sentence
+	poss    bool   // written with a possessive "'s" ("my manager's calendar")
 }
 
 var (
@@ -41,9 +42,10 @@ func (v *Verifier) tokens(text string) []token {
 	text = casualText(contract.Replace(foldAccents.Replace(text)))
 	text = rates.ReplaceAllStringFunc(text, func(m string) string { return " " + rateWords[strings.ToLower(m)] + " " })
 	var out []token
+	poss := false // the chunk ends in a possessive "'s"
 	idx := chunkRE.FindAllStringIndex(text, -1)
 	add := func(raw, norm string, initial, name bool) {
-		t := token{raw: raw, norm: norm, pos: len(out), initial: initial, name: name}
+		t := token{raw: raw, norm: norm, pos: len(out), initial: initial, name: name, poss: poss}
 		v.classify(&t)
 		out = append(out, t)
 	}
@@ -61,7 +63,9 @@ func (v *Verifier) tokens(text string) []token {
 			add("and", "and", initial, false)
 			continue
 		}
+		poss = false
 		if i := strings.IndexByte(chunk, '\''); i > 0 {
+			poss = strings.EqualFold(chunk[i:], "'s")
 			chunk = chunk[:i] // "what's" → "what"; "it's" → "it"
 		}
 		name := isName(chunk, initial)
@@ -76,6 +80,13 @@ func (v *Verifier) tokens(text string) []token {
 			// "type A blood", "vitamin A", "plan B": a name, not an article.
 			add(low, low, initial, true)
 			out[len(out)-1].class, out[len(out)-1].cat = classContent, ""
+			continue
+		}
+		if particles[chunk] {
+			// "Hi po, how do I …": a particle of politeness typed in
+			// lower case ("PO" is a purchase order).
+			add(low, low, initial, false)
+			out[len(out)-1].class = classFiller
 			continue
 		}
 		if low == "mom" && chunk != "MoM" && chunk != "MOM" {

@@ -9,7 +9,8 @@
 // quantifier) that differs or stands on one side only, a direction or role
 // that is swapped ("km to miles" / "miles to km", "who hired Smith" / "who
 // did Smith hire", "send it to my contractor" / "my contractor sends it to
-// me"), a pasted block (code, a log, a clause) or a quoted text that is
+// me", "my manager's calendar" / "my manager sees my calendar", "a file
+// shared with me" / "how do I share a file"), a pasted block (code, a log, a clause) or a quoted text that is
 // not identical on both sides, and content only one side asks for: a
 // request copied with a clause or a requirement added ("…, make it
 // funny", "…plus unit tests"), one word changed ("vegan" / "vegetarian",

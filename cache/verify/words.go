@@ -153,12 +153,16 @@ var classWords = map[string]string{
 			true false odd even positive negative
 			local remote internal external inbound outbound incoming outgoing public private
 			upstream downstream frontend backend horizontal vertical junior senior gross net
-			static dynamic`,
+			static dynamic
+			approve reject request grant deny refund charge credit debit deposit withdraw hire fire
+			lend borrow loan owe`,
 	"aggregate": `sum count average median total`,
 	"role": `landlord landlords tenant tenants renter renters lessee lessor employer employers employee employees
 			interviewer interviewers interviewee candidate candidates applicant applicants buyer buyers seller sellers
 			purchaser vendor lender lenders borrower borrowers creditor creditors debtor debtors teacher teachers
-			student students pupil pupils doctor doctors patient patients`,
+			student students pupil pupils doctor doctors patient patients
+			manager managers supervisor supervisors subordinate subordinates reportee reportees
+			sender senders recipient recipients payer payers payee payees`,
 }
 
 // loneOK are closed-class words that may stand on one side only: they
@@ -264,6 +268,13 @@ var abbreviations = map[string]string{
 	"exp": "experience", "sal": "salary", "hrly": "hourly", "df": "dataframe",
 	"hsa": "health savings account", "ww1": "world war first", "ww2": "world war second",
 	"wwi": "world war first", "wwii": "world war second",
+	// The office's shorthand.
+	"pto": "paid time off", "mfa": "multi factor authentication",
+	"2fa": "two factor authentication", "ooo": "out of office", "wfh": "work from home",
+	"hrbp": "hr business partner", "espp": "employee stock purchase plan", "tmc": "travel management company",
+	"pip": "performance improvement plan", "loa": "leave of absence", "eod": "end of day",
+	"cob": "close of business", "fte": "full time employee", "kt": "knowledge transfer",
+	"vl": "vacation leave",
 }
 
 // synonyms WordNet's most frequent senses miss but prompts use
