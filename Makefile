@@ -105,6 +105,7 @@ demo: build
 # Benchmarks print figures; docs/benchmarks.md keeps the results table.
 # Each scenario runs for about a minute or two on two cores.
 bench: build
+	$(GO) test -race -count=1 -tags benchsmoke -run '^TestMultihostRuns$$' ./cmd/lbgpt-bench/
 	$(BIN)/lbgpt-bench -json -scenario overhead
 	$(BIN)/lbgpt-bench -json -scenario goodput
 	$(BIN)/lbgpt-bench -json -scenario faults
