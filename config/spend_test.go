@@ -39,21 +39,7 @@ func TestPrices(t *testing.T) {
 		{"plural table", "[[prices]]\nmodel = \"m\"\n", nil, `lbgpt.toml:6: unknown table [[prices]] (did you mean [[price]]?)`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse([]byte(backendA+tt.toml), "lbgpt.toml")
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Errorf("err = %v, want %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, c.Prices); diff != "" {
-				t.Errorf("prices (-want +got):\n%s", diff)
-			}
-		})
+		parseCase(t, tt.name, tt.toml, tt.err, tt.want, func(c *Config) []Price { return c.Prices })
 	}
 }
 
@@ -88,20 +74,26 @@ func TestBudget(t *testing.T) {
 		{"namespace as a table", "[budget.namespace]\nname = \"r\"\n", Budget{}, `key "namespace" in [budget] must be an array of tables ([[budget.namespace]]), not a table`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse([]byte(backendA+tt.toml), "lbgpt.toml")
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Errorf("err = %v, want %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, c.Budget); diff != "" {
-				t.Errorf("budget (-want +got):\n%s", diff)
-			}
-		})
+		parseCase(t, tt.name, tt.toml, tt.err, tt.want, func(c *Config) Budget { return c.Budget })
 	}
+}
+
+// parseCase parses backendA and text: the error must contain wantErr, or,
+// with none, the part of the config got reads must be want.
+func parseCase[T any](t *testing.T, name, text, wantErr string, want T, got func(*Config) T) {
+	t.Run(name, func(t *testing.T) {
+		c, err := Parse([]byte(backendA+text), "lbgpt.toml")
+		if wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), wantErr) {
+				t.Errorf("err = %v, want %q", err, wantErr)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got(c)); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
 }

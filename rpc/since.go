@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// ParseSince reads SpendParams.Since at now: "hour", "day" or "month" is
+// ParseSince reads SpendParams.Since at now (the periods as package
+// spend's, repeated here because rpc imports nothing of lbgpt's): "hour", "day" or "month" is
 // the current one (UTC; "" is "day"); a duration or a number of seconds
 // goes back from now; a date (2006-01-02, UTC) or an RFC 3339 time is that
 // time. The ledger counts by the hour, so a report starts at the start of

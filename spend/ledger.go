@@ -119,7 +119,7 @@ type Period string
 
 // Periods. Budgets have Day and Month.
 const (
-	Hour  Period = "hour"  // the last hour
+	Hour  Period = "hour"  // this hour, UTC
 	Day   Period = "day"   // today, UTC
 	Month Period = "month" // this month, UTC
 )
@@ -129,7 +129,7 @@ func (p Period) Since(now time.Time) time.Time {
 	now = now.UTC()
 	switch p {
 	case Hour:
-		return now.Add(-time.Hour)
+		return now.Truncate(time.Hour)
 	case Month:
 		return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	}

@@ -105,7 +105,10 @@ func TestReport(t *testing.T) {
 	mustRecord(t, l, Entry{Backend: "ollama", Model: "llama3.2", Namespace: "research", Usage: Usage{Input: 50, Output: 50}})
 	c.set(time.Date(2025, 3, 14, 12, 5, 0, 0, time.UTC))
 
-	r, err := l.Report(Hour.Since(c.now()), ByBackend)
+	if got, want := Hour.Since(c.now()), time.Date(2025, 3, 14, 12, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("this hour starts at %v, want %v", got, want)
+	}
+	r, err := l.Report(c.now().Add(-time.Hour), ByBackend)
 	if err != nil {
 		t.Fatal(err)
 	}
