@@ -272,6 +272,11 @@ func (l *Ledger) rotate() error {
 // and the ledger. The caller holds foldMu.
 func (l *Ledger) fold(next bool) error {
 	l.mu.Lock()
+	var werr error
+	if l.journal != nil && l.line.Len() > 0 {
+		werr = l.write() // savings held: with the journal the snapshot includes
+	}
+	l.line.Reset() // a torn line's end, too, stays with that journal
 	l.compact(l.now().Unix())
 	snap := l.snapshot()
 	old := l.journal
@@ -281,14 +286,14 @@ func (l *Ledger) fold(next bool) error {
 			l.mu.Unlock()
 			return fmt.Errorf("spend: %w", err)
 		}
-		l.journal, l.gen, l.size, l.torn = f, l.gen+1, 0, false
+		l.journal, l.gen, l.size = f, l.gen+1, 0
 	} else {
 		l.journal = nil
 	}
 	l.mu.Unlock()
-	var err error
+	err := werr
 	if old != nil {
-		err = old.Close()
+		err = errors.Join(err, old.Close())
 	}
 	l.step("rotated")
 	return errors.Join(err, l.writeSnapshot(snap))

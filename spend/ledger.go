@@ -190,13 +190,17 @@ type Ledger struct {
 	// the snapshot, so that Record goes on meanwhile.
 	foldMu sync.Mutex
 
-	mu      sync.Mutex // guards the fields below
-	journal *os.File   // nil once closed
-	gen     uint64     // the journal's generation: files spend.journal.<gen>
-	size    int64      // bytes written to the journal
-	torn    bool       // the last write was short: start the next line afresh
-	line    bytes.Buffer
+	mu      sync.Mutex    // guards the fields below
+	journal *os.File      // nil once closed
+	gen     uint64        // the journal's generation: files spend.journal.<gen>
+	size    int64         // bytes written to the journal
+	line    bytes.Buffer  // lines encoded and not yet written
 	enc     *json.Encoder // writes to line
+	// flushArmed: a timer will write the savings' lines held in line.
+	flushArmed bool
+	// heldErr is how writing held lines failed, for the next Record to
+	// return.
+	heldErr error
 	hours   map[slot]Totals
 	days    map[slot]Totals
 	hourly  int64 // hours before this (Unix time) are in days
@@ -255,13 +259,50 @@ func (l *Ledger) Record(e Entry) error {
 	}
 	l.roll(t)
 	l.apply(t, e)
-	err := l.write(t, e)
+	err := errors.Join(l.heldErr, l.encode(t, e))
+	l.heldErr = nil
+	if e.Hit != "" {
+		// A saving holds no money back: its line waits for the next
+		// write, at most holdHits, so that cache hits cost no write(2).
+		if !l.flushArmed {
+			l.flushArmed = true
+			time.AfterFunc(holdHits, l.flushHeld)
+		}
+		l.mu.Unlock()
+		return err
+	}
+	err = errors.Join(err, l.write())
 	full := l.size >= l.maxJournal
 	l.mu.Unlock()
 	if full {
 		err = errors.Join(err, l.rotate())
 	}
 	return err
+}
+
+// holdHits is how long the journal line of a cache hit's saving may wait
+// to be written with the next one: a kill -9 loses at most the savings of
+// this long, never a paid answer.
+const holdHits = 100 * time.Millisecond
+
+// flushHeld writes the savings' lines still held.
+func (l *Ledger) flushHeld() {
+	l.mu.Lock()
+	l.flushArmed = false
+	var err error
+	if l.journal != nil && l.line.Len() > 0 {
+		err = l.write()
+	}
+	full := l.journal != nil && l.size >= l.maxJournal
+	l.mu.Unlock()
+	if full {
+		err = errors.Join(err, l.rotate())
+	}
+	if err != nil {
+		l.mu.Lock()
+		l.heldErr = err
+		l.mu.Unlock()
+	}
 }
 
 // apply adds e, of time t, to the buckets and the current period.
@@ -289,24 +330,25 @@ func (l *Ledger) apply(t int64, e Entry) {
 	}
 }
 
-// write appends e, of time t, to the journal in one write(2).
-func (l *Ledger) write(t int64, e Entry) error {
-	l.line.Reset()
-	if l.torn {
-		// The last write left part of a line: end it, so that it stays a
-		// line of its own that replay skips.
-		l.line.WriteByte('\n')
-	}
+// encode appends e's journal line, of time t, to the lines to write.
+func (l *Ledger) encode(t int64, e Entry) error {
 	if err := l.enc.Encode(record{T: t, Entry: e}); err != nil { // and a newline
 		return fmt.Errorf("spend: journal: %w", err)
 	}
+	return nil
+}
+
+// write appends the lines encoded so far to the journal in one write(2).
+// The caller holds mu.
+func (l *Ledger) write() error {
 	n, err := l.journal.Write(l.line.Bytes())
 	l.size += int64(n)
-	switch {
-	case n == l.line.Len():
-		l.torn = false
-	case n > 0:
-		l.torn = true
+	short := n < l.line.Len()
+	l.line.Reset()
+	if short && n > 0 {
+		// The write left part of a line: end it, so that it stays a
+		// line of its own that replay skips.
+		l.line.WriteByte('\n')
 	}
 	if err != nil {
 		return fmt.Errorf("spend: journal: %w", err)

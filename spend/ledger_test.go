@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -331,7 +332,7 @@ func TestShortWrite(t *testing.T) {
 	mustRecord(t, l, numbered(1))
 	l.mu.Lock()
 	l.journal.WriteString(`{"t":1741948200,"backend":"b"`) // what a short write leaves
-	l.torn = true
+	l.line.WriteByte('\n')                                 // what write leaves after a short one
 	l.mu.Unlock()
 	mustRecord(t, l, numbered(2))
 	crash(l)
@@ -513,6 +514,60 @@ func BenchmarkRecordParallel(b *testing.B) {
 				b.Error(err)
 				return
 			}
+		}
+	})
+}
+
+// TestSavingsHeldBriefly checks that a cache hit's saving costs no write
+// of its own: its line waits for the next paid answer's write, or
+// holdHits, whichever comes first; a kill -9 meanwhile loses the savings
+// held, never a paid answer.
+func TestSavingsHeldBriefly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		c := newClock(t0)
+		l := open(t, dir, c)
+		journal := func() string {
+			t.Helper()
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			b, err := os.ReadFile(l.journal.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+		hit := Entry{Model: "m", Hit: Exact, Usage: Usage{Input: 5}, Cost: 7, Priced: true}
+
+		mustRecord(t, l, hit)
+		if j := journal(); j != "" {
+			t.Fatalf("a saving was written at once: %q", j)
+		}
+		time.Sleep(holdHits)
+		synctest.Wait()
+		if n := strings.Count(journal(), "\n"); n != 1 {
+			t.Fatalf("%d lines %v after the saving: want it written", n, holdHits)
+		}
+
+		mustRecord(t, l, hit)
+		mustRecord(t, l, numbered(1))
+		if n := strings.Count(journal(), "\n"); n != 3 {
+			t.Fatalf("%d lines after a saving and a paid answer: want both written with the paid one", n)
+		}
+
+		mustRecord(t, l, hit) // held when the process dies
+		crash(l)
+		l = open(t, dir, c)
+		got := total(t, l)
+		if got.Requests != 1 || got.Cost != 1 || got.Exact.Saved != 14 {
+			t.Errorf("after a kill -9: %d paid costing %d, %d saved; want 1 costing 1, 14 saved (the last saving lost)", got.Requests, got.Cost, got.Exact.Saved)
+		}
+
+		mustRecord(t, l, hit)
+		l.Close() // writes what is held
+		l = open(t, dir, c)
+		if got := total(t, l); got.Exact.Saved != 21 {
+			t.Errorf("after Close: %d saved, want 21", got.Exact.Saved)
 		}
 	})
 }

@@ -1,6 +1,6 @@
 package spend
 
-import "encoding/json"
+import "github.com/tidwall/gjson"
 
 // Usage is the tokens one answer used, as the upstream reports them.
 type Usage struct {
@@ -21,22 +21,51 @@ func (u *Usage) add(v Usage) {
 // embeddings say prompt and completion tokens, the Responses API input and
 // output tokens.
 type wireUsage struct {
-	PromptTokens        int `json:"prompt_tokens"`
-	CompletionTokens    int `json:"completion_tokens"`
-	InputTokens         int `json:"input_tokens"`
-	OutputTokens        int `json:"output_tokens"`
-	PromptTokensDetails struct {
-		CachedTokens int `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	InputTokensDetails struct {
-		CachedTokens int `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-	CompletionTokensDetails struct {
-		ReasoningTokens int `json:"reasoning_tokens"`
-	} `json:"completion_tokens_details"`
-	OutputTokensDetails struct {
-		ReasoningTokens int `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
+	PromptTokens, CompletionTokens, InputTokens, OutputTokens int
+	PromptTokensDetails, InputTokensDetails                   struct{ CachedTokens int }
+	CompletionTokensDetails, OutputTokensDetails              struct{ ReasoningTokens int }
+}
+
+// read reads the usage object v in one pass; false when a count is not a
+// number.
+func (w *wireUsage) read(v gjson.Result) bool {
+	ok := true
+	count := func(n *int, x gjson.Result) {
+		switch x.Type {
+		case gjson.Number:
+			*n = int(x.Int())
+		case gjson.Null:
+		default:
+			ok = false
+		}
+	}
+	details := func(n *int, name string, x gjson.Result) {
+		if x.IsObject() {
+			count(n, x.Get(name))
+		}
+	}
+	v.ForEach(func(k, x gjson.Result) bool {
+		switch k.Str {
+		case "prompt_tokens":
+			count(&w.PromptTokens, x)
+		case "completion_tokens":
+			count(&w.CompletionTokens, x)
+		case "input_tokens":
+			count(&w.InputTokens, x)
+		case "output_tokens":
+			count(&w.OutputTokens, x)
+		case "prompt_tokens_details":
+			details(&w.PromptTokensDetails.CachedTokens, "cached_tokens", x)
+		case "input_tokens_details":
+			details(&w.InputTokensDetails.CachedTokens, "cached_tokens", x)
+		case "completion_tokens_details":
+			details(&w.CompletionTokensDetails.ReasoningTokens, "reasoning_tokens", x)
+		case "output_tokens_details":
+			details(&w.OutputTokensDetails.ReasoningTokens, "reasoning_tokens", x)
+		}
+		return ok
+	})
+	return ok
 }
 
 // ParseUsage reads the usage an answer body reports: a chat completion, a
@@ -47,20 +76,17 @@ type wireUsage struct {
 // Counts a server got wrong (negative, or more cached than input tokens)
 // are bounded so that they never price below zero.
 func ParseUsage(body []byte) (Usage, bool) {
-	var a struct {
-		Usage    *wireUsage `json:"usage"`
-		Response *struct {
-			Usage *wireUsage `json:"usage"`
-		} `json:"response"`
+	// gjson skips to the member without decoding the rest: an answer's
+	// choices, or a stream's every chunk, are not read into values.
+	v := gjson.GetBytes(body, "usage")
+	if !v.Exists() {
+		v = gjson.GetBytes(body, "response.usage")
 	}
-	if json.Unmarshal(body, &a) != nil {
+	if !v.IsObject() {
 		return Usage{}, false
 	}
-	w := a.Usage
-	if w == nil && a.Response != nil {
-		w = a.Response.Usage
-	}
-	if w == nil {
+	var w wireUsage
+	if !w.read(v) {
 		return Usage{}, false
 	}
 	// An API fills one pair of names; the other reads zero.

@@ -1,6 +1,9 @@
 package spend
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseUsage(t *testing.T) {
 	tests := []struct {
@@ -66,6 +69,12 @@ func TestParseUsage(t *testing.T) {
 			Usage{Input: 10, CachedInput: 10}, true,
 		},
 		{"no usage", `{"object":"chat.completion","choices":[]}`, Usage{}, false},
+		{
+			"usage only in the answer's text and deeper down",
+			`{"choices":[{"message":{"content":"\"usage\":{\"prompt_tokens\":5}"},"usage":{"prompt_tokens":6}}],"response":{"usage":{"input_tokens":7}},"usage":{"prompt_tokens":8}}`,
+			Usage{Input: 8}, true,
+		},
+		{"usage nested in a choice only", `{"choices":[{"usage":{"prompt_tokens":6}}]}`, Usage{}, false},
 		{"not JSON", `data: [DONE]`, Usage{}, false},
 		{"wrong type", `{"usage":{"prompt_tokens":"12"}}`, Usage{}, false},
 	}
@@ -154,5 +163,20 @@ func TestCost(t *testing.T) {
 				t.Errorf("Cost(%s, %+v) = %d (%s), %v; want %d (%s)", tt.model, u, got, got, ok, tt.want, tt.str)
 			}
 		})
+	}
+}
+
+// BenchmarkParseUsage reads the usage of a chat answer of a few hundred
+// words, as every paid answer and every cache hit does.
+func BenchmarkParseUsage(b *testing.B) {
+	body := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1733000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+		strings.Repeat("The quick brown fox jumps over the lazy dog, and \\\"quotes\\\" too. ", 40) +
+		`","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":120,"completion_tokens":400,"total_tokens":520,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_1"}`)
+	if u, ok := ParseUsage(body); !ok || u.Output != 400 {
+		b.Fatalf("ParseUsage = %+v, %v", u, ok)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ParseUsage(body)
 	}
 }
