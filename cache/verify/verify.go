@@ -23,8 +23,9 @@
 // not at all), and a logistic model over the alignment's figures, the
 // words only one side has, and the prompts' embedding similarity accepts
 // the pair or not. The model's weights (model.go) are fitted by
-// cache/verify/fit on the training split of testdata/semantic/dev-set.jsonl,
-// labelled pairs written blind.
+// cache/verify/fit on labelled pairs written blind: the training split of
+// testdata/semantic/dev-set.jsonl and two thirds of each spent blind set
+// (headline, public, helpdesk, bank), the rest held out.
 //
 // Before the words are compared, each prompt is read as people type it
 // (casual.go): courtesy ("Good afternoon.", "Thank you so much, Peter") and a

@@ -1,15 +1,34 @@
 // Command fit fits the verifier's logistic model on labelled prompt pairs
 // and writes cache/verify/model.go:
 //
-//	go run ./cache/verify/fit -pairs testdata/semantic/dev-set.jsonl -split train -o cache/verify/model.go
+//	go run ./cache/verify/fit -o cache/verify/model.go
 //
-// Its examples are the labelled pairs of the split (b judged against its
-// own a), and, as the cache meets them, b against each other stored a that
-// retrieval would hand the verifier (labelled different). The fit is
-// deterministic: full-batch gradient descent from zero, a fixed number of
-// rounds. The threshold is the lowest at which a lookup over the split
-// (every a stored, the best-scored accepted candidate wins) keeps a
-// precision of at least -precision.
+// It reads the labelled sets of testdata/semantic named in [sets] (never
+// devteam.jsonl, the blind set not scored yet) and splits each in two
+// parts: the part it fits on and the part it holds out. dev-set.jsonl is
+// split by its own split field (train fitted on, dev held out, test left
+// alone); each spent blind set by a hash of a (see [partOf]: about two
+// thirds fitted on, pairs sharing an a kept together).
+//
+// Each set is scored as lbgpt-bench -scenario semantic-quality scores it:
+// every a of the set is stored, the b of each pair is looked up, and a
+// hit is correct only when it found its own a and the pair is labelled
+// the same. The fit's examples are built the same way, per set: each b of
+// a fitted part against each stored a of its set that retrieval would
+// hand the verifier (labelled same only for its own a of a same pair).
+//
+// The fit is deterministic: Newton's method from zero on the class-weighted
+// log loss with an L2 penalty, a fixed number of rounds. The threshold is
+// the lowest (on a grid of 1e-4) at which the simulated lookups over the
+// held-out parts, pooled, keep a precision of at least -precision. That is
+// 0.95, not the issue's 0.98: no threshold reaches 0.98 there (the best,
+// 0.977 at 0.96, keeps a recall of 0.19; two of the wrong hits are
+// identical texts, which no threshold refuses, and three more find a near
+// duplicate of the pair's own a stored under another pair).
+//
+//	go run ./cache/verify/fit -compare
+//
+// compares the previous model with the pooled refit on the held-out parts.
 package main
 
 import (
@@ -18,165 +37,165 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
+	"sync"
 
 	"github.com/lbgpt/lbgpt/cache"
 	"github.com/lbgpt/lbgpt/cache/embed"
 	"github.com/lbgpt/lbgpt/cache/verify"
 )
 
+// sets are the labelled sets the fit reads, in this order. devteam.jsonl
+// is deliberately absent: it is the blind set, scored once by someone else.
+var sets = []string{"dev-set.jsonl", "headline.jsonl", "public.jsonl", "helpdesk.jsonl", "bank.jsonl"}
+
+// The parts of a set.
+const (
+	partFit  = "fit"
+	partHeld = "held-out"
+)
+
+// partOf says which part a pair belongs to ("" for none): dev-set.jsonl by
+// its split field, the other sets by FNV-1a of a, a third held out.
+func partOf(set string, p pair) string {
+	if set == "dev-set.jsonl" {
+		switch p.Split {
+		case "train":
+			return partFit
+		case "dev":
+			return partHeld
+		}
+		return "" // test: reported once per design, never fitted or chosen on
+	}
+	h := fnv.New32a()
+	h.Write([]byte(p.A))
+	if h.Sum32()%3 == 2 {
+		return partHeld
+	}
+	return partFit
+}
+
 type pair struct {
-	A, B        string
-	Same        bool
-	Kind, Split string
-	Register    string
+	A, B     string
+	Same     bool
+	Kind     string
+	Split    string
+	Register string
 }
 
 func main() {
-	pairs := flag.String("pairs", "testdata/semantic/dev-set.jsonl", "labelled pairs (JSONL)")
-	split := flag.String("split", "train", "the split to fit on")
+	dir := flag.String("data", "testdata/semantic", "the directory of the labelled sets")
 	out := flag.String("o", "", "write the model here (default: stdout)")
-	target := flag.Float64("precision", 0.982, "the lookup precision the threshold keeps on the split")
+	target := flag.Float64("precision", 0.95, "the pooled held-out lookup precision the threshold keeps")
 	lambda := flag.Float64("l2", 0.01, "L2 penalty")
-	verbose := flag.Bool("v", false, "report the vetoes of same pairs and the misses")
+	compare := flag.Bool("compare", false, "compare the candidate designs on the held-out parts instead of writing the model")
 	flag.Parse()
-	if err := run(*pairs, *split, *out, *target, *lambda, *verbose); err != nil {
+	var err error
+	if *compare {
+		err = runCompare(*dir, *target, *lambda)
+	} else {
+		err = run(*dir, *out, *target, *lambda)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "fit:", err)
 		os.Exit(1)
 	}
 }
 
+// example is one candidate a lookup hands the verifier.
 type example struct {
-	query, stored int // pair index of the query (b), text index of the stored a
-	f             []float64
-	same          bool
-	sim           float64
+	stored    int       // text index of the stored a in its set
+	f         []float64 // nil when identical or vetoed
+	identical bool
+	veto      string
+	same      bool // a hit on it is correct
+	sim       float64
 }
 
-func run(path, split, out string, target, lambda float64, verbose bool) error {
-	ps, err := read(path)
-	if err != nil {
-		return err
-	}
+// query is one scored b, with its candidates in retrieval order.
+type query struct {
+	set, pair int
+	part      string
+	same      bool // the pair is labelled same
+	cands     []example
+}
+
+type labelled struct {
+	name  string
+	pairs []pair
+	texts []string
+}
+
+// load reads the sets and builds every query of a fitted or held-out part.
+func load(dir string) ([]labelled, []query, error) {
 	emb, err := embed.New()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	ver, err := cache.NewVerifier()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	// Every a of the file is stored, as in the bench.
-	var texts []string
-	index := map[string]int{}
-	for _, p := range ps {
-		if _, ok := index[p.A]; !ok {
-			index[p.A] = len(texts)
-			texts = append(texts, p.A)
-		}
-	}
-	vecs := make([][]float32, len(texts))
-	for i, t := range texts {
-		vecs[i] = emb.Vector(t)
-	}
-	var exs []example
-	var queries []int
-	vetoes := map[string]int{}
-	for qi, p := range ps {
-		if _, isA := index[p.B]; isA || p.Split != split {
-			continue
-		}
-		queries = append(queries, qi)
-		qv := emb.Vector(p.B)
-		for _, c := range candidates(qv, vecs) {
-			same := p.Same && texts[c.i] == p.A
-			f, identical, veto := ver.Features(p.B, texts[c.i])
-			if veto != "" || identical {
-				if veto != "" && same {
-					kind, _, _ := strings.Cut(veto, `"`)
-					vetoes[strings.TrimSpace(kind)]++
-					if verbose {
-						fmt.Fprintf(os.Stderr, "veto (%s): %q ← %q: %s\n", p.Register, p.A, p.B, veto)
-					}
-				}
-				if identical {
-					exs = append(exs, example{query: qi, stored: c.i, same: same, sim: c.sim})
-				}
-				continue
-			}
-			exs = append(exs, example{query: qi, stored: c.i, f: f, same: same, sim: c.sim})
-		}
-	}
-	w := fitLogistic(exs, lambda)
-	if verbose {
-		type scored struct {
-			e example
-			p float64
-		}
-		var neg []scored
-		for _, e := range exs {
-			if !e.same && e.f != nil {
-				neg = append(neg, scored{e, sigmoid(dotW(w, e.f))})
-			}
-		}
-		slices.SortFunc(neg, func(a, b scored) int { return cmp.Compare(b.p, a.p) })
-		for _, n := range neg[:min(60, len(neg))] {
-			p := ps[n.e.query]
-			rel := "other"
-			if texts[n.e.stored] == p.A {
-				rel = p.Kind
-			}
-			fmt.Fprintf(os.Stderr, "high negative %.3f (%s): %q ← %q %.2f\n", n.p, rel, texts[n.e.stored], p.B, n.e.f)
-		}
-	}
-	threshold, prec, rec := chooseThreshold(ps, texts, queries, exs, w, target, verbose)
-	fmt.Fprintf(os.Stderr, "fit: %d queries, %d examples (%d same); same pairs vetoed: %v\n", len(queries), len(exs), countSame(exs), vetoes)
-	fmt.Fprintf(os.Stderr, "fit: weights %v\nfit: threshold %.3f: lookup precision %.3f recall %.3f on %s\n", round(w), threshold, prec, rec, split)
-	var dst io.Writer = os.Stdout
-	if out != "" {
-		f, err := os.Create(out)
+	var ls []labelled
+	var qs []query
+	for si, name := range sets {
+		ps, err := read(filepath.Join(dir, name))
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		defer f.Close()
-		dst = f
-	}
-	_, err = fmt.Fprintf(dst, `// Code generated by cache/verify/fit; DO NOT EDIT.
-
-package verify
-
-// model is fitted on the %s split of %s (%d examples;
-// lookup precision %.3f, recall %.3f there). Features: %s.
-var model = logistic{
-	Weights:   %#v,
-	Threshold: %.4f,
-}
-`, split, "testdata/semantic/"+filepath.Base(path), len(exs), prec, rec, strings.Join(verify.FeatureNames, ", "), round(w), threshold)
-	return err
-}
-
-func countSame(exs []example) int {
-	n := 0
-	for _, e := range exs {
-		if e.same {
-			n++
+		// Every a of the set is stored, as in the bench.
+		l := labelled{name: name, pairs: ps}
+		index := map[string]int{}
+		for _, p := range ps {
+			if _, ok := index[p.A]; !ok {
+				index[p.A] = len(l.texts)
+				l.texts = append(l.texts, p.A)
+			}
 		}
+		vecs := make([][]float32, len(l.texts))
+		parallel(len(l.texts), func(i int) { vecs[i] = emb.Vector(l.texts[i]) })
+		var mine []query
+		for pi, p := range ps {
+			part := partOf(name, p)
+			if _, isA := index[p.B]; isA || part == "" {
+				continue // the bench drops a pair whose b is stored
+			}
+			mine = append(mine, query{set: si, pair: pi, part: part, same: p.Same})
+		}
+		parallel(len(mine), func(k int) {
+			q := &mine[k]
+			p := ps[q.pair]
+			for _, c := range candidates(emb.Vector(p.B), vecs) {
+				f, identical, veto := ver.Features(p.B, l.texts[c.i])
+				q.cands = append(q.cands, example{stored: c.i, f: f, identical: identical, veto: veto,
+					same: p.Same && l.texts[c.i] == p.A, sim: c.sim})
+			}
+		})
+		ls = append(ls, l)
+		qs = append(qs, mine...)
 	}
-	return n
+	return ls, qs, nil
 }
 
-func round(w []float64) []float64 {
-	out := make([]float64, len(w))
-	for i, x := range w {
-		out[i] = math.Round(x*1e4) / 1e4
+// parallel runs f(0) … f(n-1) on two goroutines; f writes only its own
+// slot, so the result does not depend on the schedule.
+func parallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	const workers = 2
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				f(i)
+			}
+		})
 	}
-	return out
+	wg.Wait()
 }
 
 type cand struct {
@@ -201,6 +220,74 @@ func candidates(q []float32, vecs [][]float32) []cand {
 	return cs[:min(len(cs), cache.Candidates)]
 }
 
+// training are the examples the fit learns from: every judged candidate of
+// the queries of the fitted parts.
+func training(qs []query) (xs [][]float64, ys []bool) {
+	for _, q := range qs {
+		if q.part != partFit {
+			continue
+		}
+		for _, e := range q.cands {
+			if e.f != nil {
+				xs = append(xs, e.f)
+				ys = append(ys, e.same)
+			}
+		}
+	}
+	return xs, ys
+}
+
+func run(dir, out string, target, lambda float64) error {
+	ls, qs, err := load(dir)
+	if err != nil {
+		return err
+	}
+	xs, ys := training(qs)
+	w := round(fitLogistic(xs, ys, lambda))
+	score := func(f []float64) float64 { return sigmoid(dotW(w, f)) }
+	th, ok := chooseThreshold(qs, partHeld, score, target)
+	if !ok {
+		return fmt.Errorf("no threshold keeps a pooled held-out precision of %.3f", target)
+	}
+	rep := report(ls, qs, score, th)
+	fmt.Fprint(os.Stderr, rep.text())
+	var dst io.Writer = os.Stdout
+	if out != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		dst = f
+	}
+	same := 0
+	for _, y := range ys {
+		if y {
+			same++
+		}
+	}
+	_, err = fmt.Fprintf(dst, `// Code generated by cache/verify/fit; DO NOT EDIT.
+
+package verify
+
+// model is fitted on the train split of testdata/semantic/dev-set.jsonl
+// and the fitted parts (FNV-1a of a mod 3 ≠ 2) of headline, public,
+// helpdesk and bank.jsonl: %d examples, %d same. Its threshold is the
+// lowest at which the simulated lookups over the held-out parts (the dev
+// split and the rest of each set), pooled, keep a precision of %.2f.
+//
+// Lookup precision / recall, each set with all its a stored:
+//
+%s//
+// Features: %s.
+var model = logistic{
+	Weights:   %#v,
+	Threshold: %.4f,
+}
+`, len(xs), same, target, rep.comment(), strings.Join(verify.FeatureNames, ", "), w, th)
+	return err
+}
+
 func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
 
 func dotW(w, f []float64) float64 {
@@ -211,107 +298,246 @@ func dotW(w, f []float64) float64 {
 	return z
 }
 
-// fitLogistic: full-batch gradient descent on the mean log loss with an L2
-// penalty (not on the bias), classes weighted equally.
-func fitLogistic(exs []example, lambda float64) []float64 {
-	n := len(verify.FeatureNames)
-	w := make([]float64, n)
+func round(w []float64) []float64 {
+	out := make([]float64, len(w))
+	for i, x := range w {
+		out[i] = math.Round(x*1e4) / 1e4
+	}
+	return out
+}
+
+// fitLogistic minimises the mean log loss, classes weighted equally, plus
+// an L2 penalty (not on the bias, the first feature) by Newton's method
+// from zero.
+func fitLogistic(xs [][]float64, ys []bool, lambda float64) []float64 {
+	n := len(xs[0])
 	var pos, neg float64
-	for _, e := range exs {
-		if e.f == nil {
-			continue
-		}
-		if e.same {
+	for _, y := range ys {
+		if y {
 			pos++
 		} else {
 			neg++
 		}
 	}
-	const rounds, rate = 20000, 0.5
+	w := make([]float64, n)
+	const rounds = 30
 	for range rounds {
 		g := make([]float64, n)
-		for _, e := range exs {
-			if e.f == nil {
-				continue
-			}
+		h := make([][]float64, n)
+		for i := range h {
+			h[i] = make([]float64, n)
+		}
+		for k, f := range xs {
 			y, cw := 0.0, 0.5/neg
-			if e.same {
+			if ys[k] {
 				y, cw = 1, 0.5/pos
 			}
-			d := (sigmoid(dotW(w, e.f)) - y) * cw
-			for i := range g {
-				g[i] += d * e.f[i]
+			p := sigmoid(dotW(w, f))
+			d, c := (p-y)*cw, p*(1-p)*cw
+			for i := range n {
+				g[i] += d * f[i]
+				for j := range n {
+					h[i][j] += c * f[i] * f[j]
+				}
 			}
 		}
 		for i := 1; i < n; i++ {
 			g[i] += lambda * w[i]
+			h[i][i] += lambda
 		}
+		step := solve(h, g)
 		for i := range w {
-			w[i] -= rate * g[i]
+			w[i] -= step[i]
 		}
 	}
 	return w
 }
 
-// chooseThreshold simulates lookups: for each query, the candidate the
-// model accepts with the highest score is the hit.
-func chooseThreshold(ps []pair, texts []string, queries []int, exs []example, w []float64, target float64, verbose bool) (float64, float64, float64) {
-	byQuery := map[int][]example{}
-	for _, e := range exs {
-		byQuery[e.query] = append(byQuery[e.query], e)
+// solve returns x with a·x = b (a symmetric positive definite) by
+// Gaussian elimination with partial pivoting.
+func solve(a [][]float64, b []float64) []float64 {
+	n := len(b)
+	m := make([][]float64, n)
+	for i := range a {
+		m[i] = append(slices.Clone(a[i]), b[i])
 	}
-	same := 0
-	for _, q := range queries {
-		if ps[q].Same {
-			same++
-		}
-	}
-	score := func(e example) float64 {
-		if e.f == nil {
-			return 1 // identical
-		}
-		return sigmoid(dotW(w, e.f))
-	}
-	var ths []float64
-	for _, e := range exs {
-		ths = append(ths, score(e))
-	}
-	ths = append(ths, 0.5)
-	sort.Float64s(ths)
-	ths = slices.Compact(ths)
-	best, bp, br := 1.0, 1.0, 0.0
-	for i := len(ths) - 1; i >= 0; i-- {
-		t := ths[i]
-		hits, correct := 0, 0
-		for _, q := range queries {
-			// The candidate the model likes best wins, the nearest among
-			// equals (candidates are in retrieval order).
-			best, bestScore := -1, 0.0
-			for i, e := range byQuery[q] {
-				if sc := score(e); sc >= t && sc > bestScore {
-					best, bestScore = i, sc
-				}
-			}
-			if best >= 0 {
-				hits++
-				if byQuery[q][best].same {
-					correct++
-				}
+	for c := range n {
+		p := c
+		for r := c + 1; r < n; r++ {
+			if math.Abs(m[r][c]) > math.Abs(m[p][c]) {
+				p = r
 			}
 		}
-		p := 1.0
-		if hits > 0 {
-			p = float64(correct) / float64(hits)
-		}
-		if verbose && i%max(1, len(ths)/40) == 0 {
-			fmt.Fprintf(os.Stderr, "  threshold %.3f: precision %.3f recall %.3f\n", t, p, float64(correct)/float64(max(same, 1)))
-		}
-		if p < target {
+		m[c], m[p] = m[p], m[c]
+		if m[c][c] == 0 {
 			continue
 		}
-		best, bp, br = t, p, float64(correct)/float64(max(same, 1))
+		for r := c + 1; r < n; r++ {
+			k := m[r][c] / m[c][c]
+			for j := c; j <= n; j++ {
+				m[r][j] -= k * m[c][j]
+			}
+		}
 	}
-	return best, bp, br
+	x := make([]float64, n)
+	for i := n - 1; i >= 0; i-- {
+		s := m[i][n]
+		for j := i + 1; j < n; j++ {
+			s -= m[i][j] * x[j]
+		}
+		if m[i][i] != 0 {
+			x[i] = s / m[i][i]
+		}
+	}
+	return x
+}
+
+// top is a query's best-scored candidate, the nearest among equals: the
+// lookup's hit at any threshold its score reaches (identical texts score
+// 1, vetoed ones are never hit).
+func top(q query, score func([]float64) float64) (best int, s float64) {
+	best, s = -1, math.Inf(-1)
+	for i, e := range q.cands {
+		var sc float64
+		switch {
+		case e.identical:
+			sc = 1
+		case e.f == nil:
+			continue
+		default:
+			sc = score(e.f)
+		}
+		if sc > s {
+			best, s = i, sc
+		}
+	}
+	return best, s
+}
+
+// tally counts a set of queries' lookups at threshold th.
+type tally struct{ hits, correct, same int }
+
+func (t *tally) add(q query, best int, s, th float64) {
+	if q.same {
+		t.same++
+	}
+	if best >= 0 && s >= th {
+		t.hits++
+		if q.cands[best].same {
+			t.correct++
+		}
+	}
+}
+
+func (t tally) precision() float64 {
+	if t.hits == 0 {
+		return 1
+	}
+	return float64(t.correct) / float64(t.hits)
+}
+
+func (t tally) recall() float64 { return float64(t.correct) / float64(max(t.same, 1)) }
+
+// chooseThreshold is the lowest threshold on a grid of 1e-4 at which the
+// lookups over the queries of the part, pooled, keep a precision of at
+// least target; ok is false when none does.
+func chooseThreshold(qs []query, part string, score func([]float64) float64, target float64) (th float64, ok bool) {
+	type hit struct {
+		s       float64
+		correct bool
+	}
+	var hs []hit
+	for _, q := range qs {
+		if q.part != part {
+			continue
+		}
+		if b, s := top(q, score); b >= 0 {
+			hs = append(hs, hit{s, q.cands[b].same})
+		}
+	}
+	slices.SortFunc(hs, func(a, b hit) int { return cmp.Compare(b.s, a.s) })
+	th = 1.0
+	hits, correct, k := 0, 0, 0
+	for g := 10000; g >= 0; g-- {
+		t := float64(g) / 1e4
+		for ; k < len(hs) && hs[k].s >= t; k++ {
+			hits++
+			if hs[k].correct {
+				correct++
+			}
+		}
+		if hits > 0 && float64(correct) >= target*float64(hits) {
+			th, ok = t, true
+		}
+	}
+	return th, ok
+}
+
+// figures are the lookup figures of each set's parts at one threshold.
+type figures struct {
+	rows []row
+}
+
+type row struct {
+	name  string
+	pairs int
+	t     tally
+}
+
+func report(ls []labelled, qs []query, score func([]float64) float64, th float64) figures {
+	var r figures
+	pooled := map[string]*tally{partFit: {}, partHeld: {}}
+	for si, l := range ls {
+		for _, part := range []string{partFit, partHeld} {
+			var t tally
+			n := 0
+			for _, q := range qs {
+				if q.set != si || q.part != part {
+					continue
+				}
+				n++
+				b, s := top(q, score)
+				t.add(q, b, s, th)
+				pooled[part].add(q, b, s, th)
+			}
+			r.rows = append(r.rows, row{strings.TrimSuffix(l.name, ".jsonl") + " " + part, n, t})
+		}
+	}
+	for _, part := range []string{partFit, partHeld} {
+		n := 0
+		for _, q := range qs {
+			if q.part == part {
+				n++
+			}
+		}
+		r.rows = append(r.rows, row{"pooled " + part, n, *pooled[part]})
+	}
+	return r
+}
+
+func (r figures) text() string {
+	var b strings.Builder
+	for _, x := range r.rows {
+		fmt.Fprintf(&b, "  %-22s %4d pairs (%3d same): precision %.3f recall %.3f (%d hits)\n", x.name, x.pairs, x.t.same, x.t.precision(), x.t.recall(), x.t.hits)
+	}
+	return b.String()
+}
+
+func (r figures) comment() string {
+	var b strings.Builder
+	for _, x := range r.rows {
+		fmt.Fprintf(&b, "//\t%-22s %4d pairs (%3d same): %.3f / %.3f\n", x.name, x.pairs, x.t.same, x.t.precision(), x.t.recall())
+	}
+	return b.String()
+}
+
+func (r figures) get(name string) tally {
+	for _, x := range r.rows {
+		if x.name == name {
+			return x.t
+		}
+	}
+	return tally{}
 }
 
 func read(path string) ([]pair, error) {

@@ -2,6 +2,6 @@
 
 package main
 
-// raceEnabled: the fit's twenty thousand rounds take a minute under the
-// race detector; make test runs TestModelIsFitted without it.
+// raceEnabled: the fit's feature extraction over five sets is slow under
+// the race detector; make test runs TestModelIsFitted without it.
 const raceEnabled = true
