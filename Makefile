@@ -68,7 +68,7 @@ test:
 	./.ci/setup
 	$(GO) vet -tags slow ./...
 	$(GO) test -race -shuffle=on -count=1 -tags slow ./...
-	$(GO) test -count=1 -run '^TestModelIsFitted$$' ./cache/verify/fit/
+	$(GO) test -count=1 -run '^(TestModelIsFitted|TestSemanticQuality)$$' ./cache/verify/fit/ ./cmd/lbgpt-bench/
 	LBGPT_TORTURE_ROUNDS=2 $(GO) test -tags torture -count=1 -run '^TestTorture' ./internal/e2e/
 	$(MAKE) fuzz FUZZTIME=$(or $(FUZZTIME),2000x)
 

@@ -15,6 +15,9 @@ import (
 // the targets (precision ≥ 0.98 with recall ≥ 0.5), which it
 // misses.
 func TestSemanticQuality(t *testing.T) {
+	if raceEnabled {
+		t.Skip("slow under the race detector; make test runs this test without it")
+	}
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), []string{"-json", "-scenario", "semantic-quality", "-pairs", "../../testdata/semantic/dev-set.jsonl", "-split", "dev"}, &stdout, &stderr)
 	if err != nil {
