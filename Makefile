@@ -68,7 +68,8 @@ test:
 	./.ci/setup
 	$(GO) vet -tags slow ./...
 	$(GO) test -race -shuffle=on -count=1 -tags slow ./...
-	$(GO) test -count=1 -run '^(TestModelIsFitted|TestSemanticQuality)$$' ./cache/verify/fit/ ./cmd/lbgpt-bench/
+	# Tests that judge by data, too slow under the race detector (they skip there):
+	$(GO) test -count=1 -run '^(TestModelIsFitted|TestSemanticQuality|TestEstimate)$$' ./cache/verify/fit/ ./cmd/lbgpt-bench/ ./internal/tokens/
 	LBGPT_TORTURE_ROUNDS=2 $(GO) test -tags torture -count=1 -run '^TestTorture' ./internal/e2e/
 	$(MAKE) fuzz FUZZTIME=$(or $(FUZZTIME),2000x)
 

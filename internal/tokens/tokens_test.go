@@ -208,6 +208,9 @@ func BenchmarkCount(b *testing.B) {
 // prose, code, a mixture that changes along the text, and text without
 // spaces; EstimateMessages agrees with CountMessages on short messages.
 func TestEstimate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("slow under the race detector; make test runs this test without it")
+	}
 	read := func(glob string) string {
 		paths, _ := filepath.Glob(glob)
 		var b strings.Builder
