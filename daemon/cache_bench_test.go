@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -134,6 +135,28 @@ func BenchmarkSocketFloor(b *testing.B) {
 		}
 		if _, err := r.ReadSlice('\n'); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMiss is a cache miss's work in the daemon, without the socket:
+// the request's decode and key, admission, the upstream call to the
+// simulator over HTTP, the usage read and ledger write, and the answer's
+// write-behind into the cache.
+func BenchmarkMiss(b *testing.B) {
+	h := startQuiet(b)
+	i := 0
+	for b.Loop() {
+		i++
+		raw := json.RawMessage(`{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"miss benchmark question ` + strconv.Itoa(i) + `"}]}`)
+		start := time.Now()
+		r, err := proxy.Parse(provider.PathChat, raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := h.daemon.pl.Serve(b.Context(), r, rpc.Options{}, nil, start)
+		if err != nil || res.Meta.Cache != rpc.CacheMiss {
+			b.Fatalf("%v %+v", err, res.Meta)
 		}
 	}
 }

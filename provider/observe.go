@@ -102,6 +102,9 @@ func ParseRateLimit(h http.Header) RateLimit {
 
 func parseCount(s string) int64 {
 	s = strings.TrimSpace(s)
+	if s == "" { // the header is absent: no error value to allocate
+		return Unknown
+	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
 		return n
 	}
