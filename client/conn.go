@@ -71,10 +71,38 @@ func (r *response) decode(out any) error {
 	if out == nil {
 		return nil
 	}
+	if res, ok := out.(*rpc.ChatResult); ok && splitChatResult(r.Result, res) {
+		return nil
+	}
 	if err := json.Unmarshal(r.Result, out); err != nil {
 		return fmt.Errorf("decode lbgptd result: %w", err)
 	}
 	return nil
+}
+
+// splitChatResult fills res from a chat or Responses result in the form
+// lbgptd writes it, {"response":R,"lbgpt":M}, decoding M only: R is the
+// upstream's answer, which the daemon checked and passed on as its bytes,
+// and the caller reads it as it likes. ",\"lbgpt\":" cannot occur in M
+// (its only objects are its own and have no such member) nor inside a
+// JSON string (where a quote is escaped), so its last occurrence is the
+// one between R and M. A result of any other form is not split.
+func splitChatResult(b []byte, res *rpc.ChatResult) bool {
+	const head, sep = `{"response":`, `,"lbgpt":`
+	rest, ok := bytes.CutPrefix(b, []byte(head))
+	if !ok || len(rest) == 0 || rest[len(rest)-1] != '}' {
+		return false
+	}
+	i := bytes.LastIndex(rest, []byte(sep))
+	if i <= 0 {
+		return false
+	}
+	var meta rpc.Meta
+	if json.Unmarshal(rest[i+len(sep):len(rest)-1], &meta) != nil {
+		return false
+	}
+	*res = rpc.ChatResult{Response: rest[:i], Meta: meta}
+	return true
 }
 
 // envelope is any message from the daemon: a response or a notification.

@@ -1,9 +1,11 @@
 package client
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -158,5 +160,41 @@ func TestOwnResult(t *testing.T) {
 		if ok != tt.ok || id != tt.id || string(result) != tt.result {
 			t.Errorf("%s: %d %q %v, want %d %q %v", tt.line, id, result, ok, tt.id, tt.result, tt.ok)
 		}
+	}
+}
+
+// splitChatResult reads what json.Unmarshal reads from lbgptd's form of a
+// chat result, and declines every other form (decoded whole instead).
+func TestSplitChatResult(t *testing.T) {
+	for _, tt := range []struct {
+		name, result string
+		split        bool
+	}{
+		{"the daemon's form", `{"response":{"id":"c","choices":[{"message":{"content":"hi"}}]},"lbgpt":{"backend":"a","cache":"exact","latency_ms":1.5}}`, true},
+		{"the separator inside the answer's text", `{"response":{"choices":[{"message":{"content":"x\",\"lbgpt\":{\"cache\":\"exact\"}"}}]},"lbgpt":{"cache":"miss","warning":"w ,\"lbgpt\":{"}}`, true},
+		{"an lbgpt member in the answer", `{"response":{"extra":{"a":1},"lbgpt":{"cache":"exact"}},"lbgpt":{"cache":"miss"}}`, true},
+		{"white space", `{"response": {"id":"c"}, "lbgpt": {"cache":"miss"}}`, false},
+		{"the other order", `{"lbgpt":{"cache":"miss"},"response":{"id":"c"}}`, false},
+		{"a member after", `{"response":{"id":"c"},"lbgpt":{"cache":"miss"},"x":1}`, false},
+		{"meta not an object", `{"response":{"id":"c"},"lbgpt":"miss"}`, false},
+		{"no response", `{"response":,"lbgpt":{}}`, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got rpc.ChatResult
+			ok := splitChatResult([]byte(tt.result), &got)
+			if ok != tt.split {
+				t.Fatalf("split = %v, want %v", ok, tt.split)
+			}
+			if !ok {
+				return
+			}
+			var want rpc.ChatResult
+			if err := json.Unmarshal([]byte(tt.result), &want); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Response, want.Response) || !reflect.DeepEqual(got.Meta, want.Meta) {
+				t.Errorf("split: %s %+v\nwant:  %s %+v", got.Response, got.Meta, want.Response, want.Meta)
+			}
+		})
 	}
 }
