@@ -51,6 +51,10 @@ func TestJudge(t *testing.T) {
 		{"git: how do I delete a local branch called feature/login-v2", "git: how do I delete the remote branch feature/login-v2 on origin", false, "different direction"},
 		{"Proofread this: 'Their going to send the report tomorrow, its been delayed due to the holidays.'", "Proofread this: 'There going to send the reports tomorrow, it's been delayed due to the holiday.'", false, "quoted text differs"},
 		{"Do I have to send a 1099 to my contractor?", "does my contractor have to send a 1099 to me", false, "pronoun"},
+		// Who did what survives the setting aside of pronouns: the same
+		// content words, the parties in other roles.
+		{"Someone has sent money into my account by mistake. What should I do?", "I've sent money to someone's account by mistake. What should I do?", false, "who does what"},
+		{"My landlord owes me money", "I owe my landlord money", false, ""},
 		{"How do I check if a key exists in a map in Go?", "how do i check whether a key exists in a Go map", true, ""},
 
 		// How people write: text-speak, courtesy, a yes/no tail, another

@@ -69,7 +69,9 @@ var leadIn = regexp.MustCompile(`(?i)^\s*(?:(?:hi|hello|hey|hiya|yo|ok|okay|so|u
 
 // yesNo is the tail of a yes/no question that spells out its other answer
 // ("good idea or no?", "legal or not?", "worth it or nah").
-var yesNo = regexp.MustCompile(`(?i)[,\s]+(?:yes |yay )?or (?:no|not|nah|nope|nay)\b\s*(?:\?+|$|[.!])`)
+// A sentence-final particle of Singapore and Malaysian English may close
+// it ("can or not ah?", "got holiday or not lah?").
+var yesNo = regexp.MustCompile(`(?i)[,\s]+(?:yes |yay )?or (?:no|not|nah|nope|nay)(?:[ ,]+(?:ah|lah|leh|lor|meh|hor))?\b\s*(?:\?+|$|[.!])`)
 
 // phrasesByStart lists the phrases of phraseTable by their first two
 // bytes, the longest first.
@@ -183,7 +185,9 @@ var phraseTable = map[string]string{
 
 // particles are words of politeness other languages lend English,
 // recognised only as typed in lower case.
-var particles = set(`po naman`)
+// Sentence-final particles of Singapore and Malaysian English ("lah",
+// "leh", "lor", "meh", "hor") are among them.
+var particles = set(`po naman lah leh lor meh hor`)
 
 // textSpeak are words of text-speak and slang, and common misspellings,
 // by what they stand for ("" for a filler).

@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // An edit is how one prompt is the other with words added or replaced:
@@ -129,7 +130,7 @@ func (v *Verifier) leftOver(ws []token, in []bool, other []token) (rest, extra [
 // "teh" / "the"), or another form of it ("calculate" / "calculation").
 func (v *Verifier) near(w token, other []token) bool {
 	for _, u := range other {
-		if sameStem(w.norm, u.norm) || v.typo(w.raw, u.raw) || v.typo(w.norm, u.norm) ||
+		if sameStem(w.norm, u.norm) || sameRoot(w.raw, u.raw) || v.shortFor(w.raw, u.raw) || v.shortFor(u.raw, w.raw) || v.typo(w.raw, u.raw) || v.typo(w.norm, u.norm) ||
 			len(w.raw) == len(u.raw) && len(w.raw) >= 3 && w.raw != u.raw && sameLetters(w.raw, u.raw) && editDistance(w.raw, u.raw, 1) <= 1 {
 			return true
 		}
@@ -143,6 +144,49 @@ func (v *Verifier) near(w token, other []token) bool {
 func sameStem(a, b string) bool {
 	n := commonPrefix(a, b)
 	return n >= 5 && n >= min(len(a), len(b))-3
+}
+
+// sameRoot: two inflections of one root ("quit" / "quitting", "rented"
+// / "rental", "scams" / "scammed"): the same once an ending (-s, -es,
+// -ed, -d, -ing, -er, -al) and a doubled last consonant are taken off,
+// a root of three letters or more.
+func sameRoot(a, b string) bool {
+	ra, rb := root(a), root(b)
+	return len(ra) >= 3 && ra == rb
+}
+
+func root(w string) string {
+	for _, end := range []string{"ing", "es", "ed", "er", "al", "s", "d"} {
+		if r, ok := strings.CutSuffix(w, end); ok && len(r) >= 3 {
+			w = r
+			break
+		}
+	}
+	if n := len(w); n >= 4 && w[n-1] == w[n-2] && !strings.ContainsRune("aeiou", rune(w[n-1])) {
+		w = w[:n-1]
+	}
+	return strings.TrimSuffix(w, "e")
+}
+
+// shortFor: short is long written short, as people type it without its
+// vowels or cut ("srv" / "server", "dicts" / "dictionaries"): three
+// letters or more, not a word of the lexicon nor a frequent one, the same
+// first letter, its letters in order among long's, which is longer by two
+// or more.
+func (v *Verifier) shortFor(short, long string) bool {
+	if len(short) < 3 || len(long) < len(short)+2 || short[0] != long[0] || v.common(short) {
+		return false
+	}
+	if _, word := v.lex[short]; word {
+		return false // "vegan" is no "vegetarian" written short
+	}
+	j := 0
+	for i := 0; i < len(long) && j < len(short); i++ {
+		if long[i] == short[j] {
+			j++
+		}
+	}
+	return j == len(short)
 }
 
 func sameLetters(a, b string) bool {

@@ -55,14 +55,17 @@ func (v *Verifier) Features(a, b string) (f []float64, identical bool, veto stri
 	ta, tb := v.tokens(ra), v.tokens(rb)
 	v.markInfinitives(ta)
 	v.markInfinitives(tb)
+	oneAsNumber(ta, tb)
+	oneAsNumber(tb, ta)
 	if r := sameCounts(ta, tb, classNumber); r != "" {
 		return nil, false, "number " + r
 	}
-	if r := sameCounts(ta, tb, classNegation); r != "" {
-		return nil, false, "negation " + r
+	negDiff := sameCounts(ta, tb, classNegation)
+	if r := personsDiffer(ta, tb); r != "" {
+		return nil, false, r
 	}
 	ca, cb := content(ta), content(tb)
-	if sameNorms(editWords(ta), editWords(tb)) {
+	if negDiff == "" && sameNorms(editWords(ta), editWords(tb)) {
 		return nil, true, ""
 	}
 	if len(ca) > maxContent || len(cb) > maxContent {
@@ -76,6 +79,9 @@ func (v *Verifier) Features(a, b string) (f []float64, identical bool, veto stri
 		return nil, false, "nothing to compare on one side"
 	}
 	al := v.align(ta, tb, ca, cb)
+	if negDiff != "" && (negationBears(ta, tb, ca, al.bestA, al.strongA) || negationBears(tb, ta, cb, al.bestB, al.strongB)) {
+		return nil, false, "negation " + negDiff
+	}
 	if r := v.closedClasses(ca, cb, al); r != "" {
 		return nil, false, r
 	}
@@ -172,6 +178,84 @@ func meaningful(ts []token) []token {
 
 func sameNorms(a, b []token) bool {
 	return slices.EqualFunc(a, b, func(x, y token) bool { return x.norm == y.norm })
+}
+
+// negationBears reports whether a negation of ts bears on a word the
+// other side has too: "why isn't the sky blue" / "why is the sky blue",
+// "bread without yeast" / "bread with yeast". A negation whose words only
+// its side asks for, outside a condition ("I do not own a computer, how do I bank by phone",
+// "no jargon", "a third party who isn't insured" / "an uninsured third
+// party") is content only one side has, judged as such.
+func negationBears(ts, other, cs []token, best []int, strong []bool) bool {
+	// The kinds of negation this side has more of.
+	more := map[string]int{}
+	for _, t := range ts {
+		if t.class == classNegation {
+			more[t.norm]++
+		}
+	}
+	for _, t := range other {
+		if t.class == classNegation {
+			more[t.norm]--
+		}
+	}
+	ci := map[int]int{}
+	for i, t := range cs {
+		ci[t.pos] = i
+	}
+	for k, t := range ts {
+		if t.class != classNegation || more[t.norm] <= 0 {
+			continue
+		}
+		for j := k - 1; j >= 0 && j >= k-4; j-- {
+			if ts[j].norm == "if" || ts[j].norm == "unless" || ts[j].norm == "when" {
+				return true // a condition: "if I don't have admin rights"
+			}
+		}
+		// Its scope: the next content words, up to three, within six
+		// tokens.
+		n := 0
+		for j := k + 1; j < len(ts) && j <= k+6 && n < 3; j++ {
+			i, ok := ci[j]
+			if !ok {
+				continue
+			}
+			n++
+			if best[i] >= 0 && strong[i] {
+				return true
+			}
+		}
+		if n == 0 && k > 0 {
+			// "or not", "isn't yet": the words before it.
+			for j := k - 1; j >= 0 && j >= k-3; j-- {
+				if i, ok := ci[j]; ok && best[i] >= 0 && strong[i] {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// oneAsNumber reads "one" in ta as the number 1 where tb has a 1 that ta
+// lacks ("more than one container" / "more than 1 container").
+func oneAsNumber(ta, tb []token) {
+	ones := func(ts []token) int {
+		n := 0
+		for _, t := range ts {
+			if t.class == classNumber && t.norm == "1" {
+				n++
+			}
+		}
+		return n
+	}
+	need := ones(tb) - ones(ta)
+	for i := range ta {
+		if need > 0 && ta[i].raw == "one" && ta[i].class == classStop {
+			ta[i].class, ta[i].norm = classNumber, "1"
+			need--
+		}
+	}
 }
 
 // sameCounts compares how often each word of class c occurs on each side.
@@ -410,7 +494,7 @@ func (v *Verifier) closedClasses(ca, cb []token, al alignment) string {
 			if t.cat == "" {
 				continue
 			}
-			if strong[i] && (best[i] < 0 || to[best[i]].cat == "" || to[best[i]].cat == t.cat) {
+			if strong[i] && (best[i] < 0 || to[best[i]].cat == "" || to[best[i]].cat == t.cat || sameGroup(t.norm, to[best[i]].norm)) {
 				continue
 			}
 			// Another member of its class on the other side, not itself

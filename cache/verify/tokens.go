@@ -118,7 +118,16 @@ func (v *Verifier) tokens(text string) []token {
 			low = "1" // "one-line", "one-page"
 		}
 		if isNumber(low) {
-			add(low, strings.ReplaceAll(low, ",", ""), initial, false)
+			if low == "00" && ix[0] > 0 && text[ix[0]-1] == ':' {
+				continue // "06:00" is 6 o'clock
+			}
+			for _, n := range numbers(low, text[:ix[0]], text[ix[1]:]) {
+				add(low, n, initial, false)
+			}
+			continue
+		}
+		if o, ok := ordinalDigits[low]; ok {
+			add(low, o, initial, false) // "3rd", "21st"
 			continue
 		}
 		if n, ok := roman[low]; ok && (len(low) >= 3 || low == "ii" || strings.ToUpper(chunk) == chunk) {
@@ -179,7 +188,9 @@ var foldAccents = strings.NewReplacer(
 	"ì", "i", "í", "i", "î", "i", "ï", "i", "ñ", "n", "ò", "o", "ó", "o", "ô", "o", "ö", "o", "õ", "o",
 	"ù", "u", "ú", "u", "û", "u", "ü", "u", "ý", "y", "ÿ", "y",
 	"À", "A", "Á", "A", "Â", "A", "Ä", "A", "Ç", "C", "È", "E", "É", "E", "Ê", "E", "Í", "I", "Ñ", "N",
-	"Ó", "O", "Ö", "O", "Ú", "U", "Ü", "U")
+	"Ó", "O", "Ö", "O", "Ú", "U", "Ü", "U",
+	// Powers: "x²" is "x^2".
+	"²", "^2", "³", "^3", "¹", "^1", "⁴", "^4")
 
 // expand resolves a spelling variant or an abbreviation that is not a word
 // of its own in the lexicon.
@@ -192,6 +203,36 @@ func (v *Verifier) expand(low string) (string, bool) {
 	}
 	return "", false
 }
+
+// numbers reads a run of digits, commas and points: "15,230" is one
+// number, "(2,3)" and "34,139,34" are several (a comma between groups that
+// are not of three digits separates a list); ".05" is 0.05 and "06" is 6.
+func numbers(low, before, after string) []string {
+	parts := strings.Split(low, ",")
+	list := strings.HasPrefix(after, ",") && len(after) > 1 && after[1] >= '0' && after[1] <= '9'
+	for _, p := range parts[1:] {
+		if len(p) < 3 || p[3:] != "" && p[3] != '.' {
+			list = true
+		}
+	}
+	if !list {
+		parts = []string{strings.Join(parts, "")}
+	}
+	for i, p := range parts {
+		if i == 0 && strings.HasSuffix(before, ".") && (len(before) < 2 || before[len(before)-2] < '0' || before[len(before)-2] > '9') && !strings.Contains(p, ".") {
+			p = "0." + p // "alpha .05"
+		}
+		if t := strings.TrimLeft(p, "0"); t != "" && t[0] != '.' {
+			p = t
+		}
+		parts[i] = p
+	}
+	return parts
+}
+
+// ordinalDigits are ordinals written with digits, read as words.
+var ordinalDigits = map[string]string{"1st": "first", "2nd": "second", "3rd": "third", "4th": "fourth", "5th": "fifth",
+	"6th": "sixth", "7th": "seventh", "8th": "eighth", "9th": "ninth", "10th": "tenth"}
 
 func isNumber(s string) bool {
 	for i := range len(s) {

@@ -169,7 +169,12 @@ var classWords = map[string]string{
 // qualify the question loosely ("how do I *first* check", "what do *most*
 // people use"), where a different member on the other side would still
 // change it.
+//
+// A universal quantifier ("all", "every", "each") says what a bare plural
+// already says ("list all tables" / "list tables"), and "only" narrows
+// what the rest of the prompt states ("run only one test").
 var loneOK = set(`most many usually often current new any some both always better last daily
+	all every each only
 	day days year years month months week weeks minute minutes hour hours second seconds
 	century centuries decade decades
 	up down back front right left open close start stop add min max
@@ -318,6 +323,12 @@ var synonymGroups = [][]string{
 	{"outdoors", "outside", "outdoor"},
 	{"largest", "biggest"},
 	{"smallest", "tiniest"},
+	// The extremes of a size are its maximum and minimum ("the largest
+	// sum I can withdraw", "the longest term"); a universal quantifier is
+	// one in any form.
+	{"maximum", "max", "largest", "biggest", "highest", "longest", "most"},
+	{"minimum", "min", "smallest", "lowest", "shortest", "least", "fewest"},
+	{"all", "every", "each"},
 	{"newest", "latest", "recent", "current"},
 	{"usual", "common", "typical", "normal"},
 	{"avoid", "prevent", "stop"},
