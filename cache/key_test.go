@@ -185,6 +185,7 @@ func FuzzQuickKey(f *testing.F) {
 		`{"messages":{"content":"x "},"user":"u","metadata":{},"seed":12345678901234567890}`,
 		`{"messages":[1,"x",[{"text":"t "}],{"content":{"text":"y "}}]}`,
 		`{"s":"bad \xff utf8","n":-0.0e-0}`,
+		`{"model":"m","messages":[{"role":"user","content":"say \"x\" \\ \/ \b\f\n\r\t<&> \\"},{"role":"user","content":"\u00e9 and \n"}]}`,
 	} {
 		f.Add(p, "", "")
 		f.Add(p, "ns", "alias")
@@ -215,11 +216,30 @@ func TestQuickKeyPairs(t *testing.T) {
 	}
 }
 
+// BenchmarkQuickKey keys a short chat request, and one with a source file
+// pasted (this package's key.go, about 10 kB: new lines, tabs and quotes
+// throughout).
 func BenchmarkQuickKey(b *testing.B) {
-	raw := json.RawMessage(`{"model":"gpt-4o-mini","temperature":0,"max_tokens":16,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"cache benchmark question 12345, with a little more text to be realistic"}]}`)
-	for b.Loop() {
-		if _, err := QuickKey(raw, KeyParams{}); err != nil {
-			b.Fatal(err)
-		}
+	src, err := os.ReadFile("key.go")
+	if err != nil {
+		b.Fatal(err)
+	}
+	code, _ := json.Marshal("Review this:\n\n" + string(src))
+	for _, c := range []struct {
+		name string
+		raw  json.RawMessage
+	}{
+		{"short", json.RawMessage(`{"model":"gpt-4o-mini","temperature":0,"max_tokens":16,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"cache benchmark question 12345, with a little more text to be realistic"}]}`)},
+		{"pasted-code", json.RawMessage(`{"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"system","content":"You review code."},{"role":"user","content":` + string(code) + `}]}`)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := QuickKey(c.raw, KeyParams{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
