@@ -117,7 +117,7 @@ func checkAnswer(p *provider.Provider, r *Request, res *provider.Response) error
 	}
 	// gjson checks the syntax and finds the two members without decoding
 	// the answer (encoding/json took ~17 µs on a 3 kB one).
-	if !gjson.ValidBytes(res.Body) {
+	if !validJSON(res.Body) {
 		return p.Malformed(res.Obs, "the answer is not JSON")
 	}
 	switch {
@@ -133,6 +133,17 @@ func checkAnswer(p *provider.Provider, r *Request, res *provider.Response) error
 		}
 	}
 	return nil
+}
+
+// validJSON reports whether b is JSON, with gjson's check, which is three
+// times faster than encoding/json's but recursive: a body with more
+// brackets than encoding/json's nesting limit (10,000) is checked by
+// encoding/json instead, so that no upstream exhausts the stack with one.
+func validJSON(b []byte) bool {
+	if bytes.Count(b, []byte{'['})+bytes.Count(b, []byte{'{'}) > 10000 {
+		return json.Valid(b)
+	}
+	return gjson.ValidBytes(b)
 }
 
 // Sink receives a streamed answer: start once, before the first event,

@@ -79,6 +79,8 @@ func TestCheckAnswer(t *testing.T) {
 		{"a response without an id", resp, `{"object":"response","output":[]}`, false},
 		{"a response with an empty id", resp, `{"id":"","object":"response"}`, false},
 		{"a response whose id is a number", resp, `{"id":7,"object":"response"}`, false},
+		// Deeper than any stack: refused, not a crash of the daemon.
+		{"nested 20 million deep", chat, `{"choices":[` + strings.Repeat("[", 20_000_000) + strings.Repeat("]", 20_000_000) + `]}`, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := checkAnswer(p, tt.r, &provider.Response{Body: []byte(tt.body)})
