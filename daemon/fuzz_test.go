@@ -62,3 +62,34 @@ func FuzzServe(f *testing.F) {
 		}
 	})
 }
+
+// FuzzQuickMessage holds the fast parse of a request line to the decoding
+// one: whatever it accepts, decodeMessage accepts as the same message.
+func FuzzQuickMessage(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"chat","params":{"request":{"model":"m","messages":[]}}}`,
+		`{"jsonrpc":"2.0","id":"a\"b","method":"status"}`,
+		`{"jsonrpc":"2.0","method":"cancel","params":[1]}`,
+		` {"id":-1.5e3,"jsonrpc":"2.0","method":"x","params":null,"id":2} `,
+		`{"jsonrpc":"2.0","id":1,"method":"st\u0061tus"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"chat","params":"x"}`,
+		`{"jsonrpc":"2.0","id":null,"method":"chat"}`,
+		`{"j\u0073onrpc":"2.0","id":1,"method":"chat"}`,
+		`[{"jsonrpc":"2.0","id":1,"method":"status"}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		q, ok := quickMessage(line)
+		if !ok {
+			return
+		}
+		d, err := decodeMessage(line)
+		if err != nil {
+			t.Fatalf("quickMessage accepted %q, decodeMessage refused it: %v", line, err.Message)
+		}
+		if !bytes.Equal(q.id, d.id) || q.method != d.method || !bytes.Equal(q.params, d.params) {
+			t.Fatalf("%q: quickMessage %s %q %s, decodeMessage %s %q %s", line, q.id, q.method, q.params, d.id, d.method, d.params)
+		}
+	})
+}

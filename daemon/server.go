@@ -14,7 +14,9 @@ import (
 	"sync/atomic"
 
 	"github.com/lbgpt/lbgpt/daemon/proxy"
+	"github.com/lbgpt/lbgpt/internal/jsonx"
 	"github.com/lbgpt/lbgpt/rpc"
+	"github.com/tidwall/gjson"
 )
 
 // The JSON-RPC 2.0 server of the socket (docs/protocol.md): one session
@@ -288,7 +290,15 @@ func (s *span) UnmarshalJSON(b []byte) error { *s = b; return nil }
 
 // parseMessage parses one request object. On error, m.id is the request's
 // id when it had a valid one (else nil: the response's id is null).
-func parseMessage(raw []byte) (m message, _ *rpc.Error) {
+func parseMessage(raw []byte) (message, *rpc.Error) {
+	if m, ok := quickMessage(raw); ok {
+		return m, nil
+	}
+	return decodeMessage(raw)
+}
+
+// decodeMessage is parseMessage by encoding/json, for every line.
+func decodeMessage(raw []byte) (m message, _ *rpc.Error) {
 	var obj map[string]span
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		if json.Valid(raw) { // a batch's element that is not an object
@@ -336,6 +346,61 @@ func parseMessage(raw []byte) (m message, _ *rpc.Error) {
 		return m, &rpc.Error{Code: rpc.CodeInvalidRequest, Message: `invalid request: "method" is missing or empty`, Data: &rpc.ErrorData{Field: "method"}}
 	}
 	return m, nil
+}
+
+// quickMessage parses a well-formed request, the usual line, in one fast
+// pass over it (gjson's, which skips the params without decoding them:
+// encoding/json read a long prompt twice here). Anything else — invalid
+// JSON, an unknown or ill-typed member, a missing one, a method not in
+// plain ASCII — is left to parseMessage's decoding, whose errors say what is
+// wrong.
+func quickMessage(raw []byte) (m message, ok bool) {
+	if !jsonx.Valid(raw) {
+		return m, false
+	}
+	v := gjson.Parse(string(raw))
+	if !v.IsObject() {
+		return m, false
+	}
+	var version bool
+	ok = true
+	v.ForEach(func(k, val gjson.Result) bool {
+		switch k.Raw {
+		case `"jsonrpc"`:
+			version = val.Raw == `"2.0"`
+			ok = version
+		case `"id"`:
+			ok = val.Type == gjson.Number || val.Type == gjson.String
+			m.id = json.RawMessage(val.Raw)
+		case `"method"`:
+			ok = val.Type == gjson.String && plainASCII(val.Raw)
+			m.method = val.Str
+		case `"params"`:
+			switch {
+			case val.Type == gjson.Null:
+				m.params = nil
+			case val.IsObject() || val.IsArray():
+				m.params = json.RawMessage(val.Raw)
+			default:
+				ok = false
+			}
+		default:
+			ok = false
+		}
+		return ok
+	})
+	return m, ok && version && m.method != ""
+}
+
+// plainASCII reports whether s is printable ASCII without a backslash:
+// a string token that reads the same to gjson and to encoding/json.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func isNull(v []byte) bool { return string(v) == "null" }
