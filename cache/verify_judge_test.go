@@ -106,3 +106,60 @@ func TestClosedClassesDisjoint(t *testing.T) {
 		t.Errorf("words in two closed classes: %v", dup)
 	}
 }
+
+// Names of code and data match only by their own form; before and after,
+// and a conversion's direction, are read wherever they sit.
+func TestJudgeNamesAndDirections(t *testing.T) {
+	v, err := NewVerifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := "\n\n```python\nTAX_RATES = {\"DE\": 0.19, \"FR\": 0.20}\n\ndef calculate_tax(amount, country):\n    return round(amount * TAX_RATES.get(country, 0), 2)\n\ndef calculate_total(items, country):\n    subtotal = sum(i[\"price\"] for i in items)\n    return subtotal + calculate_tax(subtotal, country)\n```\n"
+	cases := []struct {
+		a, b string
+		why  string // a fragment of the refusal
+	}{
+		// Identifiers: snake_case, camelCase, dotted and file names,
+		// words in backticks, the things of data named in a slot.
+		{"Write a SQL query that counts rows in the orders table per customer_id.", "Write a SQL query that counts rows in the invoices table per account_id.", "differ"},
+		{"How do I mock fetch_user in pytest when sync_accounts calls it?", "How do I mock fetch_users in pytest when sync_accounts calls it?", "name different things"},
+		{"What does getUserName return when the session has expired?", "What does getUserId return when the session has expired?", "name different things"},
+		{"Why does webpack ignore the settings in tsconfig.json?", "Why does webpack ignore the settings in jsconfig.json?", "name different things"},
+		{"How do I protect the `main` branch from force pushes?", "How do I protect the `release` branch from force pushes?", "differ"},
+		{"Excel: in the Orders sheet, look up each product_id's price from the Prices sheet (product_id in column A, price in column C).", "Excel: in the Orders sheet, look up each product_id's price from the Costs sheet (product_id in column A, price in column C).", "the sheet"},
+		// An operator standing alone is a name of code.
+		{"Python: what is the difference between is and ==?", "what does := do in python", "name different things"},
+		// A name changed inside the request around the same pasted code.
+		{"Rename calculate_total to compute_total everywhere in this code and give me the whole file back:" + code, code + "rename calculate_tax -> compute_tax throughout this, full file back pls", "name different things"},
+		// Before / after, since / until, wherever they sit.
+		{"git log: show the commits made after 2024-06-01", "git log: show the commits made before 2024-06-01", "opposite ways"},
+		{"Which Jira tickets were closed since the 4.2 release?", "Which Jira tickets were closed until the 4.2 release?", "opposite ways"},
+		// A conversion between two named formats or systems, either way.
+		{"Write a Python script that reads orders.csv and writes the same data to orders.json as a list of objects.", "python script: read orders.json (list of objects) and write it out as orders.csv", "converted the other way"},
+		{"Walk me through migrating our app's database from MySQL to Postgres.", "Walk me through a Postgres to MySQL migration of our app's database.", "the other way"},
+		// Two lists that trade places around a frame with one word changed.
+		{"pandas: reshape a dataframe with columns region, jan, feb, mar into long format with columns region, month, sales.", "pandas: reshape a dataframe with columns region, month, sales into wide format with columns region, jan, feb, mar.", "trade places"},
+		// Tools are entities: another tool is another answer.
+		{"How do I run a single test function with pytest?", "How do I run a single test function with unittest?", "different tool"},
+	}
+	for _, c := range cases {
+		got := v.Judge(c.a, c.b)
+		if got.Same || !strings.Contains(got.Reason, c.why) {
+			t.Errorf("Judge(%q, %q) = %v %q, want a refusal %q", c.a, c.b, got.Same, got.Reason, c.why)
+		}
+		if back := v.Judge(c.b, c.a); back.Same {
+			t.Errorf("Judge is not symmetric on %q, %q: reversed %v (%s)", c.a, c.b, back.Same, back.Reason)
+		}
+	}
+	// A wait measured after a point is no side of it; a name typed with
+	// one letter wrong is the same name.
+	for _, c := range [][2]string{
+		{"How long does it take to get a tax refund after e-filing?", "e-filed my return, how long till the refund shows up?"},
+		{"What is a Kubernetes namespace used for?", "what is a kuberntes namespace used for"},
+		{"How do I use the useEffect hook in React?", "how do i use the useEffct hook in react"},
+	} {
+		if got := v.Judge(c[0], c[1]); strings.Contains(got.Reason, "opposite ways") || strings.Contains(got.Reason, "the namespace") || strings.Contains(got.Reason, "name different things") {
+			t.Errorf("Judge(%q, %q) refused: %s", c[0], c[1], got.Reason)
+		}
+	}
+}

@@ -162,6 +162,8 @@ var phraseTable = map[string]string{
 	"petroleum jelly": "petroleumjelly", "tin foil": "aluminum foil", "kitchen foil": "aluminum foil",
 	"say sorry": "apologize", "deal with": "handle", "find out": "find", "figure out": "determine",
 	"set up": "setup", "set-up": "setup",
+	"command line": "cli", "command-line": "cli", "command prompt": "cli",
+	"regular expression": "regex", "regular expressions": "regexes", "reg ex": "regex",
 	"node.js": "nodejs", "vue.js": "vue", "react.js": "react", "next.js": "nextjs",
 	"i do not get why": "why", "i dont get why": "why", "i do not understand why": "why", "i dont understand why": "why",
 	"i do not get it": "", "i dont get it": "", "i do not understand": "", "i dont understand": "",

@@ -85,6 +85,15 @@ func (v *Verifier) Features(a, b string) (f []float64, identical bool, veto stri
 	if r := v.closedClasses(ca, cb, al); r != "" {
 		return nil, false, r
 	}
+	if r := beforeAfter(ta, tb); r != "" {
+		return nil, false, r
+	}
+	if r := v.namesDiffer(ca, cb, al); r != "" {
+		return nil, false, r
+	}
+	if r := conversions(ta, tb); r != "" {
+		return nil, false, r
+	}
 	// The structural checks look from each side in turn.
 	la := al.flip()
 	for _, c := range []struct {
@@ -363,10 +372,19 @@ func (v *Verifier) strongMatch(t, u token) float64 {
 		return scoreSame
 	}
 	bt, bu := v.base(t.norm), v.base(u.norm)
-	if bt == bu || v.sharesLemma(t.norm, u.norm) {
+	if bt == bu || !t.ident && !u.ident && v.sharesLemma(t.norm, u.norm) {
 		return scoreSame
 	}
-	if t.cat == "" && u.cat == "" && (v.synonyms(t.norm, u.norm) || v.synonyms(bt, bu)) || sameGroup(t.norm, u.norm) || sameGroup(bt, bu) {
+	if t.ident || u.ident {
+		// "calculate_tax" is no "calculate_total", nor "get_users"
+		// "get_user"; "useEffct" is "useEffect" mistyped.
+		if identTypo(t.norm, u.norm) {
+			return scoreTypo
+		}
+		return 0
+	}
+	names := t.name && u.name // "the Prices sheet" is not "the Costs sheet"
+	if t.cat == "" && u.cat == "" && !names && (v.synonyms(t.norm, u.norm) || v.synonyms(bt, bu)) || !names && (sameGroup(t.norm, u.norm) || sameGroup(bt, bu)) {
 		return scoreSynonym
 	}
 	if (t.cat == "" || u.cat == "") && (v.typo(t.norm, u.norm) || v.typo(t.raw, u.raw)) {
@@ -376,6 +394,22 @@ func (v *Verifier) strongMatch(t, u token) float64 {
 		return scorePrefix
 	}
 	return 0
+}
+
+// identTypo: two identifiers of eight letters or more one letter apart,
+// the first the same, not a digit, nor an "s" at the end (a plural names
+// another thing: "get_users" / "get_user"); file names ("tsconfig.json")
+// never.
+func identTypo(a, b string) bool {
+	if len(a) < 8 || len(b) < 8 || a[0] != b[0] || strings.Contains(a+b, ".") || editDistance(a, b, 1) != 1 || strings.TrimSuffix(a, "s") == strings.TrimSuffix(b, "s") {
+		return false
+	}
+	for _, c := range a + b {
+		if c >= '0' && c <= '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (v *Verifier) sharesLemma(a, b string) bool {
@@ -742,7 +776,7 @@ func (v *Verifier) exchanged(ta, tb, ca, cb []token, al alignment) string {
 				for r := q; r < s; r++ {
 					X, M, Y := x[p:q], x[q:r], x[r:s]
 					lenY := s - r
-					if eq(y[p:p+lenY], Y) && eq(y[p+lenY:p+lenY+len(M)], M) && eq(y[p+lenY+len(M):s], X) && !eq(X, Y) {
+					if eq(y[p:p+lenY], Y) && nearEq(y[p+lenY:p+lenY+len(M)], M) && eq(y[p+lenY+len(M):s], X) && !eq(X, Y) {
 						// The frame between them must stay word for word
 						// ("square a rectangle" / "rectangle a square"); a
 						// topic moved to the front ("vietnam currency" /
@@ -763,19 +797,44 @@ func (v *Verifier) exchanged(ta, tb, ca, cb []token, al alignment) string {
 	return ""
 }
 
+// nearEq: the frame between two runs that trade places is the same, or
+// one content word of a frame of two or more is another ("columns A into
+// long format with columns B" / "columns B into wide format with columns
+// A").
+func nearEq(p, q []string) bool {
+	if len(p) != len(q) {
+		return false
+	}
+	diff := 0
+	for i := range p {
+		if p[i] != q[i] {
+			diff++
+		}
+	}
+	return diff == 0 || diff == 1 && len(p) >= 2
+}
+
 // sameBetween: the words between i and j of a are those between k and l
-// of b: the frame stayed while the two words traded places.
+// of b: the frame stayed while the two words traded places (one content
+// word of a frame of two or more may be another, as in nearEq).
 func (v *Verifier) sameBetween(a []token, i, j int, b []token, k, l int) bool {
 	if j-i != l-k {
 		return false
 	}
+	diff, words := 0, 0
 	for d := 1; i+d < j; d++ {
 		x, y := a[i+d], b[k+d]
+		if x.class == classContent {
+			words++
+		}
 		if x.norm != y.norm && !(x.class == classContent && y.class == classContent && v.strongMatch(x, y) > 0) {
-			return false
+			if x.class != classContent || y.class != classContent {
+				return false
+			}
+			diff++
 		}
 	}
-	return true
+	return diff == 0 || diff == 1 && words >= 2
 }
 
 // symmetricJoin: the tokens between i and j are "and", "or" or "vs", and
@@ -1090,4 +1149,156 @@ func sharedQuotes(a, b string) (ra, rb string, shared bool) {
 		return a, b, false
 	}
 	return na, nb, true
+}
+
+// timeSide says on which side of a point in time or in a sequence a word
+// looks: "before", "until", "till", "prior", "earlier" one way; "after",
+// "since", "later" the other.
+var timeSide = map[string]int{"before": -1, "until": -1, "till": -1, "til": -1, "prior": -1, "earlier": -1,
+	"after": 1, "since": 1, "later": 1}
+
+// beforeAfter refuses a pair where one side looks before a point and the
+// other after it, wherever the words sit ("commits made after 2024-06-01"
+// / "commits made before 2024-06-01", "logs since the deploy" / "logs
+// until the deploy"). After "how long" they measure a wait, not a side
+// ("how long till the refund" / "how long after filing").
+func beforeAfter(ta, tb []token) string {
+	count := func(ts []token) (n [3]int, w [3]string) {
+		howLong := false
+		for k, t := range ts {
+			if t.norm == "long" && k > 0 && ts[k-1].norm == "how" {
+				howLong = true
+			}
+			if d, ok := timeSide[t.norm]; ok && !howLong {
+				n[d+1]++
+				w[d+1] = t.norm
+			}
+		}
+		return n, w
+	}
+	na, wa := count(ta)
+	nb, wb := count(tb)
+	switch {
+	case na[0] > nb[0] && nb[2] > na[2]:
+		return fmt.Sprintf("%q and %q look opposite ways", wa[0], wb[2])
+	case na[2] > nb[2] && nb[0] > na[0]:
+		return fmt.Sprintf("%q and %q look opposite ways", wa[2], wb[0])
+	}
+	return ""
+}
+
+// namesDiffer refuses a pair that names different things of code or data:
+// an identifier on each side that the other does not have ("customer_id"
+// / "account_id", "rename calculate_total" / "rename calculate_tax"), or
+// a thing of the same kind named otherwise ("the Prices sheet" / "the
+// Costs sheet", "the orders table" / "the invoices table").
+func (v *Verifier) namesDiffer(ca, cb []token, al alignment) string {
+	has := func(ts []token, t token) bool {
+		for _, u := range ts {
+			if u.norm == t.norm {
+				return true
+			}
+		}
+		return false
+	}
+	for i, x := range ca {
+		if !x.ident && x.slot == "" || al.strongA[i] && x.slot == "" || has(cb, x) {
+			continue
+		}
+		for j, y := range cb {
+			if has(ca, y) {
+				continue
+			}
+			switch {
+			case x.ident && y.ident && !al.strongB[j]:
+				return fmt.Sprintf("%q and %q name different things", x.norm, y.norm)
+			case x.slot != "" && x.slot == y.slot && v.strongMatch(x, y) == 0:
+				return fmt.Sprintf("the %s %q and %q differ", x.slot, x.norm, y.norm)
+			}
+		}
+	}
+	return ""
+}
+
+// entity: a word naming a format, a language, a tool, a platform or a
+// thing of code ("CSV", "Postgres", "orders.json", "GitLab").
+func entity(t token) bool {
+	switch t.cat {
+	case "format", "proglang", "platform", "language":
+		return true
+	}
+	return t.class == classContent && (t.ident || t.name)
+}
+
+// conversionRole says whether the entity at k is where a conversion goes
+// (+1: "to JSON", "into Postgres", "as orders.csv") or where it comes from
+// (-1: "from MySQL"), 0 when nothing says.
+func conversionRole(ts []token, k int) int {
+	for j := k - 1; j >= 0 && j >= k-3; j-- {
+		switch t := ts[j]; {
+		case t.norm == "to" || t.raw == "as":
+			return 1
+		case t.norm == "from":
+			return -1
+		case t.class == classContent || t.class == classNumber:
+			return 0
+		}
+	}
+	return 0
+}
+
+// conversionDirection is +1 when x goes to y on this side, -1 when y goes
+// to x, 0 when the side does not say.
+func conversionDirection(ts []token, x, y string) int {
+	d := 0
+	for k, t := range ts {
+		if !entity(t) || t.norm != x && t.norm != y {
+			continue
+		}
+		r := conversionRole(ts, k)
+		if t.norm == y {
+			r = -r
+		}
+		switch {
+		case r == 0:
+		case d == 0:
+			d = r
+		case d != r:
+			return 0 // both ways: "to and from"
+		}
+	}
+	return d
+}
+
+// conversions refuses a pair that converts, moves or migrates between the
+// same two formats or systems in opposite directions, wherever the words
+// sit ("reads orders.csv and writes it to orders.json" / "read
+// orders.json and write it out as orders.csv", "migrate from MySQL to
+// Postgres" / "Postgres to MySQL migration").
+func conversions(ta, tb []token) string {
+	names := func(ts []token) []string {
+		var out []string
+		for _, t := range ts {
+			if entity(t) && !slices.Contains(out, t.norm) {
+				out = append(out, t.norm)
+			}
+		}
+		return out
+	}
+	na, nb := names(ta), names(tb)
+	for i, x := range na {
+		if !slices.Contains(nb, x) {
+			continue
+		}
+		for _, y := range na[i+1:] {
+			if !slices.Contains(nb, y) {
+				continue
+			}
+			da, db := conversionDirection(ta, x, y), conversionDirection(tb, x, y)
+			if da != 0 && db != 0 && da != db {
+				return fmt.Sprintf("%q and %q are converted the other way", x, y)
+			}
+		}
+	}
+	return ""
 }

@@ -27,10 +27,13 @@ type token struct {
 	pos     int    // index among all tokens
 	initial bool   // first of its sentence
 	poss    bool   // written with a possessive "'s" ("my manager's calendar")
+	ident   bool   // an identifier of code or data: matched only by its own form
+	slot    string // the thing it names, when it names one ("orders" in "the orders table": "table")
+	caps    bool   // typed in capitals
 }
 
 var (
-	chunkRE  = regexp.MustCompile(`[0-9]+(?:[.,][0-9]+)+|[\p{L}\p{N}]+(?:'[\p{L}]+)?|->|→|=>|%|&`)
+	chunkRE  = regexp.MustCompile(`[0-9]+(?:[.,][0-9]+)+|[\p{L}\p{N}]+(?:(?:_+|\.)[\p{L}\p{N}]+)*_*(?:'[\p{L}]+)?|->|→|=>|===|!==|:=|==|!=|<=|>=|&&|\|\||\*\*|<<|>>|\?\.|::|\+=|-=|\*=|/=|\|>|\+\+|%|&`)
 	alnumRE  = regexp.MustCompile(`[0-9]+|[^0-9]+`)
 	contract = strings.NewReplacer("can't", "can not", "won't", "will not", "cannot", "can not", "n't", " not",
 		"Can't", "Can not", "Won't", "Will not", "Cannot", "Can not", "CANNOT", "CAN NOT", "N'T", " NOT",
@@ -44,14 +47,33 @@ func (v *Verifier) tokens(text string) []token {
 	var out []token
 	poss := false // the chunk ends in a possessive "'s"
 	idx := chunkRE.FindAllStringIndex(text, -1)
+	ticks := backtickSpans(text)
+	cur := "" // the chunk being read
 	add := func(raw, norm string, initial, name bool) {
-		t := token{raw: raw, norm: norm, pos: len(out), initial: initial, name: name, poss: poss}
+		t := token{raw: raw, norm: norm, pos: len(out), initial: initial, name: name, poss: poss,
+			caps: len(cur) >= 2 && strings.ToUpper(cur) == cur && strings.ToLower(cur) != cur}
 		v.classify(&t)
 		out = append(out, t)
 	}
 	for n, ix := range idx {
 		chunk := text[ix[0]:ix[1]]
+		cur = chunk
 		initial := n == 0 || sentenceEnds(text[:ix[0]])
+		if id, ext, ok := v.identifier(chunk, inSpans(ticks, ix[0])); ok {
+			// "customer_id", "calculateTotal", "orders.csv", "`main`": a
+			// name of code or data, one token, matched only by its form.
+			poss = false
+			add(id, id, initial, true)
+			t := &out[len(out)-1]
+			if t.class != classContent || t.cat != "" {
+				t.class, t.cat = classContent, ""
+			}
+			t.ident = true
+			if categories[ext] != "" {
+				add(ext, ext, false, false) // "orders.csv" is a CSV file too
+			}
+			continue
+		}
 		switch chunk {
 		case "->", "→", "=>":
 			add("to", "to", initial, false)
@@ -61,6 +83,15 @@ func (v *Verifier) tokens(text string) []token {
 			continue
 		case "&":
 			add("and", "and", initial, false)
+			continue
+		}
+		if operators[chunk] {
+			// "what does := do", "is vs ==": an operator standing alone
+			// is a name of code; inside an expression it is part of it.
+			if standalone(text, ix[0], ix[1]) {
+				add(chunk, chunk, initial, true)
+				out[len(out)-1].class, out[len(out)-1].cat, out[len(out)-1].ident = classContent, "", true
+			}
 			continue
 		}
 		poss = false
@@ -159,8 +190,106 @@ func (v *Verifier) tokens(text string) []token {
 	}
 	contentAfterArticle(out)
 	ageOld(out)
+	slotNames(out)
 	return out
 }
+
+// operators of code, read as names where they stand alone.
+var operators = set("=== !== := == != <= >= && || ** << >> ?. :: += -= *= /= |> ++")
+
+// standalone: text[i:j] stands between spaces, quotes, backticks or
+// brackets, or at an end.
+func standalone(text string, i, j int) bool {
+	edge := func(c byte) bool { return strings.IndexByte(" \t\n`'\"()[]{},.?!:;", c) >= 0 }
+	return (i == 0 || edge(text[i-1])) && (j == len(text) || edge(text[j]))
+}
+
+// identifier reads a chunk as a name of code or data: words joined by
+// underscores ("customer_id") or dots ("orders.csv", "app.config.ts"; not
+// "e.g"), a word whose case changes inside ("calculateTotal",
+// "GitLab"; not a closed-class or a lexicon word such as "JavaScript" or
+// "mRNA"), or a word in backticks. It returns the identifier as compared
+// (lower case, without underscores or a possessive) and a file name's
+// extension.
+func (v *Verifier) identifier(chunk string, ticked bool) (id, ext string, ok bool) {
+	if i := strings.IndexByte(chunk, '\''); i > 0 {
+		chunk = chunk[:i]
+	}
+	low := strings.ToLower(chunk)
+	switch {
+	case strings.Contains(chunk, "_"):
+	case strings.Contains(chunk, "."):
+		parts := strings.Split(low, ".")
+		long := false
+		for _, p := range parts {
+			long = long || len(p) >= 3
+		}
+		if !long || isNumber(low) {
+			return "", "", false
+		}
+		ext = parts[len(parts)-1]
+	case ticked:
+		if isNumber(low) {
+			return "", "", false
+		}
+	case camel(chunk):
+		if _, word := v.lex[low]; word || categories[low] != "" || abbreviations[low] != "" || spelling[low] != "" {
+			return "", "", false
+		}
+	default:
+		return "", "", false
+	}
+	id = strings.Trim(strings.ReplaceAll(low, "_", ""), ".")
+	return id, ext, id != ""
+}
+
+// camel: a lower-case letter followed by a capital inside the word.
+func camel(w string) bool {
+	r := []rune(w)
+	for i := 1; i < len(r); i++ {
+		if unicode.IsLower(r[i-1]) && unicode.IsUpper(r[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+var tickRE = regexp.MustCompile("`[^`\n]+`")
+
+func backtickSpans(text string) [][]int { return tickRE.FindAllStringIndex(text, -1) }
+
+func inSpans(spans [][]int, i int) bool {
+	for _, s := range spans {
+		if i > s[0] && i < s[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// slotNames: a word naming one of the things code and data are made of
+// ("the orders table", "the Prices sheet", "the staging namespace") is a
+// name: another word in its place names another thing.
+// The word must follow a determiner or a preposition of place ("in the
+// orders table", "from Prices sheet"; not "to store database passwords"),
+// and not be typed in capitals ("CREATE TABLE" is a statement).
+func slotNames(ts []token) {
+	for i := 0; i+1 < len(ts); i++ {
+		t := &ts[i]
+		if t.class == classContent && t.cat == "" && slotNouns[ts[i+1].norm] && ts[i+1].class == classContent &&
+			i > 0 && slotBefore[ts[i-1].norm] && !slotNouns[t.norm] && !t.caps {
+			t.name = true
+			t.slot = strings.TrimSuffix(ts[i+1].norm, "s")
+		}
+	}
+}
+
+var slotBefore = set(`the a an my our your their this that its his her in from into on of`)
+
+// slotNouns are the things of code and data that people name.
+var slotNouns = set(`table tables column columns sheet sheets tab field fields branch bucket namespace
+	schema database repo repository service function method class variable module package
+	endpoint topic queue index cluster environment env project folder directory`)
 
 // roman numerals of two letters or more, as people number kings, wars and
 // versions; "IV", "VI", "IX", "XI" and "XV" only in capitals ("iv" and

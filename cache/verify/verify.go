@@ -7,10 +7,13 @@
 // negation, a word of a closed class (a programming or human language, a
 // format, a unit, a platform, a month, a wh-word, a superlative or a
 // quantifier) that differs or stands on one side only, a direction or role
-// that is swapped ("km to miles" / "miles to km", "who hired Smith" / "who
+// that is swapped ("km to miles" / "miles to km", "after 2024-06-01" /
+// "before 2024-06-01", "who hired Smith" / "who
 // did Smith hire", "send it to my contractor" / "my contractor sends it to
 // me", "my manager's calendar" / "my manager sees my calendar", "a file
-// shared with me" / "how do I share a file"), a pasted block (code, a log, a clause) or a quoted text that is
+// shared with me" / "how do I share a file"), a name of code or data
+// that differs ("customer_id" / "account_id", "the Prices sheet" / "the
+// Costs sheet"), a pasted block (code, a log, a clause) or a quoted text that is
 // not identical on both sides, and content only one side asks for: a
 // request copied with a clause or a requirement added ("…, make it
 // funny", "…plus unit tests"), one word changed ("vegan" / "vegetarian",
@@ -25,7 +28,7 @@
 // the pair or not. The model's weights (model.go) are fitted by
 // cache/verify/fit on labelled pairs written blind: the training split of
 // testdata/semantic/dev-set.jsonl and two thirds of each spent blind set
-// (headline, public, helpdesk, bank), the rest held out.
+// (headline, public, helpdesk, bank, devteam), the rest held out.
 //
 // Before the words are compared, each prompt is read as people type it
 // (casual.go): courtesy ("Good afternoon.", "Thank you so much, Peter") and a

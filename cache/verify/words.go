@@ -120,12 +120,21 @@ var classWords = map[string]string{
 	"language": `english french german spanish italian portuguese russian chinese mandarin cantonese
 			japanese korean arabic hindi dutch swedish norwegian danish finnish polish turkish greek
 			latin hebrew vietnamese thai indonesian swahili ukrainian czech romanian hungarian persian
-			urdu bengali tagalog`,
+			urdu bengali tagalog punjabi gujarati marathi tamil telugu kannada malayalam malay filipino
+			cebuano yoruba igbo hausa amharic somali afrikaans zulu xhosa catalan basque welsh irish
+			scottish gaelic icelandic estonian latvian lithuanian slovak slovenian croatian serbian
+			bulgarian albanian macedonian bosnian georgian armenian azerbaijani kazakh uzbek mongolian
+			nepali sinhala burmese khmer lao`,
 	"proglang": `python java javascript typescript golang rust ruby php kotlin swift scala haskell
 			bash zsh powershell perl lua elixir erlang clojure dart julia matlab fortran cobol csharp
 			cpp sql c r js ts node nodejs deno react vue angular svelte django flask rails
 			laravel npm yarn pnpm pip conda poetry cargo maven gradle excel pandas numpy
 			mysql postgresql sqlite mongodb redis mariadb dynamodb cassandra elasticsearch`,
+	"tool": `jest vitest mocha pytest unittest junit rspec cypress playwright selenium puppeteer
+			terraform pulumi ansible helm kustomize jenkins circleci github gitlab bitbucket jira
+			webpack vite esbuild eslint nginx haproxy traefik kafka rabbitmq grafana prometheus
+			datadog splunk kibana vscode intellij pycharm kubectl minikube openshift airflow dbt
+			hadoop bigquery redshift databricks`,
 	"platform": `windows mac macos osx linux ubuntu debian fedora centos rhel arch android ios
 			ipados iphone ipad aws gcp azure heroku vercel netlify docker podman chrome firefox safari
 			playstation xbox nintendo`,
@@ -183,8 +192,10 @@ var loneOK = set(`most many usually often current new any some both always bette
 // loneClass are the classes whose words may stand on one side only: a
 // terse prompt drops its wh-word ("tax filing deadline?"), and a
 // direction word alone ("prevent shin splints", "received a letter")
-// or a party alone ("my landlord") names no other.
-var loneClass = map[string]bool{"wh": true, "direction": true, "aggregate": true, "role": true}
+// or a party alone ("my landlord") names no other; nor does a tool ("run
+// the tests" / "run the tests with pytest"), where another tool on the
+// other side would.
+var loneClass = map[string]bool{"wh": true, "direction": true, "aggregate": true, "role": true, "tool": true}
 
 // numberWords are spelled-out numbers, compared as digits.
 var numberWords = map[string]string{
@@ -217,7 +228,7 @@ var spelling = map[string]string{
 	"grey": "gray", "cheque": "check", "programme": "program", "catalogue": "catalog",
 	"js": "javascript", "ts": "typescript", "py": "python", "nodejs": "node",
 	"osx": "macos", "mac": "macos", "win": "windows", "postgres": "postgresql", "psql": "postgresql",
-	"mongo": "mongodb", "k8s": "kubernetes", "kube": "kubernetes",
+	"mongo": "mongodb", "k8s": "kubernetes", "kube": "kubernetes", "pg": "postgresql",
 }
 
 // abbreviations people type in prompts, by their full form (one or more
@@ -243,7 +254,7 @@ var abbreviations = map[string]string{
 	"ytd": "year to date", "roi": "return on investment", "apr": "annual percentage rate",
 	"apy": "annual percentage yield", "bp": "blood pressure",
 	"ai": "artificial intelligence", "nlp": "natural language processing", "llm": "large language model",
-	"os": "operating system", "ui": "user interface", "ux": "user experience", "cli": "command line",
+	"os": "operating system", "ui": "user interface", "ux": "user experience",
 	"gui": "graphical interface", "vm": "virtual machine", "vms": "virtual machines",
 	"cpu": "processor", "gpu": "graphics card", "ram": "memory", "hdd": "hard drive",
 	"ssd": "solid state drive", "pw": "password", "pwd": "password", "acct": "account",
@@ -262,6 +273,12 @@ var abbreviations = map[string]string{
 	"hiit": "high intensity interval training", "cardio": "cardiovascular", "pr": "pull request",
 	"prs": "pull requests", "ci": "continuous integration", "cd": "continuous deployment",
 	"tf": "terraform", "gh": "github", "regexp": "regex",
+	// An engineer's shorthand.
+	"deps": "dependencies", "dep": "dependency", "cmd": "command", "cmds": "commands", "hdr": "header",
+	"hdrs": "headers", "svc": "service", "svcs": "services", "impl": "implementation", "perms": "permissions",
+	"cert": "certificate", "certs": "certificates", "creds": "credentials", "col": "column", "cols": "columns",
+	"tbl": "table", "dupe": "duplicate", "dupes": "duplicates", "dedupe": "deduplicate", "proc": "process",
+	"procs": "processes", "mem": "memory",
 	"spec": "specification", "specs": "specifications", "stats": "statistics", "stat": "statistic",
 	"prob": "probability", "eqn": "equation", "eq": "equation", "sqrt": "square root",
 	"deg": "degree", "ms": "millisecond", "gig": "gigabyte", "gigs": "gigabytes",
@@ -285,7 +302,9 @@ var abbreviations = map[string]string{
 // synonyms WordNet's most frequent senses miss but prompts use
 // interchangeably, one group per line.
 var synonymGroups = [][]string{
-	{"remove", "delete", "erase", "strip", "drop", "rid", "clear", "eliminate", "uninstall"},
+	{"remove", "delete", "erase", "strip", "drop", "rid", "clear", "eliminate", "uninstall", "nuke"},
+	{"upgrade", "update", "bump"},
+	{"terminal", "console", "cli", "shell"},
 	{"create", "make", "generate", "build", "produce", "craft", "compose", "draft", "write"},
 	{"fix", "repair", "solve", "resolve", "troubleshoot", "debug"},
 	{"big", "large", "huge", "size"},

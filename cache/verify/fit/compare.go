@@ -26,7 +26,7 @@ var previous = struct {
 // lookup figures of each held-out part, the pooled recall at a few
 // precisions, the pooled curve, the wrong hits and where the same pairs
 // are lost.
-func runCompare(dir string, target, lambda float64) error {
+func runCompare(dir string, target, lambda float64, show string) error {
 	ls, qs, err := load(dir)
 	if err != nil {
 		return err
@@ -87,7 +87,40 @@ func runCompare(dir string, target, lambda float64) error {
 	fmt.Fprintf(os.Stderr, "pooled refit: weights %v\n", w)
 	curve(qs, pooled, partHeld)
 	wrongHits(ls, qs, pooled, vs[2].th, partHeld)
+	if show != "" {
+		showSet(ls, qs, pooled, vs[2].th, show)
+	}
 	return nil
+}
+
+// showSet lists, for one set and both its parts, the wrong hits at th and
+// why each same pair is lost: its own a not retrieved, vetoed, or scored
+// below th (or below another candidate).
+func showSet(ls []labelled, qs []query, score func([]float64) float64, th float64, name string) {
+	for _, q := range qs {
+		l := ls[q.set]
+		if l.name != name && name != "all" {
+			continue
+		}
+		p := l.pairs[q.pair]
+		b, s := top(q, score)
+		hit := b >= 0 && s >= th
+		switch {
+		case hit && !q.cands[b].same:
+			fmt.Printf("WRONG %s %s %.3f [%s] %q ← %q\n", l.name, q.part, s, p.Kind, l.texts[q.cands[b].stored], p.B)
+		case q.same && !hit || q.same && !q.cands[b].same:
+			why := "not retrieved"
+			if i := slices.IndexFunc(q.cands, func(e example) bool { return e.same }); i >= 0 {
+				switch e := q.cands[i]; {
+				case e.veto != "":
+					why = "veto: " + e.veto
+				case e.f != nil:
+					why = fmt.Sprintf("score %.3f", score(e.f))
+				}
+			}
+			fmt.Printf("LOST %s %s [%s] %s: %q ← %q\n", l.name, q.part, p.Register, why, p.A, p.B)
+		}
+	}
 }
 
 // curve prints the pooled precision and recall of a part at thresholds.

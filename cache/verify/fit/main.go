@@ -3,8 +3,8 @@
 //
 //	go run ./cache/verify/fit -o cache/verify/model.go
 //
-// It reads the labelled sets of testdata/semantic named in [sets] (never
-// devteam.jsonl, the blind set not scored yet) and splits each in two
+// It reads the labelled sets of testdata/semantic named in [sets] and
+// splits each in two
 // parts: the part it fits on and the part it holds out. dev-set.jsonl is
 // split by its own split field (train fitted on, dev held out, test left
 // alone); each spent blind set by a hash of a (see [partOf]: about two
@@ -51,9 +51,10 @@ import (
 	"github.com/lbgpt/lbgpt/cache/verify"
 )
 
-// sets are the labelled sets the fit reads, in this order. devteam.jsonl
-// is deliberately absent: it is the blind set, scored once by someone else.
-var sets = []string{"dev-set.jsonl", "headline.jsonl", "public.jsonl", "helpdesk.jsonl", "bank.jsonl"}
+// sets are the labelled sets the fit reads, in this order: the
+// development set and the spent blind sets, each scored once before it
+// was read here.
+var sets = []string{"dev-set.jsonl", "headline.jsonl", "public.jsonl", "helpdesk.jsonl", "bank.jsonl", "devteam.jsonl"}
 
 // The parts of a set.
 const (
@@ -95,10 +96,11 @@ func main() {
 	target := flag.Float64("precision", 0.95, "the pooled held-out lookup precision the threshold keeps")
 	lambda := flag.Float64("l2", 0.01, "L2 penalty")
 	compare := flag.Bool("compare", false, "compare the candidate designs on the held-out parts instead of writing the model")
+	show := flag.String("show", "", "with -compare, list the wrong hits and the lost same pairs of this set (a file name, or all), both parts")
 	flag.Parse()
 	var err error
 	if *compare {
-		err = runCompare(*dir, *target, *lambda)
+		err = runCompare(*dir, *target, *lambda, *show)
 	} else {
 		err = run(*dir, *out, *target, *lambda)
 	}
@@ -272,7 +274,7 @@ package verify
 
 // model is fitted on the train split of testdata/semantic/dev-set.jsonl
 // and the fitted parts (FNV-1a of a mod 3 ≠ 2) of headline, public,
-// helpdesk and bank.jsonl: %d examples, %d same. Its threshold is the
+// helpdesk, bank and devteam.jsonl: %d examples, %d same. Its threshold is the
 // lowest at which the simulated lookups over the held-out parts (the dev
 // split and the rest of each set), pooled, keep a precision of %.2f.
 //
