@@ -89,6 +89,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(or $(FUZZTIME),5000x) -fuzzminimizetime 2s ./daemon/
 	$(GO) test -run '^$$' -fuzz '^FuzzQuickMessage$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./daemon/
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitChatParams$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./daemon/
 	$(GO) test -run '^$$' -fuzz '^FuzzValid$$' -fuzztime $(or $(FUZZTIME),300000x) -fuzzminimizetime 2s ./internal/jsonx/
 	$(GO) test -run '^$$' -fuzz '^FuzzJudge$$' -fuzztime $(or $(FUZZTIME),15000x) -fuzzminimizetime 2s ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzVector$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./cache/embed/

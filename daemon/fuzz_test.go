@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/lbgpt/lbgpt/config"
+	"github.com/lbgpt/lbgpt/rpc"
 )
 
 // FuzzServe sends one arbitrary line, then a status request, and checks
@@ -90,6 +92,38 @@ func FuzzQuickMessage(f *testing.F) {
 		}
 		if !bytes.Equal(q.id, d.id) || q.method != d.method || !bytes.Equal(q.params, d.params) {
 			t.Fatalf("%q: quickMessage %s %q %s, decodeMessage %s %q %s", line, q.id, q.method, q.params, d.id, d.method, d.params)
+		}
+	})
+}
+
+// FuzzSplitChatParams holds the fast split of chat params to the strict
+// decoder: whatever it accepts, the decoder reads the same.
+func FuzzSplitChatParams(f *testing.F) {
+	for _, s := range []string{
+		`{"request":{"model":"m","messages":[{"role":"user","content":"a \"b\"\n"}]}}`,
+		`{"request":{"model":"m"},"options":{"namespace":"n","timeout":"30s","no_cache":true}}`,
+		`{"options":{"namespace":"a"},"options":{"timeout":5},"request":null}`,
+		`{"request":{},"options":{"nope":1}}`,
+		`{"request":{},"extra":1}`,
+		`{"req\u0075est":{}}`,
+		`{"request":[1,2],"options":"x"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, params []byte) {
+		if !json.Valid(params) {
+			return // params come from a line already checked
+		}
+		var q rpc.ChatParams
+		if !splitChatParams(params, &q) {
+			return
+		}
+		var d rpc.ChatParams
+		if err := decodeStrict(params, &d); err != nil {
+			t.Fatalf("splitChatParams accepted %q, the decoder refused it: %v", params, err)
+		}
+		if !bytes.Equal(q.Request, d.Request) || !reflect.DeepEqual(q.Options, d.Options) {
+			t.Fatalf("%q: split %s %+v, decoded %s %+v", params, q.Request, q.Options, d.Request, d.Options)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/lbgpt/lbgpt/daemon/proxy"
 	"github.com/lbgpt/lbgpt/rpc"
 	"github.com/lbgpt/lbgpt/shared"
+	"github.com/tidwall/gjson"
 )
 
 // methodTable maps every method of the protocol to its handler: the one
@@ -161,16 +162,62 @@ func decodeParams(c *call, v any) error {
 	if c.params == nil {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(c.params))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return proxy.DecodeError(err, "params")
+	if p, ok := v.(*rpc.ChatParams); ok && splitChatParams(c.params, p) {
+		return nil
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	switch err := decodeStrict(c.params, v); {
+	case errors.Is(err, errTrailing):
 		return proxy.InvalidParams("", "params: unexpected data after the JSON value")
+	case err != nil:
+		return proxy.DecodeError(err, "params")
 	}
 	return nil
 }
+
+// splitChatParams fills p from chat params of the usual form in one fast
+// pass: the request is taken as the bytes it is (the line they came in was
+// checked JSON) and only the options are decoded. A member it does not
+// know, or options that do not decode, leave it to decodeParams' strict
+// decoder, whose error names the field.
+func splitChatParams(params []byte, p *rpc.ChatParams) bool {
+	v := gjson.Parse(string(params))
+	if !v.IsObject() {
+		return false
+	}
+	var out rpc.ChatParams
+	ok := true
+	v.ForEach(func(k, val gjson.Result) bool {
+		switch k.Raw {
+		case `"request"`:
+			out.Request = json.RawMessage(val.Raw)
+		case `"options"`: // a repeated one merges, as encoding/json's does
+			ok = val.IsObject() && decodeStrict([]byte(val.Raw), &out.Options) == nil
+		default:
+			ok = false
+		}
+		return ok
+	})
+	if ok {
+		*p = out
+	}
+	return ok
+}
+
+// decodeStrict decodes b into v, refusing unknown fields and, with
+// errTrailing, data after the value.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errTrailing
+	}
+	return nil
+}
+
+var errTrailing = errors.New("unexpected data after the JSON value")
 
 // cacheSnapshot is the caches' stats for status; nil with the cache off.
 func (d *Daemon) cacheSnapshot() *rpc.CacheStats {
