@@ -26,15 +26,7 @@ func BenchmarkExactHit(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		start := time.Now()
-		r, err := proxy.Parse(provider.PathChat, raw)
-		if err != nil {
-			b.Fatal(err)
-		}
-		res, err := h.daemon.pl.Serve(b.Context(), r, rpc.Options{}, nil, start)
-		if err != nil || res.Meta.Cache != rpc.CacheExact {
-			b.Fatalf("%v %+v", err, res.Meta)
-		}
+		res := serveInDaemon(b, h, raw, rpc.CacheExact)
 		if _, err := json.Marshal(rpc.ChatResult{Response: res.Body, Meta: res.Meta}); err != nil {
 			b.Fatal(err)
 		}
@@ -150,15 +142,7 @@ func BenchmarkMiss(b *testing.B) {
 	for b.Loop() {
 		i++
 		raw := json.RawMessage(`{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"miss benchmark question ` + strconv.Itoa(i) + `"}]}`)
-		start := time.Now()
-		r, err := proxy.Parse(provider.PathChat, raw)
-		if err != nil {
-			b.Fatal(err)
-		}
-		res, err := h.daemon.pl.Serve(b.Context(), r, rpc.Options{}, nil, start)
-		if err != nil || res.Meta.Cache != rpc.CacheMiss {
-			b.Fatalf("%v %+v", err, res.Meta)
-		}
+		serveInDaemon(b, h, raw, rpc.CacheMiss)
 	}
 }
 
@@ -176,14 +160,7 @@ func BenchmarkLongPromptHit(b *testing.B) {
 	b.Run("daemon", func(b *testing.B) {
 		b.SetBytes(int64(len(raw)))
 		for b.Loop() {
-			r, err := proxy.Parse(provider.PathChat, raw)
-			if err != nil {
-				b.Fatal(err)
-			}
-			res, err := h.daemon.pl.Serve(b.Context(), r, rpc.Options{}, nil, time.Now())
-			if err != nil || res.Meta.Cache != rpc.CacheExact {
-				b.Fatalf("%v %+v", err, res.Meta)
-			}
+			serveInDaemon(b, h, raw, rpc.CacheExact)
 		}
 	})
 	b.Run("round-trip", func(b *testing.B) {
@@ -195,4 +172,19 @@ func BenchmarkLongPromptHit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// serveInDaemon answers the chat request raw in the daemon's pipeline, as
+// the socket's handler does, and fails b unless it was answered as want.
+func serveInDaemon(b *testing.B, h *harness, raw json.RawMessage, want string) proxy.Result {
+	start := time.Now()
+	r, err := proxy.Parse(provider.PathChat, raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := h.daemon.pl.Serve(b.Context(), r, rpc.Options{}, nil, start)
+	if err != nil || res.Meta.Cache != want {
+		b.Fatalf("%v %+v", err, res.Meta)
+	}
+	return res
 }

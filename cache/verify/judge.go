@@ -196,18 +196,7 @@ func sameNorms(a, b []token) bool {
 // "no jargon", "a third party who isn't insured" / "an uninsured third
 // party") is content only one side has, judged as such.
 func negationBears(ts, other, cs []token, best []int, strong []bool) bool {
-	// The kinds of negation this side has more of.
-	more := map[string]int{}
-	for _, t := range ts {
-		if t.class == classNegation {
-			more[t.norm]++
-		}
-	}
-	for _, t := range other {
-		if t.class == classNegation {
-			more[t.norm]--
-		}
-	}
+	more := countDiff(ts, other, classNegation) // the kinds of negation this side has more of
 	ci := map[int]int{}
 	for i, t := range cs {
 		ci[t.pos] = i
@@ -269,6 +258,22 @@ func oneAsNumber(ta, tb []token) {
 
 // sameCounts compares how often each word of class c occurs on each side.
 func sameCounts(a, b []token, c class) string {
+	var diff []string
+	for w, d := range countDiff(a, b, c) {
+		if d != 0 {
+			diff = append(diff, w)
+		}
+	}
+	if len(diff) == 0 {
+		return ""
+	}
+	slices.Sort(diff)
+	return fmt.Sprintf("%q differs", diff[0])
+}
+
+// countDiff counts, for each word of class c, how many more times a has
+// it than b.
+func countDiff(a, b []token, c class) map[string]int {
 	n := map[string]int{}
 	for _, t := range a {
 		if t.class == c {
@@ -280,17 +285,7 @@ func sameCounts(a, b []token, c class) string {
 			n[t.norm]--
 		}
 	}
-	var diff []string
-	for w, d := range n {
-		if d != 0 {
-			diff = append(diff, w)
-		}
-	}
-	if len(diff) == 0 {
-		return ""
-	}
-	slices.Sort(diff)
-	return fmt.Sprintf("%q differs", diff[0])
+	return n
 }
 
 // alignment of the content words of two prompts: for each word of one
@@ -900,19 +895,8 @@ func hasWord(ts []token, words ...string) bool {
 // relationalOneSide counts the relational words one side has and the other
 // does not ("hired by Smith" / "hired Smith").
 func relationalOneSide(ta, tb []token) int {
-	n := map[string]int{}
-	for _, t := range ta {
-		if t.class == classRelational {
-			n[t.norm]++
-		}
-	}
-	for _, t := range tb {
-		if t.class == classRelational {
-			n[t.norm]--
-		}
-	}
 	c := 0
-	for _, d := range n {
+	for _, d := range countDiff(ta, tb, classRelational) {
 		c += max(d, -d)
 	}
 	return c

@@ -47,14 +47,7 @@ func TestHasContent(t *testing.T) {
 // not an object, a chat completion without choices, a response without
 // an id; and lets every well-formed answer through, whatever else it has.
 func TestCheckAnswer(t *testing.T) {
-	p, err := provider.New(config.Backend{Name: "a", Type: "openai", BaseURL: "http://127.0.0.1:1/v1", Key: "sk-test-check-answer"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chat, err := Parse(provider.PathChat, json.RawMessage(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, chat := checkFixture(t)
 	resp, err := Parse(provider.PathResponses, json.RawMessage(`{"model":"m","input":"hi"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -94,14 +87,7 @@ func TestCheckAnswer(t *testing.T) {
 // BenchmarkCheckAnswer checks a chat answer of a few hundred words, as
 // every paid answer is checked.
 func BenchmarkCheckAnswer(b *testing.B) {
-	p, err := provider.New(config.Backend{Name: "a", Type: "openai", BaseURL: "http://127.0.0.1:1/v1", Key: "sk-test-check-answer"}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := Parse(provider.PathChat, json.RawMessage(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
-	if err != nil {
-		b.Fatal(err)
-	}
+	p, r := checkFixture(b)
 	body := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1733000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"` +
 		strings.Repeat(`The quick brown fox jumps over the lazy dog, and \"quotes\" too. `, 40) +
 		`","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":120,"completion_tokens":400,"total_tokens":520},"system_fingerprint":"fp_1"}`)
@@ -113,4 +99,18 @@ func BenchmarkCheckAnswer(b *testing.B) {
 	for b.Loop() {
 		checkAnswer(p, r, res)
 	}
+}
+
+// checkFixture is a provider for checkAnswer's errors and a chat request.
+func checkFixture(tb testing.TB) (*provider.Provider, *Request) {
+	tb.Helper()
+	p, err := provider.New(config.Backend{Name: "a", Type: "openai", BaseURL: "http://127.0.0.1:1/v1", Key: "sk-test-check-answer"}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r, err := Parse(provider.PathChat, json.RawMessage(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p, r
 }
