@@ -769,3 +769,31 @@ func TestSlowSemanticLookupBlocksNothing(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A cached answer that no longer reads (a damaged file, a team host's bad
+// write) is a miss: the request goes upstream, the client gets a good
+// answer, and that answer replaces the damaged one.
+func TestDamagedEntryIsAMiss(t *testing.T) {
+	h := start(t, oneAccount(), anyModel)
+	req := userRequest("gpt-4o-mini", "an answer that will be damaged")
+	chat(t, h, req, rpc.Options{})
+	hit := chat(t, h, req, rpc.Options{})
+	if hit.Meta.Cache != rpc.CacheExact {
+		t.Fatalf("second request: cache %q, want exact", hit.Meta.Cache)
+	}
+	e, ok := h.daemon.pl.Hooks().Store().Get(hit.Meta.CacheEntry)
+	if !ok {
+		t.Fatal("the entry is not in the store")
+	}
+	e.Value = []byte(`{"choices":[{"message":{"content":"cut short"}},"usage":{`)
+	if err := h.daemon.pl.Hooks().Store().Put(e); err != nil {
+		t.Fatal(err)
+	}
+	got := chat(t, h, req, rpc.Options{})
+	if got.Meta.Cache != rpc.CacheMiss || chatCalls(h) != 2 || !strings.Contains(client.AnswerText(got.Response), "an answer that will be damaged") {
+		t.Errorf("after the damage: cache %q, %d upstream calls, answer %q; want a miss answered upstream (2 calls)", got.Meta.Cache, chatCalls(h), client.AnswerText(got.Response))
+	}
+	if again := chat(t, h, req, rpc.Options{}); again.Meta.Cache != rpc.CacheExact || !json.Valid(again.Response) {
+		t.Errorf("then: cache %q, valid %v; want an exact hit on the new answer", again.Meta.Cache, json.Valid(again.Response))
+	}
+}

@@ -276,20 +276,20 @@ func (l *Ledger) fold(next bool) error {
 	if l.journal != nil && l.line.Len() > 0 {
 		werr = l.write() // savings held: with the journal the snapshot includes
 	}
-	l.line.Reset() // a torn line's end, too, stays with that journal
 	l.compact(l.now().Unix())
 	snap := l.snapshot()
 	old := l.journal
 	if next {
 		f, err := os.OpenFile(journalPath(l.dir, l.gen+1), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 		if err != nil {
-			l.mu.Unlock()
-			return fmt.Errorf("spend: %w", err)
+			l.mu.Unlock() // the journal goes on, and a torn line's end with it
+			return errors.Join(werr, fmt.Errorf("spend: %w", err))
 		}
 		l.journal, l.gen, l.size = f, l.gen+1, 0
 	} else {
 		l.journal = nil
 	}
+	l.line.Reset() // a torn line's end, too, stays with the old journal
 	l.mu.Unlock()
 	err := werr
 	if old != nil {

@@ -341,13 +341,16 @@ func (l *Ledger) encode(t int64, e Entry) error {
 // write appends the lines encoded so far to the journal in one write(2).
 // The caller holds mu.
 func (l *Ledger) write() error {
-	n, err := l.journal.Write(l.line.Bytes())
+	b := l.line.Bytes()
+	n, err := l.journal.Write(b)
 	l.size += int64(n)
-	short := n < l.line.Len()
+	// A write that left part of a line, or that wrote nothing of lines
+	// that began by ending an earlier torn one, leaves a line to end: the
+	// next write starts with a newline, so that the torn part stays a line
+	// of its own that replay skips.
+	torn := (n > 0 && n < len(b)) || (n == 0 && len(b) > 0 && b[0] == '\n')
 	l.line.Reset()
-	if short && n > 0 {
-		// The write left part of a line: end it, so that it stays a
-		// line of its own that replay skips.
+	if torn {
 		l.line.WriteByte('\n')
 	}
 	if err != nil {

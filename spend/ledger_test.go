@@ -342,6 +342,39 @@ func TestShortWrite(t *testing.T) {
 	}
 }
 
+// A short write, then a write that writes nothing (ENOSPC), then a good
+// one: the good one's line must survive a kill -9.
+func TestShortThenFailedWrite(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock(t0)
+	l := open(t, dir, c)
+	mustRecord(t, l, numbered(1))
+	l.mu.Lock()
+	l.journal.WriteString(`{"t":1741948200,"backend":"b"`) // what a short write leaves
+	l.line.WriteByte('\n')                                 // what write leaves after a short one
+	real := l.journal
+	dead, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	l.journal = dead // the next write writes nothing and fails
+	l.mu.Unlock()
+	if err := l.Record(numbered(2)); err == nil {
+		t.Fatal("want the write to fail")
+	}
+	l.mu.Lock()
+	l.journal = real // space again
+	l.mu.Unlock()
+	mustRecord(t, l, numbered(3))
+	crash(l)
+	l = open(t, dir, c)
+	got := total(t, l)
+	if got.Requests != 2 || got.Cost != 4 {
+		t.Errorf("after a kill -9: %d requests costing %d; want entries 1 and 3 (2 requests, cost 4)", got.Requests, got.Cost)
+	}
+}
+
 // TestFoldWhileRecording records from many goroutines into a journal so
 // small that it folds all the time, then checks every entry once.
 func TestFoldWhileRecording(t *testing.T) {

@@ -75,6 +75,13 @@ func TestParseUsage(t *testing.T) {
 			Usage{Input: 8}, true,
 		},
 		{"usage nested in a choice only", `{"choices":[{"usage":{"prompt_tokens":6}}]}`, Usage{}, false},
+		{"usage given twice: the last, as clients read it", `{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":1000000}}`, Usage{Input: 1000000}, true},
+		{"a null usage beside the response's", `{"usage":null,"response":{"usage":{"input_tokens":4}}}`, Usage{Input: 4}, true},
+		{"a fraction", `{"usage":{"prompt_tokens":12.7}}`, Usage{}, false},
+		{"an exponent", `{"usage":{"prompt_tokens":1e3}}`, Usage{}, false},
+		{"out of range", `{"usage":{"prompt_tokens":1e30}}`, Usage{}, false},
+		{"a count no server meant, bounded so its price cannot overflow", `{"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":1}}`, Usage{Input: 1 << 40, Output: 1}, true},
+		{"details that are not an object", `{"usage":{"prompt_tokens":5,"prompt_tokens_details":7}}`, Usage{}, false},
 		{"not JSON", `data: [DONE]`, Usage{}, false},
 		{"wrong type", `{"usage":{"prompt_tokens":"12"}}`, Usage{}, false},
 	}

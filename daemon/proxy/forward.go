@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/lbgpt/lbgpt/balance"
 	"github.com/lbgpt/lbgpt/internal/jsonx"
@@ -121,15 +121,29 @@ func checkAnswer(p *provider.Provider, r *Request, res *provider.Response) error
 	if !jsonx.Valid(res.Body) {
 		return p.Malformed(res.Obs, "the answer is not JSON")
 	}
-	switch {
-	case bytes.TrimSpace(res.Body)[0] != '{':
+	// A member given twice counts as its last occurrence, as the clients'
+	// decoders (and encoding/json) read it: gjson's path finds the first.
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(res.Body), len(res.Body)))
+	if !root.IsObject() {
 		return p.Malformed(res.Obs, "the answer is not a JSON object")
+	}
+	var choices, id gjson.Result
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "choices":
+			choices = v
+		case "id":
+			id = v
+		}
+		return true
+	})
+	switch {
 	case r.chat():
-		if gjson.GetBytes(res.Body, "choices.#").Int() == 0 { // "#" counts a list only
+		if !choices.IsArray() || choices.Get("#").Int() == 0 {
 			return p.Malformed(res.Obs, "no choices")
 		}
 	case r.responses():
-		if id := gjson.GetBytes(res.Body, "id"); id.Type != gjson.String || id.Str == "" {
+		if id.Type != gjson.String || id.Str == "" {
 			return p.Malformed(res.Obs, "a response without an id")
 		}
 	}

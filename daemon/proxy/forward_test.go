@@ -72,6 +72,11 @@ func TestCheckAnswer(t *testing.T) {
 		{"a response without an id", resp, `{"object":"response","output":[]}`, false},
 		{"a response with an empty id", resp, `{"id":"","object":"response"}`, false},
 		{"a response whose id is a number", resp, `{"id":7,"object":"response"}`, false},
+		// A member given twice is its last, as the clients read it.
+		{"choices, then none", chat, `{"choices":[{}],"choices":[]}`, false},
+		{"none, then choices", chat, `{"choices":[],"choices":[{}]}`, true},
+		{"an id, then an empty one", resp, `{"id":"r","id":""}`, false},
+		{"an empty id, then one", resp, `{"id":"","id":"r"}`, true},
 		// Deeper than any stack: refused, not a crash of the daemon.
 		{"nested 20 million deep", chat, `{"choices":[` + strings.Repeat("[", 20_000_000) + strings.Repeat("]", 20_000_000) + `]}`, false},
 	} {

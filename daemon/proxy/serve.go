@@ -3,10 +3,12 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/lbgpt/lbgpt/balance"
+	"github.com/lbgpt/lbgpt/internal/jsonx"
 	"github.com/lbgpt/lbgpt/provider"
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -66,7 +68,13 @@ func (pl *Pipeline) Serve(ctx context.Context, r *Request, opts rpc.Options, out
 	}
 	p := pl.plan(r, opts)
 	if hit, ok := pl.lookup(ctx, p); ok {
-		return pl.replay(r, opts.Namespace, hit, out, start)
+		res, err := pl.replay(r, opts.Namespace, hit, out, start)
+		if !errors.Is(err, errDamagedEntry) {
+			return res, err
+		}
+		// A damaged answer on disk or in the team's cache is no answer:
+		// the request goes upstream, and its answer replaces it.
+		pl.log.Warn("a cached answer is damaged; asking upstream", "entry", hit.meta.CacheEntry)
 	}
 	waiting(ctx)
 	resv, err := pl.reserve(r, opts.Namespace)
@@ -129,16 +137,20 @@ type discard struct{}
 func (discard) Start(rpc.Meta, http.Header) error { return nil }
 func (discard) Event(provider.Event) error        { return nil }
 
+// errDamagedEntry is replay's verdict on a stored answer that does not
+// read (a damaged file, a team host's bad write): a miss.
+var errDamagedEntry = errors.New("the cached answer is damaged")
+
 // replay answers r from the caches, in the form it asks for.
 func (pl *Pipeline) replay(r *Request, ns string, hit cached, out Sink, start time.Time) (Result, error) {
 	stream := r.view.Stream
 	body, events, err := decodeStored(hit.entry.Value)
 	if err != nil {
-		return Result{}, Error(err, nil)
+		return Result{}, errDamagedEntry
 	}
 	res := Result{Status: http.StatusOK}
-	if res.Body, err = whole(r, body, events); err != nil {
-		return Result{}, Error(err, nil)
+	if res.Body, err = whole(r, body, events); err != nil || !jsonx.Valid(res.Body) {
+		return Result{}, errDamagedEntry
 	}
 	res.Meta = pl.hitMeta(hit, isStreamed(out), start)
 	pl.accountHit(r, ns, res.Body, &res.Meta)
