@@ -164,8 +164,8 @@ func TestTeamBudgetDeadHostReservation(t *testing.T) {
 func TestTeamBudgetRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := config.Budget{Day: 1, WarnAt: 0.8}
-	a := openBudgetHost(t, srv, Options{Host: "host-a", budgetDown: 100 * time.Millisecond}, cfg)
-	b := openBudgetHost(t, srv, Options{Host: "host-b", budgetDown: 100 * time.Millisecond}, cfg)
+	a := openBudgetHost(t, srv, Options{Host: "host-a", budgetDown: 300 * time.Millisecond}, cfg)
+	b := openBudgetHost(t, srv, Options{Host: "host-b", budgetDown: 300 * time.Millisecond}, cfg)
 	const estimate = 10 * spend.Cent
 	for range 4 {
 		r, err := a.budget.Reserve("", estimate)
