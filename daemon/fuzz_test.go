@@ -28,7 +28,7 @@ func FuzzServe(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	cfg, err := config.Parse([]byte("version = 1\n[daemon]\nmax_attempts = 1\nrequest_timeout = \"50ms\"\nmax_message_bytes = 65536\n[[backend]]\nname = \"nowhere\"\ntype = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:1/v1\"\n"), "fuzz")
+	cfg, err := config.Parse([]byte("version = 1\n[daemon]\nmax_attempts = 1\nrequest_timeout = \"5ms\"\nmax_message_bytes = 65536\n[[backend]]\nname = \"nowhere\"\ntype = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:1/v1\"\n"), "fuzz")
 	if err != nil {
 		f.Fatal(err)
 	}
