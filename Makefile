@@ -21,7 +21,7 @@ NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.0
 DEB_VERSION ?= 0.1.0~dev
 DEB_ARCH ?= $(shell $(GO) env GOARCH)
 
-.PHONY: all build gen install deb test torture demo bench fuzz vet clean
+.PHONY: all build gen install deb test torture demo bench fuzz fuzz-input vet clean
 
 all: build
 
@@ -62,8 +62,10 @@ deb:
 
 # The whole suite, as CI runs it (.ci/run): what the tests need installed
 # when missing (.ci/setup: Debian packages, npm packages), vet, every test with the race
-# detector (the slow ones too: -tags slow), then each fuzz target briefly
-# (2000 executions each, about 3 s; make fuzz runs the full budgets).
+# detector (the slow ones too: -tags slow), the tests that judge by data,
+# a short fault suite, then the fuzzers of input briefly (2000 executions
+# each; every fuzz target's seeds also run as tests above; make fuzz runs
+# them all with the full budgets).
 test:
 	./.ci/setup
 	$(GO) vet -tags slow ./...
@@ -71,7 +73,7 @@ test:
 	# Tests that judge by data, too slow under the race detector (they skip there):
 	$(GO) test -count=1 -run '^(TestModelIsFitted|TestSemanticQuality|TestEstimate)$$' ./cache/verify/fit/ ./cmd/lbgpt-bench/ ./internal/tokens/
 	LBGPT_TORTURE_ROUNDS=2 $(GO) test -tags torture -count=1 -run '^TestTorture' ./internal/e2e/
-	$(MAKE) fuzz FUZZTIME=$(or $(FUZZTIME),2000x)
+	$(MAKE) fuzz-input FUZZTIME=$(or $(FUZZTIME),2000x)
 
 # The fault suite (docs/reliability.md): lbgptd killed with SIGKILL under
 # load, round after round (LBGPT_TORTURE_ROUNDS, default 3), and every fault
@@ -84,22 +86,26 @@ torture:
 # go1.26's fuzz coordinator can fail a clean run with "context deadline
 # exceeded" when the time runs out mid-execution (golang/go#75804, fixed in
 # go1.27); a count has no deadline to race.
-fuzz:
+fuzz: fuzz-input
+	$(GO) test -run '^$$' -fuzz '^FuzzJudge$$' -fuzztime $(or $(FUZZTIME),15000x) -fuzzminimizetime 2s ./cache/
+	$(GO) test -run '^$$' -fuzz '^FuzzVector$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./cache/embed/
+	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./cache/
+	$(GO) test -run '^$$' -fuzz '^FuzzWriteString$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./cache/
+	$(GO) test -run '^$$' -fuzz '^FuzzAssembleChat$$' -fuzztime $(or $(FUZZTIME),30000x) -fuzzminimizetime 2s ./internal/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzSchemaInstance$$' -fuzztime $(or $(FUZZTIME),15000x) -fuzzminimizetime 2s ./internal/sim/
+
+# The fuzzers of what a client, a file or a backend sends: make test runs
+# these (its time bound); make fuzz runs them and the others above.
+fuzz-input:
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(or $(FUZZTIME),300000x) -fuzzminimizetime 2s ./rpc/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(or $(FUZZTIME),5000x) -fuzzminimizetime 2s ./daemon/
 	$(GO) test -run '^$$' -fuzz '^FuzzQuickMessage$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./daemon/
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitChatParams$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./daemon/
 	$(GO) test -run '^$$' -fuzz '^FuzzValid$$' -fuzztime $(or $(FUZZTIME),300000x) -fuzzminimizetime 2s ./internal/jsonx/
-	$(GO) test -run '^$$' -fuzz '^FuzzJudge$$' -fuzztime $(or $(FUZZTIME),15000x) -fuzzminimizetime 2s ./cache/
-	$(GO) test -run '^$$' -fuzz '^FuzzVector$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./cache/embed/
-	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./cache/
-	$(GO) test -run '^$$' -fuzz '^FuzzWriteString$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzQuickKey$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzChatRoundTrip$$' -fuzztime $(or $(FUZZTIME),5000x) -fuzzminimizetime 2s ./internal/wire/
-	$(GO) test -run '^$$' -fuzz '^FuzzAssembleChat$$' -fuzztime $(or $(FUZZTIME),30000x) -fuzzminimizetime 2s ./internal/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzResponseRoundTrip$$' -fuzztime $(or $(FUZZTIME),5000x) -fuzzminimizetime 2s ./internal/wire/
-	$(GO) test -run '^$$' -fuzz '^FuzzSchemaInstance$$' -fuzztime $(or $(FUZZTIME),15000x) -fuzzminimizetime 2s ./internal/sim/
 	$(GO) test -run '^$$' -fuzz '^FuzzAskUsage$$' -fuzztime $(or $(FUZZTIME),20000x) -fuzzminimizetime 2s ./provider/
 
 # A private daemon on simulated backends: no API key needed.
