@@ -87,6 +87,10 @@ torture:
 # exceeded" when the time runs out mid-execution (golang/go#75804, fixed in
 # go1.27); a count has no deadline to race.
 fuzz: fuzz-input
+	$(GO) test -run '^$$' -fuzz '^FuzzQuickKey$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./cache/
+	$(GO) test -run '^$$' -fuzz '^FuzzChatRoundTrip$$' -fuzztime $(or $(FUZZTIME),5000x) -fuzzminimizetime 2s ./internal/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzResponseRoundTrip$$' -fuzztime $(or $(FUZZTIME),5000x) -fuzzminimizetime 2s ./internal/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzAskUsage$$' -fuzztime $(or $(FUZZTIME),20000x) -fuzzminimizetime 2s ./provider/
 	$(GO) test -run '^$$' -fuzz '^FuzzJudge$$' -fuzztime $(or $(FUZZTIME),15000x) -fuzzminimizetime 2s ./cache/
 	$(GO) test -run '^$$' -fuzz '^FuzzVector$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./cache/embed/
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./cache/
@@ -94,8 +98,8 @@ fuzz: fuzz-input
 	$(GO) test -run '^$$' -fuzz '^FuzzAssembleChat$$' -fuzztime $(or $(FUZZTIME),30000x) -fuzzminimizetime 2s ./internal/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzSchemaInstance$$' -fuzztime $(or $(FUZZTIME),15000x) -fuzzminimizetime 2s ./internal/sim/
 
-# The fuzzers of what a client, a file or a backend sends: make test runs
-# these (its time bound); make fuzz runs them and the others above.
+# The fuzzers of what a client sends and of the configuration file: make
+# test runs these (its time bound); make fuzz runs them and the others above.
 fuzz-input:
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(or $(FUZZTIME),300000x) -fuzzminimizetime 2s ./rpc/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),150000x) -fuzzminimizetime 2s ./config/
@@ -103,10 +107,6 @@ fuzz-input:
 	$(GO) test -run '^$$' -fuzz '^FuzzQuickMessage$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./daemon/
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitChatParams$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./daemon/
 	$(GO) test -run '^$$' -fuzz '^FuzzValid$$' -fuzztime $(or $(FUZZTIME),300000x) -fuzzminimizetime 2s ./internal/jsonx/
-	$(GO) test -run '^$$' -fuzz '^FuzzQuickKey$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime 2s ./cache/
-	$(GO) test -run '^$$' -fuzz '^FuzzChatRoundTrip$$' -fuzztime $(or $(FUZZTIME),5000x) -fuzzminimizetime 2s ./internal/wire/
-	$(GO) test -run '^$$' -fuzz '^FuzzResponseRoundTrip$$' -fuzztime $(or $(FUZZTIME),5000x) -fuzzminimizetime 2s ./internal/wire/
-	$(GO) test -run '^$$' -fuzz '^FuzzAskUsage$$' -fuzztime $(or $(FUZZTIME),20000x) -fuzzminimizetime 2s ./provider/
 
 # A private daemon on simulated backends: no API key needed.
 demo: build
