@@ -324,54 +324,47 @@ func TestTornLine(t *testing.T) {
 
 // TestShortWrite checks that after a write cut short (a full disk), the
 // next record starts on a line of its own, so that replay loses only the
-// torn one.
+// torn one — also when the write after the short one wrote nothing at all
+// (still no space), and the next paid entry's line follows.
 func TestShortWrite(t *testing.T) {
-	dir := t.TempDir()
-	c := newClock(t0)
-	l := open(t, dir, c)
-	mustRecord(t, l, numbered(1))
-	l.mu.Lock()
-	l.journal.WriteString(`{"t":1741948200,"backend":"b"`) // what a short write leaves
-	l.line.WriteByte('\n')                                 // what write leaves after a short one
-	l.mu.Unlock()
-	mustRecord(t, l, numbered(2))
-	crash(l)
-	l = open(t, dir, c)
-	if n := checkSeries(t, total(t, l)); n != 2 {
-		t.Errorf("%d entries, want 2", n)
-	}
-}
-
-// A short write, then a write that writes nothing (ENOSPC), then a good
-// one: the good one's line must survive a kill -9.
-func TestShortThenFailedWrite(t *testing.T) {
-	dir := t.TempDir()
-	c := newClock(t0)
-	l := open(t, dir, c)
-	mustRecord(t, l, numbered(1))
-	l.mu.Lock()
-	l.journal.WriteString(`{"t":1741948200,"backend":"b"`) // what a short write leaves
-	l.line.WriteByte('\n')                                 // what write leaves after a short one
-	real := l.journal
-	dead, err := os.Open(os.DevNull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead.Close()
-	l.journal = dead // the next write writes nothing and fails
-	l.mu.Unlock()
-	if err := l.Record(numbered(2)); err == nil {
-		t.Fatal("want the write to fail")
-	}
-	l.mu.Lock()
-	l.journal = real // space again
-	l.mu.Unlock()
-	mustRecord(t, l, numbered(3))
-	crash(l)
-	l = open(t, dir, c)
-	got := total(t, l)
-	if got.Requests != 2 || got.Cost != 4 {
-		t.Errorf("after a kill -9: %d requests costing %d; want entries 1 and 3 (2 requests, cost 4)", got.Requests, got.Cost)
+	for _, failedToo := range []bool{false, true} {
+		t.Run(fmt.Sprintf("a failed write between: %v", failedToo), func(t *testing.T) {
+			dir := t.TempDir()
+			c := newClock(t0)
+			l := open(t, dir, c)
+			mustRecord(t, l, numbered(1))
+			l.mu.Lock()
+			l.journal.WriteString(`{"t":1741948200,"backend":"b"`) // what a short write leaves
+			l.line.WriteByte('\n')                                 // what write leaves after a short one
+			l.mu.Unlock()
+			want := Totals{Requests: 2, Cost: 3} // entries 1 and 2
+			if failedToo {
+				l.mu.Lock()
+				real := l.journal
+				dead, err := os.Open(os.DevNull)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dead.Close()
+				l.journal = dead // the next write writes nothing and fails
+				l.mu.Unlock()
+				if err := l.Record(numbered(2)); err == nil {
+					t.Fatal("want the write to fail")
+				}
+				l.mu.Lock()
+				l.journal = real // space again
+				l.mu.Unlock()
+				mustRecord(t, l, numbered(3))
+				want = Totals{Requests: 2, Cost: 4} // entries 1 and 3
+			} else {
+				mustRecord(t, l, numbered(2))
+			}
+			crash(l)
+			l = open(t, dir, c)
+			if got := total(t, l); got.Requests != want.Requests || got.Cost != want.Cost {
+				t.Errorf("after a kill -9: %d entries costing %d; want %d costing %d", got.Requests, got.Cost, want.Requests, want.Cost)
+			}
+		})
 	}
 }
 
