@@ -69,16 +69,7 @@ func BenchmarkRawStatusRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer nc.Close()
-	r := bufio.NewReader(nc)
-	req := []byte(`{"jsonrpc":"2.0","id":1,"method":"status"}` + "\n")
-	for b.Loop() {
-		if _, err := nc.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := r.ReadSlice('\n'); err != nil {
-			b.Fatal(err)
-		}
-	}
+	pingPong(b, nc)
 }
 
 // startQuiet starts a daemon for a benchmark and waits for the tokenizers'
@@ -120,16 +111,7 @@ func BenchmarkSocketFloor(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	r := bufio.NewReader(c)
-	line := []byte(`{"jsonrpc":"2.0","id":1,"method":"status"}` + "\n")
-	for b.Loop() {
-		if _, err := c.Write(line); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := r.ReadSlice('\n'); err != nil {
-			b.Fatal(err)
-		}
-	}
+	pingPong(b, c)
 }
 
 // BenchmarkMiss is a cache miss's work in the daemon, without the socket:
@@ -187,4 +169,19 @@ func serveInDaemon(b *testing.B, h *harness, raw json.RawMessage, want string) p
 		b.Fatalf("%v %+v", err, res.Meta)
 	}
 	return res
+}
+
+// pingPong writes a status request line to c and reads a line back, as
+// many times as b asks.
+func pingPong(b *testing.B, c net.Conn) {
+	r := bufio.NewReader(c)
+	line := []byte(`{"jsonrpc":"2.0","id":1,"method":"status"}` + "\n")
+	for b.Loop() {
+		if _, err := c.Write(line); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.ReadSlice('\n'); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
