@@ -49,18 +49,22 @@ type cacheOptions struct {
 
 // lbgptdBinary finds lbgptd: path when set, else next to this program,
 // else on $PATH.
-func lbgptdBinary(path string) (string, error) {
+func lbgptdBinary(path string) (string, error) { return binary("lbgptd", path) }
+
+// binary finds the program name: path when set, else next to this
+// program, else on $PATH.
+func binary(name, path string) (string, error) {
 	if path != "" {
 		return path, nil
 	}
 	if exe, err := os.Executable(); err == nil {
-		if p := filepath.Join(filepath.Dir(exe), "lbgptd"); fileExists(p) {
+		if p := filepath.Join(filepath.Dir(exe), name); fileExists(p) {
 			return p, nil
 		}
 	}
-	p, err := exec.LookPath("lbgptd")
+	p, err := exec.LookPath(name)
 	if err != nil {
-		return "", fmt.Errorf("no lbgptd binary (make build, or -lbgptd PATH): %w", err)
+		return "", fmt.Errorf("no %s binary (make build, or -%s PATH): %w", name, name, err)
 	}
 	return p, nil
 }

@@ -33,13 +33,18 @@ func httpScenario(fs *flag.FlagSet) func(context.Context, io.Writer) (map[string
 	rounds := fs.Int("rounds", 6, "interleaved rounds per phase")
 	portkey := fs.Bool("portkey", true, "compare with the Portkey gateway (needs node and npm)")
 	pkDir := fs.String("portkey-dir", filepath.Join(os.TempDir(), "lbgpt-bench-portkey-"+portkeyVersion), "where Portkey is installed (npm install on first use, with its npm cache there too)")
+	l := layoutFlags(fs)
 	return func(ctx context.Context, out io.Writer) (map[string]any, error) {
-		return runHTTP(ctx, out, *n, *c, *tn, *tc, *rounds, *portkey, *pkDir)
+		return runHTTP(ctx, out, *l, *n, *c, *tn, *tc, *rounds, *portkey, *pkDir)
 	}
 }
 
-func runHTTP(ctx context.Context, out io.Writer, n, c, tn, tc, rounds int, portkey bool, pkDir string) (map[string]any, error) {
-	r, err := newRig(ctx, "[http]\nlisten = \"127.0.0.1:0\"\n[cache]\nenabled = false", "")
+func runHTTP(ctx context.Context, out io.Writer, l layout, n, c, tn, tc, rounds int, portkey bool, pkDir string) (map[string]any, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRig(ctx, l, fmt.Sprintf("[http]\nlisten = %q\n[cache]\nenabled = false", addr), "")
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +56,7 @@ func runHTTP(ctx context.Context, out io.Writer, n, c, tn, tc, rounds int, portk
 	names := []string{"direct", "lbgpt"}
 	paths := []func(context.Context, int) error{
 		r.chat(r.direct),
-		r.chat(r.client("http://"+r.daemon.HTTPAddr()+"/v1", strings.TrimSpace(string(token)), nil)),
+		r.chat(r.client("http://"+addr+"/v1", strings.TrimSpace(string(token)), nil)),
 	}
 	if portkey {
 		addr, stop, err := startPortkey(ctx, pkDir)
@@ -111,12 +116,9 @@ func startPortkey(ctx context.Context, dir string) (addr string, stop func(), er
 			return "", nil, fmt.Errorf("npm install @portkey-ai/gateway@%s: %v\n%s", portkeyVersion, err, b)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if addr, err = freeAddr(); err != nil {
 		return "", nil, err
 	}
-	addr = ln.Addr().String()
-	ln.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command("node", script, "--port="+port, "--headless")
 	cmd.Env = append(os.Environ(), "NODE_ENV=production")
@@ -134,4 +136,15 @@ func startPortkey(ctx context.Context, dir string) (addr string, stop func(), er
 			return "", nil, errors.New("the gateway did not listen within 30s")
 		}
 	}
+}
+
+// freeAddr is a loopback address with a port free now, for a server the
+// bench starts and must know the address of beforehand.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }

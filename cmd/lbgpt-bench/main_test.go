@@ -2,35 +2,41 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// TestOverheadRuns checks the harness end to end on a tiny workload: every
-// promised key is printed as JSON on the last line. The figures themselves
-// are for `make bench`, not for a unit test.
+// TestOverheadRuns checks the harness end to end on a tiny workload, with
+// lbgptd and the simulator as processes (the default): every promised key
+// is printed as JSON on the last line. The figures themselves are for
+// `make bench`, not for a unit test.
 func TestOverheadRuns(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"-json", "-scenario", "overhead", "-n", "40", "-throughput-n", "64", "-throughput-c", "8", "-rounds", "2"}, &stdout, &stderr)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	var figures map[string]any
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &figures); err != nil {
-		t.Fatalf("last line is not JSON: %q", lines[len(lines)-1])
-	}
-	for _, key := range []string{"direct_p50_us", "direct_p99_us", "daemon_p50_us", "daemon_p99_us", "added_p50_us", "throughput_ratio"} {
-		if _, ok := figures[key]; !ok {
-			t.Errorf("missing %s in %v", key, figures)
-		}
-	}
+	bin := buildCommands(t, "lbgptd", "lbgpt-sim")
+	figures := runFigures(t, "-scenario", "overhead", "-n", "40", "-throughput-n", "64", "-throughput-c", "8", "-rounds", "2",
+		"-lbgptd", filepath.Join(bin, "lbgptd"), "-lbgpt-sim", filepath.Join(bin, "lbgpt-sim"))
+	checkKeys(t, figures, "direct_p50_us", "direct_p99_us", "daemon_p50_us", "daemon_p99_us", "added_p50_us", "throughput_ratio",
+		"status_p50_us", "exact_hit_p50_us", "tokenize_p50_us", "allocs_per_request")
 	if p50, _ := figures["daemon_p50_us"].(float64); p50 <= 0 {
 		t.Errorf("implausible figures %v", figures)
 	}
+	if figures["in_process"] != false {
+		t.Errorf("in_process = %v, want false by default", figures["in_process"])
+	}
+}
+
+// buildCommands builds the named commands of cmd/ into a temporary
+// directory, which it returns.
+func buildCommands(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range names {
+		if out, err := exec.Command("go", "build", "-o", dir, "github.com/lbgpt/lbgpt/cmd/"+name).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	return dir
 }
 
 func TestUnknownScenario(t *testing.T) {
@@ -42,10 +48,7 @@ func TestUnknownScenario(t *testing.T) {
 
 // TestCacheRuns checks the cache scenario end to end on a tiny workload.
 func TestCacheRuns(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "lbgptd")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/lbgpt/lbgpt/cmd/lbgptd").CombinedOutput(); err != nil {
-		t.Fatalf("build lbgptd: %v\n%s", err, out)
-	}
+	bin := filepath.Join(buildCommands(t, "lbgptd"), "lbgptd")
 	figures := runFigures(t, "-scenario", "cache", "-n", "50", "-keys", "10", "-batch", "200",
 		"-semantic-sizes", "300", "-lookups", "20", "-lbgptd", bin)
 	if figures["semantic_hits_300"] != "10/10" {
