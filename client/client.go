@@ -240,17 +240,26 @@ func (c *Client) call(ctx context.Context, method string, params, out any) error
 	return resp.decode(out)
 }
 
-// open starts a call on the live connection. The caller finishes it.
+// open starts a call on the live connection. The caller finishes it. No
+// goroutine watches an idle connection, so one the daemon closed (it
+// restarted) is found out by the next write: a request it did not reach
+// is sent again, once, on a new connection.
 func (c *Client) open(ctx context.Context, method string, params any, k keep) (*conn, *pendingCall, error) {
-	cn, err := c.connect(ctx)
-	if err != nil {
-		return nil, nil, err
+	for retried := false; ; retried = true {
+		cn, err := c.connect(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		pc, err := cn.start(method, params, k)
+		var unsent *unsentError
+		if err != nil && !retried && errors.As(err, &unsent) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return cn, pc, nil
 	}
-	pc, err := cn.start(method, params, k)
-	if err != nil {
-		return nil, nil, err
-	}
-	return cn, pc, nil
 }
 
 // connect returns the live connection, dialing if there is none.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -14,20 +15,27 @@ import (
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
-// conn is one connection to the daemon, shared by concurrent calls. A reader
-// goroutine owns the read side; it stops when the connection fails.
+// conn is one connection to the daemon, shared by concurrent calls. No
+// goroutine of its own reads it: a call waiting for its response reads,
+// handing what it reads for other calls to them, until it has what it
+// waits for; then another waiting call takes the reading over, if any
+// waits. A call answered at once costs no hand-off between goroutines,
+// which on an idle machine means waking a thread (docs/design.md).
 type conn struct {
 	nc  net.Conn
 	max int // the longest request line this connection sends, in bytes
 
-	wmu sync.Mutex // serialises writes to nc
+	// reading holds a token while a call reads nc; lr is that call's.
+	reading chan struct{}
+	lr      *rpc.LineReader
 
-	done chan struct{} // closed when the reader stops
+	wmu sync.Mutex // serialises writes to nc
 
 	mu      sync.Mutex // guards the fields below
 	nextID  int64
 	pending map[int64]*pendingCall
-	err     error // set once the connection failed; no new calls start
+	err     error        // set once the connection failed; no new calls start
+	reader  *pendingCall // the call reading nc, if any
 }
 
 // keep says what a call keeps of the notifications addressed to it (those
@@ -49,6 +57,7 @@ type notification struct {
 // pendingCall collects what arrives for one request. The reader appends and
 // never blocks, so a slow consumer of one stream does not stall the others.
 type pendingCall struct {
+	c    *conn
 	id   int64
 	keep keep
 
@@ -115,9 +124,8 @@ type envelope struct {
 }
 
 func newConn(nc net.Conn, max int) *conn {
-	c := &conn{nc: nc, max: max, pending: make(map[int64]*pendingCall), done: make(chan struct{})}
-	go c.read()
-	return c
+	return &conn{nc: nc, max: max, pending: make(map[int64]*pendingCall),
+		reading: make(chan struct{}, 1), lr: rpc.NewLineReader(nc, maxLine)}
 }
 
 func (c *conn) closed() bool {
@@ -158,7 +166,7 @@ func (c *conn) start(method string, params any, k keep) (*pendingCall, error) {
 			Message: fmt.Sprintf("request of %d bytes exceeds the %d-byte message limit (daemon.max_message_bytes)", len(line), c.max)}
 	}
 
-	pc := &pendingCall{id: id, keep: k, wake: make(chan struct{}, 1)}
+	pc := &pendingCall{c: c, id: id, keep: k, wake: make(chan struct{}, 1)}
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
@@ -169,12 +177,23 @@ func (c *conn) start(method string, params any, k keep) (*pendingCall, error) {
 	c.mu.Unlock()
 	if err := c.writeLine(line); err != nil {
 		c.finish(pc)
-		err = c.cause(err)
-		c.fail(err)
-		return nil, err
+		cause := c.cause(err)
+		c.fail(cause)
+		if cause == err {
+			return nil, &unsentError{err}
+		}
+		return nil, cause
 	}
 	return pc, nil
 }
+
+// unsentError is a request that did not reach the daemon: the connection
+// failed as it was written (the daemon restarted since the last call, say).
+// Sending it again on a new connection cannot do its work twice.
+type unsentError struct{ err error }
+
+func (e *unsentError) Error() string { return e.err.Error() }
+func (e *unsentError) Unwrap() error { return e.err }
 
 // write sends one message; it is meant for small ones (a cancel), which
 // the message limit does not concern.
@@ -197,13 +216,16 @@ func (c *conn) writeLine(line []byte) error {
 }
 
 // cause explains a failed write: when the daemon closed the connection on
-// purpose (it refused this user, say), its last message says why.
+// purpose (it refused this user, say), its last message says why. It is
+// read within a second, when no call is reading.
 func (c *conn) cause(writeErr error) error {
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
 	select {
-	case <-c.done:
-	case <-t.C:
+	case c.reading <- struct{}{}:
+		c.readUntil(ctx, c.closed, time.Time{})
+		<-c.reading
+	case <-ctx.Done():
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -245,11 +267,49 @@ func (c *conn) fail(err error) {
 	}
 }
 
-func (c *conn) read() {
-	defer close(c.done)
-	lr := rpc.NewLineReader(c.nc, maxLine)
+// aLongTimeAgo is a read deadline that interrupts a read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// readUntil reads and dispatches lines until done reports true, the
+// connection fails, ctx ends (it returns ctx's error then) or, when until
+// is not zero, that time passes. The caller holds c.reading. A read is
+// interrupted with a deadline in the past, by ctx or by an abort of the
+// call reading (or, late, by one of a call that read before): the
+// deadline is lifted and the reading goes on unless that was the end. The
+// line reader keeps the part of a line it had.
+func (c *conn) readUntil(ctx context.Context, done func() bool, until time.Time) error {
+	if ctx.Done() != nil {
+		interrupted := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			c.nc.SetReadDeadline(aLongTimeAgo)
+			close(interrupted)
+		})
+		defer func() {
+			if !stop() {
+				<-interrupted
+				c.nc.SetReadDeadline(time.Time{})
+			}
+		}()
+	}
+	if !until.IsZero() {
+		c.nc.SetReadDeadline(until)
+		defer c.nc.SetReadDeadline(time.Time{})
+	}
 	for {
-		line, err := lr.Next()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if done() {
+			return nil
+		}
+		line, err := c.lr.Next()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if !until.IsZero() && !time.Now().Before(until) {
+				return nil
+			}
+			c.nc.SetReadDeadline(until)
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, rpc.ErrLineTooLong) {
 				err = fmt.Errorf("lbgptd sent a message over %d bytes", maxLine)
@@ -257,7 +317,7 @@ func (c *conn) read() {
 				err = fmt.Errorf("connection to lbgptd lost: %w", err)
 			}
 			c.fail(err)
-			return
+			return nil
 		}
 		if id, result, ok := ownResult(line); ok {
 			// The daemon's own form of a result: the caller decodes it,
@@ -270,7 +330,7 @@ func (c *conn) read() {
 		var env envelope
 		if err := json.Unmarshal(line, &env); err != nil {
 			c.fail(fmt.Errorf("lbgptd sent invalid JSON: %w", err))
-			return
+			return nil
 		}
 		c.dispatch(&env)
 	}
@@ -380,7 +440,7 @@ func (pc *pendingCall) deliver(resp *response, err error) {
 }
 
 // abort ends the call from the caller's side: what is queued is dropped and
-// next returns err from now on.
+// next returns err from now on, at once even if it is reading.
 func (pc *pendingCall) abort(err error) {
 	pc.mu.Lock()
 	clear(pc.notes)
@@ -389,6 +449,19 @@ func (pc *pendingCall) abort(err error) {
 	pc.err = err
 	pc.mu.Unlock()
 	pc.signal()
+	pc.c.mu.Lock()
+	reading := pc.c.reader == pc
+	pc.c.mu.Unlock()
+	if reading {
+		pc.c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// setReader records which call reads nc (nil: none), for abort.
+func (c *conn) setReader(pc *pendingCall) {
+	c.mu.Lock()
+	c.reader = pc
+	c.mu.Unlock()
 }
 
 func (pc *pendingCall) signal() {
@@ -399,33 +472,58 @@ func (pc *pendingCall) signal() {
 }
 
 // next returns the next notification, or the response once every
-// notification before it has been returned, or an error.
+// notification before it has been returned, or an error. While nothing is
+// there, the call reads the connection itself unless another call does.
 func (pc *pendingCall) next(ctx context.Context) (*notification, *response, error) {
 	for {
-		pc.mu.Lock()
-		switch {
-		case len(pc.notes) > 0:
-			n := pc.notes[0]
-			pc.notes[0] = notification{}
-			pc.notes = pc.notes[1:]
-			pc.mu.Unlock()
-			return &n, nil, nil
-		case pc.resp != nil:
-			resp := pc.resp
-			pc.mu.Unlock()
-			return nil, resp, nil
-		case pc.err != nil:
-			err := pc.err
-			pc.mu.Unlock()
-			return nil, nil, err
+		if n, resp, err, ok := pc.take(); ok {
+			return n, resp, err
 		}
-		pc.mu.Unlock()
 		select {
 		case <-pc.wake:
+		case pc.c.reading <- struct{}{}:
+			pc.c.setReader(pc)
+			err := pc.c.readUntil(ctx, pc.ready, time.Time{})
+			if err == nil && pc.keep == keepLatest {
+				// Snapshots that arrived together: the newest, not a backlog.
+				err = pc.c.readUntil(ctx, never, time.Now().Add(time.Millisecond))
+			}
+			pc.c.setReader(nil)
+			<-pc.c.reading
+			if err != nil {
+				return nil, nil, ctxError(ctx)
+			}
 		case <-ctx.Done():
 			return nil, nil, ctxError(ctx)
 		}
 	}
+}
+
+func never() bool { return false }
+
+// take returns what is there to return, if anything.
+func (pc *pendingCall) take() (n *notification, resp *response, err error, ok bool) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	switch {
+	case len(pc.notes) > 0:
+		note := pc.notes[0]
+		pc.notes[0] = notification{}
+		pc.notes = pc.notes[1:]
+		return &note, nil, nil, true
+	case pc.resp != nil:
+		return nil, pc.resp, nil, true
+	case pc.err != nil:
+		return nil, nil, pc.err, true
+	}
+	return nil, nil, nil, false
+}
+
+// ready reports whether next has something to return.
+func (pc *pendingCall) ready() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return len(pc.notes) > 0 || pc.resp != nil || pc.err != nil
 }
 
 // ctxError is the error of a call whose context ended first. It matches

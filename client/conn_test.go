@@ -1,10 +1,14 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -196,5 +200,160 @@ func TestSplitChatResult(t *testing.T) {
 				t.Errorf("split: %s %+v\nwant:  %s %+v", got.Response, got.Meta, want.Response, want.Meta)
 			}
 		})
+	}
+}
+
+// rawFake is a daemon whose connections the test drives line by line.
+func rawFake(t *testing.T, socket string) <-chan net.Conn {
+	t.Helper()
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns := make(chan net.Conn, 4)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { nc.Close() })
+			conns <- nc
+		}
+	}()
+	return conns
+}
+
+// readID reads the client's next request and returns its id, skipping
+// notifications (a cancel).
+func readID(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			t.Errorf("daemon side: %v", err)
+			return ""
+		}
+		var msg struct{ ID json.RawMessage }
+		if err := json.Unmarshal(line, &msg); err != nil {
+			t.Errorf("daemon side: %q: %v", line, err)
+			return ""
+		}
+		if msg.ID != nil {
+			return string(msg.ID)
+		}
+	}
+}
+
+func statusLine(id, version string) string {
+	return `{"jsonrpc":"2.0","id":` + id + `,"result":{"version":"` + version + `"}}` + "\n"
+}
+
+// TestIdleConnectionClosedByDaemon: a daemon that closed an idle connection
+// (it restarted) costs the next call nothing: its request, which did not
+// reach it, goes again on a new connection.
+func TestIdleConnectionClosedByDaemon(t *testing.T) {
+	socket := socketPath(t)
+	conns := rawFake(t, socket)
+	c := &Client{Socket: socket}
+	defer c.Close()
+	go func() {
+		nc := <-conns
+		r := bufio.NewReader(nc)
+		io.WriteString(nc, statusLine(readID(t, r), "old"))
+		nc.Close()
+		nc = <-conns
+		io.WriteString(nc, statusLine(readID(t, bufio.NewReader(nc)), "new"))
+	}()
+	for _, want := range []string{"old", "new"} {
+		st, err := c.Status(t.Context())
+		if err != nil || st.Version != want {
+			t.Fatalf("Status = %+v, %v; want version %s", st, err, want)
+		}
+	}
+}
+
+// TestReaderLeavesInTheMiddleOfALine: a call whose context ends while it
+// reads the connection, with half of a line read, leaves the reading to
+// the next call without losing a byte, and a call waiting on another
+// takes the reading over.
+func TestReaderLeavesInTheMiddleOfALine(t *testing.T) {
+	socket := socketPath(t)
+	conns := rawFake(t, socket)
+	c := &Client{Socket: socket}
+	defer c.Close()
+	first := make(chan string)
+	go func() {
+		nc := <-conns
+		r := bufio.NewReader(nc)
+		id := readID(t, r)
+		line := statusLine(id, "late")
+		io.WriteString(nc, line[:20]) // half of the first call's answer
+		first <- id
+		id2 := readID(t, r)
+		io.WriteString(nc, line[20:]+statusLine(id2, "second"))
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Status(ctx)
+		done <- err
+	}()
+	<-first
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first call: %v, want canceled", err)
+	}
+	st, err := c.Status(t.Context())
+	if err != nil || st.Version != "second" {
+		t.Fatalf("second call = %+v, %v", st, err)
+	}
+}
+
+// TestReadingPassesOn: of two calls waiting, the one reading gives up (its
+// context ends); the other reads on and gets its answer.
+func TestReadingPassesOn(t *testing.T) {
+	for range 20 { // either call may be the one reading
+		socket := socketPath(t)
+		conns := rawFake(t, socket)
+		c := &Client{Socket: socket}
+		seen := make(chan string, 2)
+		answer := make(chan string)
+		go func() {
+			nc := <-conns
+			r := bufio.NewReader(nc)
+			seen <- readID(t, r)
+			seen <- readID(t, r)
+			io.WriteString(nc, statusLine(<-answer, "kept"))
+		}()
+		ctx, cancel := context.WithCancel(t.Context())
+		quit := make(chan error, 1)
+		go func() {
+			_, err := c.Status(ctx)
+			quit <- err
+		}()
+		firstID := <-seen // the canceled call's, sent first
+		kept := make(chan error, 1)
+		go func() {
+			st, err := c.Status(t.Context())
+			if err == nil && st.Version != "kept" {
+				err = fmt.Errorf("version %q", st.Version)
+			}
+			kept <- err
+		}()
+		secondID := <-seen
+		cancel()
+		if err := <-quit; !errors.Is(err, context.Canceled) {
+			t.Fatalf("canceled call: %v", err)
+		}
+		if firstID == secondID {
+			t.Fatalf("ids %s %s", firstID, secondID)
+		}
+		answer <- secondID
+		if err := <-kept; err != nil {
+			t.Fatalf("waiting call: %v", err)
+		}
+		c.Close()
 	}
 }

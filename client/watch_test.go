@@ -133,3 +133,30 @@ func TestWatchRefused(t *testing.T) {
 		t.Error("negative rate accepted")
 	}
 }
+
+// TestWatchSkipsABacklog: snapshots that arrived while nobody read the
+// connection are not returned one by one: Next returns the newest.
+func TestWatchSkipsABacklog(t *testing.T) {
+	socket := socketPath(t)
+	sent := make(chan struct{})
+	newFake(t, socket, func(msg map[string]any, send func(string)) {
+		if msg["method"] == rpc.MethodWatch {
+			for i := range 3 {
+				send(statusNote(idOf(msg), fmt.Sprint("v", i), i))
+			}
+			close(sent)
+		}
+	})
+	c := &Client{Socket: socket}
+	defer c.Close()
+	w, err := c.Watch(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	<-sent
+	st, err := w.Next(t.Context())
+	if err != nil || st.Version != "v2" {
+		t.Fatalf("Next = %+v, %v; want the newest snapshot v2", st, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 )
 
 // DefaultMaxMessageBytes is the longest line the daemon accepts unless its
@@ -23,6 +24,11 @@ type LineReader struct {
 	max    int
 	buf    []byte
 	prefix []byte // the start of the last over-long line
+
+	// A read that passed its deadline leaves the line it was in the middle
+	// of here, to go on with at the next call: partial says buf (or, for
+	// an over-long line, prefix) holds its start.
+	partial, tooLong bool
 }
 
 // prefixLen is how much of an over-long line Prefix keeps: enough for the
@@ -50,7 +56,9 @@ func NewLineReader(r io.Reader, max int) *LineReader {
 // Next returns the next line without its newline (and without a trailing
 // carriage return). Blank lines are skipped. The returned slice is valid
 // until the next call. At the end of the stream a final unterminated line is
-// returned first, then io.EOF.
+// returned first, then io.EOF. A read that passes its deadline returns
+// os.ErrDeadlineExceeded and loses nothing: the next call goes on with the
+// line it was in.
 func (l *LineReader) Next() ([]byte, error) {
 	for {
 		line, err := l.next()
@@ -69,32 +77,39 @@ func (l *LineReader) Next() ([]byte, error) {
 }
 
 func (l *LineReader) next() ([]byte, error) {
-	l.buf = l.buf[:0]
-	tooLong := false
+	if !l.partial {
+		l.buf = l.buf[:0]
+		l.tooLong = false
+	}
+	l.partial = false
 	for {
 		chunk, err := l.r.ReadSlice('\n')
-		if !tooLong {
-			if len(l.buf)+len(chunk) > l.max+1 { // +1: the newline
-				tooLong = true
-				l.prefix = append(append(l.prefix[:0], l.buf[:min(len(l.buf), prefixLen)]...), chunk[:min(len(chunk), prefixLen-min(len(l.buf), prefixLen))]...)
-				l.buf = l.buf[:0]
-			} else {
-				l.buf = append(l.buf, chunk...)
-			}
+		if !l.tooLong && len(l.buf)+len(chunk) > l.max+1 { // +1: the newline
+			l.tooLong = true
+			l.prefix = append(l.prefix[:0], l.buf[:min(len(l.buf), prefixLen)]...)
+			l.buf = l.buf[:0]
+		}
+		if l.tooLong {
+			l.prefix = append(l.prefix, chunk[:min(len(chunk), prefixLen-len(l.prefix))]...)
+		} else {
+			l.buf = append(l.buf, chunk...)
 		}
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			l.partial = true
+			return nil, err
 		case err != nil:
-			if !tooLong && len(l.buf) > l.max {
+			if !l.tooLong && len(l.buf) > l.max {
 				l.prefix = append(l.prefix[:0], l.buf[:min(len(l.buf), prefixLen)]...)
-				tooLong = true
+				l.tooLong = true
 			}
-			if tooLong {
+			if l.tooLong {
 				return nil, ErrLineTooLong
 			}
 			return l.buf, err
-		case tooLong:
+		case l.tooLong:
 			return nil, ErrLineTooLong
 		default:
 			return l.buf[:len(l.buf)-1], nil

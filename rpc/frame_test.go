@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func readAll(t testing.TB, input string, max int) (lines []string, tooLong int) {
@@ -107,4 +110,56 @@ func FuzzLineReader(f *testing.F) {
 		}
 		t.Fatalf("reader did not reach EOF")
 	})
+}
+
+// TestLineReaderResumesAfterDeadline interrupts a read in the middle of a
+// line with a deadline: nothing of the line is lost, and the next call
+// goes on with it. A line over the limit is still found too long, with
+// its prefix.
+func TestLineReaderResumesAfterDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		max  int
+		want string // the first line, "" when it is too long
+	}{
+		{"line", 100, `{"id":7,"result":"abcdefgh"}`},
+		{"too long", 10, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first := `{"id":7,"result":"abcdefgh"}`
+			server, client := net.Pipe()
+			defer server.Close()
+			defer client.Close()
+			lr := NewLineReader(client, tc.max)
+			sent := make(chan struct{})
+			go func() {
+				server.Write([]byte(first[:12])) // returns once read
+				close(sent)
+			}()
+			interrupted := make(chan struct{})
+			go func() {
+				<-sent
+				client.SetReadDeadline(time.Unix(1, 0))
+				close(interrupted)
+			}()
+			if _, err := lr.Next(); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("first Next: %v, want the deadline", err)
+			}
+			<-interrupted
+			client.SetReadDeadline(time.Time{})
+			go server.Write([]byte(first[12:] + "\nnext\n"))
+			line, err := lr.Next()
+			switch {
+			case tc.want == "" && !errors.Is(err, ErrLineTooLong):
+				t.Fatalf("Next = %q, %v; want too long", line, err)
+			case tc.want == "" && strings.TrimSuffix(string(lr.Prefix()), "\n") != first:
+				t.Errorf("prefix %q, want %q", lr.Prefix(), first)
+			case tc.want != "" && (err != nil || string(line) != tc.want):
+				t.Fatalf("Next = %q, %v; want %q", line, err, tc.want)
+			}
+			if line, err := lr.Next(); err != nil || string(line) != "next" {
+				t.Errorf("then %q, %v", line, err)
+			}
+		})
+	}
 }
