@@ -17,7 +17,7 @@ func TestOverheadRuns(t *testing.T) {
 	figures := runFigures(t, "-scenario", "overhead", "-n", "40", "-throughput-n", "64", "-throughput-c", "8", "-rounds", "2",
 		"-lbgptd", filepath.Join(bin, "lbgptd"), "-lbgpt-sim", filepath.Join(bin, "lbgpt-sim"))
 	checkKeys(t, figures, "direct_p50_us", "direct_p99_us", "daemon_p50_us", "daemon_p99_us", "added_p50_us", "throughput_ratio",
-		"status_p50_us", "exact_hit_p50_us", "tokenize_p50_us", "allocs_per_request")
+		"status_p50_us", "exact_hit_p50_us", "tokenize_p50_us", "allocs_per_request", "daemon_own_p50_us", "daemon_upstream_p50_us")
 	if p50, _ := figures["daemon_p50_us"].(float64); p50 <= 0 {
 		t.Errorf("implausible figures %v", figures)
 	}

@@ -298,6 +298,12 @@ func runOverhead(ctx context.Context, out io.Writer, l layout, n, c, tn, tc, rou
 	if err != nil {
 		return nil, err
 	}
+	// The daemon's own view of the latency phase's last requests: its time
+	// outside the upstream call, and the upstream call.
+	st, err := clients[0].Status(ctx)
+	if err != nil {
+		return nil, err
+	}
 	thr, err := measure(ctx, tn, tc, rounds, doDirect, doDaemon)
 	if err != nil {
 		return nil, err
@@ -307,21 +313,23 @@ func runOverhead(ctx context.Context, out io.Writer, l layout, n, c, tn, tc, rou
 		return nil, err
 	}
 	figures := map[string]any{
-		"scenario":         "overhead",
-		"limits":           limits,
-		"in_process":       l.inProcess,
-		"n":                n,
-		"c":                c,
-		"direct_p50_us":    percentile(lat.direct, 50),
-		"direct_p99_us":    percentile(lat.direct, 99),
-		"daemon_p50_us":    percentile(lat.daemon, 50),
-		"daemon_p99_us":    percentile(lat.daemon, 99),
-		"added_p50_us":     percentile(lat.daemon, 50) - percentile(lat.direct, 50),
-		"added_p99_us":     percentile(lat.daemon, 99) - percentile(lat.direct, 99),
-		"direct_rps":       round1(thr.directRPS),
-		"daemon_rps":       round1(thr.daemonRPS),
-		"throughput_c":     tc,
-		"throughput_ratio": round3(thr.daemonRPS / thr.directRPS),
+		"scenario":               "overhead",
+		"limits":                 limits,
+		"in_process":             l.inProcess,
+		"n":                      n,
+		"c":                      c,
+		"direct_p50_us":          percentile(lat.direct, 50),
+		"direct_p99_us":          percentile(lat.direct, 99),
+		"daemon_p50_us":          percentile(lat.daemon, 50),
+		"daemon_p99_us":          percentile(lat.daemon, 99),
+		"added_p50_us":           percentile(lat.daemon, 50) - percentile(lat.direct, 50),
+		"added_p99_us":           percentile(lat.daemon, 99) - percentile(lat.direct, 99),
+		"direct_rps":             round1(thr.directRPS),
+		"daemon_rps":             round1(thr.daemonRPS),
+		"throughput_c":           tc,
+		"throughput_ratio":       round3(thr.daemonRPS / thr.directRPS),
+		"daemon_own_p50_us":      st.DaemonP50US,
+		"daemon_upstream_p50_us": int64(st.Backends[0].LatencyP50MS * 1000),
 	}
 	maps.Copy(figures, steps)
 	where := "lbgptd and the simulator as processes of their own"
@@ -332,6 +340,7 @@ func runOverhead(ctx context.Context, out io.Writer, l layout, n, c, tn, tc, rou
 	fmt.Fprintf(out, "  direct  p50 %6d µs  p99 %6d µs\n", figures["direct_p50_us"], figures["direct_p99_us"])
 	fmt.Fprintf(out, "  daemon  p50 %6d µs  p99 %6d µs\n", figures["daemon_p50_us"], figures["daemon_p99_us"])
 	fmt.Fprintf(out, "  added   p50 %6d µs  p99 %6d µs   (target p50 <= 50, p99 <= 300)\n", figures["added_p50_us"], figures["added_p99_us"])
+	fmt.Fprintf(out, "  as lbgptd saw them: its own time p50 %d µs, the upstream call p50 %d µs\n", figures["daemon_own_p50_us"], figures["daemon_upstream_p50_us"])
 	fmt.Fprintf(out, "throughput: %d requests per path at concurrency %d\n", tn, tc)
 	fmt.Fprintf(out, "  direct %.0f req/s, daemon %.0f req/s, ratio %.3f   (target >= 0.8)\n", thr.directRPS, thr.daemonRPS, thr.daemonRPS/thr.directRPS)
 	fmt.Fprintf(out, "steps, %d each at concurrency 1:\n", n/4)
