@@ -84,33 +84,43 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+// TestWatchKeepsTheNewestSnapshot: snapshots that arrived together are
+// not returned one by one, whether another call on the connection read
+// them first or Next reads them itself: Next returns the newest.
 func TestWatchKeepsTheNewestSnapshot(t *testing.T) {
-	socket := socketPath(t)
-	newFake(t, socket, func(msg map[string]any, send func(string)) {
-		switch msg["method"] {
-		case rpc.MethodWatch:
-			for i := range 3 {
-				send(statusNote(idOf(msg), fmt.Sprint("v", i), i))
+	for _, viaStatus := range []bool{true, false} {
+		socket := socketPath(t)
+		sent := make(chan struct{})
+		newFake(t, socket, func(msg map[string]any, send func(string)) {
+			switch msg["method"] {
+			case rpc.MethodWatch:
+				for i := range 3 {
+					send(statusNote(idOf(msg), fmt.Sprint("v", i), i))
+				}
+				close(sent)
+			case rpc.MethodStatus:
+				send(`{"jsonrpc":"2.0","id":` + idOf(msg) + `,"result":{"version":"status"}}`)
 			}
-		case rpc.MethodStatus:
-			send(`{"jsonrpc":"2.0","id":` + idOf(msg) + `,"result":{"version":"status"}}`)
+		})
+		c := &Client{Socket: socket}
+		defer c.Close()
+		w, err := c.Watch(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	c := &Client{Socket: socket}
-	defer c.Close()
-	w, err := c.Watch(t.Context(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	// The daemon answers this after the three snapshots, on the same
-	// connection: once it is back, the client has read them all.
-	if _, err := c.Status(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	st, err := w.Next(t.Context())
-	if err != nil || st.Version != "v2" {
-		t.Fatalf("Next = %+v, %v; want the newest snapshot v2", st, err)
+		defer w.Close()
+		<-sent
+		if viaStatus {
+			// The daemon answers this after the three snapshots, on the
+			// same connection: once it is back, the client has read them.
+			if _, err := c.Status(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := w.Next(t.Context())
+		if err != nil || st.Version != "v2" {
+			t.Fatalf("read by a status call %v: Next = %+v, %v; want the newest snapshot v2", viaStatus, st, err)
+		}
 	}
 }
 
@@ -131,32 +141,5 @@ func TestWatchRefused(t *testing.T) {
 	}
 	if _, err := c.Watch(t.Context(), -1); err == nil {
 		t.Error("negative rate accepted")
-	}
-}
-
-// TestWatchSkipsABacklog: snapshots that arrived while nobody read the
-// connection are not returned one by one: Next returns the newest.
-func TestWatchSkipsABacklog(t *testing.T) {
-	socket := socketPath(t)
-	sent := make(chan struct{})
-	newFake(t, socket, func(msg map[string]any, send func(string)) {
-		if msg["method"] == rpc.MethodWatch {
-			for i := range 3 {
-				send(statusNote(idOf(msg), fmt.Sprint("v", i), i))
-			}
-			close(sent)
-		}
-	})
-	c := &Client{Socket: socket}
-	defer c.Close()
-	w, err := c.Watch(t.Context(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	<-sent
-	st, err := w.Next(t.Context())
-	if err != nil || st.Version != "v2" {
-		t.Fatalf("Next = %+v, %v; want the newest snapshot v2", st, err)
 	}
 }

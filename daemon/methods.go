@@ -98,6 +98,9 @@ func (d *Daemon) status(ctx context.Context, c *call) (any, error) {
 	return d.snapshot(), nil
 }
 
+// pid is the daemon's process id: os.Getpid is a system call each time.
+var pid = os.Getpid()
+
 // snapshot is the daemon's status now.
 func (d *Daemon) snapshot() rpc.StatusResult {
 	p50, p99 := d.pl.Overhead()
@@ -105,7 +108,7 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 	res := rpc.StatusResult{
 		Version:     rpc.Release,
 		Protocol:    rpc.Version,
-		PID:         os.Getpid(),
+		PID:         pid,
 		StartedAt:   d.started,
 		UptimeS:     time.Since(d.started).Seconds(),
 		Simulated:   d.simulated,
