@@ -114,7 +114,7 @@ type Scope struct {
 	retryAt   time.Time // a refused need may fit then
 	lastLevel [2]int64
 	nudged    bool      // another host cooled the scope: ask now
-	lastHold  time.Time // the last request admitted, in either dimension
+	lastHold  time.Time // the last request admitted (or found fitting), in either dimension
 	// graceUntil: after finding Redis restarted empty, the host spends its
 	// safe share (degraded, asking no grants, charging what it spends)
 	// until then.
@@ -209,9 +209,19 @@ func (s *Scope) roomLocked(i int, now time.Time) float64 {
 }
 
 func (l *limit) Fits(n float64, now time.Time) bool {
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	return l.s.fitsLocked(l.i, n, now)
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ok := s.fitsLocked(l.i, n, now)
+	if ok && s.dims[l.i].capacity > 0 && now.After(s.lastHold) {
+		// The pool holds what fits right after, under its own lock but
+		// not this one: an exchange in between must not hand the lease
+		// back as idle, or the request would go out on a lease already
+		// credited to the bucket (and granted elsewhere) and be charged
+		// only at the next exchange.
+		s.lastHold = now
+	}
+	return ok
 }
 
 func (s *Scope) fitsLocked(i int, n float64, now time.Time) bool {

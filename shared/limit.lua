@@ -73,12 +73,14 @@ local born_at = tonumber(redis.call('HGET', k, 'ems') or '') or now
 -- Hosts: drop the silent ones, note this one.
 local all = redis.call('HGETALL', k)
 local seen, outs, wants = {}, {r = {}, t = {}}, {r = {}, t = {}}
+-- What every host held since the last exchange, the silent ones included.
+local held_then = {r = 0, t = 0}
 for i = 1, #all, 2 do
   local f, v = all[i], all[i + 1]
   local p, h = string.sub(f, 1, 2), string.sub(f, 3)
   if p == 's:' then seen[h] = tonumber(v)
-  elseif p == 'r:' then outs.r[h] = tonumber(v)
-  elseif p == 't:' then outs.t[h] = tonumber(v)
+  elseif p == 'r:' then outs.r[h] = tonumber(v); held_then.r = held_then.r + tonumber(v)
+  elseif p == 't:' then outs.t[h] = tonumber(v); held_then.t = held_then.t + tonumber(v)
   elseif p == 'r.' or p == 't.' then
     local d, q = string.sub(f, 1, 1), string.sub(f, 3, 4)
     if q == 'w:' then
@@ -138,15 +140,21 @@ for i, d in ipairs({'r', 't'}) do
     elseif scap ~= nil and scap ~= cap then
       lvl = lvl + cap - scap -- a new limit keeps what was used of the old one
     end
+    -- The refill since the last exchange is capped by what the hosts held
+    -- meanwhile, as recorded (held_then), not by what this host holds now:
+    -- the upstream's bucket refills nothing while a lease waits unspent
+    -- (it may sit full) and is charged when the lease is spent, at any
+    -- moment of the interval. Capped by what is held now, the whole
+    -- interval's refill came back at once when a held lease turned out
+    -- spent, and was granted though the upstream did not have it.
+    if now > last then
+      lvl = math.min(cap - held_then[d], lvl + (now - last) * cap / 60000)
+    end
     outs[d][host] = out
     local sum = 0
     for _, v in pairs(outs[d]) do sum = sum + v end
     local ceil = cap - sum
-    if now > last then
-      lvl = math.min(ceil, lvl + (now - last) * cap / 60000)
-    else
-      lvl = math.min(ceil, lvl)
-    end
+    lvl = math.min(ceil, lvl)
     if foreign then lvl = math.min(lvl, (now - born_at) * cap / 60000) end
     lvl = math.min(ceil, lvl + ret) - charge
     if low >= 0 then lvl = math.min(lvl, low) end

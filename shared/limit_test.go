@@ -3,6 +3,7 @@ package shared
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -546,4 +547,136 @@ func TestWrongPasswordRefusedAtOpen(t *testing.T) {
 		t.Fatalf("the right password: %v", err)
 	}
 	team.Close()
+}
+
+// scriptHost runs limit.lua for one host of a team on srv, as its
+// exchanger would, without a Scope: the test says what the host holds, and
+// moves the bucket's clock itself (elapse).
+type scriptHost struct {
+	t     *testing.T
+	team  *Team
+	key   string
+	epoch string
+}
+
+// exchangeRPM is one exchange of the host on an RPM-only scope of capacity
+// cap: it asks for ask, holds out (its unspent lease and requests on their
+// way) and hands back ret. It returns the grant and the level after it.
+func (h *scriptHost) exchangeRPM(cap, ask, ret, out float64) (grant, level float64) {
+	h.t.Helper()
+	argv := []any{h.team.host, h.epoch, h.team.hostTTL.Milliseconds(), 0,
+		cap, ask, 0, ret, 0, out, -1,
+		0, 0, 0, 0, 0, 0, -1}
+	reply, err := limitScript.Run(h.t.Context(), h.team.rdb, []string{h.key, h.team.key("team", "")}, argv...).Slice()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.epoch, _ = reply[0].(string)
+	grant = float64(reply[3].(int64))
+	level, err = h.team.rdb.HGet(h.t.Context(), h.key, "r.lvl").Float64()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return grant, level
+}
+
+// elapse moves the scope's bucket d into the past, as if d had gone by
+// since its last exchange (Redis's TIME cannot be set): its refill and
+// its hosts' last-seen times.
+func (h *scriptHost) elapse(d time.Duration) {
+	h.t.Helper()
+	ctx := h.t.Context()
+	all, err := h.team.rdb.HGetAll(ctx, h.key).Result()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for f, v := range all {
+		if f == "r.last" || f == "t.last" || strings.HasPrefix(f, "s:") {
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				h.t.Fatalf("%s = %q: %v", f, v, err)
+			}
+			h.team.rdb.HSet(ctx, h.key, f, ms-d.Milliseconds())
+		}
+	}
+}
+
+// The refill between two exchanges is capped by what the hosts held
+// between them, not by what they hold at the second: a lease held unspent
+// (or requests on their way) keeps the upstream's bucket full, refilling
+// nothing, and its spending at the end of the interval empties it. Capped
+// by the holdings reported at the second exchange, the bucket credited the
+// whole interval's refill at once, and granted what the upstream did not
+// have (most likely the one upstream 429 of TestMultihostSharedBudget on a
+// loaded machine, whose first requests took long to reach the upstream).
+func TestRefillNotCreditedWhileHeld(t *testing.T) {
+	srv := redistest.Start(t)
+	h := &scriptHost{t: t, team: openTeam(t, srv, "host-a"), key: "{test}:limits:held"}
+	const rpm = 60 // 1 a second
+
+	// The whole bucket, as a lease.
+	if g, lvl := h.exchangeRPM(rpm, rpm, 0, 0); g != rpm || lvl > 0.1 {
+		t.Fatalf("first exchange: granted %v (level %.2f), want the full %d", g, lvl, rpm)
+	}
+	// 30 s later the host reports it spent it all: the upstream, full
+	// until then, is empty, whenever in those 30 s the lease went.
+	h.elapse(30 * time.Second)
+	g, lvl := h.exchangeRPM(rpm, rpm, 0, 0)
+	if g > 0 || lvl > 0.5 {
+		t.Errorf("after a lease of the whole bucket held 30 s and then spent, granted %v (level %.1f); the upstream may hold nothing: want 0", g, lvl)
+	}
+	// With nothing held, the refill counts in full.
+	h.elapse(30 * time.Second)
+	if g, _ := h.exchangeRPM(rpm, rpm, 0, 0); g < 29 || g > 31 {
+		t.Errorf("30 s after the bucket emptied, with nothing held, granted %v; want the refill, 30", g)
+	}
+}
+
+// The pool asks Fits, then Holds, under its lock but not the scope's: an
+// exchange that runs in between must not hand the lease back as idle. (It
+// did: the request went out on a lease already credited to the shared
+// bucket, and was charged only at the next exchange, after the bucket may
+// have granted it to another host.)
+func TestLeaseNotHandedBackBetweenFitsAndHold(t *testing.T) {
+	srv := redistest.Start(t)
+	b := sharedBackend(600, 0)
+	a := openTeam(t, srv, "host-a")
+	pa := sharedPool(a, b)
+	if n := burst(context.Background(), pa, 5, 1, noHeaders); n != 5 {
+		t.Fatalf("admitted %d of 5", n)
+	}
+	s := a.scope(ScopeName(b), b)
+	rpm := &limit{s, 0}
+	now := time.Now()
+	s.mu.Lock()
+	s.lastHold = now.Add(-time.Hour) // idle for long: the lease would go back
+	s.mu.Unlock()
+	if !rpm.Fits(1, now) {
+		t.Fatalf("no lease to admit from: %+v", a.Scopes())
+	}
+	// The exchange comes between the pool's Fits and its Hold.
+	s.mu.Lock()
+	told := s.told
+	s.mu.Unlock()
+	s.poke()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		s.mu.Lock()
+		done := s.told.After(told)
+		s.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no exchange within 2 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rpm.Hold(1, now)
+	s.mu.Lock()
+	lease := s.dims[0].lease
+	s.mu.Unlock()
+	if lease < 0 {
+		t.Errorf("the lease went back between Fits and Hold: the admitted request left a debt of %v, spent beyond the grants", -lease)
+	}
 }
