@@ -442,7 +442,11 @@ func TestRestartFoundAfterANewHostCame(t *testing.T) {
 	burst(context.Background(), sharedPool(a, b), 3, 1, noHeaders)
 	srv.Restart()
 	c := openTeamWith(t, srv, Options{Host: "host-c", hostTTL: ttl}) // writes the team's hash first
-	deadline := time.Now().Add(3 * time.Second)
+	// After the outage, host a's breaker lets a call through every 500 ms,
+	// each with 50 ms for a new connection and two script loads: on a
+	// starved machine several fail before one marks the restart (3 s was
+	// once too short under load). The loop ends as soon as one does.
+	deadline := time.Now().Add(10 * time.Second)
 	for a.rdb.HExists(context.Background(), a.key("team", ""), "rs").Val() == false {
 		if time.Now().After(deadline) {
 			t.Fatalf("host a's heartbeats never marked the restart: %v", a.rdb.HGetAll(context.Background(), a.key("team", "")).Val())
