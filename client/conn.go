@@ -10,17 +10,22 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lbgpt/lbgpt/rpc"
 )
 
-// conn is one connection to the daemon, shared by concurrent calls. No
-// goroutine of its own reads it: a call waiting for its response reads,
-// handing what it reads for other calls to them, until it has what it
-// waits for; then another waiting call takes the reading over, if any
-// waits. A call answered at once costs no hand-off between goroutines,
-// which on an idle machine means waking a thread (docs/design.md).
+// conn is one connection to the daemon, shared by concurrent calls. While
+// no stream or watch is open on it, no goroutine of its own reads it: a
+// call waiting for its response reads, handing what it reads for other
+// calls to them, until it has what it waits for; then another waiting
+// call takes the reading over, if any waits. A call answered at once costs
+// no hand-off between goroutines, which on an idle machine means waking a
+// thread (docs/design.md). While a stream or a watch is open, a goroutine
+// reads (streamReader): what the daemon sends them must not wait in the
+// socket for a consumer that is busy elsewhere, or the daemon, finding the
+// client not reading, closes the connection.
 type conn struct {
 	nc  net.Conn
 	max int // the longest request line this connection sends, in bytes
@@ -36,6 +41,10 @@ type conn struct {
 	pending map[int64]*pendingCall
 	err     error        // set once the connection failed; no new calls start
 	reader  *pendingCall // the call reading nc, if any
+	streams int          // the calls open that keep notifications (streams, watches)
+	// streamReading says a streamReader goroutine runs: it reads while
+	// streams > 0.
+	streamReading bool
 }
 
 // keep says what a call keeps of the notifications addressed to it (those
@@ -174,12 +183,23 @@ func (c *conn) start(method string, params any, k keep) (*pendingCall, error) {
 		return nil, err
 	}
 	c.pending[id] = pc
+	startReader := false
+	if k != keepNone {
+		c.streams++
+		startReader = !c.streamReading
+		c.streamReading = true
+	}
 	c.mu.Unlock()
+	if startReader {
+		go c.streamReader()
+	}
 	if err := c.writeLine(line); err != nil {
 		c.finish(pc)
 		cause := c.cause(err)
 		c.fail(cause)
-		if cause == err {
+		if cause == err && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+			// The daemon had closed the connection: nothing of it went
+			// through (not a Client.Close, which fails the call).
 			return nil, &unsentError{err}
 		}
 		return nil, cause
@@ -223,7 +243,7 @@ func (c *conn) cause(writeErr error) error {
 	defer cancel()
 	select {
 	case c.reading <- struct{}{}:
-		c.readUntil(ctx, c.closed, time.Time{})
+		c.readUntil(ctx, c.closed)
 		<-c.reading
 	case <-ctx.Done():
 	}
@@ -239,8 +259,41 @@ func (c *conn) cause(writeErr error) error {
 // finish forgets a call.
 func (c *conn) finish(pc *pendingCall) {
 	c.mu.Lock()
+	_, open := c.pending[pc.id]
 	delete(c.pending, pc.id)
+	last := false
+	if open && pc.keep != keepNone {
+		c.streams--
+		last = c.streams == 0
+	}
 	c.mu.Unlock()
+	if last {
+		c.nc.SetReadDeadline(aLongTimeAgo) // the stream reader stops
+	}
+}
+
+// streamReader reads the connection while a stream or watch is open on it,
+// once the call reading now (if any) has what it waited for.
+func (c *conn) streamReader() {
+	c.reading <- struct{}{}
+	for {
+		c.readUntil(context.Background(), c.noStreams)
+		c.mu.Lock()
+		if c.streams == 0 || c.err != nil {
+			c.streamReading = false
+			c.mu.Unlock()
+			<-c.reading
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// noStreams reports whether the stream reader may stop.
+func (c *conn) noStreams() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.streams == 0 || c.err != nil
 }
 
 // cancel asks the daemon to stop working on request id. Best effort.
@@ -260,6 +313,7 @@ func (c *conn) fail(err error) {
 	}
 	pending := c.pending
 	c.pending = make(map[int64]*pendingCall)
+	c.streams = 0
 	c.mu.Unlock()
 	c.nc.Close()
 	for _, pc := range pending {
@@ -271,13 +325,13 @@ func (c *conn) fail(err error) {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // readUntil reads and dispatches lines until done reports true, the
-// connection fails, ctx ends (it returns ctx's error then) or, when until
-// is not zero, that time passes. The caller holds c.reading. A read is
-// interrupted with a deadline in the past, by ctx or by an abort of the
-// call reading (or, late, by one of a call that read before): the
-// deadline is lifted and the reading goes on unless that was the end. The
-// line reader keeps the part of a line it had.
-func (c *conn) readUntil(ctx context.Context, done func() bool, until time.Time) error {
+// connection fails or ctx ends (it returns ctx's error then). The caller
+// holds c.reading. A read is interrupted with a deadline in the past: by
+// ctx, by an abort of the call reading, by the last stream's finish (or,
+// late, by one meant for an earlier reader); the deadline is lifted and
+// the reading goes on unless that was the end. The line reader keeps the
+// part of a line it had.
+func (c *conn) readUntil(ctx context.Context, done func() bool) error {
 	if ctx.Done() != nil {
 		interrupted := make(chan struct{})
 		stop := context.AfterFunc(ctx, func() {
@@ -291,10 +345,6 @@ func (c *conn) readUntil(ctx context.Context, done func() bool, until time.Time)
 			}
 		}()
 	}
-	if !until.IsZero() {
-		c.nc.SetReadDeadline(until)
-		defer c.nc.SetReadDeadline(time.Time{})
-	}
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -304,10 +354,7 @@ func (c *conn) readUntil(ctx context.Context, done func() bool, until time.Time)
 		}
 		line, err := c.lr.Next()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if !until.IsZero() && !time.Now().Before(until) {
-				return nil
-			}
-			c.nc.SetReadDeadline(until)
+			c.nc.SetReadDeadline(time.Time{})
 			continue
 		}
 		if err != nil {
@@ -483,11 +530,7 @@ func (pc *pendingCall) next(ctx context.Context) (*notification, *response, erro
 		case <-pc.wake:
 		case pc.c.reading <- struct{}{}:
 			pc.c.setReader(pc)
-			err := pc.c.readUntil(ctx, pc.ready, time.Time{})
-			if err == nil && pc.keep == keepLatest {
-				// Snapshots that arrived together: the newest, not a backlog.
-				err = pc.c.readUntil(ctx, never, time.Now().Add(time.Millisecond))
-			}
+			err := pc.c.readUntil(ctx, pc.ready)
 			pc.c.setReader(nil)
 			<-pc.c.reading
 			if err != nil {
@@ -498,8 +541,6 @@ func (pc *pendingCall) next(ctx context.Context) (*notification, *response, erro
 		}
 	}
 }
-
-func never() bool { return false }
 
 // take returns what is there to return, if anything.
 func (pc *pendingCall) take() (n *notification, resp *response, err error, ok bool) {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lbgpt/lbgpt/rpc"
 )
@@ -355,5 +356,124 @@ func TestReadingPassesOn(t *testing.T) {
 			t.Fatalf("waiting call: %v", err)
 		}
 		c.Close()
+	}
+}
+
+// TestOpenStreamIsReadMeanwhile: while a watch or a stream is open, the
+// connection is read even when nobody waits on it, so what the daemon
+// sends (more than a socket holds) does not wait for a consumer busy
+// elsewhere: lbgptd closes the connection of a client that stops reading.
+// Then the watch's Next returns the newest snapshot, and the stream's
+// chunks come out in order.
+func TestOpenStreamIsReadMeanwhile(t *testing.T) {
+	const notes = 600 // ~1.2 MB: several times what a Unix socket holds
+	pad := strings.Repeat("x", 2000)
+	for _, watch := range []bool{true, false} {
+		socket := socketPath(t)
+		conns := rawFake(t, socket)
+		written := make(chan error, 1)
+		go func() {
+			nc := <-conns
+			id := readID(t, bufio.NewReader(nc))
+			w := bufio.NewWriter(nc)
+			for i := range notes {
+				if watch {
+					fmt.Fprintf(w, `{"jsonrpc":"2.0","method":%q,"params":{"id":%s,"status":{"version":"v%d","backends":[{"name":%q}]}}}`+"\n", rpc.NotifyWatchStatus, id, i, pad)
+				} else {
+					fmt.Fprintf(w, `{"jsonrpc":"2.0","method":%q,"params":{"id":%s,"chunk":{"choices":[{"delta":{"content":"%d %s"}}]}}}`+"\n", rpc.NotifyChatChunk, id, i, pad)
+				}
+			}
+			if !watch {
+				fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"response":{},"lbgpt":{}}}`+"\n", id)
+			}
+			written <- w.Flush()
+		}()
+		c := &Client{Socket: socket}
+		wait := func() {
+			select {
+			case err := <-written:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("watch %v: the daemon's %d notifications were not read while the consumer was busy", watch, notes)
+			}
+		}
+		if watch {
+			w, err := c.Watch(t.Context(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wait() // no Next meanwhile
+			// All was written: all but what the socket holds (under 150 of
+			// these lines) was read. Next returns the newest read, and
+			// each Next a newer one, up to the last.
+			for last := -1; last < notes-1; {
+				st, err := w.Next(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var v int
+				fmt.Sscanf(st.Version, "v%d", &v)
+				if v <= last || last < 0 && v < notes-150 {
+					t.Fatalf("Next returned %s after v%d: a backlog, not the newest", st.Version, last)
+				}
+				last = v
+			}
+			w.Close()
+		} else {
+			n := 0
+			for ev, err := range c.ChatStream(t.Context(), map[string]any{"model": "m", "messages": []any{}}, rpc.Options{}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					wait() // the consumer busy after its first event
+				}
+				if ev.Chunk != nil && !strings.HasPrefix(DeltaText(ev.Chunk), fmt.Sprint(n, " ")) {
+					t.Fatalf("chunk %d: %.20q", n, DeltaText(ev.Chunk))
+				}
+				n++
+			}
+			if n != notes+1 {
+				t.Errorf("%d events, want %d chunks and the result", n, notes+1)
+			}
+		}
+		c.Close()
+	}
+}
+
+// TestCloseFailsTheCallBeingWritten: Client.Close fails the calls in
+// flight, even one whose request it cut in the middle of its write: that
+// request is not sent again on a new connection.
+func TestCloseFailsTheCallBeingWritten(t *testing.T) {
+	socket := socketPath(t)
+	conns := rawFake(t, socket)
+	c := &Client{Socket: socket, MaxMessageBytes: 32 << 20}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Chat(t.Context(), map[string]any{"model": "m", "messages": []any{map[string]any{"role": "user", "content": strings.Repeat("a", 8<<20)}}}, rpc.Options{})
+		errc <- err
+	}()
+	first := <-conns
+	if _, err := io.CopyN(io.Discard, first, 64<<10); err != nil { // the write has begun, and waits for the daemon to read on
+		t.Fatal(err)
+	}
+	c.Close()
+	go io.Copy(io.Discard, first)
+	go func() { // a second connection, if any, is answered
+		for nc := range conns {
+			r := bufio.NewReaderSize(nc, 64<<10)
+			io.WriteString(nc, `{"jsonrpc":"2.0","id":`+readID(t, r)+`,"result":{"response":{},"lbgpt":{}}}`+"\n")
+		}
+	}()
+	if err := <-errc; err == nil {
+		t.Fatal("the call being written when the Client closed succeeded")
+	}
+	c.mu.Lock()
+	redialed := c.conn != nil
+	c.mu.Unlock()
+	if redialed {
+		t.Error("the Client dialed again after Close to send the request a second time")
 	}
 }
