@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	name := scenarioArg(args)
 	fs.String("scenario", name, "scenario to run: "+strings.Join(names(), ", "))
 	jsonOut := fs.Bool("json", false, "print the figures as one JSON object on the last line")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process over the whole run to this file (an lbgptd or simulator the scenario starts as a process of its own is not in it)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lbgpt-bench [-json] -scenario NAME [flags]\n\nScenarios: %s\nFlags (those after -json belong to scenario %s):\n", strings.Join(names(), ", "), name)
 		fs.PrintDefaults()
