@@ -339,38 +339,46 @@ func TestAskCountsTheLease(t *testing.T) {
 	}
 }
 
+// scopeInUse starts a Redis and host-a on it, admits five requests of
+// tokens each to b, and returns the host and the scope they used.
+func scopeInUse(t *testing.T, b config.Backend, tokens int) (*Team, *Scope) {
+	t.Helper()
+	a := openTeam(t, redistest.Start(t), "host-a")
+	if n := burst(context.Background(), sharedPool(a, b), 5, tokens, noHeaders); n != 5 {
+		t.Fatalf("admitted %d of 5", n)
+	}
+	return a, a.scope(ScopeName(b), b)
+}
+
+// exchangeNow asks the scope for an exchange with Redis and waits until
+// one has been made.
+func exchangeNow(t *testing.T, s *Scope) {
+	t.Helper()
+	s.mu.Lock()
+	told := s.told
+	s.mu.Unlock()
+	s.poke()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		s.mu.Lock()
+		done := s.told.After(told)
+		s.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no exchange within 2 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // A request waiting for TPM keeps the scope busy: its RPM lease is not
 // handed back as idle meanwhile (the two dimensions took turns handing
 // back what the other waited for, and the request never went).
 func TestWaitingDimensionKeepsTheOtherLease(t *testing.T) {
-	srv := redistest.Start(t)
-	b := sharedBackend(600, 60_000)
-	a := openTeam(t, srv, "host-a")
-	pa := sharedPool(a, b)
-	if n := burst(context.Background(), pa, 5, 100, noHeaders); n != 5 {
-		t.Fatalf("admitted %d of 5", n)
-	}
-	s := a.scope(ScopeName(b), b)
-	exchanged := func() {
-		t.Helper()
-		s.mu.Lock()
-		told := s.told
-		s.mu.Unlock()
-		s.poke()
-		deadline := time.Now().Add(2 * time.Second)
-		for {
-			s.mu.Lock()
-			done := s.told.After(told)
-			s.mu.Unlock()
-			if done {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("no exchange within 2 s")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	a, s := scopeInUse(t, sharedBackend(600, 60_000), 100)
+	exchanged := func() { t.Helper(); exchangeNow(t, s) }
 	s.mu.Lock()
 	s.lastHold = time.Now().Add(-time.Hour) // idle, but for the want
 	s.dims[1].want = s.dims[1].capacity + 1 // more than the bucket holds now: it waits
@@ -642,14 +650,7 @@ func TestRefillNotCreditedWhileHeld(t *testing.T) {
 // bucket, and was charged only at the next exchange, after the bucket may
 // have granted it to another host.)
 func TestLeaseNotHandedBackBetweenFitsAndHold(t *testing.T) {
-	srv := redistest.Start(t)
-	b := sharedBackend(600, 0)
-	a := openTeam(t, srv, "host-a")
-	pa := sharedPool(a, b)
-	if n := burst(context.Background(), pa, 5, 1, noHeaders); n != 5 {
-		t.Fatalf("admitted %d of 5", n)
-	}
-	s := a.scope(ScopeName(b), b)
+	a, s := scopeInUse(t, sharedBackend(600, 0), 1)
 	rpm := &limit{s, 0}
 	now := time.Now()
 	s.mu.Lock()
@@ -658,24 +659,7 @@ func TestLeaseNotHandedBackBetweenFitsAndHold(t *testing.T) {
 	if !rpm.Fits(1, now) {
 		t.Fatalf("no lease to admit from: %+v", a.Scopes())
 	}
-	// The exchange comes between the pool's Fits and its Hold.
-	s.mu.Lock()
-	told := s.told
-	s.mu.Unlock()
-	s.poke()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		s.mu.Lock()
-		done := s.told.After(told)
-		s.mu.Unlock()
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no exchange within 2 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	exchangeNow(t, s) // between the pool's Fits and its Hold
 	rpm.Hold(1, now)
 	s.mu.Lock()
 	lease := s.dims[0].lease
