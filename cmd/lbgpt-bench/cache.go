@@ -47,10 +47,6 @@ type cacheOptions struct {
 	lbgptd         string
 }
 
-// lbgptdBinary finds lbgptd: path when set, else next to this program,
-// else on $PATH.
-func lbgptdBinary(path string) (string, error) { return binary("lbgptd", path) }
-
 // binary finds the program name: path when set, else next to this
 // program, else on $PATH.
 func binary(name, path string) (string, error) {
@@ -202,7 +198,7 @@ func runCache(ctx context.Context, out io.Writer, o cacheOptions) (map[string]an
 	if len(sizes) == 0 {
 		return figures, nil
 	}
-	bin, err := lbgptdBinary(o.lbgptd)
+	bin, err := binary("lbgptd", o.lbgptd)
 	if err != nil {
 		return nil, err
 	}

@@ -81,7 +81,7 @@ func runMultihost(ctx context.Context, out io.Writer, o multihostOptions) (map[s
 	if o.hosts < 1 || o.n < o.hosts || o.concurrency < 1 || o.probes < 1 || o.sample <= 0 || o.outage < 0 || !(o.outageAt >= 0 && o.outageAt < 1) {
 		return nil, errors.New("want -hosts >= 1, -n >= -hosts, -concurrency, -probes, -sample > 0, -outage >= 0 and -outage-at in [0, 1)")
 	}
-	lbgptd, err := lbgptdBinary(o.lbgptd)
+	lbgptd, err := binary("lbgptd", o.lbgptd)
 	if err != nil {
 		return nil, err
 	}

@@ -133,7 +133,7 @@ func newRig(ctx context.Context, l layout, extraConfig, backendConfig string) (_
 	text := fmt.Sprintf("version = 1\n%s\n[[backend]]\nname = \"sim\"\ntype = \"openai\"\nbase_url = %q\napi_key = %q\nmax_concurrent = 1000\n%s\n", extraConfig, r.base, r.key, backendConfig)
 	r.direct = r.client(r.base, r.key, nil)
 	if !l.inProcess {
-		bin, err := lbgptdBinary(l.lbgptd)
+		bin, err := binary("lbgptd", l.lbgptd)
 		if err != nil {
 			return nil, err
 		}
