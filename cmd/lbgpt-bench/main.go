@@ -20,6 +20,13 @@ import (
 )
 
 func main() {
+	if spec := os.Getenv(peerEnv); spec != "" {
+		if err := peer(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "lbgpt-bench peer:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

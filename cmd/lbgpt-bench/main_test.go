@@ -2,11 +2,26 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// TestMain lets the test binary be a peer of relayFloor, which starts its
+// own executable as one.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(peerEnv); spec != "" {
+		if err := peer(spec); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // TestOverheadRuns checks the harness end to end on a tiny workload, with
 // lbgptd and the simulator as processes (the default): every promised key
@@ -17,9 +32,17 @@ func TestOverheadRuns(t *testing.T) {
 	figures := runFigures(t, "-scenario", "overhead", "-n", "40", "-throughput-n", "64", "-throughput-c", "8", "-rounds", "2",
 		"-lbgptd", filepath.Join(bin, "lbgptd"), "-lbgpt-sim", filepath.Join(bin, "lbgpt-sim"))
 	checkKeys(t, figures, "direct_p50_us", "direct_p99_us", "daemon_p50_us", "daemon_p99_us", "added_p50_us", "throughput_ratio",
-		"status_p50_us", "exact_hit_p50_us", "tokenize_p50_us", "allocs_per_request", "daemon_own_p50_us", "daemon_upstream_p50_us")
+		"status_p50_us", "exact_hit_p50_us", "tokenize_p50_us", "allocs_per_request", "daemon_own_p50_us", "daemon_upstream_p50_us",
+		"floor_direct_p50_us", "floor_relayed_p50_us", "floor_added_p50_us")
 	if p50, _ := figures["daemon_p50_us"].(float64); p50 <= 0 {
 		t.Errorf("implausible figures %v", figures)
+	}
+	// The echo peer spins echoWork on every line: no round trip to it,
+	// direct or relayed, is shorter.
+	for _, k := range []string{"floor_direct_p50_us", "floor_relayed_p50_us"} {
+		if us, _ := figures[k].(float64); us < float64(echoWork.Microseconds()) {
+			t.Errorf("%s = %v µs, under the echo peer's %v of work: the round trips did not reach it", k, us, echoWork)
+		}
 	}
 	if figures["in_process"] != false {
 		t.Errorf("in_process = %v, want false by default", figures["in_process"])

@@ -38,7 +38,9 @@ import (
 // machine state. The daemon runs its default configuration, the exact
 // cache on (a file in a temporary directory): every prompt is unique, so
 // every request is a miss whose answer is written to the cache. lbgptd and
-// the simulator run as processes of their own, as users run them.
+// the simulator run as processes of their own, as users run them. For
+// scale, it also measures what a relay process that does nothing adds on
+// this machine (relayFloor).
 func overhead(fs *flag.FlagSet) func(context.Context, io.Writer) (map[string]any, error) {
 	n := fs.Int("n", 4000, "requests per path for the latency phase")
 	c := fs.Int("c", 1, "concurrency of the latency phase")
@@ -312,6 +314,10 @@ func runOverhead(ctx context.Context, out io.Writer, l layout, n, c, tn, tc, rou
 	if err != nil {
 		return nil, err
 	}
+	floorDirect, floorRelayed, err := relayFloor(ctx, r.dir, n)
+	if err != nil {
+		return nil, err
+	}
 	figures := map[string]any{
 		"scenario":               "overhead",
 		"limits":                 limits,
@@ -330,6 +336,9 @@ func runOverhead(ctx context.Context, out io.Writer, l layout, n, c, tn, tc, rou
 		"throughput_ratio":       round3(thr.daemonRPS / thr.directRPS),
 		"daemon_own_p50_us":      st.DaemonP50US,
 		"daemon_upstream_p50_us": int64(st.Backends[0].LatencyP50MS * 1000),
+		"floor_direct_p50_us":    floorDirect.Microseconds(),
+		"floor_relayed_p50_us":   floorRelayed.Microseconds(),
+		"floor_added_p50_us":     (floorRelayed - floorDirect).Microseconds(),
 	}
 	maps.Copy(figures, steps)
 	where := "lbgptd and the simulator as processes of their own"
@@ -341,6 +350,7 @@ func runOverhead(ctx context.Context, out io.Writer, l layout, n, c, tn, tc, rou
 	fmt.Fprintf(out, "  daemon  p50 %6d µs  p99 %6d µs\n", figures["daemon_p50_us"], figures["daemon_p99_us"])
 	fmt.Fprintf(out, "  added   p50 %6d µs  p99 %6d µs   (target p50 <= 50, p99 <= 300)\n", figures["added_p50_us"], figures["added_p99_us"])
 	fmt.Fprintf(out, "  as lbgptd saw them: its own time p50 %d µs, the upstream call p50 %d µs\n", figures["daemon_own_p50_us"], figures["daemon_upstream_p50_us"])
+	fmt.Fprintf(out, "  the floor here: a relay process that does nothing adds p50 %d µs to a line echoed by another process (%d µs direct, %d µs relayed)\n", figures["floor_added_p50_us"], figures["floor_direct_p50_us"], figures["floor_relayed_p50_us"])
 	fmt.Fprintf(out, "throughput: %d requests per path at concurrency %d\n", tn, tc)
 	fmt.Fprintf(out, "  direct %.0f req/s, daemon %.0f req/s, ratio %.3f   (target >= 0.8)\n", thr.directRPS, thr.daemonRPS, thr.daemonRPS/thr.directRPS)
 	fmt.Fprintf(out, "steps, %d each at concurrency 1:\n", n/4)
