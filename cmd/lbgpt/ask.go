@@ -196,7 +196,7 @@ func askError(err error) error {
 		return &exitError{code: exitUnreachable, err: err}
 	}
 	if errors.Is(err, context.Canceled) {
-		return &exitError{code: exitInterrupted, err: errors.New("interrupted")}
+		return interrupted()
 	}
 	return &exitError{code: exitFailed, err: err}
 }

@@ -68,7 +68,7 @@ func runBatch(ctx context.Context, args []string, e env) error {
 	var (
 		df          daemonFlags
 		model       = fs.String("model", "", "model for the requests that name none (those that do keep theirs)")
-		concurrency = fs.Int("concurrency", 0, "requests in flight at once (0: the daemon's default, 64); backend limits apply whatever it is")
+		concurrency = fs.Int("concurrency", 0, fmt.Sprintf("requests in flight at once, at most %d (0: the daemon's default, %d); backend limits apply whatever it is", rpc.MaxBatchConcurrency, rpc.DefaultBatchConcurrency))
 		timeout     = durationFlag(fs, "timeout", "deadline for each request, retries included: `seconds` (30) or a duration (1m30s); 0: the daemon's request_timeout")
 		out         = fs.String("out", "", "write the results to `FILE` (via FILE.partial, renamed when the batch completes) instead of stdout")
 	)
@@ -79,8 +79,8 @@ func runBatch(ctx context.Context, args []string, e env) error {
 	switch {
 	case fs.NArg() > 1:
 		return usageErr("batch takes one FILE at most")
-	case *concurrency < 0:
-		return usageErr("--concurrency must not be negative")
+	case *concurrency < 0 || *concurrency > rpc.MaxBatchConcurrency:
+		return usageErr("--concurrency must be from 0 (the daemon's default, %d) to %d", rpc.DefaultBatchConcurrency, rpc.MaxBatchConcurrency)
 	case *timeout < 0:
 		return usageErr("--timeout must not be negative")
 	}
@@ -263,7 +263,7 @@ func (b *batchRun) counts(elapsed time.Duration) batchCounts {
 // the message size the batch was split for.
 func batchError(ctx context.Context, err error, limit int) error {
 	if ctx.Err() != nil {
-		return &exitError{code: exitInterrupted, err: errors.New("interrupted")}
+		return interrupted()
 	}
 	if errors.Is(err, rpc.ErrTooLarge) {
 		return &exitError{code: exitFailed, err: fmt.Errorf("lbgptd refused a batch message as too large although lbgpt kept each under %d bytes: "+

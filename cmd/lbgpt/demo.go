@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -48,6 +51,16 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	if fs.NArg() > 0 {
 		return usageErr("demo takes no arguments")
 	}
+	// A reader that goes away (lbgpt demo | head) must not kill lbgpt
+	// before it stops its daemon: a write to the closed pipe fails
+	// instead, and stops the demo.
+	signal.Ignore(syscall.SIGPIPE)
+	defer signal.Reset(syscall.SIGPIPE)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	terminal := isTerminal(e.stdin) && isTerminal(e.stdout)
+	out := &demoOutput{w: e.stdout, stop: stop}
+
 	dir, err := os.MkdirTemp("", "lbgpt-demo-")
 	if err != nil {
 		return err
@@ -56,8 +69,6 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	c := &client.Client{Socket: filepath.Join(dir, "lbgptd.sock")}
 	defer c.Close()
 
-	out := e.stdout
-	terminal := isTerminal(e.stdin) && isTerminal(out)
 	if !terminal {
 		fmt.Fprintln(out, "lbgpt demo — every backend below is SIMULATED by lbgpt's built-in simulator.")
 		fmt.Fprintln(out, "No API key is used and no real API is called; answers are placeholder text.")
@@ -70,6 +81,9 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	}
 	pid, ours, err := startDaemon(ctx, c, bin, []string{"--demo", "--http", "127.0.0.1:0", "--socket", c.Socket}, filepath.Join(dir, "lbgptd.log"), false)
 	if err != nil {
+		if stopped := demoStopped(ctx); stopped != nil {
+			return stopped
+		}
 		return &exitError{code: exitUnreachable, err: err}
 	}
 	if !ours {
@@ -85,7 +99,7 @@ func runDemo(ctx context.Context, args []string, e env) error {
 		return fmt.Errorf("the daemon on %s is not the simulated demo daemon", c.Socket)
 	}
 	if terminal {
-		return tui.Run(ctx, tui.Options{Daemon: tui.Client(c), Batch: demoBatch(), BatchName: "demo", NoColor: e.getenv("NO_COLOR") != ""}, e.stdin, out)
+		return tui.Run(ctx, tui.Options{Daemon: tui.Client(c), Batch: demoBatch(), BatchName: "demo", NoColor: e.getenv("NO_COLOR") != ""}, e.stdin, e.stdout)
 	}
 	fmt.Fprintf(out, "Started a private lbgptd (pid %d) with %d simulated backends:\n", pid, len(st.Backends))
 	printStatus(out, st, "  ")
@@ -110,6 +124,9 @@ func runDemo(ctx context.Context, args []string, e env) error {
 		})
 	}
 	wg.Wait()
+	if err := demoStopped(ctx); err != nil {
+		return err
+	}
 	perBackend := map[string]int{}
 	failed := 0
 	for i, a := range answers {
@@ -131,6 +148,9 @@ func runDemo(ctx context.Context, args []string, e env) error {
 		"model":    "gpt-4o",
 		"messages": []map[string]string{{"role": "user", "content": "Explain in two sentences why a daemon shares one rate-limit budget."}},
 	}, rpc.Options{}, out)
+	if err := demoStopped(ctx); err != nil {
+		return err
+	}
 	if err != nil {
 		failed++
 		fmt.Fprintf(out, "  FAILED: %v\n", err)
@@ -147,6 +167,9 @@ func runDemo(ctx context.Context, args []string, e env) error {
 			"model":    "gpt-4o-mini",
 			"messages": []map[string]string{{"role": "user", "content": q}},
 		}, rpc.Options{Semantic: rpc.SemanticUserOnly})
+		if err := demoStopped(ctx); err != nil {
+			return err
+		}
 		if err != nil {
 			failed++
 			fmt.Fprintf(out, "  %-52s  FAILED: %v\n", clip(q, 52), err)
@@ -162,10 +185,44 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	fmt.Fprintln(out, answeredBy(st, perBackend))
 	fmt.Fprintln(out, "Simulated backends only. To use real ones: set OPENAI_API_KEY (or write a config,")
 	fmt.Fprintln(out, "see lbgpt.toml.example) and run `lbgpt ask \"...\"`.")
+	if err := demoStopped(ctx); err != nil {
+		return err
+	}
 	if failed > 0 {
 		return &exitError{code: exitFailed, err: fmt.Errorf("%d demo requests failed", failed)}
 	}
 	return nil
+}
+
+// errOutputClosed stops a demo whose output cannot be written any more.
+var errOutputClosed = errors.New("its output was closed")
+
+// demoOutput is the demo's output: the first write that fails stops the
+// demo.
+type demoOutput struct {
+	w    io.Writer
+	stop context.CancelCauseFunc
+}
+
+func (o *demoOutput) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil {
+		o.stop(fmt.Errorf("%w: %w", errOutputClosed, err))
+	}
+	return n, err
+}
+
+// demoStopped is the error of a demo stopped by Ctrl-C or by its output
+// going away; nil while it runs.
+func demoStopped(ctx context.Context) error {
+	switch err := context.Cause(ctx); {
+	case err == nil:
+		return nil
+	case errors.Is(err, errOutputClosed):
+		return &exitError{code: exitFailed, err: fmt.Errorf("demo stopped: %w", err)}
+	default:
+		return interrupted()
+	}
 }
 
 // demoRepeats follow the demo prompts: an exact repeat (an exact cache

@@ -37,6 +37,11 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// interrupted is the error of a command that Ctrl-C or SIGTERM stopped.
+func interrupted() error {
+	return &exitError{code: exitInterrupted, err: errors.New("interrupted")}
+}
+
 func usageErr(format string, args ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -331,6 +332,135 @@ func TestDemo(t *testing.T) {
 		if !want.MatchString(r.stdout) {
 			t.Errorf("demo output lacks %s:\n%s", want, r.stdout)
 		}
+	}
+}
+
+// demoEnv is baseEnv with a temporary directory of the test's own: the
+// demo's private daemon keeps its socket and state there, so demoLeft can
+// tell whether anything of it outlived lbgpt.
+func demoEnv(t *testing.T) (env []string, tmp string) {
+	tmp = t.TempDir()
+	t.Cleanup(func() { // a daemon left behind would outlive the test
+		for _, pid := range demoLeft(t, tmp) {
+			if p, err := os.FindProcess(pid); err == nil {
+				p.Kill()
+			}
+		}
+	})
+	return append(baseEnv(t), "TMPDIR="+tmp), tmp
+}
+
+// demoLeft returns the processes whose command line names tmp: a demo
+// daemon still running.
+func demoLeft(t *testing.T, tmp string) []int {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range procs {
+		b, err := os.ReadFile(f)
+		if err != nil || !bytes.Contains(b, []byte(tmp)) {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscanf(f, "/proc/%d/cmdline", &pid); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// startDemo starts lbgpt demo with its output on a pipe, and returns once
+// it printed a line containing until: the command, the pipe and a reader
+// of the rest of it.
+func startDemo(t *testing.T, env []string, until string) (*exec.Cmd, io.Closer, *bufio.Reader, *syncbuf.Buffer) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "lbgpt"), "demo")
+	cmd.Env = env
+	var stderr syncbuf.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(out)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			cmd.Wait()
+			t.Fatalf("lbgpt demo ended before printing %q: %v; stderr: %s", until, err, stderr.String())
+		}
+		if strings.Contains(line, until) {
+			return cmd, out, r, &stderr
+		}
+	}
+}
+
+// exitStatus is how cmd ended: its exit code, or the signal that killed it.
+func exitStatus(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "exit 0"
+	case errors.As(err, &ee):
+		return ee.ProcessState.String() // "exit status 1", "signal: broken pipe"
+	default:
+		t.Fatal(err)
+		return ""
+	}
+}
+
+// TestDemoReaderGoesAway: lbgpt demo | head. The reader closing the pipe
+// stops the demo with an error — it does not kill lbgpt, whose private
+// daemon and directories would then outlive it.
+func TestDemoReaderGoesAway(t *testing.T) {
+	env, tmp := demoEnv(t)
+	cmd, pipe, _, stderr := startDemo(t, env, "SIMULATED")
+	pipe.Close()
+	if got := exitStatus(t, cmd); got != "exit status 1" {
+		t.Errorf("lbgpt demo with its reader gone: %s, want exit status 1; stderr: %s", got, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "demo stopped: its output was closed") {
+		t.Errorf("stderr does not say why the demo stopped: %s", stderr.String())
+	}
+	if left := demoLeft(t, tmp); len(left) > 0 {
+		t.Errorf("processes of the demo outlived it: %v", left)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) > 0 {
+		t.Errorf("the demo left %d entries in its temporary directory, first %s", len(entries), entries[0].Name())
+	}
+}
+
+// TestDemoInterrupted: Ctrl-C in the middle of the demo stops it at once
+// with exit code 130, its daemon stopped.
+func TestDemoInterrupted(t *testing.T) {
+	env, tmp := demoEnv(t)
+	cmd, _, out, stderr := startDemo(t, env, "Sending")
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(out) // to its end: lbgpt exited
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := exitStatus(t, cmd); got != "exit status 130" {
+		t.Errorf("lbgpt demo after Ctrl-C: %s, want exit status 130; stderr: %s", got, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "lbgpt: interrupted") {
+		t.Errorf("stderr does not say it was interrupted: %s", stderr.String())
+	}
+	if strings.Contains(string(rest), "FAILED") {
+		t.Errorf("the demo went on after Ctrl-C, failing step after step:\n%s", rest)
+	}
+	if left := demoLeft(t, tmp); len(left) > 0 {
+		t.Errorf("processes of the demo outlived it: %v", left)
 	}
 }
 
