@@ -16,9 +16,7 @@ import (
 )
 
 const (
-	defaultBatchConcurrency = 64
-	maxBatchConcurrency     = 4096
-	progressEvery           = 100 * time.Millisecond // at most 10 progress notifications a second
+	progressEvery = 100 * time.Millisecond // at most 10 progress notifications a second
 )
 
 // batch answers a list of chat requests, each on its own: a bad or failed
@@ -34,12 +32,12 @@ func (d *Daemon) batch(ctx context.Context, c *call) (any, error) {
 	if err := proxy.CheckOptions(p.Options); err != nil {
 		return nil, err
 	}
-	if p.Concurrency < 0 || p.Concurrency > maxBatchConcurrency {
-		return nil, proxy.InvalidParams("concurrency", "concurrency must be from 0 (the default, %d) to %d", defaultBatchConcurrency, maxBatchConcurrency)
+	if p.Concurrency < 0 || p.Concurrency > rpc.MaxBatchConcurrency {
+		return nil, proxy.InvalidParams("concurrency", "concurrency must be from 0 (the default, %d) to %d", rpc.DefaultBatchConcurrency, rpc.MaxBatchConcurrency)
 	}
 	conc := p.Concurrency
 	if conc == 0 {
-		conc = defaultBatchConcurrency
+		conc = rpc.DefaultBatchConcurrency
 	}
 
 	b := &batchRun{

@@ -218,6 +218,12 @@ type EventParams struct {
 	Data json.RawMessage `json:"data"`
 }
 
+// The bounds of BatchParams.Concurrency.
+const (
+	DefaultBatchConcurrency = 64
+	MaxBatchConcurrency     = 4096
+)
+
 // BatchParams are the params of MethodBatch.
 type BatchParams struct {
 	// Requests are full OpenAI chat completion requests. "stream" is
@@ -225,8 +231,9 @@ type BatchParams struct {
 	Requests []json.RawMessage `json:"requests"`
 	// Options apply to every item; Timeout bounds each item, not the batch.
 	Options Options `json:"options,omitzero"`
-	// Concurrency bounds the items in flight at once; 0 means 64. Backend
-	// limits still apply whatever it is.
+	// Concurrency bounds the items in flight at once, at most
+	// MaxBatchConcurrency; 0 means DefaultBatchConcurrency. Backend limits
+	// still apply whatever it is.
 	Concurrency int `json:"concurrency,omitempty"`
 	// SummaryOnly asks for a result without its items (BatchResult.Items
 	// left out), for a client that keeps the NotifyBatchItem notifications:

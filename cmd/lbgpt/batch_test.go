@@ -185,7 +185,8 @@ func TestBatchBadInputSendsNothing(t *testing.T) {
 		{"every bad line at once", good + "\n[1]\n" + good + "\nnope\n", nil, "stdin:2: not a JSON object\nstdin:4: not a JSON object"},
 		{"missing file", "", []string{"/nonexistent/in.jsonl"}, "no such file"},
 		{"two files", "", []string{"a", "b"}, "batch takes one FILE at most"},
-		{"negative concurrency", good, []string{"--concurrency", "-1"}, "--concurrency must not be negative"},
+		{"negative concurrency", good, []string{"--concurrency", "-1"}, "--concurrency must be from 0 (the daemon's default, 64) to 4096"},
+		{"concurrency past the daemon's bound", good, []string{"--concurrency", "4097"}, "--concurrency must be from 0 (the daemon's default, 64) to 4096"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
