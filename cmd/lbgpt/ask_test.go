@@ -52,12 +52,12 @@ func TestSocketHelpNamesTheDefaults(t *testing.T) {
 	const chain = "default $LBGPT_SOCKET, else $XDG_RUNTIME_DIR/lbgpt/lbgptd.sock, else /tmp/lbgpt-$UID/lbgptd.sock"
 	for _, cmd := range []string{"ask", "batch", "status"} {
 		t.Run(cmd, func(t *testing.T) {
-			_, stderr, code := runCtx(t.Context(), "", cmd, "--help")
+			stdout, _, code := runCtx(t.Context(), "", cmd, "--help")
 			if code != 0 {
 				t.Errorf("exit %d", code)
 			}
-			if !strings.Contains(stderr, chain) {
-				t.Errorf("lbgpt %s --help does not name the default socket chain %q:\n%s", cmd, chain, stderr)
+			if !strings.Contains(stdout, chain) {
+				t.Errorf("lbgpt %s --help does not name the default socket chain %q:\n%s", cmd, chain, stdout)
 			}
 		})
 	}

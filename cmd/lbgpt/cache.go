@@ -32,7 +32,7 @@ Flags:
 
 func runCache(ctx context.Context, args []string, e env) error {
 	if len(args) == 0 {
-		fmt.Fprint(e.stderr, cacheUsage)
+		fmt.Fprint(e.stderr, withoutFlags(cacheUsage))
 		return usageErr("cache needs a command: stats, purge, forget or compact")
 	}
 	fs := newFlagSet("cache "+args[0], cacheUsage, e)
@@ -111,18 +111,18 @@ func runCache(ctx context.Context, args []string, e env) error {
 		if st.MaxBytes > 0 {
 			capText = "cap " + bytesText(st.MaxBytes)
 		}
-		fmt.Fprintf(e.stdout, "file       %s (%s, %s)\n", st.Path, bytesText(st.Bytes), capText)
-		fmt.Fprintf(e.stdout, "entries    %d exact, %d semantic\n", st.Entries, st.SemanticEntries)
-		fmt.Fprintf(e.stdout, "hits       %d exact, %d semantic, %d coalesced\n", st.Hits.Exact, st.Hits.Semantic, st.Hits.Coalesced)
-		fmt.Fprintf(e.stdout, "misses     %d\n", st.Misses)
-		fmt.Fprintf(e.stdout, "hit rate   %.1f %%\n", 100*st.HitRate)
-		fmt.Fprintf(e.stdout, "evictions  %d\n", st.Evictions)
+		fmt.Fprintf(e.stdout, "file         %s (%s, %s)\n", st.Path, bytesText(st.Bytes), capText)
+		fmt.Fprintf(e.stdout, "entries      %d exact, %d semantic\n", st.Entries, st.SemanticEntries)
+		fmt.Fprintf(e.stdout, "hits         %d exact, %d semantic, %d coalesced\n", st.Hits.Exact, st.Hits.Semantic, st.Hits.Coalesced)
+		fmt.Fprintf(e.stdout, "misses       %d\n", st.Misses)
+		fmt.Fprintf(e.stdout, "hit rate     %.1f %%\n", 100*st.HitRate)
+		fmt.Fprintf(e.stdout, "evictions    %d\n", st.Evictions)
 		fmt.Fprintf(e.stdout, "write errors %d\n", st.WriteErrors)
-		fmt.Fprintf(e.stdout, "embedder   %s\n", st.Embedder)
+		fmt.Fprintf(e.stdout, "embedder     %s\n", st.Embedder)
 		if sh := st.Shared; sh != nil {
-			fmt.Fprintf(e.stdout, "shared     as %s: %d hits, %d misses, %d puts, %d drops, %d errors, %d queued\n",
+			fmt.Fprintf(e.stdout, "shared       as %s: %d hits, %d misses, %d puts, %d drops, %d errors, %d queued\n",
 				sh.Host, sh.Hits, sh.Misses, sh.Puts, sh.Drops, sh.Errors, sh.Queued)
-			fmt.Fprintf(e.stdout, "           semantic entries %d sent, %d received, %d skipped; %d removals received\n",
+			fmt.Fprintf(e.stdout, "             semantic entries %d sent, %d received, %d skipped; %d removals received\n",
 				sh.SemanticSent, sh.SemanticReceived, sh.SemanticSkipped, sh.Removals)
 		}
 	case "purge":

@@ -180,14 +180,27 @@ func commandFirst(args []string) []string {
 }
 
 // newFlagSet returns a flag set whose errors and help go to stderr.
+// newFlagSet is a command's flag set; --help prints its usage on stdout
+// (errors go to stderr, through exitCode).
 func newFlagSet(name, usage string, e env) *flag.FlagSet {
 	fs := flag.NewFlagSet("lbgpt "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(e.stdout)
 	fs.Usage = func() {
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n == 0 {
+			usage = withoutFlags(usage)
+		}
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// withoutFlags is a usage text without its closing "Flags:" heading, for
+// where no flag list follows.
+func withoutFlags(usage string) string {
+	return strings.TrimRight(strings.TrimSuffix(strings.TrimRight(usage, "\n"), "Flags:"), "\n") + "\n"
 }
 
 // parseFlags parses args, turning a flag error into a usage error. Flags

@@ -23,6 +23,19 @@ func runCmd(t *testing.T, stdin string, args ...string) (stdout, stderr string, 
 	return out.String(), errb.String(), code
 }
 
+// TestNoEmptyFlagsHeading: a usage with no flags to list ends without a
+// "Flags:" heading.
+func TestNoEmptyFlagsHeading(t *testing.T) {
+	stdout, _, code := runCmd(t, "", "demo", "--help")
+	if code != 0 || !strings.HasPrefix(stdout, "Usage: lbgpt demo") || strings.Contains(stdout, "Flags:") {
+		t.Errorf("lbgpt demo --help: exit %d\n%s", code, stdout)
+	}
+	_, stderr, code := runCmd(t, "", "cache")
+	if code != exitUsage || !strings.Contains(stderr, "Usage: lbgpt cache") || strings.Contains(stderr, "Flags:") {
+		t.Errorf("lbgpt cache: exit %d\n%s", code, stderr)
+	}
+}
+
 func TestUsage(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "none.sock")
 	tests := []struct {
@@ -36,7 +49,7 @@ func TestUsage(t *testing.T) {
 		{"no arguments prints help", "", nil, 0, "Usage:", ""},
 		{"help", "", []string{"help"}, 0, "Exit codes", ""},
 		{"unknown command", "", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
-		{"ask --help", "", []string{"ask", "--help"}, 0, "", "Usage: lbgpt ask"},
+		{"ask --help", "", []string{"ask", "--help"}, 0, "Usage: lbgpt ask", ""},
 		{"ask with no prompt", "", []string{"ask", "--socket", socket}, 2, "", "empty prompt on stdin"},
 		{"ask with a bad flag", "", []string{"ask", "--nope", "x"}, 2, "", "flag provided but not defined: -nope"},
 		{"ask --stream bad", "", []string{"ask", "--stream", "maybe", "x"}, 2, "", "--stream must be auto, always or never"},

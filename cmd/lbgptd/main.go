@@ -86,7 +86,9 @@ Flags:
 // run is lbgptd; each value received on hup reloads the configuration.
 func run(ctx context.Context, args []string, getenv func(string) string, hup <-chan os.Signal, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("lbgptd", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+	// --help prints the usage on stdout; a bad flag is said once, by main,
+	// on stderr.
+	fset.SetOutput(io.Discard)
 	var (
 		configPath = fset.String("config", "", "config file (default "+defaultConfigPath(getenv)+")")
 		socket     = fset.String("socket", "", "Unix socket to listen on when not socket-activated (default: daemon.socket from the config, else "+socketPath("", "", getenv)+")")
@@ -102,9 +104,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	}
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fset.SetOutput(stdout)
+			fset.Usage()
 			return err
 		}
-		return usageError{err}
+		return usageError{fmt.Errorf("%w (see lbgptd --help)", err)}
 	}
 	if fset.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q (see lbgptd --help)", fset.Arg(0))}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,6 +37,15 @@ func TestRunUsage(t *testing.T) {
 				t.Errorf("output %q, err %v: lacks %q", stderr.String(), err, tt.msg)
 			}
 		})
+	}
+}
+
+// TestHelp: --help is the usage on stdout, for a pager or grep.
+func TestHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"--help"}, func(string) string { return "" }, nil, &stdout, &stderr)
+	if !errors.Is(err, flag.ErrHelp) || !strings.HasPrefix(stdout.String(), "Usage: lbgptd") || !strings.Contains(stdout.String(), "-demo") || stderr.Len() > 0 {
+		t.Errorf("err %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 }
 
