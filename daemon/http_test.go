@@ -347,6 +347,12 @@ func TestHTTPErrorsWithGoOpenAI(t *testing.T) {
 		if resp.StatusCode != 400 || !strings.Contains(e.Message, rpc.HeaderNoCache) || !strings.Contains(e.Message, rpc.HeaderSemantic) {
 			t.Errorf("status %d, error %+v", resp.StatusCode, e)
 		}
+		resp = h.do(t, "POST", "/v1/chat/completions", h.token, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}`,
+			map[string]string{rpc.HeaderTimeout: "soon"})
+		want := `X-Lbgpt-Timeout: want seconds (30) or a duration string (30s), not negative, not "soon"`
+		if e := openAIErrorBody(t, resp); resp.StatusCode != 400 || !strings.Contains(e.Message, want) {
+			t.Errorf("status %d, error %+v, want the message to say %s", resp.StatusCode, e, want)
+		}
 	})
 	t.Run("a field lbgpt reads, of the wrong type", func(t *testing.T) {
 		resp := h.do(t, "POST", "/v1/chat/completions", h.token, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"stream":"yes"}`, nil)

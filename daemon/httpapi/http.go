@@ -431,7 +431,7 @@ func headerOptions(h http.Header) (rpc.Options, error) {
 			v = strconv.Quote(v) // a duration string
 		}
 		if err := dst.UnmarshalJSON([]byte(v)); err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+			errs = append(errs, fmt.Sprintf("%s: want seconds (30) or a duration string (30s), not negative, not %q", name, strings.TrimSpace(h.Get(name))))
 		}
 	}
 	duration(rpc.HeaderTimeout, &o.Timeout)
