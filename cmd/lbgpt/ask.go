@@ -21,8 +21,9 @@ const askUsage = `Usage: lbgpt ask [flags] [PROMPT...]
 
 Sends one chat completion through lbgptd and prints the answer. The prompt is
 the arguments joined by spaces; with no arguments (or "-") it is read from
-stdin. On a terminal the answer is streamed as it arrives; a line on stderr
-then says which backend answered, in how many attempts and how fast.
+stdin. When stdout is a terminal, the answer is streamed as it arrives. When
+stderr is a terminal (or the answer was streamed), a line on stderr then
+says which backend answered, in how many attempts and how fast.
 
 With --json, stdout carries exactly one JSON object, the OpenAI response
 and lbgpt's metadata, and nothing else: with --stream always the request

@@ -682,7 +682,7 @@ func plural(n int, one, many string) string {
 func summaryLine(c batchCounts, total int, completed bool) string {
 	var b strings.Builder
 	if completed {
-		fmt.Fprintf(&b, "%d requests: ", total)
+		fmt.Fprintf(&b, "%s: ", plural(total, "request", "requests"))
 	} else {
 		fmt.Fprintf(&b, "stopped with %d of %d requests answered: ", c.ok, total)
 	}

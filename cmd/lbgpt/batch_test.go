@@ -489,3 +489,10 @@ func TestSummarySaysWhatItCost(t *testing.T) {
 		t.Errorf("nothing priced, yet: %q", got)
 	}
 }
+
+// TestSummaryLineOfOne: one request is "1 request".
+func TestSummaryLineOfOne(t *testing.T) {
+	if got := summaryLine(batchCounts{ok: 1}, 1, true); !strings.HasPrefix(got, "1 request: 1 ok, 0 failed, 0 retries") {
+		t.Errorf("summary %q", got)
+	}
+}

@@ -42,7 +42,7 @@ func runToken(ctx context.Context, args []string, e env) error {
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, iofs.ErrNotExist) {
-		return fmt.Errorf("no token at %s: lbgptd creates it when it starts with [http] listen set in lbgpt.toml", path)
+		return fmt.Errorf("no token at %s: lbgptd creates it when it starts with [http] listen set in lbgpt.toml (a daemon started with --demo has none: it takes any key)", path)
 	}
 	if err != nil {
 		return err
