@@ -481,6 +481,8 @@ func TestBadInputKeepsServing(t *testing.T) {
 		{"unknown params field", `{"jsonrpc":"2.0","id":4,"method":"chat","params":{"reqest":{}}}`, rpc.CodeInvalidParams},
 		{"bad timeout", `{"jsonrpc":"2.0","id":5,"method":"chat","params":{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]},"options":{"timeout":"soon"}}}`, rpc.CodeInvalidParams},
 		{"negative timeout", `{"jsonrpc":"2.0","id":8,"method":"chat","params":{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]},"options":{"timeout":-1}}}`, rpc.CodeInvalidParams},
+		{"bad semantic option", `{"jsonrpc":"2.0","id":9,"method":"chat","params":{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]},"options":{"semantic":"fuzzy"}}}`, rpc.CodeInvalidParams},
+		{"negative cache ttl", `{"jsonrpc":"2.0","id":10,"method":"chat","params":{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]},"options":{"cache_ttl":-1}}}`, rpc.CodeInvalidParams},
 		{"line too long", `{"jsonrpc":"2.0","id":6,"method":"status","params":"` + strings.Repeat("x", 5000) + `"}`, rpc.CodeTooLarge},
 	}
 	for _, tt := range tests {
@@ -499,6 +501,14 @@ func TestBadInputKeepsServing(t *testing.T) {
 				data, _ := e["data"].(map[string]any)
 				if data["field"] != "options.timeout" || !strings.Contains(fmt.Sprint(e["message"]), `"options.timeout"`) {
 					t.Errorf("a bad duration's error does not name its field: %v", e)
+				}
+			}
+			// An option's error names it as it is in the params, as a
+			// decoding error does (options.timeout above).
+			if want := map[string]string{"bad semantic option": "options.semantic", "negative cache ttl": "options.cache_ttl"}[tt.name]; want != "" {
+				e, _ := reply["error"].(map[string]any)
+				if data, _ := e["data"].(map[string]any); data["field"] != want {
+					t.Errorf("error %v: field is not %q", e, want)
 				}
 			}
 			if tt.code == rpc.CodeMethodNotFound && !strings.Contains(fmt.Sprint(reply["error"]), "chat, ") {

@@ -195,17 +195,18 @@ func (pl *Pipeline) plan(r *Request, opts rpc.Options) cachePlan {
 	return p
 }
 
-// checkOptions refuses cache options that make no sense, before anything
-// is done.
+// CheckOptions refuses the options of a socket call that make no sense,
+// before anything is done; its errors name the field as it is in the
+// params.
 func CheckOptions(o rpc.Options) error {
 	switch o.Semantic {
 	case "", rpc.SemanticOff, rpc.SemanticUserOnly, rpc.SemanticAll, rpc.SemanticSystemOnly:
 	default:
-		return InvalidParams("semantic", "options.semantic must be %q, %q, %q or %q, not %q",
+		return InvalidParams("options.semantic", "options.semantic must be %q, %q, %q or %q, not %q",
 			rpc.SemanticUserOnly, rpc.SemanticAll, rpc.SemanticSystemOnly, rpc.SemanticOff, o.Semantic)
 	}
 	if o.CacheTTL < 0 {
-		return InvalidParams("cache_ttl", "options.cache_ttl must not be negative")
+		return InvalidParams("options.cache_ttl", "options.cache_ttl must not be negative")
 	}
 	return nil
 }
