@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -671,6 +672,21 @@ func TestReloadKeepsCacheFile(t *testing.T) {
 	r := chat(t, h, userRequest("gpt-4o-mini", "after the reload"), rpc.Options{})
 	if e, _ := h.daemon.pl.Hooks().Store().Get(r.Meta.CacheEntry); e.Expires.Sub(e.Created) != time.Hour {
 		t.Errorf("new entry expires after %v, want the reloaded 1h", e.Expires.Sub(e.Created))
+	}
+	// Status says what waits for the next start, until a reload takes the
+	// change back.
+	st, err := h.client.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.RestartPending) != 1 || !strings.HasPrefix(st.RestartPending[0], "[cache] ") {
+		t.Errorf("restart_pending %q, want the [cache] settings", st.RestartPending)
+	}
+	if err := h.daemon.Reload(loader(t, h, anyModel+fmt.Sprintf("[cache]\nttl = \"1h\"\npath = %q\n", path))); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if st, err = h.client.Status(t.Context()); err != nil || st.RestartPending != nil {
+		t.Errorf("restart_pending %q (%v) after the file went back to what runs, want none", st.RestartPending, err)
 	}
 }
 

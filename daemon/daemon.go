@@ -108,11 +108,12 @@ type Daemon struct {
 	startDrain context.CancelFunc
 	active     sync.WaitGroup
 
-	stoppingMu sync.Mutex // orders the drain's start and STOPPING=1 against a watchdog ping
-	reloadMu   sync.Mutex // serializes Reload
-	resultMu   sync.Mutex // guards reloadedAt and reloadErr
-	reloadedAt time.Time  // the last Reload
-	reloadErr  error      // why it was rejected
+	stoppingMu     sync.Mutex // orders the drain's start and STOPPING=1 against a watchdog ping
+	reloadMu       sync.Mutex // serializes Reload
+	resultMu       sync.Mutex // guards reloadedAt, reloadErr and restartPending
+	reloadedAt     time.Time  // the last Reload
+	reloadErr      error      // why it was rejected
+	restartPending []string   // settings the last applied reload left for the next start
 
 	mu      sync.Mutex // guards conns and closing
 	conns   map[net.Conn]struct{}

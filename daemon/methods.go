@@ -121,7 +121,7 @@ func (d *Daemon) snapshot() rpc.StatusResult {
 		Cache:       d.cacheSnapshot(),
 		Batches:     d.batches.statuses(time.Now()),
 	}
-	res.ReloadedAt, res.ReloadError = d.reloadState()
+	res.ReloadedAt, res.ReloadError, res.RestartPending = d.reloadState()
 	res.Team = d.teamStatus(cfg)
 	res.Spend, res.SpendError = d.pl.SpendStatus(), d.pl.SpendError()
 	for _, st := range d.pool.State() {

@@ -27,9 +27,12 @@ func (d *Daemon) Reload(load func() (*config.Config, error)) error {
 	d.sendNotify("RELOADING=1\n" + sd.SdNotifyMonotonicUsec() + "STATUS=reloading the configuration")
 	defer func() { d.sendNotify("READY=1\nSTATUS=" + d.statusLine()) }()
 	at := time.Now()
-	err := d.reload(load)
+	pending, err := d.reload(load)
 	d.resultMu.Lock()
 	d.reloadedAt, d.reloadErr = at, err
+	if err == nil {
+		d.restartPending = pending
+	}
 	d.resultMu.Unlock()
 	if err != nil {
 		d.log.Error("reload rejected; the previous configuration stays in force", "err", err)
@@ -38,31 +41,39 @@ func (d *Daemon) Reload(load func() (*config.Config, error)) error {
 	return nil
 }
 
-func (d *Daemon) reload(load func() (*config.Config, error)) error {
+// reload applies the configuration load returns, and returns the
+// settings that changed in it but apply only at the next start (the
+// running values kept).
+func (d *Daemon) reload(load func() (*config.Config, error)) (pending []string, err error) {
 	cfg, err := load()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(cfg.Backends) == 0 {
-		return config.ErrNoBackends
+		return nil, config.ErrNoBackends
 	}
-	old := d.config()
+	old := d.config() // what runs: the settings fixed at the start as they started
 	if cfg.Daemon.Socket != old.Daemon.Socket || cfg.Daemon.SocketGroup != old.Daemon.SocketGroup {
 		d.log.Warn("the socket settings changed; they apply at the next start", "socket", cfg.Daemon.Socket, "socket_group", cfg.Daemon.SocketGroup)
 		cfg.Daemon.Socket, cfg.Daemon.SocketGroup = old.Daemon.Socket, old.Daemon.SocketGroup
+		pending = append(pending, "[daemon] socket, socket_group")
 	}
 	if cfg.HTTP.Listen != old.HTTP.Listen || cfg.HTTP.Socket != old.HTTP.Socket {
 		d.log.Warn("the [http] listen and socket settings changed; they apply at the next start", "listen", cfg.HTTP.Listen, "socket", cfg.HTTP.Socket)
 		cfg.HTTP.Listen, cfg.HTTP.Socket = old.HTTP.Listen, old.HTTP.Socket
+		pending = append(pending, "[http] listen, socket")
 	}
-	proxy.KeepCacheFile(cfg, old, d.log)
+	if proxy.KeepCacheFile(cfg, old, d.log) {
+		pending = append(pending, "[cache] enabled, path, max_bytes, embedder, embedding_model")
+	}
 	if !reflect.DeepEqual(cfg.Shared, old.Shared) {
 		d.log.Warn("the [shared] settings changed; they apply at the next start")
 		cfg.Shared = old.Shared
+		pending = append(pending, "[shared]")
 	}
 	providers, err := newProviders(cfg.Backends, d.transport)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d.pool.Reconfigure(cfg.Backends, providers, poolOptions(cfg, d.team))
 	d.cfg.Store(cfg)
@@ -72,16 +83,16 @@ func (d *Daemon) reload(load func() (*config.Config, error)) error {
 		names[i] = b.Name
 	}
 	d.log.Info("configuration reloaded", "config", cfg.Path, "backends", names)
-	return nil
+	return pending, nil
 }
 
-// reloadState is when the last reload happened and why it was rejected,
-// for status.
-func (d *Daemon) reloadState() (time.Time, string) {
+// reloadState is when the last reload happened, why it was rejected, and
+// the settings the last applied one left for the next start, for status.
+func (d *Daemon) reloadState() (at time.Time, rejected string, pending []string) {
 	d.resultMu.Lock()
 	defer d.resultMu.Unlock()
-	if d.reloadErr == nil {
-		return d.reloadedAt, ""
+	if d.reloadErr != nil {
+		rejected = d.reloadErr.Error()
 	}
-	return d.reloadedAt, d.reloadErr.Error()
+	return d.reloadedAt, rejected, d.restartPending
 }

@@ -326,7 +326,12 @@ type StatusResult struct {
 	// ReloadError says why the last reload was rejected; "" when it was
 	// applied or there was none. The previous configuration stays in force.
 	ReloadError string `json:"reload_error,omitempty"`
-	Queue       int    `json:"queue"` // requests waiting for headroom
+	// RestartPending names the settings that changed in the config file
+	// at the last applied reload but apply only when lbgptd starts again
+	// (the socket, [http] listen, the cache file, [shared]); until then
+	// the values it started with stay.
+	RestartPending []string `json:"restart_pending,omitempty"`
+	Queue          int      `json:"queue"` // requests waiting for headroom
 	// DaemonP50US and DaemonP99US are the time requests spend in the
 	// daemon outside upstream calls, over the last 1024 requests.
 	DaemonP50US int64           `json:"daemon_p50_us"`

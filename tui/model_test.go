@@ -317,6 +317,13 @@ func TestPanel(t *testing.T) {
 			t.Errorf("panel lacks %q:\n%s", want, s)
 		}
 	}
+	// So is a setting that waits for the next start.
+	st.ReloadError, st.RestartPending, st.Cache.Quarantined = "", []string{"[shared]"}, ""
+	m.Update(statusMsg{w: blockingWatcher{t.Context()}, st: st})
+	if s := screen(m); !strings.Contains(s, "applies when lbgptd restarts: [shared]") {
+		t.Errorf("panel lacks the setting waiting for a restart:\n%s", s)
+	}
+	st.RestartPending = nil
 	// Spend today, and a budget nearly spent (the panel beside the chat).
 	st.Spend = &rpc.SpendStatus{Today: rpc.SpendTotals{CostUSD: 4.12, SavedUSD: 1.3},
 		Budgets: []rpc.Budget{{Namespace: "research", Period: "day", LimitUSD: 5, SpentUSD: 4.5, Warn: true}}}

@@ -147,6 +147,9 @@ func (p panelView) warnings(width int) []string {
 	if e := p.st.ReloadError; e != "" {
 		out = append(out, strings.Split(st.Error.Render(wrap("✗ reload rejected, the previous configuration stays: "+e, width)), "\n")...)
 	}
+	if r := p.st.RestartPending; len(r) > 0 {
+		out = append(out, strings.Split(st.Warn.Render(wrap("! changed, applies when lbgptd restarts: "+strings.Join(r, "; "), width)), "\n")...)
+	}
 	if c := p.st.Cache; c != nil && c.Quarantined != "" {
 		out = append(out, strings.Split(st.Warn.Render(wrap("! "+c.Quarantined, width)), "\n")...)
 	}

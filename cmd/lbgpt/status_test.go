@@ -24,6 +24,7 @@ func busyStatus() *rpc.StatusResult {
 		Version: "v0.3.0", Protocol: rpc.Version, PID: 4242, StartedAt: started, UptimeS: now.Sub(started).Seconds(),
 		Config: "/home/ana/.config/lbgpt/lbgpt.toml", Strategy: "max_headroom", Queue: 17, DaemonP50US: 85, DaemonP99US: 1460,
 		ReloadedAt: now.Add(-time.Minute), ReloadError: `lbgpt.toml:14: unknown key "limit_rmp" (did you mean "limit_rpm"?)`,
+		RestartPending: []string{"[http] listen, socket"},
 		Backends: []rpc.BackendStatus{
 			{Name: "openai", Type: "openai", State: rpc.StateSaturated, Reason: "tpm", Requests: 1234567, Errors: 120, Status429: 0, Retries: 45,
 				Tokens: 98765432, InFlight: 64, LimitRPM: 10000, LimitTPM: 2000000, UsedRPM: 9999, UsedTPM: 1234000,
@@ -54,7 +55,7 @@ func TestStatusTable(t *testing.T) {
 	if got != string(want) {
 		t.Errorf("status table differs from %s (go test -update rewrites it):\n%s", golden, got)
 	}
-	for _, field := range []string{"RELOAD REJECTED", `"limit_rmp" (did you mean "limit_rpm"?)`, "previous configuration stays", "strategy max_headroom", "queue 17", "p50 85µs", "p99 1.5ms",
+	for _, field := range []string{"RELOAD REJECTED", "AT THE NEXT START: [http] listen, socket changed", `"limit_rmp" (did you mean "limit_rpm"?)`, "previous configuration stays", "strategy max_headroom", "queue 17", "p50 85µs", "p99 1.5ms",
 		"saturated: tpm", "cooling 4.5s", "dead_key", "9999/10k", "2M", "1.2M/2M", "500/500", "149k/150k", "0/-", "812ms", "1.53s", "<1ms"} {
 		if !strings.Contains(got, field) {
 			t.Errorf("table lacks %q", field)

@@ -112,12 +112,14 @@ const semQueue = 256
 // settings that shape the open cache (its file, cap and embedder): they
 // apply at the next start. ttl, deterministic_only and semantic apply at
 // once.
-func KeepCacheFile(cfg, old *config.Config, log *slog.Logger) {
+func KeepCacheFile(cfg, old *config.Config, log *slog.Logger) (changed bool) {
 	n, o := &cfg.Cache, old.Cache
 	if n.Enabled != o.Enabled || n.Path != o.Path || n.MaxBytes != o.MaxBytes || n.Embedder != o.Embedder || n.EmbeddingModel != o.EmbeddingModel {
 		log.Warn("the cache's enabled, path, max_bytes and embedder settings changed; they apply at the next start")
 		n.Enabled, n.Path, n.MaxBytes, n.Embedder, n.EmbeddingModel = o.Enabled, o.Path, o.MaxBytes, o.Embedder, o.EmbeddingModel
+		return true
 	}
+	return false
 }
 
 // setSemantic installs the semantic index, unless one is there already
