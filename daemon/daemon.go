@@ -24,6 +24,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/lbgpt/lbgpt/internal/workers"
 	"log/slog"
 	"net"
 	"net/http"
@@ -83,6 +84,7 @@ type Daemon struct {
 	log       *slog.Logger
 	simulated bool
 	pool      *balance.Pool
+	workers   workers.Pool // the goroutines the socket's sessions hand calls and reading to
 	started   time.Time
 	uid       int
 	envSalt   string // salts the status's stamps of the environment
@@ -220,6 +222,7 @@ func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 // pending). Serve calls it when it returns; a Daemon that never served
 // must call it. It is idempotent.
 func (d *Daemon) Close() error {
+	d.workers.Close()
 	d.pool.Close()
 	d.pl.Close()
 	if d.team != nil {

@@ -23,7 +23,8 @@ import (
 // per connection. The goroutine that reads a call runs it and writes its
 // response, and another takes over the reading when the call has to wait
 // or lines wait behind it: no hand-off between the socket and a quick
-// call, none back. (jrpc2, used
+// call, none back. Those goroutines are the daemon's workers, kept between
+// calls with the stack the last one grew. (jrpc2, used
 // before, took three — its reader, its dispatch loop, a goroutine per
 // request, then the line channel's writer — and encoded every result
 // again; docs/design.md.)
@@ -72,7 +73,7 @@ var errClientGone = errors.New("the client's connection ended")
 // serve serves the connection until its read side ends, then cancels
 // what is still running, waits for it, and writes out what is queued.
 func (s *session) serve() {
-	s.wg.Go(s.read)
+	s.spawn(s.read)
 	<-s.ended
 	s.mu.Lock()
 	for _, cancel := range s.calls {
@@ -100,11 +101,22 @@ func (s *session) read() {
 		switch {
 		case c == nil:
 		case !quickMethods[c.m.method] || s.out.lr.Buffered():
-			s.wg.Go(func() { c.run(c.ctx) })
+			s.spawn(func() { c.run(c.ctx) })
 		case !s.runInline(c):
 			return // another goroutine reads on
 		}
 	}
+}
+
+// spawn runs f on one of the daemon's workers (a goroutine that keeps the
+// stack a call grew, instead of a new one growing it again), counted in
+// s.wg.
+func (s *session) spawn(f func()) {
+	s.wg.Add(1)
+	s.d.workers.Go(func() {
+		defer s.wg.Done()
+		f()
+	})
 }
 
 // quickMethods are the methods whose calls may end without waiting on
@@ -118,7 +130,7 @@ func (s *session) runInline(c *pendingCall) (reader bool) {
 	var handedOff atomic.Bool
 	c.run(proxy.WithWait(c.ctx, func() {
 		if handedOff.CompareAndSwap(false, true) {
-			s.wg.Go(s.read)
+			s.spawn(s.read)
 		}
 	}))
 	return !handedOff.Load()

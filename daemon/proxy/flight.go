@@ -13,6 +13,9 @@ import (
 type flights[T any] struct {
 	mu sync.Mutex // guards m and every flight's waiters
 	m  map[string]*flight[T]
+	// run starts a call: on the pipeline's workers, whose goroutines keep
+	// the stack an upstream call grows. nil: a goroutine of its own.
+	run func(func())
 }
 
 type flight[T any] struct {
@@ -35,7 +38,7 @@ func (f *flights[T]) do(ctx context.Context, key string, fn func(context.Context
 		callCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 		fl = &flight[T]{done: make(chan struct{}), cancel: cancel}
 		f.m[key] = fl
-		go func() {
+		call := func() {
 			fl.val, fl.err = fn(callCtx)
 			f.mu.Lock()
 			if f.m[key] == fl {
@@ -44,7 +47,12 @@ func (f *flights[T]) do(ctx context.Context, key string, fn func(context.Context
 			f.mu.Unlock()
 			cancel(nil)
 			close(fl.done)
-		}()
+		}
+		if f.run != nil {
+			f.run(call)
+		} else {
+			go call()
+		}
 	}
 	fl.waiters++
 	f.mu.Unlock()

@@ -21,6 +21,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"github.com/lbgpt/lbgpt/internal/workers"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -62,6 +63,7 @@ type Pipeline struct {
 
 	est       estimator
 	calls     flights[answer]
+	workers   workers.Pool // the goroutines of the shared upstream calls
 	overhead  overhead
 	latency   Latencies
 	cache     caches
@@ -84,6 +86,7 @@ func New(opts Options) (*Pipeline, error) {
 	if pl.base == nil {
 		pl.base = context.Background()
 	}
+	pl.calls.run = pl.workers.Go
 	pl.affinity.path = filepath.Join(opts.StateDir, AffinityFile)
 	cfg := opts.Config()
 	if err := openCache(cfg.Cache, pl); err != nil {
@@ -96,8 +99,9 @@ func New(opts Options) (*Pipeline, error) {
 }
 
 // Close flushes and closes the cache file, the affinity records and the
-// spend ledger. It is idempotent.
+// spend ledger, and ends the idle workers. It is idempotent.
 func (pl *Pipeline) Close() {
+	pl.workers.Close()
 	pl.closeCache()
 	pl.affinity.close()
 	pl.closeSpend()
