@@ -103,7 +103,8 @@ func findDaemon() (string, error) {
 
 // startDaemon runs the lbgptd binary bin with args, its output appended to
 // logPath, and waits until c can reach a daemon. detach puts it in its own
-// session so that it outlives this command.
+// session so that it outlives this command; env is added to the
+// environment it inherits.
 //
 // Commands started at the same moment (four `lbgpt ask` in a script) each
 // start a daemon; one wins the socket and the others exit. So the daemon
@@ -112,7 +113,7 @@ func findDaemon() (string, error) {
 // appended to, so a loser never wipes the winner's log. If no daemon
 // answers, the error carries what ours wrote to the log (why it could not
 // start).
-func startDaemon(ctx context.Context, c *client.Client, bin string, args []string, logPath string, detach bool) (pid int, ours bool, err error) {
+func startDaemon(ctx context.Context, c *client.Client, bin string, args []string, logPath string, detach bool, env ...string) (pid int, ours bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return 0, false, fmt.Errorf("start lbgptd: %w", err)
 	}
@@ -126,6 +127,9 @@ func startDaemon(ctx context.Context, c *client.Client, bin string, args []strin
 		return 0, false, fmt.Errorf("start lbgptd: %w", err)
 	}
 	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if detach {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

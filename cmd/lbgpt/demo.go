@@ -79,7 +79,10 @@ func runDemo(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return &exitError{code: exitUnreachable, err: err}
 	}
-	pid, ours, err := startDaemon(ctx, c, bin, []string{"--demo", "--http", "127.0.0.1:0", "--socket", c.Socket}, filepath.Join(dir, "lbgptd.log"), false)
+	// The daemon's own temporary state goes inside dir too: a daemon
+	// killed before it could clean up (Ctrl-C while it starts) leaves
+	// nothing that lbgpt does not remove.
+	pid, ours, err := startDaemon(ctx, c, bin, []string{"--demo", "--http", "127.0.0.1:0", "--socket", c.Socket}, filepath.Join(dir, "lbgptd.log"), false, "TMPDIR="+dir)
 	if err != nil {
 		if stopped := demoStopped(ctx); stopped != nil {
 			return stopped
@@ -93,6 +96,9 @@ func runDemo(ctx context.Context, args []string, e env) error {
 
 	st, err := c.Status(ctx)
 	if err != nil {
+		if stopped := demoStopped(ctx); stopped != nil {
+			return stopped
+		}
 		return err
 	}
 	if !st.Simulated {

@@ -464,6 +464,41 @@ func TestDemoInterrupted(t *testing.T) {
 	}
 }
 
+// TestDemoInterruptedWhileStarting: Ctrl-C as the demo's daemon starts
+// (lbgpt kills it before it could clean up) leaves nothing behind either.
+func TestDemoInterruptedWhileStarting(t *testing.T) {
+	env, tmp := demoEnv(t)
+	cmd := exec.Command(filepath.Join(bin, "lbgpt"), "demo")
+	cmd.Env = env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// As soon as its lbgptd exists, before it serves.
+	for deadline := time.Now().Add(30 * time.Second); len(demoLeft(t, tmp)) == 0; {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("lbgpt demo started no lbgptd within 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if got := exitStatus(t, cmd); got != "exit status 130" {
+		t.Errorf("lbgpt demo after Ctrl-C: %s, want exit status 130", got)
+	}
+	// Its lbgptd may take a moment to die of the kill.
+	for deadline := time.Now().Add(10 * time.Second); len(demoLeft(t, tmp)) > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if left := demoLeft(t, tmp); len(left) > 0 {
+		t.Errorf("processes of the demo outlived it: %v", left)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) > 0 {
+		t.Errorf("the demo left %d entries in its temporary directory, first %s", len(entries), entries[0].Name())
+	}
+}
+
 // TestProtocolDocPython runs the Python example of docs/protocol.md, as
 // written there, against a live daemon.
 func TestProtocolDocPython(t *testing.T) {
