@@ -90,7 +90,7 @@ func printStatus(w io.Writer, st *rpc.StatusResult, prefix string) {
 			prefix, snapshotTime(st).Sub(st.ReloadedAt).Round(time.Second), st.ReloadError, prefix)
 	}
 	if len(st.RestartPending) > 0 {
-		fmt.Fprintf(w, "%sAT THE NEXT START: %s changed in the config file\n%s  lbgptd keeps the values it started with until it restarts (lbgpt stop, or systemctl restart)\n",
+		fmt.Fprintf(w, "%sAT THE NEXT START: %s changed since lbgptd started\n%s  it keeps the values it started with until it restarts (lbgpt stop, or systemctl restart)\n",
 			prefix, strings.Join(st.RestartPending, "; "), prefix)
 	}
 	fmt.Fprintf(w, "%sstrategy %s  queue %d  daemon overhead p50 %s  p99 %s\n", prefix, strategy, st.Queue,

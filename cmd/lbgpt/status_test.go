@@ -55,7 +55,7 @@ func TestStatusTable(t *testing.T) {
 	if got != string(want) {
 		t.Errorf("status table differs from %s (go test -update rewrites it):\n%s", golden, got)
 	}
-	for _, field := range []string{"RELOAD REJECTED", "AT THE NEXT START: [http] listen, socket changed", `"limit_rmp" (did you mean "limit_rpm"?)`, "previous configuration stays", "strategy max_headroom", "queue 17", "p50 85µs", "p99 1.5ms",
+	for _, field := range []string{"RELOAD REJECTED", "AT THE NEXT START: [http] listen, socket changed since lbgptd started", `"limit_rmp" (did you mean "limit_rpm"?)`, "previous configuration stays", "strategy max_headroom", "queue 17", "p50 85µs", "p99 1.5ms",
 		"saturated: tpm", "cooling 4.5s", "dead_key", "9999/10k", "2M", "1.2M/2M", "500/500", "149k/150k", "0/-", "812ms", "1.53s", "<1ms"} {
 		if !strings.Contains(got, field) {
 			t.Errorf("table lacks %q", field)
