@@ -219,8 +219,8 @@ func poolOptions(c *config.Config, team *shared.Team) balance.Options {
 func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 
 // Close releases what New opened (the cache file, after saving what is
-// pending). Serve calls it when it returns; a Daemon that never served
-// must call it. It is idempotent.
+// pending) and ends its idle workers. Serve calls it when it returns; a
+// Daemon that never served must call it. It is idempotent.
 func (d *Daemon) Close() error {
 	d.workers.Close()
 	d.pool.Close()

@@ -18,7 +18,10 @@ import (
 const IdleFor = 10 * time.Second
 
 // Pool runs functions on the goroutines it keeps. The zero Pool is ready
-// to use; Close ends its goroutines once they are idle.
+// to use; Close ends its goroutines once they are idle. In a
+// testing/synctest bubble, Close the pool before the bubble's function
+// returns: an idle goroutine waits on the bubble's clock, and the bubble
+// does not advance it after its function has returned.
 type Pool struct {
 	mu      sync.Mutex
 	idle    []*worker // most recently parked last
