@@ -18,8 +18,9 @@ import (
 // fails to load or to build is rejected: the reason is logged, returned and
 // shown in status (reload_error), and the old configuration stays.
 //
-// The socket and socket_group cannot change while serving: a new value is
-// logged and applies at the next start. Reload tells the service manager
+// The socket and socket_group cannot change while serving (nor [http]
+// listen, the cache file, [shared]): a new value is logged, shown in status
+// (restart_pending) and applies at the next start. Reload tells the service manager
 // RELOADING=1 (with MONOTONIC_USEC) and READY=1 around its work.
 func (d *Daemon) Reload(load func() (*config.Config, error)) error {
 	d.reloadMu.Lock()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -141,9 +140,6 @@ func relayFloor(ctx context.Context, dir string, n int) (direct, relayed time.Du
 			}
 			lat[i%2] = append(lat[i%2], time.Since(start))
 		}
-	}
-	if lat[0] == nil {
-		return 0, 0, errors.New("no round trips")
 	}
 	for _, l := range lat {
 		slices.Sort(l)

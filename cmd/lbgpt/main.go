@@ -179,7 +179,6 @@ func commandFirst(args []string) []string {
 	return append(out, args[i+1:]...)
 }
 
-// newFlagSet returns a flag set whose errors and help go to stderr.
 // newFlagSet is a command's flag set; --help prints its usage on stdout
 // (errors go to stderr, through exitCode).
 func newFlagSet(name, usage string, e env) *flag.FlagSet {

@@ -13,8 +13,8 @@ import (
 type flights[T any] struct {
 	mu sync.Mutex // guards m and every flight's waiters
 	m  map[string]*flight[T]
-	// run starts a call: on the pipeline's workers, whose goroutines keep
-	// the stack an upstream call grows. nil: a goroutine of its own.
+	// run starts a call on another goroutine: the pipeline's workers,
+	// whose goroutines keep the stack an upstream call grows (set by New).
 	run func(func())
 }
 
@@ -48,11 +48,7 @@ func (f *flights[T]) do(ctx context.Context, key string, fn func(context.Context
 			cancel(nil)
 			close(fl.done)
 		}
-		if f.run != nil {
-			f.run(call)
-		} else {
-			go call()
-		}
+		f.run(call)
 	}
 	fl.waiters++
 	f.mu.Unlock()
