@@ -401,8 +401,9 @@ func (s *Scope) exchange(final bool) time.Duration {
 		switch {
 		case final || idle:
 			a.ret, d.lease = d.lease, 0
-		case now.Before(s.graceUntil):
-			// Spending the safe share: no grants.
+		case s.degraded:
+			// Spending the safe share (an outage, or the grace after
+			// it): no grants.
 		default:
 			a.ask, a.need = d.ask(s.active)
 		}
@@ -472,6 +473,7 @@ func (s *Scope) exchange(final bool) time.Duration {
 
 // fallBack turns to the local safe share: buckets that start empty.
 func (s *Scope) fallBack(now time.Time) {
+	s.graceUntil = time.Time{} // it starts when Redis answers again
 	if s.degraded {
 		return
 	}
@@ -484,8 +486,9 @@ func (s *Scope) fallBack(now time.Time) {
 	}
 }
 
-// restartGrace is how long a host that finds Redis restarted empty keeps
-// to its safe share: the others may still be on theirs until their next
+// restartGrace is how long a host that finds Redis restarted empty, or
+// answering again after an outage, keeps to its safe share (charging what
+// it spends, asking no grant): the others may still be on theirs until their next
 // probe (retryEvery), and a host spending the new bucket's whole refill
 // meanwhile would take the team over the limit.
 const restartGrace = 2 * retryEvery
@@ -556,6 +559,13 @@ func (s *Scope) take(reply []any, askR, askT float64, now time.Time) error {
 	}
 	if dt > 0.05 || s.last.IsZero() {
 		s.last = now
+	}
+	if s.degraded && s.graceUntil.IsZero() {
+		// Back from an outage: the other hosts may still be on their safe
+		// shares until their next probe, and what they spent is charged
+		// only then. Granted now, this host would be given the refill they
+		// spent: it keeps to its own share a moment longer, charging.
+		s.graceUntil = now.Add(restartGrace)
 	}
 	if s.degraded && !now.Before(s.graceUntil) {
 		s.degraded = false

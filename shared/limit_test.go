@@ -668,3 +668,84 @@ func TestLeaseNotHandedBackBetweenFitsAndHold(t *testing.T) {
 		t.Errorf("the lease went back between Fits and Hold: the admitted request left a debt of %v, spent beyond the grants", -lease)
 	}
 }
+
+// A host back from a Redis outage before the others must not be granted
+// the refill they spent, and still spend, on their safe shares: it keeps to
+// its own share a moment, charging what it spends, as after an empty
+// restart. (It was granted at once the whole outage's refill less only its
+// own spending — capped at best by a remaining header it read during the
+// outage — while the others still spent theirs: the one upstream 429 of
+// TestMultihostRedisOutage/hang on a loaded CI.)
+func TestBackFromOutageNotGrantedOthersSafeShare(t *testing.T) {
+	srv := redistest.Start(t)
+	const rpm = 600 // 10 a second; two hosts, a safe share of 5 a second each
+	b := sharedBackend(rpm, 0)
+	a, c := openTeam(t, srv, "host-a"), openTeam(t, srv, "host-b")
+	pa, pc := sharedPool(a, b), sharedPool(c, b)
+	sa, sc := a.scope(ScopeName(b), b), c.scope(ScopeName(b), b)
+
+	// The upstream: a bucket of 600, full, refilling 10 a second.
+	var mu sync.Mutex
+	level, last := float64(rpm), time.Now()
+	var admitted, refused atomic.Int64
+	upstream := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		level = min(rpm, level+now.Sub(last).Seconds()*rpm/60)
+		last = now
+		if level < 1 {
+			refused.Add(1)
+			return
+		}
+		level--
+		admitted.Add(1)
+	}
+	// Both hosts keep asking throughout.
+	ctx, stop := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for _, p := range []*balance.Pool{pa, pc} {
+		for range 8 {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					balance.Do(ctx, p, balance.Request{Model: "m", Tokens: 1}, func(context.Context, *balance.Member) (struct{}, balance.Outcome, error) {
+						upstream()
+						return struct{}{}, noHeaders(), nil
+					})
+				}
+			})
+		}
+	}
+	for admitted.Load() < rpm { // the bucket spent: on the refill
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	// Redis does not answer either host: both on their safe shares.
+	holdBreaker(a, time.Now().Add(time.Hour))
+	holdBreaker(c, time.Now().Add(time.Hour))
+	time.Sleep(2 * time.Second)
+	// It answers host a again; host b's probe comes 700 ms later (a
+	// loaded machine).
+	holdBreaker(a, time.Now())
+	exchangeNow(t, sa)
+	time.Sleep(700 * time.Millisecond)
+	holdBreaker(c, time.Now())
+	exchangeNow(t, sc)
+	time.Sleep(1500 * time.Millisecond)
+	stop()
+	wg.Wait()
+	t.Logf("upstream: %d admitted, %d refused", admitted.Load(), refused.Load())
+	if n := refused.Load(); n > 0 {
+		t.Errorf("two hosts drew %d upstream 429s across a redis outage; want 0", n)
+	}
+}
+
+// holdBreaker opens team's breaker until until: no call is made before.
+func holdBreaker(team *Team, until time.Time) {
+	team.brk.mu.Lock()
+	defer team.brk.mu.Unlock()
+	if !team.brk.open {
+		team.brk.open, team.brk.since = true, time.Now()
+	}
+	team.brk.probeAt = until
+}
